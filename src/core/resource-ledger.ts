@@ -1,0 +1,194 @@
+/**
+ * The resource ledger: every process group, container, MCP client, socket, timer, listener and
+ * subscription the daemon acquires is registered here under exactly one owner (an actor id such
+ * as `server:memory`, or `daemon`, `front`, `reaper`). It lives outside XState on purpose: an
+ * errored actor tree does not stop its children (see NOTES.md), so the ledger is what the daemon
+ * sweeps when the root stops or errors, and what a server actor must empty before it may finish.
+ *
+ * Nothing here throws into callers' transitions: release and audit collect failures and return them.
+ */
+
+export type ResourceKind =
+  | 'process-group'
+  | 'container'
+  | 'mcp-client'
+  | 'mcp-session'
+  | 'socket'
+  | 'timer'
+  | 'listener'
+  | 'subscription'
+  | 'file';
+
+export interface ResourceSpec {
+  kind: ResourceKind;
+  /** Human-readable, secret-free description (e.g. `pgid 1234: node server.js`). */
+  description: string;
+  /** Polite, bounded release (e.g. the stop escalation). Idempotent. Resolves once the resource is gone. */
+  release(): Promise<void>;
+  /** Last-resort release used by reaping retries (e.g. SIGKILL the group, force-remove). Defaults to release. */
+  forceRelease?(): Promise<void>;
+  /** Verification that the resource no longer exists. Without it, a settled entry is trusted. */
+  isGone?(): Promise<boolean> | boolean;
+  /** Serialisable facts for UIs (pid, container id); no secrets. */
+  facts?: Record<string, string | number>;
+}
+
+export interface ResourceEntry extends ResourceSpec {
+  id: string;
+  owner: string;
+  acquiredAt: number;
+}
+
+/** What an adapter holds to say its resource is gone. */
+export interface LedgerHandle {
+  readonly id: string;
+  /** Deregister: the resource is verifiably released. Idempotent. */
+  settle(): void;
+}
+
+export interface ReleaseFailure {
+  id: string;
+  kind: ResourceKind;
+  description: string;
+  message: string;
+}
+
+export type LedgerChange =
+  | { type: 'acquired'; entry: ResourceEntry }
+  | { type: 'settled'; entry: ResourceEntry }
+  | { type: 'transferred'; entry: ResourceEntry; from: string };
+
+export class ResourceLedger {
+  private readonly entries = new Map<string, ResourceEntry>();
+  private readonly listeners = new Set<(change: LedgerChange) => void>();
+  private seq = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  acquire(owner: string, spec: ResourceSpec): LedgerHandle {
+    const id = `${spec.kind}#${++this.seq}`;
+    const entry: ResourceEntry = { ...spec, id, owner, acquiredAt: this.now() };
+    this.entries.set(id, entry);
+    this.emit({ type: 'acquired', entry });
+    return { id, settle: () => this.settle(id) };
+  }
+
+  settle(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.emit({ type: 'settled', entry });
+  }
+
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
+  owned(owner: string): ResourceEntry[] {
+    return [...this.entries.values()].filter((e) => e.owner === owner);
+  }
+
+  all(): ResourceEntry[] {
+    return [...this.entries.values()];
+  }
+
+  size(): number {
+    return this.entries.size;
+  }
+
+  /** Counts per owner and kind, for /healthz, the control channel and tests. */
+  counts(): Record<string, Partial<Record<ResourceKind, number>>> {
+    const out: Record<string, Partial<Record<ResourceKind, number>>> = {};
+    for (const e of this.entries.values()) {
+      const byKind = (out[e.owner] ??= {});
+      byKind[e.kind] = (byKind[e.kind] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  countFor(owner: string): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.owner === owner) n++;
+    return n;
+  }
+
+  /** Hand resources to another owner (e.g. to the daemon-level reaper when an actor gives up). */
+  transfer(fromOwner: string, toOwner: string): number {
+    let n = 0;
+    for (const e of this.entries.values()) {
+      if (e.owner !== fromOwner) continue;
+      e.owner = toOwner;
+      n++;
+      this.emit({ type: 'transferred', entry: e, from: fromOwner });
+    }
+    return n;
+  }
+
+  /**
+   * Release everything `owner` holds, concurrently. Each success settles its entry; failures are
+   * returned (and the entries stay, visibly, for the next attempt). Never rejects.
+   */
+  async releaseOwned(owner: string, mode: 'polite' | 'force' = 'polite'): Promise<ReleaseFailure[]> {
+    return this.releaseEntries(this.owned(owner), mode);
+  }
+
+  /** Release everything in the ledger (root stopped or errored). Never rejects. */
+  async sweep(mode: 'polite' | 'force' = 'force'): Promise<ReleaseFailure[]> {
+    return this.releaseEntries(this.all(), mode);
+  }
+
+  /** Settle every entry of `owner` whose resource verifiably no longer exists; return what remains. */
+  async audit(owner: string): Promise<ResourceEntry[]> {
+    const remaining: ResourceEntry[] = [];
+    for (const e of this.owned(owner)) {
+      let gone = false;
+      try {
+        gone = e.isGone ? await e.isGone() : false;
+      } catch {
+        gone = false;
+      }
+      if (gone) this.settle(e.id);
+      else if (this.entries.has(e.id)) remaining.push(e);
+    }
+    return remaining;
+  }
+
+  subscribe(listener: (change: LedgerChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async releaseEntries(entries: ResourceEntry[], mode: 'polite' | 'force'): Promise<ReleaseFailure[]> {
+    const results = await Promise.allSettled(
+      entries.map(async (e) => {
+        const fn = mode === 'force' && e.forceRelease ? e.forceRelease : e.release;
+        await fn.call(e);
+        if (!e.isGone || (await e.isGone())) this.settle(e.id);
+        else throw new Error('still present after release');
+      }),
+    );
+    const failures: ReleaseFailure[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        const e = entries[i]!;
+        failures.push({
+          id: e.id,
+          kind: e.kind,
+          description: e.description,
+          message: r.reason instanceof Error ? r.reason.message : String(r.reason),
+        });
+      }
+    });
+    return failures;
+  }
+
+  private emit(change: LedgerChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch {
+        // A failing observer must not break acquisition or release.
+      }
+    }
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Every timeout, retry limit and budget of the daemon, with its documented default.
+ * Config files override any subset under the top-level `settings` object; tests shrink them.
+ * docs/config.md lists the same table for users; keep the two in step.
+ */
+export interface Settings {
+  /** How long a server may take from spawn to a completed `initialize` + first `tools/list`. */
+  initTimeoutMs: number;
+  /** First restart delay after a crash; doubles (restartBackoffFactor) up to restartBackoffMaxMs. */
+  restartBackoffInitialMs: number;
+  restartBackoffMaxMs: number;
+  restartBackoffFactor: number;
+  /** OTP-style intensity: more than restartIntensityMax restarts within restartIntensityWindowMs halts the server. */
+  restartIntensityMax: number;
+  restartIntensityWindowMs: number;
+  /** Stop escalation: stdin EOF, wait stopEofGraceMs; SIGTERM to the group, wait stopTermGraceMs; SIGKILL, wait stopKillGraceMs. */
+  stopEofGraceMs: number;
+  stopTermGraceMs: number;
+  stopKillGraceMs: number;
+  /** Reaping: forced-removal attempts and the backoff between them, before ownership passes to the daemon reaper. */
+  reapMaxAttempts: number;
+  reapBackoffInitialMs: number;
+  reapBackoffMaxMs: number;
+  /** Deadline of one downstream `tools/call` forwarded upstream (reset by progress notifications). */
+  toolCallTimeoutMs: number;
+  /** Deadline of other upstream requests (tools/list pages). */
+  upstreamRequestTimeoutMs: number;
+  /** MCP sessions on /mcp idle longer than this are closed. */
+  sessionIdleTtlMs: number;
+  /** At most this many concurrent MCP sessions on /mcp. */
+  maxSessions: number;
+  /** Whole graceful shutdown budget (SIGINT/SIGTERM): after it, remaining resources are force-released. */
+  shutdownBudgetMs: number;
+  /** An upstream's stderr is logged at most this many lines per second; the rest is counted and dropped. */
+  stderrLinesPerSecond: number;
+  /** Longer stderr lines are truncated to this many bytes. */
+  stderrMaxLineBytes: number;
+  /** The daemon log file rotates at this size, keeping logFileCount old files. */
+  logFileMaxBytes: number;
+  logFileCount: number;
+  /** Largest accepted HTTP request body on /mcp. */
+  httpMaxBodyBytes: number;
+}
+
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
+  initTimeoutMs: 30_000,
+  restartBackoffInitialMs: 1_000,
+  restartBackoffMaxMs: 60_000,
+  restartBackoffFactor: 2,
+  restartIntensityMax: 5,
+  restartIntensityWindowMs: 60_000,
+  stopEofGraceMs: 1_000,
+  stopTermGraceMs: 2_000,
+  stopKillGraceMs: 2_000,
+  reapMaxAttempts: 5,
+  reapBackoffInitialMs: 500,
+  reapBackoffMaxMs: 10_000,
+  toolCallTimeoutMs: 60_000,
+  upstreamRequestTimeoutMs: 30_000,
+  sessionIdleTtlMs: 30 * 60_000,
+  maxSessions: 64,
+  shutdownBudgetMs: 15_000,
+  stderrLinesPerSecond: 100,
+  stderrMaxLineBytes: 4_096,
+  logFileMaxBytes: 10 * 1024 * 1024,
+  logFileCount: 3,
+  httpMaxBodyBytes: 4 * 1024 * 1024,
+});
+
+/** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, factor = 2): number {
+  const n = Math.max(0, attempt - 1);
+  return Math.min(maxMs, Math.round(initialMs * Math.pow(factor, n)));
+}
