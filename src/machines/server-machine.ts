@@ -1,0 +1,399 @@
+/**
+ * The lifecycle of one upstream server. Statechart only: no I/O. The effects (launch, watch,
+ * release, audit, force, hand-over) are actor placeholders here and real implementations are
+ * supplied with `machine.provide({ actors })` by the daemon (src/actors/).
+ *
+ *   starting ─┬─ check ──(remote)──────────────► halted  (owns nothing; waits for RESTART)
+ *             ├─ launching ──ok──► running ⇄ quarantined      (APPROVE / QUARANTINE)
+ *             │       │ error / init timeout           │ crash (UPSTREAM_EXITED)
+ *             │       └──────────────┬─────────────────┘ STOP / RESTART from anywhere
+ *             └─ backoff ◄─┐         ▼
+ *                          │     stopping ── release everything the actor owns (polite escalation)
+ *                          │         ▼
+ *                          │     reaping ─ auditing ⇄ forcing ⇄ backoff ─► handingOver
+ *                          │         │ (ledger slice verified empty)
+ *                          └─────────┴──► stopped (final) | starting.check | starting.backoff | starting.halted
+ *
+ * The one invariant: `stopped` is entered only from `reaping.auditing` with an empty ledger slice.
+ * Nothing in here throws: guards and assigns are total over their inputs.
+ */
+import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { backoffDelay, type Settings } from '../core/settings.js';
+import { ErrorCodes, toErrorInfo, type ErrorInfo } from '../core/error-codes.js';
+
+export type ServerSettings = Pick<
+  Settings,
+  | 'initTimeoutMs'
+  | 'restartBackoffInitialMs'
+  | 'restartBackoffMaxMs'
+  | 'restartBackoffFactor'
+  | 'restartIntensityMax'
+  | 'restartIntensityWindowMs'
+  | 'stopEofGraceMs'
+  | 'stopTermGraceMs'
+  | 'stopKillGraceMs'
+  | 'reapMaxAttempts'
+  | 'reapBackoffInitialMs'
+  | 'reapBackoffMaxMs'
+>;
+
+/** A tool as the upstream listed it (schemas untouched). */
+export interface UpstreamToolInfo {
+  name: string;
+  description?: string;
+  inputSchema: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface ServerMachineInput {
+  name: string;
+  /** A remote (url) entry: not supported yet, so the actor halts with a clear error. */
+  remote: boolean;
+  quarantined: boolean;
+  settings: ServerSettings;
+}
+
+export type StopIntent = 'stop' | 'restart' | 'recover';
+
+export interface ServerContext {
+  name: string;
+  /** Ledger owner id and XState id/systemId. */
+  owner: string;
+  remote: boolean;
+  quarantined: boolean;
+  settings: ServerSettings;
+  /** Why we are stopping: finish, restart on request, or recover from a crash. */
+  intent: StopIntent;
+  /** Times of crash-recovery restarts inside the intensity window (for backoff and the limit). */
+  restartTimes: number[];
+  /** Restart attempt that the current backoff/launch belongs to (0 = first start). */
+  attempt: number;
+  /** Forced-removal attempts in the current reaping. */
+  reapAttempt: number;
+  lastError: ErrorInfo | null;
+  pid: number | null;
+  tools: UpstreamToolInfo[];
+  serverInfo: { name: string; version: string } | null;
+  /** Since when the server is in running/quarantined (ms). */
+  upSince: number | null;
+  /** Resources still held when reaping last audited. */
+  remaining: number;
+}
+
+export interface LaunchOutput {
+  pid: number;
+  tools: UpstreamToolInfo[];
+  serverInfo?: { name: string; version: string };
+}
+
+export interface AuditOutput {
+  remaining: number;
+}
+
+export type ServerEvent =
+  | { type: 'STOP' }
+  | { type: 'RESTART' }
+  | { type: 'APPROVE' }
+  | { type: 'QUARANTINE' }
+  | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null }
+  | { type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] };
+
+type OwnerInput = { name: string; owner: string };
+
+const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
+
+/** Build the machine. `now` is injected (SimulatedClock in tests) so restart times are controllable. */
+export function createServerMachine(deps: { now: () => number }) {
+  const now = () => {
+    try {
+      return deps.now();
+    } catch {
+      return 0;
+    }
+  };
+  const recentRestarts = (c: ServerContext): number[] => {
+    const t = now();
+    return c.restartTimes.filter((x) => t - x < c.settings.restartIntensityWindowMs);
+  };
+
+  return setup({
+    types: {
+      context: {} as ServerContext,
+      events: {} as ServerEvent,
+      input: {} as ServerMachineInput,
+      output: {} as { name: string },
+    },
+    actors: {
+      launchUpstream: fromPromise<LaunchOutput, OwnerInput>(notProvided('launchUpstream')),
+      watchUpstream: fromCallback<ServerEvent, OwnerInput>(() => undefined),
+      releaseOwned: fromPromise<void, OwnerInput>(notProvided('releaseOwned')),
+      auditOwned: fromPromise<AuditOutput, OwnerInput>(notProvided('auditOwned')),
+      forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(notProvided('forceRelease')),
+      handOver: fromPromise<void, OwnerInput>(notProvided('handOver')),
+    },
+    delays: {
+      initTimeout: ({ context }) => context.settings.initTimeoutMs,
+      restartDelay: ({ context }) =>
+        backoffDelay(
+          Math.max(1, context.attempt),
+          context.settings.restartBackoffInitialMs,
+          context.settings.restartBackoffMaxMs,
+          context.settings.restartBackoffFactor,
+        ),
+      // Safety net over the adapter's own escalation: stopping never waits longer than its budget.
+      stopDeadline: ({ context }) =>
+        context.settings.stopEofGraceMs + context.settings.stopTermGraceMs + context.settings.stopKillGraceMs + 1_000,
+      reapDelay: ({ context }) =>
+        backoffDelay(Math.max(1, context.reapAttempt), context.settings.reapBackoffInitialMs, context.settings.reapBackoffMaxMs),
+    },
+    guards: {
+      isRemote: ({ context }) => context.remote,
+      isQuarantined: ({ context }) => context.quarantined,
+      nothingRemains: ({ event }) => {
+        const out = (event as { output?: AuditOutput }).output;
+        return typeof out?.remaining === 'number' && out.remaining === 0;
+      },
+      // Exactly at the limit: hand over once; after that keep forcing on the capped backoff.
+      handOverDue: ({ context }) => context.reapAttempt === context.settings.reapMaxAttempts,
+      hasReapAttempted: ({ context }) => context.reapAttempt > 0,
+      intentStop: ({ context }) => context.intent === 'stop',
+      intentRestart: ({ context }) => context.intent === 'restart',
+      crashLoop: ({ context }) => recentRestarts(context).length + 1 > context.settings.restartIntensityMax,
+    },
+    actions: {
+      recordError: assign({
+        lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.INIT_FAILED, now()),
+      }),
+      recordInitTimeout: assign({
+        lastError: ({ context }) => ({
+          code: ErrorCodes.INIT_TIMEOUT,
+          message: `no initialize response within ${context.settings.initTimeoutMs} ms`,
+          at: now(),
+        }),
+      }),
+      recordExit: assign({
+        lastError: ({ event }) => {
+          const e = event as Extract<ServerEvent, { type: 'UPSTREAM_EXITED' }>;
+          const how = e.signal ? `signal ${e.signal}` : `code ${e.code}`;
+          return { code: ErrorCodes.UPSTREAM_EXITED, message: `upstream exited (${how})`, at: now() };
+        },
+      }),
+      recordRemote: assign({
+        lastError: () => ({
+          code: ErrorCodes.REMOTE_UNSUPPORTED,
+          message: 'remote (url) servers are not supported yet; this entry is kept but not started',
+          at: now(),
+        }),
+      }),
+      recordCrashLoop: assign({
+        lastError: ({ context }) => ({
+          code: ErrorCodes.CRASH_LOOP,
+          message: `more than ${context.settings.restartIntensityMax} restarts within ${context.settings.restartIntensityWindowMs} ms; waiting for an explicit restart`,
+          at: now(),
+        }),
+      }),
+      recordReleaseFailure: assign({
+        lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.STOP_FAILED, now()),
+      }),
+      recordReapFailure: assign({
+        lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.REAP_FAILED, now()),
+      }),
+      intendStop: assign({ intent: 'stop' as StopIntent }),
+      intendRestart: assign({ intent: 'restart' as StopIntent }),
+      intendRecover: assign({ intent: 'recover' as StopIntent }),
+      markLaunched: assign(({ event }) => {
+        const out = (event as unknown as { output: LaunchOutput }).output;
+        return {
+          pid: out.pid,
+          tools: Array.isArray(out.tools) ? out.tools : [],
+          serverInfo: out.serverInfo ?? null,
+          upSince: now(),
+        };
+      }),
+      clearRuntime: assign({ pid: null, tools: [] as UpstreamToolInfo[], upSince: null, serverInfo: null }),
+      setTools: assign({
+        tools: ({ event, context }) => {
+          const e = event as Extract<ServerEvent, { type: 'TOOLS_UPDATED' }>;
+          return Array.isArray(e.tools) ? e.tools : context.tools;
+        },
+      }),
+      approve: assign({ quarantined: false }),
+      quarantine: assign({ quarantined: true }),
+      resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null }),
+      countRestart: assign(({ context }) => {
+        const recent = recentRestarts(context);
+        return { restartTimes: [...recent, now()], attempt: recent.length + 1 };
+      }),
+      resetReap: assign({ reapAttempt: 0, remaining: 0 }),
+      incrementReap: assign({ reapAttempt: ({ context }) => context.reapAttempt + 1 }),
+      recordRemaining: assign({
+        remaining: ({ event }) => {
+          const out = (event as { output?: AuditOutput }).output;
+          return typeof out?.remaining === 'number' ? out.remaining : 0;
+        },
+      }),
+    },
+  }).createMachine({
+    id: 'server',
+    context: ({ input }) => ({
+      name: input.name,
+      owner: `server:${input.name}`,
+      remote: input.remote,
+      quarantined: input.quarantined,
+      settings: input.settings,
+      intent: 'stop',
+      restartTimes: [],
+      attempt: 0,
+      reapAttempt: 0,
+      lastError: null,
+      pid: null,
+      tools: [],
+      serverInfo: null,
+      upSince: null,
+      remaining: 0,
+    }),
+    initial: 'starting',
+    output: ({ context }) => ({ name: context.name }),
+    states: {
+      starting: {
+        initial: 'check',
+        on: {
+          STOP: { target: 'stopping', actions: 'intendStop' },
+          APPROVE: { actions: 'approve' },
+          QUARANTINE: { actions: 'quarantine' },
+        },
+        states: {
+          check: {
+            always: [{ guard: 'isRemote', target: 'halted', actions: 'recordRemote' }, { target: 'launching' }],
+          },
+          launching: {
+            invoke: {
+              id: 'launch',
+              src: 'launchUpstream',
+              input: ({ context }) => ({ name: context.name, owner: context.owner }),
+              onDone: [
+                { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
+                { target: '#server.running', actions: 'markLaunched' },
+              ],
+              onError: { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
+            },
+            after: {
+              initTimeout: { target: '#server.stopping', actions: ['recordInitTimeout', 'intendRecover'] },
+            },
+            on: { RESTART: { target: '#server.stopping', actions: 'intendRestart' } },
+          },
+          backoff: {
+            after: { restartDelay: { target: 'launching' } },
+            on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
+          },
+          halted: {
+            on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
+          },
+        },
+      },
+      running: {
+        invoke: { id: 'watch',
+              src: 'watchUpstream', input: ({ context }) => ({ name: context.name, owner: context.owner }) },
+        on: {
+          QUARANTINE: { target: 'quarantined', actions: 'quarantine' },
+          APPROVE: { actions: 'approve' },
+          TOOLS_UPDATED: { actions: 'setTools' },
+          UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          RESTART: { target: 'stopping', actions: 'intendRestart' },
+          STOP: { target: 'stopping', actions: 'intendStop' },
+        },
+      },
+      quarantined: {
+        invoke: { id: 'watch',
+              src: 'watchUpstream', input: ({ context }) => ({ name: context.name, owner: context.owner }) },
+        on: {
+          APPROVE: { target: 'running', actions: 'approve' },
+          QUARANTINE: { actions: 'quarantine' },
+          TOOLS_UPDATED: { actions: 'setTools' },
+          UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          RESTART: { target: 'stopping', actions: 'intendRestart' },
+          STOP: { target: 'stopping', actions: 'intendStop' },
+        },
+      },
+      stopping: {
+        entry: 'clearRuntime',
+        invoke: {
+          id: 'release',
+              src: 'releaseOwned',
+          input: ({ context }) => ({ name: context.name, owner: context.owner }),
+          onDone: { target: 'reaping' },
+          // A failed polite release is not the end: reaping verifies and forces, visibly.
+          onError: { target: 'reaping', actions: 'recordReleaseFailure' },
+        },
+        after: { stopDeadline: { target: 'reaping' } },
+        on: {
+          STOP: { actions: 'intendStop' },
+          APPROVE: { actions: 'approve' },
+          QUARANTINE: { actions: 'quarantine' },
+        },
+      },
+      reaping: {
+        entry: 'resetReap',
+        initial: 'auditing',
+        on: {
+          STOP: { actions: 'intendStop' },
+          APPROVE: { actions: 'approve' },
+          QUARANTINE: { actions: 'quarantine' },
+        },
+        states: {
+          auditing: {
+            invoke: {
+              id: 'audit',
+              src: 'auditOwned',
+              input: ({ context }) => ({ name: context.name, owner: context.owner }),
+              onDone: [
+                { guard: 'nothingRemains', target: 'settled', actions: 'recordRemaining' },
+                { guard: 'handOverDue', target: 'handingOver', actions: 'recordRemaining' },
+                { guard: 'hasReapAttempted', target: 'backoff', actions: 'recordRemaining' },
+                { target: 'forcing', actions: 'recordRemaining' },
+              ],
+              onError: [
+                { guard: 'handOverDue', target: 'handingOver', actions: 'recordReapFailure' },
+                { target: 'backoff', actions: 'recordReapFailure' },
+              ],
+            },
+          },
+          forcing: {
+            entry: 'incrementReap',
+            invoke: {
+              id: 'force',
+              src: 'forceRelease',
+              input: ({ context }) => ({ name: context.name, owner: context.owner, attempt: context.reapAttempt }),
+              onDone: { target: 'auditing' },
+              onError: { target: 'auditing', actions: 'recordReapFailure' },
+            },
+          },
+          backoff: {
+            after: { reapDelay: { target: 'forcing' } },
+          },
+          handingOver: {
+            entry: 'incrementReap',
+            invoke: {
+              id: 'handover',
+              src: 'handOver',
+              input: ({ context }) => ({ name: context.name, owner: context.owner }),
+              onDone: { target: 'auditing' },
+              onError: { target: 'backoff', actions: 'recordReapFailure' },
+            },
+          },
+          settled: {
+            always: [
+              { guard: 'intentStop', target: '#server.stopped' },
+              { guard: 'intentRestart', target: '#server.starting.check', actions: 'resetRestarts' },
+              { guard: 'crashLoop', target: '#server.starting.halted', actions: 'recordCrashLoop' },
+              { target: '#server.starting.backoff', actions: 'countRestart' },
+            ],
+          },
+        },
+      },
+      stopped: { type: 'final' },
+    },
+  });
+}
+
+export type ServerMachine = ReturnType<typeof createServerMachine>;

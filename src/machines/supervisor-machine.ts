@@ -1,0 +1,156 @@
+/**
+ * The root of the actor system: one child server actor per enabled upstream, spawned with an
+ * explicit id and the same systemId `server:<name>` (NOTES.md: without an id, children are never
+ * stopped). A child that reaches `stopped` is stopped and dropped from `children` on its done event.
+ * Re-adding a name whose previous actor is still draining is queued until it is done (a reused
+ * systemId would throw). Statechart only: no I/O.
+ *
+ *   supervising ── SHUTDOWN ──► shuttingDown ── (no children left | shutdownBudget) ──► stopped (final)
+ */
+import { enqueueActions, setup, type AnyActorRef } from 'xstate';
+import type { ServerMachine, ServerMachineInput } from './server-machine.js';
+
+export interface SupervisorInput {
+  servers: ServerMachineInput[];
+  shutdownBudgetMs: number;
+}
+
+export interface SupervisorContext {
+  /** Names of live child actors (in any state but final). */
+  active: string[];
+  /** Adds waiting for a draining actor of the same name to finish. */
+  pending: Record<string, ServerMachineInput>;
+  shutdownBudgetMs: number;
+}
+
+export type ServerCommand = 'STOP' | 'RESTART' | 'APPROVE' | 'QUARANTINE';
+
+export type SupervisorEvent =
+  | { type: 'SERVER_ADD'; server: ServerMachineInput }
+  | { type: 'SERVER_REMOVE'; name: string }
+  | { type: 'SERVER_COMMAND'; name: string; command: Exclude<ServerCommand, 'STOP'> }
+  | { type: 'SHUTDOWN' }
+  /** Sent by XState when a spawned server actor reaches `stopped`. */
+  | { type: `xstate.done.actor.${string}`; actorId: string; output?: unknown };
+
+export const serverActorId = (name: string) => `server:${name}`;
+
+export function createSupervisorMachine(serverMachine: ServerMachine) {
+  return setup({
+    types: {
+      context: {} as SupervisorContext,
+      events: {} as SupervisorEvent,
+      input: {} as SupervisorInput,
+    },
+    actors: { server: serverMachine },
+    delays: {
+      shutdownBudget: ({ context }) => context.shutdownBudgetMs,
+    },
+    guards: {
+      noChildren: ({ context }) => context.active.length === 0,
+    },
+    actions: {
+      spawnInitial: enqueueActions(({ context, enqueue }) => {
+        for (const s of Object.values(context.pending)) {
+          const id = serverActorId(s.name);
+          enqueue.spawnChild('server', { id, systemId: id, input: s });
+        }
+        enqueue.assign({
+          active: ({ context: c }) => Object.keys(c.pending),
+          pending: {},
+        });
+      }),
+      add: enqueueActions(({ context, event, enqueue, self }) => {
+        if (event.type !== 'SERVER_ADD') return;
+        const s = event.server;
+        if (context.active.includes(s.name)) {
+          // Replace: drain the old actor first; the new one starts on its done event.
+          enqueue.assign({ pending: { ...context.pending, [s.name]: s } });
+          const child = childOf(self, s.name);
+          if (child) enqueue.sendTo(child, { type: 'STOP' });
+          return;
+        }
+        const id = serverActorId(s.name);
+        enqueue.spawnChild('server', { id, systemId: id, input: s });
+        enqueue.assign({ active: [...context.active, s.name] });
+      }),
+      remove: enqueueActions(({ context, event, enqueue, self }) => {
+        if (event.type !== 'SERVER_REMOVE') return;
+        if (event.name in context.pending) {
+          const { [event.name]: _dropped, ...rest } = context.pending;
+          enqueue.assign({ pending: rest });
+        }
+        const child = childOf(self, event.name);
+        if (child) enqueue.sendTo(child, { type: 'STOP' });
+      }),
+      forward: enqueueActions(({ event, enqueue, self }) => {
+        if (event.type !== 'SERVER_COMMAND') return;
+        const child = childOf(self, event.name);
+        if (child) enqueue.sendTo(child, { type: event.command });
+      }),
+      stopAll: enqueueActions(({ context, enqueue, self }) => {
+        for (const name of context.active) {
+          const child = childOf(self, name);
+          if (child) enqueue.sendTo(child, { type: 'STOP' });
+        }
+        enqueue.assign({ pending: {} });
+      }),
+      childDone: enqueueActions(({ context, event, enqueue }) => {
+        const actorId = 'actorId' in event ? event.actorId : undefined;
+        if (typeof actorId !== 'string' || !actorId.startsWith('server:')) return;
+        const name = actorId.slice('server:'.length);
+        enqueue.stopChild(actorId);
+        const next = context.pending[name];
+        if (next) {
+          const { [name]: _started, ...rest } = context.pending;
+          enqueue.spawnChild('server', { id: actorId, systemId: actorId, input: next });
+          enqueue.assign({ pending: rest });
+        } else {
+          enqueue.assign({ active: context.active.filter((n) => n !== name) });
+        }
+      }),
+    },
+  }).createMachine({
+    id: 'supervisor',
+    context: ({ input }) => ({
+      active: [],
+      pending: Object.fromEntries(input.servers.map((s) => [s.name, s])),
+      shutdownBudgetMs: input.shutdownBudgetMs,
+    }),
+    initial: 'supervising',
+    states: {
+      supervising: {
+        entry: 'spawnInitial',
+        on: {
+          SERVER_ADD: { actions: 'add' },
+          SERVER_REMOVE: { actions: 'remove' },
+          SERVER_COMMAND: { actions: 'forward' },
+          SHUTDOWN: { target: 'shuttingDown' },
+          'xstate.done.actor.*': { actions: 'childDone' },
+        },
+      },
+      shuttingDown: {
+        entry: 'stopAll',
+        always: { guard: 'noChildren', target: 'stopped' },
+        on: {
+          'xstate.done.actor.*': { actions: 'childDone' },
+        },
+        // Past the budget the daemon force-sweeps the ledger; the tree is stopped either way.
+        after: { shutdownBudget: { target: 'stopped' } },
+      },
+      stopped: { type: 'final' },
+    },
+  });
+}
+
+/** The live child actor of a server, if any (never throws). */
+function childOf(self: AnyActorRef, name: string): AnyActorRef | undefined {
+  try {
+    const children = (self.getSnapshot() as { children?: Record<string, AnyActorRef> }).children ?? {};
+    return children[serverActorId(name)];
+  } catch {
+    return undefined;
+  }
+}
+
+export type SupervisorMachine = ReturnType<typeof createSupervisorMachine>;

@@ -1,0 +1,323 @@
+/**
+ * Unit tests of the server statechart with simulated time. The effects are scripted fakes (fine
+ * for a machine unit test); the real effects are proven in the integration suites.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createActor, fromCallback, fromPromise, SimulatedClock, type StateValue } from 'xstate';
+import {
+  createServerMachine,
+  type AuditOutput,
+  type LaunchOutput,
+  type ServerEvent,
+  type ServerSettings,
+} from '../../src/machines/server-machine.js';
+import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
+
+const settings: ServerSettings = {
+  ...DEFAULT_SETTINGS,
+  initTimeoutMs: 5_000,
+  restartBackoffInitialMs: 1_000,
+  restartBackoffMaxMs: 8_000,
+  restartBackoffFactor: 2,
+  restartIntensityMax: 5,
+  restartIntensityWindowMs: 60_000,
+  reapMaxAttempts: 3,
+  reapBackoffInitialMs: 100,
+  reapBackoffMaxMs: 400,
+};
+
+const top = (v: StateValue): string => (typeof v === 'string' ? v : Object.keys(v)[0]!);
+
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
+};
+
+interface Script {
+  launch: () => Promise<LaunchOutput>;
+  audit: () => Promise<AuditOutput>;
+  release: () => Promise<void>;
+  force: () => Promise<void>;
+  handOver: () => Promise<void>;
+}
+
+function harness(opts: { quarantined?: boolean; remote?: boolean; script?: Partial<Script> } = {}) {
+  const clock = new SimulatedClock();
+  const calls = { launch: 0, release: 0, audit: 0, force: 0, handOver: 0 };
+  let watchers = 0;
+  let emit: ((e: ServerEvent) => void) | undefined;
+  const script: Script = {
+    launch: async () => ({ pid: 42, tools: [{ name: 'echo', inputSchema: { type: 'object' } }] }),
+    audit: async () => ({ remaining: 0 }),
+    release: async () => undefined,
+    force: async () => undefined,
+    handOver: async () => undefined,
+    ...opts.script,
+  };
+  const machine = createServerMachine({ now: () => clock.now() }).provide({
+    actors: {
+      launchUpstream: fromPromise(async () => {
+        calls.launch++;
+        return script.launch();
+      }),
+      watchUpstream: fromCallback(({ sendBack }) => {
+        watchers++;
+        emit = (e) => sendBack(e);
+        return () => {
+          watchers--;
+          emit = undefined;
+        };
+      }),
+      releaseOwned: fromPromise(async () => {
+        calls.release++;
+        return script.release();
+      }),
+      auditOwned: fromPromise(async () => {
+        calls.audit++;
+        return script.audit();
+      }),
+      forceRelease: fromPromise(async () => {
+        calls.force++;
+        return script.force();
+      }),
+      handOver: fromPromise(async () => {
+        calls.handOver++;
+        return script.handOver();
+      }),
+    },
+  });
+  const actor = createActor(machine, {
+    clock,
+    input: { name: 'demo', remote: opts.remote ?? false, quarantined: opts.quarantined ?? false, settings },
+  });
+  actor.start();
+  return {
+    actor,
+    clock,
+    calls,
+    watchers: () => watchers,
+    crash: () => emit?.({ type: 'UPSTREAM_EXITED', code: 1, signal: null }),
+    value: () => actor.getSnapshot().value,
+    ctx: () => actor.getSnapshot().context,
+  };
+}
+
+test('starts, launches and runs with the upstream tools in context', async () => {
+  const h = harness();
+  await flush();
+  assert.equal(h.value(), 'running');
+  assert.equal(h.ctx().pid, 42);
+  assert.equal(h.ctx().tools.length, 1);
+  assert.equal(h.watchers(), 1);
+  h.actor.stop();
+});
+
+test('a quarantined server runs in quarantined; APPROVE moves it to running, QUARANTINE back', async () => {
+  const h = harness({ quarantined: true });
+  await flush();
+  assert.equal(h.value(), 'quarantined');
+  assert.equal(h.ctx().tools.length, 1, 'tools are fetched for inspection');
+  h.actor.send({ type: 'APPROVE' });
+  assert.equal(h.value(), 'running');
+  assert.equal(h.ctx().quarantined, false);
+  h.actor.send({ type: 'QUARANTINE' });
+  assert.equal(h.value(), 'quarantined');
+  assert.equal(h.ctx().quarantined, true);
+  assert.equal(h.watchers(), 1, 'exactly one watcher across the move');
+  h.actor.stop();
+});
+
+test('init timeout: a launch that never answers is stopped, reaped and retried after backoff', async () => {
+  const h = harness({ script: { launch: () => new Promise(() => undefined) } });
+  await flush();
+  assert.deepEqual(h.value(), { starting: 'launching' });
+  h.clock.increment(settings.initTimeoutMs - 1);
+  await flush();
+  assert.deepEqual(h.value(), { starting: 'launching' });
+  h.clock.increment(1);
+  await flush();
+  assert.deepEqual(h.value(), { starting: 'backoff' });
+  assert.equal(h.ctx().lastError?.code, 'E_INIT_TIMEOUT');
+  assert.equal(h.calls.release, 1, 'whatever the launch acquired is released');
+  assert.equal(h.ctx().attempt, 1);
+  h.actor.stop();
+});
+
+test('crash restarts follow exponential backoff, capped', async () => {
+  const h = harness();
+  await flush();
+  const expected = [1_000, 2_000, 4_000, 8_000, 8_000];
+  for (const delay of expected) {
+    assert.equal(h.value(), 'running');
+    h.crash();
+    await flush();
+    assert.deepEqual(h.value(), { starting: 'backoff' });
+    assert.equal(h.ctx().lastError?.code, 'E_UPSTREAM_EXITED');
+    h.clock.increment(delay - 1);
+    await flush();
+    assert.deepEqual(h.value(), { starting: 'backoff' }, `still waiting 1 ms before ${delay}`);
+    h.clock.increment(1);
+    await flush();
+  }
+  assert.equal(h.value(), 'running');
+  h.actor.stop();
+});
+
+test('intensity limit: more than 5 restarts inside the window halts; RESTART resumes; STOP finishes', async () => {
+  const h = harness({ script: { launch: async () => Promise.reject(new Error('boom')) } });
+  await flush();
+  let restarts = 0;
+  for (;;) {
+    const v = h.value() as { starting?: string };
+    if (v.starting === 'halted') break;
+    assert.deepEqual(v, { starting: 'backoff' });
+    restarts++;
+    h.clock.increment(8_000);
+    await flush();
+    assert.ok(restarts <= 10, 'halts eventually');
+  }
+  assert.equal(restarts, 5, 'five restarts are allowed, the sixth failure halts');
+  assert.equal(h.ctx().lastError?.code, 'E_CRASH_LOOP');
+  const launches = h.calls.launch;
+  h.clock.increment(600_000);
+  await flush();
+  assert.equal(h.calls.launch, launches, 'halted waits for an explicit restart');
+  h.actor.send({ type: 'RESTART' });
+  await flush();
+  assert.equal(h.calls.launch, launches + 1);
+  assert.equal(h.ctx().lastError?.code, 'E_INIT_FAILED');
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done');
+});
+
+test('restarts spread over more than the window never trip the intensity limit', async () => {
+  const h = harness();
+  await flush();
+  for (let i = 0; i < 12; i++) {
+    h.clock.increment(61_000); // stable for longer than the window
+    h.crash();
+    await flush();
+    h.clock.increment(1_000); // first-step backoff: the attempt count decays with the window
+    await flush();
+    assert.equal(h.value(), 'running', `restart ${i + 1}`);
+  }
+  h.actor.stop();
+});
+
+test('a remote entry halts with a clear not-supported error and owns nothing', async () => {
+  const h = harness({ remote: true });
+  await flush();
+  assert.deepEqual(h.value(), { starting: 'halted' });
+  assert.equal(h.ctx().lastError?.code, 'E_REMOTE_UNSUPPORTED');
+  assert.equal(h.calls.launch, 0);
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done');
+});
+
+test('reaping retries with visible attempts and backoff, hands over at the limit, finishes only when nothing remains', async () => {
+  let remaining = 2;
+  const h = harness({
+    script: {
+      audit: async () => ({ remaining }),
+      force: async () => Promise.reject(new Error('engine stalled')),
+      handOver: async () => {
+        remaining = 0;
+      },
+    },
+  });
+  await flush();
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  // first forced attempt happens at once
+  assert.deepEqual(h.value(), { reaping: 'backoff' });
+  assert.equal(h.ctx().reapAttempt, 1);
+  assert.equal(h.ctx().remaining, 2);
+  assert.equal(h.ctx().lastError?.code, 'E_REAP_FAILED');
+  h.clock.increment(100);
+  await flush();
+  assert.equal(h.ctx().reapAttempt, 2);
+  assert.deepEqual(h.value(), { reaping: 'backoff' });
+  h.clock.increment(200);
+  await flush();
+  assert.equal(h.ctx().reapAttempt, 4, 'three forced attempts, then the hand-over');
+  assert.equal(h.calls.handOver, 1, 'ownership passed on at the attempt limit');
+  assert.equal(h.actor.getSnapshot().status, 'done');
+  assert.equal(h.calls.force, 3);
+});
+
+test('stopped is never reached while the audit reports resources', async () => {
+  const h = harness({
+    script: {
+      audit: async () => ({ remaining: 1 }),
+      force: async () => undefined,
+      handOver: async () => Promise.reject(new Error('reaper unavailable')),
+    },
+  });
+  await flush();
+  h.actor.send({ type: 'STOP' });
+  for (let i = 0; i < 30; i++) {
+    h.clock.increment(400);
+    await flush();
+  }
+  assert.notEqual(h.actor.getSnapshot().status, 'done');
+  assert.equal(top(h.value()), 'reaping');
+  assert.ok(h.ctx().reapAttempt > settings.reapMaxAttempts, 'keeps trying past the limit');
+  h.actor.stop();
+});
+
+test('STOP from every state ends in stopped with the watcher gone', async () => {
+  const scenarios: Array<[string, () => Promise<ReturnType<typeof harness>>]> = [
+    ['starting.launching', async () => harness({ script: { launch: () => new Promise(() => undefined) } })],
+    [
+      'starting.backoff',
+      async () => {
+        const h = harness({ script: { launch: async () => Promise.reject(new Error('x')) } });
+        await flush();
+        return h;
+      },
+    ],
+    [
+      'starting.halted',
+      async () => {
+        const h = harness({ remote: true });
+        await flush();
+        return h;
+      },
+    ],
+    ['running', async () => harness()],
+    ['quarantined', async () => harness({ quarantined: true })],
+    ['stopping', async () => harness({ script: { release: () => new Promise(() => undefined) } })],
+    ['reaping', async () => harness({ script: { audit: () => new Promise(() => undefined) } })],
+  ];
+  for (const [name, make] of scenarios) {
+    const h = await make();
+    await flush();
+    if (name === 'stopping' || name === 'reaping') {
+      h.actor.send({ type: 'RESTART' });
+      await flush();
+      assert.equal(top(h.value()), name);
+    }
+    h.actor.send({ type: 'STOP' });
+    await flush();
+    if (name === 'stopping') h.clock.increment(10_000); // the stop deadline moves on to reaping
+    if (name === 'reaping') {
+      assert.notEqual(h.actor.getSnapshot().status, 'done', 'reaping cannot finish without an audit');
+      h.actor.stop();
+      continue;
+    }
+    await flush();
+    assert.equal(h.actor.getSnapshot().status, 'done', `STOP from ${name}`);
+    assert.equal(h.watchers(), 0, `no watcher left after ${name}`);
+  }
+});
+
+test('APPROVE before launch completes still counts; QUARANTINE during stopping is remembered', async () => {
+  const h = harness({ quarantined: true, script: { launch: () => new Promise(() => undefined) } });
+  await flush();
+  h.actor.send({ type: 'APPROVE' });
+  assert.equal(h.ctx().quarantined, false);
+  h.actor.stop();
+});
+
