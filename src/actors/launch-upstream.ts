@@ -1,0 +1,86 @@
+/**
+ * Launch effect of `starting.launching`: spawn the server in its own process group, connect an MCP
+ * client, fetch its tools. Everything acquired is in the ledger under the actor's owner id the
+ * moment it exists, so an abort (STOP, init timeout) leaves nothing unowned: `stopping` releases it.
+ */
+import { fromPromise } from 'xstate';
+import type { Logger } from 'pino';
+import type { ResourceLedger } from '../core/resource-ledger.js';
+import type { Settings } from '../core/settings.js';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import type { LaunchOutput } from '../machines/server-machine.js';
+import type { ServerEntry } from '../config/config-types.js';
+import { startProcessGroup } from '../adapters/process-group.js';
+import { connectUpstream } from '../adapters/upstream-client.js';
+import { serverLogger } from '../adapters/logger.js';
+import { markerEnv, type InstanceIdentity } from '../daemon/instance-identity.js';
+import type { UpstreamSessions } from './upstream-sessions.js';
+
+export interface LaunchDeps {
+  ledger: ResourceLedger;
+  logger: Logger;
+  settings: () => Settings;
+  identity: InstanceIdentity;
+  sessions: UpstreamSessions;
+  /** The current config entry of a server (undefined when it was removed meanwhile). */
+  entryOf: (name: string) => ServerEntry | undefined;
+  version: string;
+}
+
+/** The daemon's environment minus our own markers (a daemon started by a daemon must not inherit them). */
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('MCP_WARDEN_')) env[k] = v;
+  }
+  return env;
+}
+
+export function createLaunchUpstream(deps: LaunchDeps) {
+  return fromPromise<LaunchOutput, { name: string; owner: string }>(async ({ input, signal }) => {
+    const entry = deps.entryOf(input.name);
+    if (!entry || !entry.command) {
+      throw new WardenError(ErrorCodes.SPAWN_FAILED, `server "${input.name}" has no command to run`);
+    }
+    const settings = deps.settings();
+    const log = serverLogger(deps.logger, input.name);
+    const handle = await startProcessGroup(
+      {
+        command: entry.command,
+        args: entry.args,
+        env: { ...baseEnv(), ...entry.env, ...markerEnv(deps.identity, input.name) },
+        cwd: entry.cwd,
+        label: `${input.name}: ${entry.command}`,
+      },
+      { ledger: deps.ledger, owner: input.owner, logger: log, settings },
+    );
+    log.info({ pid: handle.pid }, 'upstream spawned');
+    signal.throwIfAborted();
+    const connection = await connectUpstream(handle, {
+      name: input.name,
+      logger: log,
+      requestTimeoutMs: settings.upstreamRequestTimeoutMs,
+      signal,
+      clientInfo: { name: 'mcp-warden', version: deps.version },
+    }).catch((err: unknown) => {
+      if (signal.aborted) throw err;
+      throw err instanceof WardenError
+        ? err
+        : new WardenError(ErrorCodes.INIT_FAILED, `initialize failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    const session = { name: input.name, handle, connection };
+    deps.sessions.set(session);
+    deps.ledger.acquire(input.owner, {
+      kind: 'mcp-client',
+      description: `mcp client of ${input.name}`,
+      release: async () => {
+        deps.sessions.delete(session);
+        await connection.close();
+      },
+    });
+    signal.throwIfAborted();
+    const tools = await connection.listTools(signal);
+    log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
+    return { pid: handle.pid, tools, serverInfo: connection.serverInfo };
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * Watch effect of `running` and `quarantined`: turns the upstream's exit, its closed transport and
+ * `tools/list_changed` into machine events. Its cleanup removes every listener it added and aborts
+ * a tool-list refresh in flight, so leaving the state leaves nothing subscribed.
+ */
+import { fromCallback } from 'xstate';
+import type { Logger } from 'pino';
+import type { ServerEvent } from '../machines/server-machine.js';
+import type { UpstreamSessions } from './upstream-sessions.js';
+
+export function createWatchUpstream(deps: { sessions: UpstreamSessions; logger: Logger }) {
+  return fromCallback<ServerEvent, { name: string; owner: string }>(({ input, sendBack }) => {
+    const session = deps.sessions.get(input.name);
+    if (!session) {
+      sendBack({ type: 'UPSTREAM_EXITED', code: null, signal: null });
+      return () => undefined;
+    }
+    let exited = false;
+    const exit = (code: number | null, signal: string | null) => {
+      if (exited) return;
+      exited = true;
+      sendBack({ type: 'UPSTREAM_EXITED', code, signal });
+    };
+    const refresh = new AbortController();
+    const offExit = session.handle.onExit((info) => exit(info.code, info.signal));
+    const offClose = session.connection.onClose(() => exit(null, null));
+    const offTools = session.connection.onToolsChanged(() => {
+      session.connection
+        .listTools(refresh.signal)
+        .then((tools) => {
+          if (!refresh.signal.aborted) sendBack({ type: 'TOOLS_UPDATED', tools });
+        })
+        .catch((err: unknown) => {
+          if (!refresh.signal.aborted) deps.logger.warn({ server: input.name, err }, 'tool list refresh failed');
+        });
+    });
+    return () => {
+      refresh.abort();
+      offExit();
+      offClose();
+      offTools();
+    };
+  });
+}

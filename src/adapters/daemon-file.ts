@@ -1,0 +1,60 @@
+/**
+ * `<data-dir>/daemon.json`: how CLI commands find the running daemon. Written atomically after the
+ * daemon is listening, removed on clean exit. It is information, not a lock (see the lock file).
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+
+export interface DaemonInfo {
+  pid: number;
+  instanceId: string;
+  /** Base URL, e.g. http://127.0.0.1:7374 (the MCP endpoint is `${url}/mcp`). */
+  url: string;
+  host: string;
+  port: number;
+  /** Daemon process start time in clock ticks since boot, to tell a reused pid apart. */
+  processStartTime: number;
+  startedAt: string;
+  version: string;
+  dataDir: string;
+}
+
+export const daemonFilePath = (dataDir: string) => join(dataDir, 'daemon.json');
+
+export async function writeDaemonFile(dataDir: string, info: DaemonInfo): Promise<void> {
+  const target = daemonFilePath(dataDir);
+  const tmp = `${target}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  await fs.rename(tmp, target);
+}
+
+/** Remove daemon.json only if it is still ours (a successor may have written its own). */
+export async function removeDaemonFile(dataDir: string, instanceId: string): Promise<void> {
+  const current = await readDaemonFile(dataDir);
+  if (current.kind === 'ok' && current.info.instanceId !== instanceId) return;
+  await fs.rm(daemonFilePath(dataDir), { force: true });
+}
+
+export type DaemonFileRead =
+  | { kind: 'ok'; info: DaemonInfo }
+  | { kind: 'missing' }
+  | { kind: 'corrupt'; reason: string };
+
+export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
+  let text: string;
+  try {
+    text = await fs.readFile(daemonFilePath(dataDir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    return { kind: 'corrupt', reason: (err as Error).message };
+  }
+  try {
+    const v = JSON.parse(text) as Partial<DaemonInfo>;
+    if (typeof v.pid !== 'number' || typeof v.url !== 'string' || typeof v.instanceId !== 'string') {
+      return { kind: 'corrupt', reason: 'missing pid, url or instanceId' };
+    }
+    return { kind: 'ok', info: v as DaemonInfo };
+  } catch (err) {
+    return { kind: 'corrupt', reason: `not JSON: ${(err as Error).message}` };
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * The composition root of `mcp-warden serve`: config, logger, ledger, actor system, HTTP front.
+ * Start order acquires, stop order releases in reverse; a failure half-way releases what was
+ * acquired so far. The actor system's effects are provided here (machines stay free of I/O).
+ */
+import { promises as fs, constants as fsConstants } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import type { Logger } from 'pino';
+import { ResourceLedger } from '../core/resource-ledger.js';
+import type { Settings } from '../core/settings.js';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import { VERSION } from '../core/version.js';
+import type { ServerEntry, WardenConfig } from '../config/config-types.js';
+import { makeDefaultConfig, resolveDemoServerPath } from '../config/default-config.js';
+import { ensureConfigFile, loadConfigFile } from '../adapters/config-file.js';
+import { createLogger } from '../adapters/logger.js';
+import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http-server.js';
+import { createMcpFront, type McpFront } from '../adapters/mcp-front.js';
+import { isLoopbackHost } from '../adapters/request-guards.js';
+import { writeDaemonFile, removeDaemonFile } from '../adapters/daemon-file.js';
+import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
+import { createSupervisorMachine, serverActorId } from '../machines/supervisor-machine.js';
+
+export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
+import { UpstreamSessions } from '../actors/upstream-sessions.js';
+import { createLaunchUpstream } from '../actors/launch-upstream.js';
+import { createWatchUpstream } from '../actors/watch-upstream.js';
+import { createTeardownActors } from '../actors/teardown-actors.js';
+import { SupervisorCatalog } from './supervisor-catalog.js';
+import { DaemonReaper } from './daemon-reaper.js';
+import { newInstanceIdentity, type InstanceIdentity } from './instance-identity.js';
+import { viewOf, type ServerView } from './server-view.js';
+
+export const DEFAULT_PORT = 7374;
+export const DEFAULT_HOST = '127.0.0.1';
+
+export interface DaemonOptions {
+  dataDir: string;
+  /** Defaults to `<dataDir>/config.json`, which is created with the embedded default if missing. */
+  configPath?: string;
+  listen: { host: string; port: number };
+  logLevel: string;
+  /** Human-readable log lines on stderr besides the JSON log file. */
+  console: boolean;
+  /** Bind a non-loopback address; /mcp then requires the bearer token from `<dataDir>/token`. */
+  allowRemote?: boolean;
+  /** Applied over the config file's settings (tests shrink timeouts). */
+  settingsOverride?: Partial<Settings>;
+}
+
+export interface Daemon {
+  readonly identity: InstanceIdentity;
+  readonly url: string;
+  readonly mcpUrl: string;
+  readonly dataDir: string;
+  readonly configPath: string;
+  readonly ledger: ResourceLedger;
+  readonly logger: Logger;
+  servers(): ServerView[];
+  health(): Record<string, unknown>;
+  /** Add (or replace) a server entry at run time; a disabled entry is only recorded. */
+  addServer(name: string, entry: ServerEntry): void;
+  /** Stop and forget a server; false if there is no such server. */
+  removeServer(name: string): boolean;
+  command(name: string, command: ServerCommandName): boolean;
+  /** Graceful stop within the shutdown budget; resolves when everything is verifiably released. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the daemon has stopped (by stop() or a fatal error). */
+  readonly stopped: Promise<void>;
+}
+
+function toMachineInput(name: string, entry: ServerEntry, settings: Settings): ServerMachineInput {
+  return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };
+}
+
+async function ensureDataDir(dataDir: string): Promise<void> {
+  try {
+    await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await fs.access(dataDir, fsConstants.W_OK);
+  } catch (err) {
+    throw new WardenError(
+      ErrorCodes.DATA_DIR_UNWRITABLE,
+      `data dir ${dataDir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+}
+
+/** The bearer token for remote access (and, later, the control channel); created 0600 on first use. */
+async function ensureToken(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'token');
+  try {
+    const t = (await fs.readFile(file, 'utf8')).trim();
+    if (t.length >= 32) return t;
+  } catch {
+    // created below
+  }
+  const token = randomBytes(32).toString('base64url');
+  await fs.writeFile(file, token + '\n', { mode: 0o600 });
+  return token;
+}
+
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const dataDir = opts.dataDir;
+  const configPath = opts.configPath ?? join(dataDir, 'config.json');
+  await ensureDataDir(dataDir);
+  if (!opts.configPath) {
+    await ensureConfigFile(configPath, () =>
+      makeDefaultConfig({ nodePath: process.execPath, demoServerPath: resolveDemoServerPath() }),
+    );
+  }
+  const loaded = await loadConfigFile(configPath);
+  const config: WardenConfig = loaded.config;
+  const settings: Settings = { ...config.settings, ...opts.settingsOverride };
+
+  if (!isLoopbackHost(opts.listen.host) && !opts.allowRemote) {
+    throw new WardenError(
+      ErrorCodes.NON_LOOPBACK_REFUSED,
+      `refusing to listen on non-loopback address ${opts.listen.host}; pass --allow-remote to opt in (the /mcp endpoint then requires the bearer token in ${join(dataDir, 'token')})`,
+    );
+  }
+
+  const { logger, close: closeLogger } = createLogger({
+    level: opts.logLevel,
+    filePath: join(dataDir, 'daemon.log'),
+    maxBytes: settings.logFileMaxBytes,
+    maxFiles: settings.logFileCount,
+    console: opts.console,
+  });
+  for (const w of loaded.warnings) {
+    if (w.level === 'warning') logger.warn({ path: w.path, file: configPath }, w.message);
+    else logger.info({ path: w.path, file: configPath }, w.message);
+  }
+
+  const identity = newInstanceIdentity();
+  const ledger = new ResourceLedger();
+  const sessions = new UpstreamSessions();
+  const reaper = new DaemonReaper(ledger, logger.child({ component: 'reaper' }), {
+    initialMs: settings.reapBackoffInitialMs,
+    maxMs: settings.reapBackoffMaxMs,
+  });
+  const entries = new Map<string, ServerEntry>(Object.entries(config.mcpServers));
+  let root: AnyActorRef | undefined;
+  const catalog = new SupervisorCatalog(() => root, sessions, () => settings.toolCallTimeoutMs);
+
+  let http: HttpServerHandle | undefined;
+  let front: McpFront | undefined;
+  const cleanupPartial = async () => {
+    await front?.close().catch(() => undefined);
+    await http?.close().catch(() => undefined);
+    reaper.close();
+    await ledger.sweep('force');
+    closeLogger();
+  };
+
+  try {
+    const remote = !isLoopbackHost(opts.listen.host);
+    const token = remote ? await ensureToken(dataDir) : undefined;
+    http = await startHttpServer({
+      host: opts.listen.host,
+      port: opts.listen.port,
+      logger: logger.child({ component: 'http' }),
+      ledger,
+      maxBodyBytes: settings.httpMaxBodyBytes,
+    });
+    const port = http.port;
+    const allowedHosts = remote
+      ? [] // a remote bind is reached by whatever name the user gives it; the bearer token protects it
+      : [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, '127.0.0.1', 'localhost', '[::1]'];
+    front = createMcpFront({
+      catalog,
+      settings,
+      logger: logger.child({ component: 'mcp-front' }),
+      ledger,
+      serverInfo: { name: 'mcp-warden', version: VERSION },
+      auth: token ? { bearerToken: token } : undefined,
+      allowedHosts,
+      maxBodyBytes: settings.httpMaxBodyBytes,
+    });
+    const f = front;
+    for (const method of ['GET', 'POST', 'DELETE']) http.route(method, '/mcp', (req, res) => f.handle(req, res));
+  } catch (err) {
+    await cleanupPartial();
+    throw err;
+  }
+  const httpHandle = http;
+  const frontHandle = front;
+
+  // The actor system. Effects are provided here; the machines stay pure.
+  const serverMachine = createServerMachine({ now: Date.now }).provide({
+    actors: {
+      launchUpstream: createLaunchUpstream({
+        ledger,
+        logger,
+        settings: () => settings,
+        identity,
+        sessions,
+        entryOf: (name) => entries.get(name),
+        version: VERSION,
+      }),
+      watchUpstream: createWatchUpstream({ sessions, logger }),
+      ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
+    },
+  });
+  const supervisor = createSupervisorMachine(serverMachine);
+  const lastState = new Map<string, string>();
+  let notifyQueued = false;
+  const onInspect = (ev: InspectionEvent) => {
+    try {
+      if (ev.type !== '@xstate.snapshot') return;
+      const ref = ev.actorRef as AnyActorRef;
+      if (typeof ref.id !== 'string' || !ref.id.startsWith('server:')) return;
+      const view = viewOf(ref, {});
+      if (view && lastState.get(view.name) !== view.state) {
+        lastState.set(view.name, view.state);
+        logger.info(
+          { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
+          `server ${view.name} → ${view.state}`,
+        );
+        if (view.state === 'stopped') lastState.delete(view.name);
+      }
+      if (!notifyQueued) {
+        notifyQueued = true;
+        queueMicrotask(() => {
+          notifyQueued = false;
+          catalog.notify();
+        });
+      }
+    } catch {
+      // observing must never disturb the system
+    }
+  };
+
+  const enabled = [...entries].filter(([, e]) => !e.disabled);
+  const rootActor = createActor(supervisor, {
+    input: { servers: enabled.map(([n, e]) => toMachineInput(n, e, settings)), shutdownBudgetMs: settings.shutdownBudgetMs },
+    inspect: onInspect,
+  });
+  root = rootActor;
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  const rootDone = new Promise<void>((resolve) => {
+    rootActor.subscribe({
+      complete: () => resolve(),
+      error: (err) => {
+        // An errored root leaves its children running (NOTES.md): the ledger sweep in stop() ends them.
+        logger.fatal({ err }, 'supervisor failed; shutting down');
+        resolve();
+        void daemon.stop('supervisor error');
+      },
+    });
+  });
+  rootActor.start();
+
+  const startedAt = new Date();
+  const health = (): Record<string, unknown> => ({
+    status: stopping ? 'stopping' : 'ok',
+    version: VERSION,
+    instanceId: identity.instanceId,
+    pid: process.pid,
+    uptimeMs: Date.now() - startedAt.getTime(),
+    sessions: frontHandle.sessionCount(),
+    servers: servers(),
+    ledger: ledger.counts(),
+  });
+  const servers = (): ServerView[] => {
+    const counts = ledger.counts();
+    const out: ServerView[] = [];
+    const children = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children;
+    for (const [name, entry] of entries) {
+      const ref = children[serverActorId(name)];
+      const v = ref ? viewOf(ref, counts[serverActorId(name)] ?? {}) : undefined;
+      if (v) out.push(v);
+      else
+        out.push({
+          name,
+          state: entry.disabled ? 'disabled' : 'stopped',
+          quarantined: entry.quarantined,
+          attempt: 0,
+          restartsInWindow: 0,
+          reapAttempt: 0,
+          lastError: null,
+          pid: null,
+          toolCount: 0,
+          upSince: null,
+          resources: counts[serverActorId(name)] ?? {},
+        });
+    }
+    return out;
+  };
+  httpHandle.route('GET', '/healthz', (_req, res) => sendJson(res, 200, health()));
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason = 'requested'): Promise<void> => {
+    stopping ??= (async () => {
+      const t0 = Date.now();
+      logger.info({ reason }, 'shutting down');
+      catalog.close();
+      await frontHandle.close().catch((err: unknown) => logger.warn({ err }, 'closing the MCP front failed'));
+      rootActor.send({ type: 'SHUTDOWN' });
+      await rootDone;
+      rootActor.stop();
+      reaper.close();
+      // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
+      const failures = await ledger.sweep('force');
+      for (const f of failures) logger.error({ resource: f.description, err: f.message }, 'resource not released at shutdown');
+      await httpHandle.close().catch(() => undefined);
+      await removeDaemonFile(dataDir, identity.instanceId).catch(() => undefined);
+      logger.info({ ms: Date.now() - t0, remaining: ledger.size() }, 'stopped');
+      closeLogger();
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  const daemon: Daemon = {
+    identity,
+    url: httpHandle.url,
+    mcpUrl: `${httpHandle.url}/mcp`,
+    dataDir,
+    configPath,
+    ledger,
+    logger,
+    servers,
+    health,
+    addServer: (name, entry) => {
+      // The entry is kept here; the machine input carries only what the statechart needs.
+      entries.set(name, entry);
+      if (entry.disabled) rootActor.send({ type: 'SERVER_REMOVE', name });
+      else rootActor.send({ type: 'SERVER_ADD', server: toMachineInput(name, entry, settings) });
+    },
+    removeServer: (name) => {
+      if (!entries.has(name)) return false;
+      entries.delete(name);
+      rootActor.send({ type: 'SERVER_REMOVE', name });
+      return true;
+    },
+    command: (name, command) => {
+      if (!entries.has(name)) return false;
+      rootActor.send({ type: 'SERVER_COMMAND', name, command });
+      return true;
+    },
+    stop,
+    stopped,
+  };
+
+  await writeDaemonFile(dataDir, {
+    pid: process.pid,
+    instanceId: identity.instanceId,
+    url: httpHandle.url,
+    host: httpHandle.host,
+    port: httpHandle.port,
+    processStartTime: identity.startTime,
+    startedAt: startedAt.toISOString(),
+    version: VERSION,
+    dataDir,
+  });
+  logger.info(
+    { url: daemon.mcpUrl, dataDir, config: configPath, servers: enabled.length, instanceId: identity.instanceId },
+    'mcp-warden listening',
+  );
+  return daemon;
+}

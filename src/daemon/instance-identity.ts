@@ -1,0 +1,52 @@
+/**
+ * Who this daemon is, as stamped into every child's environment. A reaper can tell a dead owner
+ * from a live one without guessing: the marker carries the daemon's pid *and* its process start
+ * time, so a reused pid does not look alive.
+ */
+import { randomBytes } from 'node:crypto';
+import { processStartTime } from '../adapters/proc-scan.js';
+
+export const ENV_INSTANCE = 'MCP_WARDEN_INSTANCE';
+export const ENV_OWNER = 'MCP_WARDEN_OWNER';
+export const ENV_SERVER = 'MCP_WARDEN_SERVER';
+
+export interface InstanceIdentity {
+  instanceId: string;
+  pid: number;
+  /** Start time of the daemon process in clock ticks since boot (/proc/<pid>/stat field 22). */
+  startTime: number;
+}
+
+export function newInstanceIdentity(): InstanceIdentity {
+  return {
+    instanceId: randomBytes(9).toString('base64url'),
+    pid: process.pid,
+    startTime: processStartTime(process.pid) ?? 0,
+  };
+}
+
+/** `<pid>:<startTime>:<instanceId>` */
+export function ownerMarker(id: InstanceIdentity): string {
+  return `${id.pid}:${id.startTime}:${id.instanceId}`;
+}
+
+export function parseOwnerMarker(value: string): InstanceIdentity | undefined {
+  const m = /^(\d+):(\d+):([A-Za-z0-9_-]+)$/.exec(value);
+  if (!m) return undefined;
+  return { pid: Number(m[1]), startTime: Number(m[2]), instanceId: m[3]! };
+}
+
+/** Alive = a process with that pid exists and started at the recorded time. */
+export function isOwnerAlive(id: InstanceIdentity): boolean {
+  const st = processStartTime(id.pid);
+  return st !== undefined && st === id.startTime;
+}
+
+/** The environment markers for one server's processes (`serverKey` = `<instanceId>/<name>`). */
+export function markerEnv(id: InstanceIdentity, server: string): Record<string, string> {
+  return {
+    [ENV_INSTANCE]: id.instanceId,
+    [ENV_OWNER]: ownerMarker(id),
+    [ENV_SERVER]: `${id.instanceId}/${server}`,
+  };
+}

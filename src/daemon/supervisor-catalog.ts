@@ -1,0 +1,118 @@
+/**
+ * The ToolCatalog the MCP front serves, read from the live actor system: only servers in `running`
+ * contribute tools; a call is routed by its `<server>__` prefix to that server's session. Change
+ * notifications come from `notify()`, which the daemon calls on every server snapshot; a cheap
+ * signature keeps `list_changed` to real changes.
+ */
+import type { AnyActorRef } from 'xstate';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import {
+  splitToolName,
+  TOOL_SEPARATOR,
+  type CatalogCallOptions,
+  type CatalogCallResult,
+  type CatalogTool,
+  type ToolCatalog,
+} from '../core/tool-catalog.js';
+import type { ServerContext } from '../machines/server-machine.js';
+import { serverActorId } from '../machines/supervisor-machine.js';
+import type { UpstreamSessions } from '../actors/upstream-sessions.js';
+
+interface ServerSnap {
+  value: unknown;
+  status: string;
+  context: ServerContext;
+}
+
+export class SupervisorCatalog implements ToolCatalog {
+  private readonly listeners = new Set<() => void>();
+  private signature = '';
+  private closing = false;
+
+  constructor(
+    private readonly root: () => AnyActorRef | undefined,
+    private readonly sessions: UpstreamSessions,
+    private readonly toolCallTimeoutMs: () => number,
+  ) {}
+
+  private servers(): ServerSnap[] {
+    const r = this.root();
+    if (!r) return [];
+    const children = (r.getSnapshot() as { children?: Record<string, AnyActorRef> }).children ?? {};
+    const out: ServerSnap[] = [];
+    for (const [id, ref] of Object.entries(children)) {
+      if (!id.startsWith('server:') || !ref) continue;
+      out.push(ref.getSnapshot() as ServerSnap);
+    }
+    return out;
+  }
+
+  private server(name: string): ServerSnap | undefined {
+    const r = this.root();
+    const ref = r ? ((r.getSnapshot() as { children?: Record<string, AnyActorRef> }).children ?? {})[serverActorId(name)] : undefined;
+    return ref ? (ref.getSnapshot() as ServerSnap) : undefined;
+  }
+
+  listTools(): CatalogTool[] {
+    const out: CatalogTool[] = [];
+    for (const s of this.servers()) {
+      if (s.value !== 'running') continue;
+      for (const t of s.context.tools) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+    }
+    return out;
+  }
+
+  async callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
+    if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
+    const parts = splitToolName(name);
+    if (!parts) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
+    const s = this.server(parts.server);
+    if (!s) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name} (no server "${parts.server}")`);
+    if (s.value === 'quarantined') {
+      throw new WardenError(ErrorCodes.QUARANTINED, `server "${parts.server}" is quarantined until a person approves it`);
+    }
+    const session = this.sessions.get(parts.server);
+    if (s.value !== 'running' || !session) {
+      const state = typeof s.value === 'string' ? s.value : JSON.stringify(s.value);
+      const why = s.context.lastError ? `: ${s.context.lastError.message}` : '';
+      throw new WardenError(ErrorCodes.SERVER_UNAVAILABLE, `server "${parts.server}" is not running (${state})${why}`);
+    }
+    if (!s.context.tools.some((t) => t.name === parts.tool)) {
+      throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
+    }
+    return session.connection.callTool(parts.tool, args, {
+      signal: opts.signal,
+      timeoutMs: this.toolCallTimeoutMs(),
+      onprogress: opts.onprogress,
+    });
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Re-check the list; tell subscribers if it changed. Never throws. */
+  notify(): void {
+    let sig = '';
+    try {
+      sig = JSON.stringify(this.listTools().map((t) => [t.name, t.description, t.inputSchema]));
+    } catch {
+      sig = String(Math.random());
+    }
+    if (sig === this.signature) return;
+    this.signature = sig;
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch {
+        // a subscriber's failure is its own
+      }
+    }
+  }
+
+  /** New calls fail with SHUTTING_DOWN from now on. */
+  close(): void {
+    this.closing = true;
+  }
+}
