@@ -1,0 +1,256 @@
+/**
+ * The daemon's logger: pino writing JSON lines synchronously to a size-rotated file and, optionally,
+ * a one-line human format to stderr.
+ *
+ * Rules (NOTES.md, "pino 10 and ws 8"):
+ * - Redaction is configured once, here, on the root. A child created with its own `redact` option
+ *   REPLACES the root's paths, so never pass `redact` to `.child()`; use `serverLogger()` / plain
+ *   `logger.child({ component })`.
+ * - `*` in a redact path matches exactly one level: `*.env` catches `{ spawn: { env } }` but not
+ *   `{ a: { b: { env } } }`. Log secrets-bearing objects at the top level or one level down, or pass
+ *   them through `redactEnv()` / `redactUrl()` first. Secrets inside strings are never caught by paths.
+ * - Writes are synchronous (no worker transport), so lines survive SIGTERM/SIGKILL right after logging.
+ */
+import * as fs from 'node:fs';
+import pino from 'pino';
+import type { Logger, DestinationStream, StreamEntry } from 'pino';
+import { RotatingFileDestination } from './rotating-file-destination.js';
+
+export type { Logger } from 'pino';
+
+/** Valid `--log-level` values, most to least severe. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function isLogLevel(s: string): s is LogLevel {
+  return (LOG_LEVELS as readonly string[]).includes(s);
+}
+
+export const REDACTED = '[redacted]';
+
+/** Root redact paths. `*` is one level only. */
+export const REDACT_PATHS: readonly string[] = Object.freeze([
+  'env',
+  '*.env',
+  'headers',
+  '*.headers',
+  'authorization',
+  '*.authorization',
+  'token',
+  '*.token',
+  'req.headers.authorization',
+  'req.headers.cookie',
+]);
+
+export interface CreateLoggerOptions {
+  level: string;
+  /** JSON lines go here (rotated). Omit for console-only logging. */
+  filePath?: string;
+  maxBytes: number;
+  maxFiles: number;
+  /** Also write a human-friendly line per record to stderr. */
+  console: boolean;
+  /** Where console lines go instead of fd 2 (tests). */
+  consoleStream?: { write(line: string): unknown };
+  /** Colour console levels. Default: stderr is a TTY and NO_COLOR is unset. */
+  color?: boolean;
+}
+
+export interface CreatedLogger {
+  logger: Logger;
+  /** Flushes and closes the log file. Later records still reach the console (if enabled). Idempotent. */
+  close(): void;
+  /** The file destination, when filePath was given (for errorCount / diagnostics). */
+  file?: RotatingFileDestination;
+}
+
+export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
+  if (!isLogLevel(opts.level)) {
+    throw new RangeError(`invalid log level "${opts.level}" (expected one of ${LOG_LEVELS.join(', ')})`);
+  }
+  const streams: StreamEntry[] = [];
+  let file: RotatingFileDestination | undefined;
+  if (opts.filePath) {
+    file = new RotatingFileDestination({ path: opts.filePath, maxBytes: opts.maxBytes, maxFiles: opts.maxFiles });
+    streams.push({ level: 'trace', stream: file });
+  }
+  if (opts.console) {
+    const color = opts.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR);
+    streams.push({ level: 'trace', stream: new ConsoleDestination(opts.consoleStream, color) });
+  }
+  // The per-stream level is 'trace': the logger's own level (changeable at runtime) is the only filter.
+  const logger = pino(
+    {
+      level: opts.level,
+      base: { pid: process.pid },
+      redact: { paths: [...REDACT_PATHS], censor: REDACTED },
+      serializers: {
+        err: pino.stdSerializers.err,
+        url: (v: unknown) => (typeof v === 'string' ? redactUrl(v) : v instanceof URL ? redactUrl(v.href) : v),
+      },
+    },
+    pino.multistream(streams),
+  );
+  let closed = false;
+  return {
+    logger,
+    file,
+    close() {
+      if (closed) return;
+      closed = true;
+      file?.close();
+    },
+  };
+}
+
+/** The per-server child logger. Never pass `redact` to a child (it would replace the root's). */
+export function serverLogger(logger: Logger, name: string): Logger {
+  return logger.child({ server: name });
+}
+
+/** Keys kept, every value replaced: shows which variables were set without leaking them. */
+export function redactEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(env)) out[k] = REDACTED;
+  return out;
+}
+
+const SENSITIVE_PARAM = /token|key|secret|passw|pwd|auth|sig|credential|session|cookie/i;
+
+/**
+ * Strips userinfo (`scheme://user:pass@host` → `scheme://host`) and replaces the values of query
+ * (and fragment) parameters whose name looks secret (token, key, secret, password, auth, sig, …,
+ * case-insensitive substring). Everything else is left byte-for-byte as given. Not a URL
+ * normaliser: unparsable input is treated the same way, textually.
+ */
+export function redactUrl(url: string): string {
+  let s = url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+  const hashAt = s.indexOf('#');
+  let fragment = '';
+  if (hashAt >= 0) {
+    fragment = s.slice(hashAt + 1);
+    s = s.slice(0, hashAt);
+  }
+  const qAt = s.indexOf('?');
+  if (qAt >= 0) s = s.slice(0, qAt + 1) + redactParams(s.slice(qAt + 1));
+  if (hashAt >= 0) s += '#' + (fragment.includes('=') ? redactParams(fragment) : fragment);
+  return s;
+}
+
+function redactParams(query: string): string {
+  return query
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      if (eq < 0) return part;
+      const rawKey = part.slice(0, eq);
+      let key = rawKey;
+      try {
+        key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
+      } catch {
+        // malformed escape: match the raw text
+      }
+      return SENSITIVE_PARAM.test(key) ? `${rawKey}=${REDACTED}` : part;
+    })
+    .join('&');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console formatter: `time level [component/server] msg key=val…`, one line per record.
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_COLORS: Record<number, string> = { 10: '90', 20: '36', 30: '32', 40: '33', 50: '31', 60: '35' };
+const OMIT = new Set(['time', 'level', 'pid', 'hostname', 'msg', 'component', 'server']);
+const MAX_VALUE_CHARS = 500;
+
+class ConsoleDestination implements DestinationStream {
+  constructor(
+    private readonly out: { write(line: string): unknown } | undefined,
+    private readonly color: boolean,
+  ) {}
+
+  write(chunk: string): void {
+    let line: string;
+    try {
+      line = formatConsoleLine(JSON.parse(chunk) as Record<string, unknown>, this.color);
+    } catch {
+      line = chunk.endsWith('\n') ? chunk : chunk + '\n';
+    }
+    if (this.out) {
+      try {
+        this.out.write(line);
+      } catch {
+        // never throw out of logging
+      }
+      return;
+    }
+    writeStderrSync(line);
+  }
+}
+
+function writeStderrSync(line: string): void {
+  const buf = Buffer.from(line, 'utf8');
+  let off = 0;
+  let spins = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(2, buf, off, buf.length - off);
+    } catch (err) {
+      // A non-blocking stderr pipe can say EAGAIN; retry briefly, then drop the rest of the line.
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' && ++spins < 100) continue;
+      return;
+    }
+  }
+}
+
+/** Exported for tests. `rec` is one parsed pino JSON record. */
+export function formatConsoleLine(rec: Record<string, unknown>, color = false): string {
+  const t = typeof rec.time === 'number' || typeof rec.time === 'string' ? new Date(rec.time) : new Date();
+  const time = Number.isNaN(t.getTime()) ? String(rec.time) : localTime(t);
+  const levelNum = typeof rec.level === 'number' ? rec.level : 30;
+  let level = (LEVEL_NAMES[levelNum] ?? String(rec.level)).padEnd(5);
+  if (color) level = `\x1b[${LEVEL_COLORS[levelNum] ?? '0'}m${level}\x1b[0m`;
+  const scope = [rec.component, rec.server].filter((x) => x !== undefined && x !== null && x !== '').join('/');
+  const parts = [time, level];
+  if (scope) parts.push(`[${scope}]`);
+  if (rec.msg !== undefined && rec.msg !== '') parts.push(oneLine(String(rec.msg)));
+  for (const [k, v] of Object.entries(rec)) {
+    if (OMIT.has(k) || v === undefined) continue;
+    parts.push(`${k}=${formatValue(k, v)}`);
+  }
+  return parts.join(' ') + '\n';
+}
+
+function formatValue(key: string, v: unknown): string {
+  if (key === 'err' && v && typeof v === 'object') {
+    const e = v as { type?: unknown; message?: unknown; code?: unknown };
+    const head = [e.type, e.message].filter((x) => x !== undefined && x !== '').join(': ');
+    return quote(e.code !== undefined ? `${head} (${String(e.code)})` : head);
+  }
+  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? clip(v) : quote(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  let json: string;
+  try {
+    json = JSON.stringify(v) ?? String(v);
+  } catch {
+    json = String(v);
+  }
+  return clip(json);
+}
+
+function quote(s: string): string {
+  return clip(JSON.stringify(s));
+}
+
+function clip(s: string): string {
+  return s.length > MAX_VALUE_CHARS ? s.slice(0, MAX_VALUE_CHARS) + '…' : s;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\r?\n/g, '\\n');
+}
+
+function localTime(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
