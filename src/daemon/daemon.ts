@@ -20,7 +20,7 @@ import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/ht
 import { createMcpFront, type McpFront } from '../adapters/mcp-front.js';
 import { isLoopbackHost } from '../adapters/request-guards.js';
 import { writeDaemonFile, removeDaemonFile } from '../adapters/daemon-file.js';
-import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
+import { createServerMachine, type ServerContext, type ServerMachineInput, type UpstreamToolInfo } from '../machines/server-machine.js';
 import { createSupervisorMachine, serverActorId } from '../machines/supervisor-machine.js';
 
 export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
@@ -65,11 +65,21 @@ export interface Daemon {
   /** Stop and forget a server; false if there is no such server. */
   removeServer(name: string): boolean;
   command(name: string, command: ServerCommandName): boolean;
+  /** The tools a server's upstream listed (also while quarantined), undefined if it has no actor. */
+  toolsOf(name: string): UpstreamToolInfo[] | undefined;
+  /** The config entry of a server as the daemon runs it (contains secrets: never send it to UIs as is). */
+  entryOf(name: string): ServerEntry | undefined;
+  /** Every change of a server's view (state, attempts, error, tools, resources) and removals. */
+  subscribe(listener: (event: DaemonEvent) => void): () => void;
   /** Graceful stop within the shutdown budget; resolves when everything is verifiably released. */
   stop(reason?: string): Promise<void>;
   /** Resolves when the daemon has stopped (by stop() or a fatal error). */
   readonly stopped: Promise<void>;
 }
+
+export type DaemonEvent =
+  | { type: 'server'; server: ServerView; previousState: string | null; at: number }
+  | { type: 'server-removed'; name: string; at: number };
 
 function toMachineInput(name: string, entry: ServerEntry, settings: Settings): ServerMachineInput {
   return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };
@@ -205,14 +215,33 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   const supervisor = createSupervisorMachine(serverMachine);
   const lastState = new Map<string, string>();
+  const lastView = new Map<string, string>();
+  const eventListeners = new Set<(e: DaemonEvent) => void>();
+  const emit = (e: DaemonEvent) => {
+    for (const l of eventListeners) {
+      try {
+        l(e);
+      } catch (err) {
+        logger.warn({ err }, 'daemon event listener failed');
+      }
+    }
+  };
   let notifyQueued = false;
   const onInspect = (ev: InspectionEvent) => {
     try {
       if (ev.type !== '@xstate.snapshot') return;
       const ref = ev.actorRef as AnyActorRef;
       if (typeof ref.id !== 'string' || !ref.id.startsWith('server:')) return;
-      const view = viewOf(ref, {});
-      if (view && lastState.get(view.name) !== view.state) {
+      const view = viewOf(ref, ledger.counts()[ref.id] ?? {});
+      if (!view) return;
+      const previousState = lastState.get(view.name) ?? null;
+      const serialized = JSON.stringify(view);
+      if (lastView.get(view.name) !== serialized) {
+        lastView.set(view.name, serialized);
+        emit({ type: 'server', server: view, previousState, at: Date.now() });
+      }
+      if (view.state === 'stopped') lastView.delete(view.name);
+      if (previousState !== view.state) {
         lastState.set(view.name, view.state);
         logger.info(
           { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
@@ -335,7 +364,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       if (!entries.has(name)) return false;
       entries.delete(name);
       rootActor.send({ type: 'SERVER_REMOVE', name });
+      emit({ type: 'server-removed', name, at: Date.now() });
       return true;
+    },
+    toolsOf: (name) => {
+      const ref = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[serverActorId(name)];
+      return ref ? (ref.getSnapshot() as { context: ServerContext }).context.tools : undefined;
+    },
+    entryOf: (name) => entries.get(name),
+    subscribe: (listener) => {
+      eventListeners.add(listener);
+      return () => eventListeners.delete(listener);
     },
     command: (name, command) => {
       if (!entries.has(name)) return false;
