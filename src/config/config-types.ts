@@ -1,0 +1,52 @@
+/**
+ * The normalized, validated shape of an mcp-warden config file (see docs/config.md for the
+ * user-facing format). Produced by parseConfig / parseServerEntry in config-schema.ts.
+ */
+import type { Settings } from '../core/settings.js';
+
+/** One configured MCP server after validation; defaults filled, `cwd` made absolute. */
+export interface ServerEntry {
+  /** `stdio` = a local process we spawn; `remote` = an http/sse/streamable-http URL (not supported yet). */
+  type: 'stdio' | 'remote';
+  /** Program to run (stdio only). Looked up on PATH by the spawner if it has no slash. */
+  command?: string;
+  /** Arguments passed to `command`, verbatim (no shell, no expansion). */
+  args: string[];
+  /** Extra environment variables for the process. */
+  env: Record<string, string>;
+  /** Absolute working directory (a relative value in the file is resolved against the file's directory). */
+  cwd?: string;
+  /** Remote servers only. */
+  url?: string;
+  /** Remote servers only: extra HTTP headers. */
+  headers?: Record<string, string>;
+  /** Configured but not started. */
+  disabled: boolean;
+  /** Started but none of its tools are exposed until an operator approves it. */
+  quarantined: boolean;
+  /** Container options; passed through untouched for now (a later change defines the shape). */
+  docker?: Record<string, unknown>;
+}
+
+export interface WardenConfig {
+  mcpServers: Record<string, ServerEntry>;
+  /** DEFAULT_SETTINGS with the file's `settings` merged over them. */
+  settings: Settings;
+}
+
+/** A problem that makes the config unusable. `path` is a JSON path such as `$.mcpServers.memory.args`. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * Something the daemon ignores but the user may want to know about.
+ * `level: 'warning'` — probably a mistake (unknown key, typo); `level: 'info'` — a key known to
+ * belong to another MCP client (e.g. Cline's `autoApprove`) that mcp-warden deliberately ignores.
+ */
+export interface ConfigWarning {
+  path: string;
+  message: string;
+  level: 'warning' | 'info';
+}
