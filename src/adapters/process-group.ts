@@ -1,0 +1,480 @@
+/**
+ * A child process in its own process group, owned through the resource ledger.
+ *
+ * The child is spawned `detached: true` (setsid: pgid = pid), so every descendant that does not
+ * deliberately leave the group (sh -c wrappers, npx, `cmd &` grandchildren) is signalled together
+ * via `-pgid`. The ledger entry (kind 'process-group') is settled only once the group is verifiably
+ * empty: the direct child has exited AND /proc shows no live (non-zombie) member of the group.
+ *
+ * Stop escalation: stdin EOF → SIGTERM to the group → SIGKILL to the group, each step bounded by a
+ * Settings grace period; survivors after the last step reject with E_STOP_FAILED (the entry stays in
+ * the ledger, visibly, for the reaper).
+ *
+ * stderr is always drained (rate-limited) into the logger; stdin/stdout/stderr errors (EPIPE) are
+ * swallowed with a debug log. Once the group is settled every listener and timer is removed and the
+ * pipes are destroyed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
+import type { Settings } from '../core/settings.js';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import { groupMembers } from './proc-scan.js';
+import { drainStderr, type StderrDrain } from './stderr-drain.js';
+
+export interface ProcessGroupSpec {
+  command: string;
+  args: string[];
+  /** The complete environment of the child (the caller merges process.env and marker variables). */
+  env: Record<string, string>;
+  cwd?: string;
+  /** Human-readable, secret-free label for logs and the ledger (e.g. the server name). */
+  label: string;
+}
+
+export type ProcessGroupSettings = Pick<
+  Settings,
+  'stopEofGraceMs' | 'stopTermGraceMs' | 'stopKillGraceMs' | 'stderrLinesPerSecond' | 'stderrMaxLineBytes'
+>;
+
+export interface ProcessGroupDeps {
+  ledger: ResourceLedger;
+  owner: string;
+  logger: Logger;
+  settings: ProcessGroupSettings;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface StopReport {
+  /** The step that emptied the group. */
+  escalation: 'eof' | 'sigterm' | 'sigkill';
+  durationMs: number;
+  survivors: 0;
+}
+
+export interface ProcessGroupHandle {
+  /** pid of the direct child (= pgid). -1 when the spawn failed synchronously (see `spawned`). */
+  readonly pid: number;
+  readonly pgid: number;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Resolves on the 'spawn' event; rejects with WardenError(E_SPAWN_FAILED) if the spawn failed. */
+  readonly spawned: Promise<void>;
+  /** Resolves when the direct child exits ({code:null, signal:null} if it never started). Never rejects. */
+  readonly exited: Promise<ExitInfo>;
+  /** Called once when the direct child exits (immediately, asynchronously, if it already has). */
+  onExit(listener: (info: ExitInfo) => void): () => void;
+  /** True when the direct child has exited and the group has no live member. */
+  isGone(): boolean;
+  /** Polite bounded stop (EOF → SIGTERM → SIGKILL). Idempotent; concurrent calls share one run. */
+  stop(): Promise<StopReport>;
+  /** SIGKILL the group now and wait up to stopKillGraceMs for it to be empty. */
+  kill(): Promise<void>;
+  /** Number of stderr lines dropped by the rate limit so far. */
+  stderrDropped(): number;
+}
+
+const POLL_MS = 20;
+/** After the group is empty, how long to wait for the pipes to deliver their last bytes. */
+const PIPE_FLUSH_MS = 100;
+
+/**
+ * Spawn `spec` in its own process group. Never throws: a failed spawn yields a handle whose
+ * `spawned` rejects with WardenError(E_SPAWN_FAILED) and which left nothing in the ledger.
+ * Prefer `startProcessGroup` when you want to await the spawn.
+ */
+export function spawnProcessGroup(spec: ProcessGroupSpec, deps: ProcessGroupDeps): ProcessGroupHandle {
+  return new ProcessGroup(spec, deps);
+}
+
+/** spawnProcessGroup + await `spawned`: resolves with a running handle or rejects with E_SPAWN_FAILED. */
+export async function startProcessGroup(spec: ProcessGroupSpec, deps: ProcessGroupDeps): Promise<ProcessGroupHandle> {
+  const handle = spawnProcessGroup(spec, deps);
+  await handle.spawned;
+  return handle;
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+    ? (err as { code: string }).code
+    : undefined;
+}
+
+function spawnFailure(spec: ProcessGroupSpec, err: unknown): WardenError {
+  const code = errnoOf(err);
+  let reason = err instanceof Error ? err.message : String(err);
+  // Node reports a missing cwd as "spawn <cmd> ENOENT", which blames the command: say which it was.
+  if (spec.cwd !== undefined && code === 'ENOENT') {
+    let cwdOk = false;
+    try {
+      cwdOk = statSync(spec.cwd).isDirectory();
+    } catch {
+      cwdOk = false;
+    }
+    if (!cwdOk) reason = `working directory ${JSON.stringify(spec.cwd)} does not exist (${reason})`;
+  }
+  return new WardenError(ErrorCodes.SPAWN_FAILED, `failed to spawn ${JSON.stringify(spec.command)} for ${spec.label}: ${reason}`, {
+    command: spec.command,
+    errno: code,
+  });
+}
+
+class ProcessGroup implements ProcessGroupHandle {
+  readonly pid: number;
+  readonly pgid: number;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly spawned: Promise<void>;
+  readonly exited: Promise<ExitInfo>;
+
+  private readonly log: Logger;
+  private readonly child: ChildProcess | undefined;
+  private readonly drain: StderrDrain | undefined;
+  private entry: LedgerHandle | undefined;
+  private exitInfo: ExitInfo | undefined;
+  private readonly exitListeners = new Set<(info: ExitInfo) => void>();
+  /** Wakes pollers early (on exit). */
+  private readonly wakers = new Set<() => void>();
+  private stopRun: Promise<StopReport> | undefined;
+  private stopResult: StopReport | undefined;
+  private finalized = false;
+  private finalizing = false;
+  private readonly cleanups: Array<() => void> = [];
+  private resolveSpawned!: () => void;
+  private rejectSpawned!: (err: unknown) => void;
+  private resolveExited!: (info: ExitInfo) => void;
+
+  constructor(
+    private readonly spec: ProcessGroupSpec,
+    private readonly deps: ProcessGroupDeps,
+  ) {
+    this.log = deps.logger.child({ component: 'process-group', label: spec.label });
+    this.spawned = new Promise<void>((res, rej) => {
+      this.resolveSpawned = res;
+      this.rejectSpawned = rej;
+    });
+    // The caller may never await `spawned`: a failed spawn must not become an unhandled rejection.
+    this.spawned.catch(() => undefined);
+    this.exited = new Promise<ExitInfo>((res) => {
+      this.resolveExited = res;
+    });
+
+    let child: ChildProcess | undefined;
+    let syncError: unknown;
+    try {
+      child = spawn(spec.command, spec.args, {
+        env: spec.env,
+        cwd: spec.cwd,
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        windowsHide: true,
+      });
+    } catch (err) {
+      syncError = err;
+    }
+
+    if (!child || child.pid === undefined) {
+      // Spawn failed. Node emits 'error' on the next tick (ENOENT, EACCES, bad cwd); a synchronous
+      // throw covers invalid arguments. Either way no process exists and nothing enters the ledger.
+      this.pid = -1;
+      this.pgid = -1;
+      this.child = child;
+      this.stdin = child?.stdin ?? nullWritable();
+      this.stdout = child?.stdout ?? nullReadable();
+      this.drain = undefined;
+      const fail = (err: unknown) => {
+        const wErr = spawnFailure(spec, err);
+        this.log.warn({ err: wErr.message }, 'spawn failed');
+        this.exitInfo = { code: null, signal: null };
+        this.resolveExited(this.exitInfo);
+        this.rejectSpawned(wErr);
+        this.callExitListeners(this.exitInfo);
+        this.finalized = true;
+        this.destroyPipes();
+      };
+      if (child) {
+        child.once('error', fail);
+      } else {
+        queueMicrotask(() => fail(syncError));
+      }
+      return;
+    }
+
+    this.child = child;
+    this.pid = child.pid!;
+    this.pgid = child.pid!;
+    this.stdin = child.stdin!;
+    this.stdout = child.stdout!;
+
+    this.entry = deps.ledger.acquire(deps.owner, {
+      kind: 'process-group',
+      description: `pgid ${this.pgid}: ${spec.label}`,
+      facts: { pid: this.pid, pgid: this.pgid },
+      release: async () => {
+        await this.stop();
+      },
+      forceRelease: () => this.kill(),
+      isGone: () => this.isGone(),
+    });
+
+    this.drain = drainStderr(child.stderr!, {
+      logger: this.log,
+      maxLinesPerSecond: deps.settings.stderrLinesPerSecond,
+      maxLineBytes: deps.settings.stderrMaxLineBytes,
+    });
+
+    this.listen(child, 'spawn', () => {
+      this.log.debug({ childPid: this.pid, command: spec.command }, 'spawned');
+      this.resolveSpawned();
+    });
+    this.listen(child, 'error', (err: Error) => {
+      // After a successful spawn, 'error' means a failed kill/send; nothing to do but log.
+      this.log.debug({ err: err.message }, 'child process error');
+    });
+    this.listen(child, 'exit', (code: number | null, signal: NodeJS.Signals | null) => this.onChildExit(code, signal));
+    const swallow = (which: string) => (err: Error) =>
+      this.log.debug({ err: err.message, code: errnoOf(err) }, `${which} error ignored`);
+    this.listen(this.stdin, 'error', swallow('stdin'));
+    this.listen(this.stdout, 'error', swallow('stdout'));
+  }
+
+  private listen(emitter: NodeJS.EventEmitter, event: string, fn: (...args: any[]) => void): void {
+    emitter.on(event, fn);
+    this.cleanups.push(() => emitter.off(event, fn));
+  }
+
+  onExit(listener: (info: ExitInfo) => void): () => void {
+    if (this.exitInfo) {
+      const info = this.exitInfo;
+      let cancelled = false;
+      queueMicrotask(() => {
+        if (!cancelled) safeCall(listener, info);
+      });
+      return () => {
+        cancelled = true;
+      };
+    }
+    this.exitListeners.add(listener);
+    return () => {
+      this.exitListeners.delete(listener);
+    };
+  }
+
+  isGone(): boolean {
+    if (this.finalized) return true;
+    if (!this.exitInfo) return false;
+    if (groupMembers(this.pgid).length > 0) return false;
+    // Verified empty (e.g. from the ledger audit): release our listeners too.
+    this.finalize();
+    return true;
+  }
+
+  stderrDropped(): number {
+    return this.drain?.dropped() ?? 0;
+  }
+
+  stop(): Promise<StopReport> {
+    if (this.stopResult) return Promise.resolve(this.stopResult);
+    if (!this.stopRun) {
+      this.stopRun = this.runStop().then(
+        (report) => {
+          this.stopResult = report;
+          this.stopRun = undefined;
+          return report;
+        },
+        (err: unknown) => {
+          // Let a later stop() (the reaper's retry) try again.
+          this.stopRun = undefined;
+          throw err;
+        },
+      );
+    }
+    return this.stopRun;
+  }
+
+  async kill(): Promise<void> {
+    if (this.pid < 0 || this.finalized) return;
+    const started = Date.now();
+    this.signalGroup('SIGKILL');
+    if (await this.waitEmpty(this.deps.settings.stopKillGraceMs)) {
+      this.log.info({ durationMs: Date.now() - started }, 'process group killed');
+      this.finalize();
+      return;
+    }
+    throw this.stopFailure();
+  }
+
+  private async runStop(): Promise<StopReport> {
+    const started = Date.now();
+    const { stopEofGraceMs, stopTermGraceMs, stopKillGraceMs } = this.deps.settings;
+    const done = (escalation: StopReport['escalation']): StopReport => {
+      const report: StopReport = { escalation, durationMs: Date.now() - started, survivors: 0 };
+      this.log.info({ escalation, durationMs: report.durationMs }, 'process group stopped');
+      this.finalize();
+      return report;
+    };
+    if (this.pid < 0) {
+      // Never started: wait for the failure to be reported so the handle is settled.
+      await this.exited;
+      return { escalation: 'eof', durationMs: Date.now() - started, survivors: 0 };
+    }
+    if (this.groupEmpty()) return done('eof');
+
+    this.endStdin();
+    // Nobody may be reading stdout any more (transport closed): keep it flowing so a server that
+    // is still writing responses cannot block on a full pipe and miss the EOF.
+    if (this.stdout.listenerCount('data') === 0 && !this.stdout.destroyed) this.stdout.resume();
+    if (await this.waitEmpty(stopEofGraceMs)) return done('eof');
+
+    this.signalGroup('SIGTERM');
+    if (await this.waitEmpty(stopTermGraceMs)) return done('sigterm');
+
+    this.signalGroup('SIGKILL');
+    if (await this.waitEmpty(stopKillGraceMs)) return done('sigkill');
+
+    throw this.stopFailure();
+  }
+
+  private stopFailure(): WardenError {
+    const survivors = groupMembers(this.pgid).map((p) => p.pid);
+    const childAlive = !this.exitInfo;
+    const err = new WardenError(
+      ErrorCodes.STOP_FAILED,
+      `process group ${this.pgid} (${this.spec.label}) still has members after SIGKILL: ` +
+        `${survivors.length ? `pids ${survivors.join(', ')}` : 'none visible'}${childAlive ? ' (direct child not reaped)' : ''}`,
+      { pgid: this.pgid, survivors },
+    );
+    this.log.error({ survivors }, err.message);
+    return err;
+  }
+
+  private endStdin(): void {
+    try {
+      if (!this.stdin.destroyed && !this.stdin.writableEnded) this.stdin.end();
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'ending stdin failed');
+    }
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    // Guard: never let a bogus pgid turn into kill(-1) / kill(0) (every process / our own group).
+    if (!(this.pgid > 1) || this.pgid === process.pid) return;
+    try {
+      process.kill(-this.pgid, signal);
+      this.log.debug({ signal, pgid: this.pgid }, 'signalled process group');
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ESRCH') return; // already gone
+      this.log.warn({ signal, pgid: this.pgid, code }, 'signalling the process group failed');
+    }
+  }
+
+  private groupEmpty(): boolean {
+    return this.exitInfo !== undefined && groupMembers(this.pgid).length === 0;
+  }
+
+  /** Polls (every POLL_MS, woken early on exit) until the group is empty or `ms` elapsed. */
+  private async waitEmpty(ms: number): Promise<boolean> {
+    const deadline = Date.now() + Math.max(0, ms);
+    for (;;) {
+      if (this.groupEmpty()) return true;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.wakers.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(POLL_MS, remaining));
+        this.wakers.add(wake);
+      });
+    }
+  }
+
+  private onChildExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.exitInfo) return;
+    this.exitInfo = { code, signal };
+    this.log.info({ childPid: this.pid, code, signal }, 'process exited');
+    this.resolveExited(this.exitInfo);
+    this.callExitListeners(this.exitInfo);
+    for (const wake of [...this.wakers]) wake();
+    // Crashed or exited by itself with nothing left in the group: the resource is gone.
+    if (!this.stopRun && groupMembers(this.pgid).length === 0) this.finalize();
+  }
+
+  private callExitListeners(info: ExitInfo): void {
+    const listeners = [...this.exitListeners];
+    this.exitListeners.clear();
+    for (const l of listeners) safeCall(l, info);
+  }
+
+  /** The group is verifiably empty: settle the ledger entry and drop every listener and timer. */
+  private finalize(): void {
+    if (this.finalized || this.finalizing) return;
+    this.finalizing = true;
+    this.entry?.settle();
+    this.entry = undefined;
+    for (const wake of [...this.wakers]) wake();
+    const child = this.child;
+    const finish = () => {
+      this.finalized = true;
+      this.drain?.dispose();
+      for (const c of this.cleanups.splice(0)) c();
+      this.exitListeners.clear();
+      this.destroyPipes();
+    };
+    // Give the pipes a moment to deliver the last stderr lines ('close' follows the pipes' EOF).
+    if (!child) return finish();
+    const stdioOpen = [child.stdout, child.stderr].some((s) => s && !s.readableEnded && !s.destroyed);
+    if (!stdioOpen) return finish();
+    let timer: NodeJS.Timeout | undefined;
+    const onClose = () => {
+      clearTimeout(timer);
+      finish();
+    };
+    timer = setTimeout(() => {
+      child.off('close', onClose);
+      finish();
+    }, PIPE_FLUSH_MS);
+    child.once('close', onClose);
+  }
+
+  private destroyPipes(): void {
+    const child = this.child;
+    if (!child) return;
+    for (const s of [child.stdin, child.stdout, child.stderr]) {
+      try {
+        s?.destroy();
+      } catch {
+        // ignore
+      }
+    }
+  }
+}
+
+function safeCall<T>(fn: (arg: T) => void, arg: T): void {
+  try {
+    fn(arg);
+  } catch {
+    // A throwing observer must not break process bookkeeping.
+  }
+}
+
+function nullWritable(): Writable {
+  const s = new PassThrough();
+  s.destroy();
+  return s;
+}
+
+function nullReadable(): Readable {
+  const s = new PassThrough();
+  s.destroy();
+  return s;
+}

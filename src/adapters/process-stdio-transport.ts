@@ -1,0 +1,224 @@
+/**
+ * MCP client transport over an already-spawned process group's stdin/stdout (newline-delimited
+ * JSON-RPC). Unlike the SDK's StdioClientTransport it does not spawn and does not kill: the process
+ * belongs to its ProcessGroupHandle (and, through it, to the ledger). `close()` only detaches, ends
+ * stdin and reports onclose once.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import type { ExitInfo, ProcessGroupHandle } from './process-group.js';
+
+export type TransportProcess = Pick<ProcessGroupHandle, 'stdin' | 'stdout' | 'onExit'>;
+
+export interface ProcessStdioTransportOptions {
+  /** Largest unterminated message accepted on stdout (default: the SDK's 10 MiB). */
+  maxBufferSize?: number;
+  /** After the process exits, wait at most this long for stdout's EOF (last responses) before closing. */
+  exitFlushMs?: number;
+}
+
+const DEFAULT_EXIT_FLUSH_MS = 100;
+
+export class ProcessStdioTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T) => void;
+
+  private readonly stdin: Writable;
+  private readonly stdout: Readable;
+  private readonly readBuffer: ReadBuffer;
+  private readonly exitFlushMs: number;
+  private started = false;
+  private closed = false;
+  private readonly detachers: Array<() => void> = [];
+  private readonly pendingDrains = new Set<(err?: Error) => void>();
+  private exitTimer: NodeJS.Timeout | undefined;
+  private readonly inbox: JSONRPCMessage[] = [];
+  private pumping = false;
+  private closeAfterDrain = false;
+
+  constructor(
+    private readonly proc: TransportProcess,
+    opts: ProcessStdioTransportOptions = {},
+  ) {
+    this.stdin = proc.stdin;
+    this.stdout = proc.stdout;
+    this.readBuffer = new ReadBuffer({ maxBufferSize: opts.maxBufferSize });
+    this.exitFlushMs = opts.exitFlushMs ?? DEFAULT_EXIT_FLUSH_MS;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('ProcessStdioTransport already started');
+    if (this.closed) throw new Error('ProcessStdioTransport is closed');
+    this.started = true;
+
+    this.on(this.stdout, 'data', (chunk: Buffer) => {
+      try {
+        this.readBuffer.append(chunk);
+      } catch (err) {
+        // Oversized unterminated message: the stream is unusable from here on.
+        this.reportError(err);
+        void this.close();
+        return;
+      }
+      this.processReadBuffer();
+    });
+    this.on(this.stdout, 'end', () => this.endOfInput());
+    this.on(this.stdout, 'close', () => this.endOfInput());
+    this.on(this.stdout, 'error', (err: Error) => this.reportError(err));
+    this.on(this.stdin, 'error', (err: Error) => {
+      // EPIPE & co: the server closed its stdin or died. Report once and close.
+      this.reportError(err);
+      void this.close();
+    });
+    this.on(this.stdin, 'drain', () => this.settleDrains());
+    this.on(this.stdin, 'close', () => this.settleDrains(new Error('stdin closed')));
+    const unsubscribe = this.proc.onExit((info) => this.onProcessExit(info));
+    this.detachers.push(unsubscribe);
+
+    if (this.stdout.destroyed || this.stdout.readableEnded) this.endOfInput();
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.closed || !this.started || this.stdin.destroyed || this.stdin.writableEnded) {
+        reject(new Error('Not connected'));
+        return;
+      }
+      let ok: boolean;
+      try {
+        ok = this.stdin.write(serializeMessage(message));
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (ok) {
+        resolve();
+        return;
+      }
+      // Backpressure: wait until the pipe drains (or the transport/stdin goes away). One shared
+      // 'drain' listener (attached in start) serves every waiting send.
+      this.pendingDrains.add((err?: Error) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.exitTimer) {
+      clearTimeout(this.exitTimer);
+      this.exitTimer = undefined;
+    }
+    for (const d of this.detachers.splice(0)) {
+      try {
+        d();
+      } catch {
+        // ignore
+      }
+    }
+    this.settleDrains(new Error('Connection closed'));
+    this.readBuffer.clear();
+    this.inbox.length = 0;
+    try {
+      if (!this.stdin.destroyed && !this.stdin.writableEnded) this.stdin.end();
+    } catch {
+      // ignore: the process owner deals with a dead pipe
+    }
+    const cb = this.onclose;
+    if (cb) {
+      try {
+        cb();
+      } catch (err) {
+        this.reportError(err);
+      }
+    }
+  }
+
+  private on(emitter: NodeJS.EventEmitter, event: string, fn: (...args: any[]) => void): void {
+    emitter.on(event, fn);
+    this.detachers.push(() => emitter.off(event, fn));
+  }
+
+  private processReadBuffer(): void {
+    for (;;) {
+      let message: JSONRPCMessage | null;
+      try {
+        message = this.readBuffer.readMessage();
+      } catch (err) {
+        // A malformed line is consumed by readMessage; report it and go on with the next one.
+        this.reportError(err);
+        continue;
+      }
+      if (message === null) break;
+      this.inbox.push(message);
+    }
+    if (!this.pumping) void this.pump();
+  }
+
+  /**
+   * Delivers queued messages in order. The SDK's Protocol handles responses synchronously but
+   * notifications one microtask later (Promise.resolve().then(handler)), so a progress notification
+   * followed by its response in the same chunk would be dispatched after the response had already
+   * removed the progress handler: the last progress update was lost ("unknown token"). Before a
+   * response that follows a notification we therefore yield a macrotask, letting every deferred
+   * notification handler run first.
+   */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      let notificationPending = false;
+      while (this.inbox.length > 0 && !this.closed) {
+        const message = this.inbox[0]!;
+        const isResponse = 'id' in message && !('method' in message);
+        if (isResponse && notificationPending) {
+          notificationPending = false;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          continue;
+        }
+        this.inbox.shift();
+        if ('method' in message && !('id' in message)) notificationPending = true;
+        try {
+          this.onmessage?.(message);
+        } catch (err) {
+          this.reportError(err);
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (this.closeAfterDrain) void this.close();
+  }
+
+  /** Close once every message already received has been delivered (stdout EOF). */
+  private endOfInput(): void {
+    if (this.pumping || this.inbox.length > 0) this.closeAfterDrain = true;
+    else void this.close();
+  }
+
+  private onProcessExit(_info: ExitInfo): void {
+    if (this.closed) return;
+    // stdout may still hold the last responses; its EOF closes us. A grandchild holding stdout open
+    // would delay EOF forever, so bound the wait.
+    this.exitTimer = setTimeout(() => {
+      this.exitTimer = undefined;
+      this.endOfInput();
+    }, this.exitFlushMs);
+  }
+
+  private settleDrains(err?: Error): void {
+    const waiters = [...this.pendingDrains];
+    this.pendingDrains.clear();
+    for (const settle of waiters) settle(err);
+  }
+
+  private reportError(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.onerror?.(error);
+    } catch {
+      // ignore
+    }
+  }
+}

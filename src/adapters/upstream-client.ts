@@ -1,0 +1,336 @@
+/**
+ * An MCP client session with one upstream server process.
+ *
+ * Uses the SDK's `Client` for the protocol (initialize, request ids, timeouts, progress,
+ * `notifications/cancelled`), but not its `listTools()`/`callTool()`: those compile every tool's
+ * outputSchema with Ajv, so one broken upstream schema would fail the whole list. Instead we send raw
+ * requests with permissive result schemas, follow `nextCursor` ourselves, drop malformed tools one by
+ * one, and pass everything else through unchanged (JSON Schemas byte-identical).
+ *
+ * The connection never owns the process: closing it ends stdin; the ProcessGroupHandle stops it.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import type { ProcessGroupHandle } from './process-group.js';
+import { ProcessStdioTransport, type TransportProcess } from './process-stdio-transport.js';
+
+export interface UpstreamTool {
+  name: string;
+  description?: string;
+  /** The upstream JSON Schema object, unchanged. */
+  inputSchema: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface UpstreamProgress {
+  progress: number;
+  total?: number;
+  message?: string;
+}
+
+export interface UpstreamCallOptions {
+  signal?: AbortSignal;
+  /** Request deadline; reset by every progress notification. */
+  timeoutMs: number;
+  onprogress?: (p: UpstreamProgress) => void;
+}
+
+export interface UpstreamConnection {
+  serverInfo?: { name: string; version: string };
+  instructions?: string;
+  /** All pages of tools/list, malformed tools dropped (with a warning). */
+  listTools(signal?: AbortSignal): Promise<UpstreamTool[]>;
+  /**
+   * The raw CallToolResult. Rejects with WardenError(E_UPSTREAM_TIMEOUT | E_UPSTREAM_ERROR (detail.mcpCode)),
+   * or with `signal.reason` when aborted (the SDK then sends notifications/cancelled upstream).
+   */
+  callTool(name: string, args: Record<string, unknown> | undefined, opts: UpstreamCallOptions): Promise<Record<string, unknown>>;
+  /** `notifications/tools/list_changed` from the upstream. Returns an unsubscribe function. */
+  onToolsChanged(listener: () => void): () => void;
+  /** The session ended (process exited, stdout closed, or close()). Called once. */
+  onClose(listener: () => void): () => void;
+  /** Ends the session (stdin EOF). Does not stop the process. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ConnectUpstreamOptions {
+  /** Server name, for logs and errors. */
+  name: string;
+  logger: Logger;
+  /** Deadline of `initialize` and of each tools/list page. */
+  requestTimeoutMs: number;
+  /** Aborts the connection attempt (initialize). */
+  signal?: AbortSignal;
+  clientInfo?: { name: string; version: string };
+}
+
+/** Pages of tools/list followed at most; a server paginating forever is cut off here. */
+export const MAX_TOOL_PAGES = 100;
+
+const DEFAULT_CLIENT_INFO = { name: 'mcp-warden', version: '0.1.0' };
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Accepts any JSON object and returns it as is (no copying, no stripping). */
+const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { message: 'result is not a JSON object' });
+
+/**
+ * Connect an MCP client to the process behind `handle` and run `initialize`.
+ * Rejects with WardenError(E_INIT_TIMEOUT | E_INIT_FAILED), or with `signal.reason` when aborted.
+ * On failure the transport is closed (stdin ended); stopping the process stays with the caller.
+ */
+export async function connectUpstream(
+  handle: TransportProcess | ProcessGroupHandle,
+  opts: ConnectUpstreamOptions,
+): Promise<UpstreamConnection> {
+  const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
+  const transport = new ProcessStdioTransport(handle);
+  const client = new Client(opts.clientInfo ?? DEFAULT_CLIENT_INFO, { capabilities: {} });
+
+  const toolsChanged = new Set<() => void>();
+  const closeListeners = new Set<() => void>();
+  let closed = false;
+
+  client.onerror = (err) => {
+    log.warn({ err: err.message }, 'upstream protocol error');
+  };
+  client.onclose = () => {
+    if (closed) return;
+    closed = true;
+    log.debug('upstream session closed');
+    const listeners = [...closeListeners];
+    closeListeners.clear();
+    toolsChanged.clear();
+    for (const l of listeners) safeCall(l);
+  };
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    log.debug('tools/list_changed');
+    for (const l of [...toolsChanged]) safeCall(l);
+  });
+
+  const init = linkSignal(opts.signal);
+  try {
+    await client.connect(transport, { timeout: opts.requestTimeoutMs, signal: init.signal });
+  } catch (err) {
+    await transport.close().catch(() => undefined);
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
+      throw new WardenError(
+        ErrorCodes.INIT_TIMEOUT,
+        `${opts.name}: no answer to initialize within ${opts.requestTimeoutMs} ms`,
+        { server: opts.name, timeoutMs: opts.requestTimeoutMs },
+      );
+    }
+    throw new WardenError(ErrorCodes.INIT_FAILED, `${opts.name}: initialize failed: ${messageOf(err)}`, {
+      server: opts.name,
+      ...(err instanceof McpError ? { mcpCode: err.code } : {}),
+    });
+  } finally {
+    init.dispose();
+  }
+
+  const serverVersion = client.getServerVersion();
+  const serverInfo =
+    serverVersion && typeof serverVersion.name === 'string'
+      ? { name: serverVersion.name, version: String(serverVersion.version ?? '') }
+      : undefined;
+  const instructions = client.getInstructions();
+  log.debug({ serverInfo }, 'upstream initialized');
+
+  /**
+   * client.request with a per-request AbortSignal: the SDK adds an 'abort' listener to the signal it
+   * is given and never removes it, so passing a long-lived caller signal would leak one listener per
+   * request. We give it a throwaway signal linked to the caller's and unlink when the request settles.
+   */
+  async function request(
+    req: { method: string; params?: Record<string, unknown> },
+    options: { signal?: AbortSignal; timeoutMs: number; onprogress?: (p: UpstreamProgress) => void },
+  ): Promise<Record<string, unknown>> {
+    const link = linkSignal(options.signal);
+    try {
+      return await client.request(req as Parameters<typeof client.request>[0], AnyObjectResult, {
+        signal: link.signal,
+        timeout: options.timeoutMs,
+        resetTimeoutOnProgress: options.onprogress !== undefined,
+        onprogress: options.onprogress
+          ? (p) => {
+              const update: UpstreamProgress = { progress: p.progress };
+              if (typeof p.total === 'number') update.total = p.total;
+              if (typeof p.message === 'string') update.message = p.message;
+              safeCall(() => options.onprogress!(update));
+            }
+          : undefined,
+      });
+    } catch (err) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
+    } finally {
+      link.dispose();
+    }
+  }
+
+  async function listTools(signal?: AbortSignal): Promise<UpstreamTool[]> {
+    const tools: UpstreamTool[] = [];
+    const names = new Set<string>();
+    const seenCursors = new Set<string>();
+    let cursor: string | undefined;
+    for (let page = 0; ; page++) {
+      if (page >= MAX_TOOL_PAGES) {
+        log.warn({ pages: page }, `tools/list: more than ${MAX_TOOL_PAGES} pages, ignoring the rest`);
+        break;
+      }
+      const result = await request(
+        { method: 'tools/list', params: cursor !== undefined ? { cursor } : {} },
+        { signal, timeoutMs: opts.requestTimeoutMs },
+      );
+      const list = result.tools;
+      if (!Array.isArray(list)) {
+        throw new WardenError(ErrorCodes.UPSTREAM_ERROR, `${opts.name}: tools/list result has no tools array`, {
+          server: opts.name,
+        });
+      }
+      list.forEach((tool: unknown, index: number) => {
+        const problem = toolProblem(tool);
+        if (problem) {
+          log.warn({ page, index, problem, tool: describeTool(tool) }, `dropping malformed upstream tool: ${problem}`);
+          return;
+        }
+        const t = tool as UpstreamTool;
+        if (names.has(t.name)) {
+          log.warn({ page, tool: t.name }, 'dropping duplicate upstream tool name');
+          return;
+        }
+        names.add(t.name);
+        tools.push(t);
+      });
+      const next = result.nextCursor;
+      if (next === undefined || next === null) break;
+      if (typeof next !== 'string') {
+        log.warn({ page, nextCursor: typeof next }, 'tools/list: nextCursor is not a string, stopping pagination');
+        break;
+      }
+      if (seenCursors.has(next)) {
+        log.warn({ page }, 'tools/list: repeating cursor, stopping pagination');
+        break;
+      }
+      seenCursors.add(next);
+      cursor = next;
+    }
+    return tools;
+  }
+
+  async function callTool(
+    name: string,
+    args: Record<string, unknown> | undefined,
+    callOpts: UpstreamCallOptions,
+  ): Promise<Record<string, unknown>> {
+    const params: Record<string, unknown> = { name };
+    if (args !== undefined) params.arguments = args;
+    return request({ method: 'tools/call', params }, {
+      signal: callOpts.signal,
+      timeoutMs: callOpts.timeoutMs,
+      onprogress: callOpts.onprogress,
+    });
+  }
+
+  return {
+    serverInfo,
+    instructions,
+    listTools,
+    callTool,
+    onToolsChanged(listener) {
+      if (closed) return () => undefined;
+      toolsChanged.add(listener);
+      return () => {
+        toolsChanged.delete(listener);
+      };
+    },
+    onClose(listener) {
+      if (closed) {
+        let cancelled = false;
+        queueMicrotask(() => {
+          if (!cancelled) safeCall(listener);
+        });
+        return () => {
+          cancelled = true;
+        };
+      }
+      closeListeners.add(listener);
+      return () => {
+        closeListeners.delete(listener);
+      };
+    },
+    async close() {
+      client.removeNotificationHandler('notifications/tools/list_changed');
+      try {
+        await client.close();
+      } catch (err) {
+        log.debug({ err: messageOf(err) }, 'closing the upstream client failed');
+      }
+      // client.close() closes the transport, which reports onclose; make sure either way.
+      await transport.close().catch(() => undefined);
+      client.onclose?.();
+    },
+  };
+}
+
+function toolProblem(tool: unknown): string | undefined {
+  if (!isPlainObject(tool)) return 'not an object';
+  if (typeof tool.name !== 'string' || tool.name.length === 0) return 'no string name';
+  if (!isPlainObject(tool.inputSchema)) return 'inputSchema is not an object';
+  return undefined;
+}
+
+function describeTool(tool: unknown): string {
+  if (isPlainObject(tool) && typeof tool.name === 'string') return tool.name.slice(0, 100);
+  return typeof tool;
+}
+
+function mapRequestError(err: unknown, server: string, method: string, timeoutMs: number, closed: boolean): unknown {
+  if (err instanceof WardenError) return err;
+  if (err instanceof McpError) {
+    if (err.code === ErrorCode.RequestTimeout) {
+      return new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `${server}: ${method} timed out after ${timeoutMs} ms`, {
+        server,
+        method,
+        timeoutMs,
+        mcpCode: err.code,
+      });
+    }
+    const detail: Record<string, unknown> = { server, method, mcpCode: err.code };
+    if (err.data !== undefined) detail.data = err.data;
+    if (err.code === ErrorCode.ConnectionClosed && closed) detail.connectionClosed = true;
+    return new WardenError(ErrorCodes.UPSTREAM_ERROR, `${server}: ${err.message}`, detail);
+  }
+  return new WardenError(ErrorCodes.UPSTREAM_ERROR, `${server}: ${method} failed: ${messageOf(err)}`, { server, method });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function safeCall(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // observers must not break the session
+  }
+}
+
+/** A throwaway AbortSignal that follows `outer`; dispose() unlinks it. */
+function linkSignal(outer?: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  if (!outer) return { signal: controller.signal, dispose: () => undefined };
+  if (outer.aborted) {
+    controller.abort(outer.reason);
+    return { signal: controller.signal, dispose: () => undefined };
+  }
+  const onAbort = () => controller.abort(outer.reason);
+  outer.addEventListener('abort', onAbort, { once: true });
+  return { signal: controller.signal, dispose: () => outer.removeEventListener('abort', onAbort) };
+}
