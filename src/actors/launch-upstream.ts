@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { LaunchOutput } from '../machines/server-machine.js';
+import type { LaunchOutput, ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { startProcessGroup } from '../adapters/process-group.js';
 import { connectUpstream } from '../adapters/upstream-client.js';
@@ -25,6 +25,8 @@ export interface LaunchDeps {
   /** The current config entry of a server (undefined when it was removed meanwhile). */
   entryOf: (name: string) => ServerEntry | undefined;
   version: string;
+  /** Integrity check of a fetched tool list against the approved fingerprints. */
+  checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
 }
 
 /** The daemon's environment minus our own markers (a daemon started by a daemon must not inherit them). */
@@ -81,6 +83,6 @@ export function createLaunchUpstream(deps: LaunchDeps) {
     signal.throwIfAborted();
     const tools = await connection.listTools(signal);
     log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
-    return { pid: handle.pid, tools, serverInfo: connection.serverInfo };
+    return { pid: handle.pid, tools, serverInfo: connection.serverInfo, toolChanges: deps.checkTools(input.name, tools) };
   });
 }

@@ -5,10 +5,14 @@
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { ServerEvent } from '../machines/server-machine.js';
+import type { ServerEvent, ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { UpstreamSessions } from './upstream-sessions.js';
 
-export function createWatchUpstream(deps: { sessions: UpstreamSessions; logger: Logger }) {
+export function createWatchUpstream(deps: {
+  sessions: UpstreamSessions;
+  logger: Logger;
+  checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
+}) {
   return fromCallback<ServerEvent, { name: string; owner: string }>(({ input, sendBack }) => {
     const session = deps.sessions.get(input.name);
     if (!session) {
@@ -28,7 +32,9 @@ export function createWatchUpstream(deps: { sessions: UpstreamSessions; logger: 
       session.connection
         .listTools(refresh.signal)
         .then((tools) => {
-          if (!refresh.signal.aborted) sendBack({ type: 'TOOLS_UPDATED', tools });
+          if (!refresh.signal.aborted) {
+            sendBack({ type: 'TOOLS_UPDATED', tools, toolChanges: deps.checkTools(input.name, tools) });
+          }
         })
         .catch((err: unknown) => {
           if (!refresh.signal.aborted) deps.logger.warn({ server: input.name, err }, 'tool list refresh failed');

@@ -78,12 +78,24 @@ export interface ServerContext {
   upSince: number | null;
   /** Resources still held when reaping last audited. */
   remaining: number;
+  /** Why the server was (re-)quarantined by the integrity check; empty otherwise. */
+  toolChanges: ToolChangeInfo[];
+}
+
+/** A fetched tool that differs from its approved fingerprint (or was never approved). */
+export interface ToolChangeInfo {
+  tool: string;
+  kind: 'changed' | 'added';
+  fields: string[];
+  summary: string;
 }
 
 export interface LaunchOutput {
   pid: number;
   tools: UpstreamToolInfo[];
   serverInfo?: { name: string; version: string };
+  /** Integrity check of `tools` against the approved fingerprints; any entry re-quarantines. */
+  toolChanges?: ToolChangeInfo[];
 }
 
 export interface AuditOutput {
@@ -96,9 +108,16 @@ export type ServerEvent =
   | { type: 'APPROVE' }
   | { type: 'QUARANTINE' }
   | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null }
-  | { type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] };
+  | { type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[]; toolChanges?: ToolChangeInfo[] };
 
 type OwnerInput = { name: string; owner: string };
+
+/** Tool changes carried by a launch result or a TOOLS_UPDATED event (never throws). */
+function changesIn(event: unknown): ToolChangeInfo[] {
+  const e = event as { output?: { toolChanges?: unknown }; toolChanges?: unknown };
+  const list = e.output?.toolChanges ?? e.toolChanges;
+  return Array.isArray(list) ? (list as ToolChangeInfo[]) : [];
+}
 
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
 
@@ -149,6 +168,8 @@ export function createServerMachine(deps: { now: () => number }) {
     guards: {
       isRemote: ({ context }) => context.remote,
       isQuarantined: ({ context }) => context.quarantined,
+      launchedWithToolChanges: ({ event }) => changesIn(event).length > 0,
+      toolsChanged: ({ event }) => changesIn(event).length > 0,
       nothingRemains: ({ event }) => {
         const out = (event as { output?: AuditOutput }).output;
         return typeof out?.remaining === 'number' && out.remaining === 0;
@@ -217,7 +238,20 @@ export function createServerMachine(deps: { now: () => number }) {
           return Array.isArray(e.tools) ? e.tools : context.tools;
         },
       }),
-      approve: assign({ quarantined: false }),
+      approve: assign({ quarantined: false, toolChanges: [] as ToolChangeInfo[] }),
+      recordToolChanges: assign(({ event, context }) => {
+        const changes = changesIn(event);
+        if (changes.length === 0) return {};
+        return {
+          quarantined: true,
+          toolChanges: changes,
+          lastError: {
+            code: ErrorCodes.TOOLS_CHANGED,
+            message: changes.map((c) => c.summary).join('\n'),
+            at: now(),
+          },
+        } satisfies Partial<ServerContext>;
+      }),
       quarantine: assign({ quarantined: true }),
       resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null }),
       countRestart: assign(({ context }) => {
@@ -251,6 +285,7 @@ export function createServerMachine(deps: { now: () => number }) {
       serverInfo: null,
       upSince: null,
       remaining: 0,
+      toolChanges: [],
     }),
     initial: 'starting',
     output: ({ context }) => ({ name: context.name }),
@@ -272,6 +307,7 @@ export function createServerMachine(deps: { now: () => number }) {
               src: 'launchUpstream',
               input: ({ context }) => ({ name: context.name, owner: context.owner }),
               onDone: [
+                { guard: 'launchedWithToolChanges', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
                 { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
                 { target: '#server.running', actions: 'markLaunched' },
               ],
@@ -297,7 +333,11 @@ export function createServerMachine(deps: { now: () => number }) {
         on: {
           QUARANTINE: { target: 'quarantined', actions: 'quarantine' },
           APPROVE: { actions: 'approve' },
-          TOOLS_UPDATED: { actions: 'setTools' },
+          TOOLS_UPDATED: [
+            // A rug pull: a tool changed after approval. Withhold everything until a person looks.
+            { guard: 'toolsChanged', target: 'quarantined', actions: ['setTools', 'recordToolChanges'] },
+            { actions: 'setTools' },
+          ],
           UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },
@@ -309,7 +349,7 @@ export function createServerMachine(deps: { now: () => number }) {
         on: {
           APPROVE: { target: 'running', actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
-          TOOLS_UPDATED: { actions: 'setTools' },
+          TOOLS_UPDATED: { actions: ['setTools', 'recordToolChanges'] },
           UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },

@@ -47,17 +47,20 @@ const allTransitions: AnyTransitionDefinition[] = nodes.flatMap((n) => [
 ]);
 
 const err = new Error('scripted failure');
+const CHANGE = { tool: 't', kind: 'changed', fields: ['description'], summary: 'tool "t" changed' };
 /** Every event the machine reacts to, with payload variants for guarded done events. */
 function eventsFor(): AnyEventObject[] {
   const types = new Set(nodes.flatMap((n) => [...n.transitions.keys()]));
   const out: AnyEventObject[] = [];
   for (const type of types) {
-    if (type === 'xstate.done.actor.launch') out.push({ type, output: { pid: 7, tools: [] } });
+    if (type === 'xstate.done.actor.launch') {
+      out.push({ type, output: { pid: 7, tools: [] } }, { type, output: { pid: 7, tools: [], toolChanges: [CHANGE] } });
+    }
     else if (type === 'xstate.done.actor.audit') {
       out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } });
     } else if (type.startsWith('xstate.error.actor.')) out.push({ type, error: err });
     else if (type === 'UPSTREAM_EXITED') out.push({ type, code: 1, signal: null });
-    else if (type === 'TOOLS_UPDATED') out.push({ type, tools: [] });
+    else if (type === 'TOOLS_UPDATED') out.push({ type, tools: [] }, { type, tools: [], toolChanges: [CHANGE] });
     else out.push({ type });
   }
   return out;

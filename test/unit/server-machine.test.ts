@@ -321,3 +321,35 @@ test('APPROVE before launch completes still counts; QUARANTINE during stopping i
   h.actor.stop();
 });
 
+
+test('integrity: changed tools at launch or on list_changed send the server to quarantined with the diff', async () => {
+  const change = { tool: 'echo', kind: 'changed' as const, fields: ['description'], summary: 'tool "echo" changed: description: "a" → "b"' };
+  let launches = 0;
+  const h = harness({
+    script: {
+      launch: async () => {
+        launches++;
+        return { pid: 1, tools: [{ name: 'echo', inputSchema: { type: 'object' } }], toolChanges: launches === 1 ? [] : [change] };
+      },
+    },
+  });
+  await flush();
+  assert.equal(h.value(), 'running');
+  // a rug pull announced through tools/list_changed
+  h.actor.send({ type: 'TOOLS_UPDATED', tools: [], toolChanges: [change] });
+  assert.equal(h.value(), 'quarantined');
+  assert.equal(h.ctx().lastError?.code, 'E_TOOLS_CHANGED');
+  assert.deepEqual(h.ctx().toolChanges, [change]);
+  h.actor.send({ type: 'APPROVE' });
+  assert.equal(h.value(), 'running');
+  assert.deepEqual(h.ctx().toolChanges, []);
+  // an unchanged refresh keeps it running
+  h.actor.send({ type: 'TOOLS_UPDATED', tools: [], toolChanges: [] });
+  assert.equal(h.value(), 'running');
+  // a restart whose fresh tool list differs comes back quarantined
+  h.actor.send({ type: 'RESTART' });
+  await flush();
+  assert.equal(h.value(), 'quarantined');
+  assert.equal(h.ctx().quarantined, true);
+  h.actor.stop();
+});

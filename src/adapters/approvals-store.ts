@@ -1,0 +1,101 @@
+/**
+ * `<data-dir>/approvals.json`: the source of truth for approved tool fingerprints, per server.
+ * A missing file means nothing is approved yet. A corrupted file is reported (E_APPROVALS_CORRUPT
+ * in the log) and treated as "nothing approved", never as "everything approved"; the next write
+ * moves it aside to `approvals.json.corrupt-<time>` instead of destroying the evidence.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ApprovedTool } from '../core/tool-fingerprint.js';
+
+export interface ServerApproval {
+  approvedAt: string;
+  /** `trust-on-first-use` for a config server's first tool list, `person` for an explicit approval. */
+  by: 'trust-on-first-use' | 'person';
+  tools: Record<string, ApprovedTool>;
+}
+
+interface ApprovalsFile {
+  version: 1;
+  servers: Record<string, ServerApproval>;
+}
+
+export type ApprovalsLoad = { ok: true } | { ok: false; reason: string };
+
+export class ApprovalsStore {
+  private data: ApprovalsFile = { version: 1, servers: {} };
+  private corrupt = false;
+  private queue: Promise<void> = Promise.resolve();
+  readonly file: string;
+
+  constructor(dataDir: string) {
+    this.file = join(dataDir, 'approvals.json');
+  }
+
+  /** Synchronous so the store is ready before any server starts. Never throws. */
+  load(): ApprovalsLoad {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true };
+      this.corrupt = true;
+      return { ok: false, reason: `cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+    }
+    try {
+      const v = JSON.parse(text) as Partial<ApprovalsFile>;
+      if (v?.version !== 1 || typeof v.servers !== 'object' || v.servers === null || Array.isArray(v.servers)) {
+        throw new Error('expected {"version":1,"servers":{…}}');
+      }
+      for (const [name, s] of Object.entries(v.servers)) {
+        if (typeof s?.tools !== 'object' || s.tools === null) throw new Error(`servers.${name}.tools is not an object`);
+        for (const [tool, a] of Object.entries(s.tools)) {
+          if (typeof (a as ApprovedTool)?.fingerprint !== 'string') throw new Error(`servers.${name}.tools.${tool}.fingerprint missing`);
+        }
+      }
+      this.data = v as ApprovalsFile;
+      return { ok: true };
+    } catch (err) {
+      this.corrupt = true;
+      this.data = { version: 1, servers: {} };
+      return { ok: false, reason: `${this.file} is corrupted (${(err as Error).message}); treating it as nothing approved` };
+    }
+  }
+
+  get(server: string): ServerApproval | undefined {
+    return this.data.servers[server];
+  }
+
+  /** Record (replace) a server's approved tools; persisted atomically, writes serialised. */
+  set(server: string, approval: ServerApproval): Promise<void> {
+    this.data.servers[server] = approval;
+    return this.persist();
+  }
+
+  delete(server: string): Promise<void> {
+    if (!(server in this.data.servers)) return Promise.resolve();
+    delete this.data.servers[server];
+    return this.persist();
+  }
+
+  private persist(): Promise<void> {
+    const snapshot = JSON.stringify(this.data, null, 2) + '\n';
+    const run = async () => {
+      if (this.corrupt) {
+        await fs.rename(this.file, `${this.file}.corrupt-${Date.now()}`).catch(() => undefined);
+        this.corrupt = false;
+      }
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      const fh = await fs.open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(snapshot);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.rename(tmp, this.file);
+    };
+    this.queue = this.queue.then(run, run);
+    return this.queue;
+  }
+}
