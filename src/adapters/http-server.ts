@@ -1,0 +1,352 @@
+/**
+ * A small wrapper over `node:http` that owns its listening socket and every connection:
+ *
+ * - the listening server is a ledger resource (kind 'socket', owner 'http'), and so is each accepted
+ *   connection (settled when the socket closes), so /healthz and tests can see what is open;
+ * - exact-path routing (query string ignored): unknown path → 404, known path with another method →
+ *   405, a handler that throws → 500; all as JSON `{ error: { code, message } }` without stack traces;
+ * - `close()` stops accepting, destroys idle keep-alive sockets at once, ends sockets as soon as their
+ *   in-flight response finishes, destroys whatever is left (open SSE streams, upgraded sockets) after a
+ *   short grace, and resolves when the server is fully closed. It never hangs.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
+
+export const HTTP_LEDGER_OWNER = 'http';
+
+/** HTTP-level error codes used in JSON error bodies that have no entry in ErrorCodes. */
+export const HttpErrorCodes = {
+  NOT_FOUND: 'E_NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'E_METHOD_NOT_ALLOWED',
+  BODY_TOO_LARGE: 'E_BODY_TOO_LARGE',
+  INTERNAL: ErrorCodes.INTERNAL,
+} as const;
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface HttpServerOptions {
+  host: string;
+  /** 0 picks a free port; `handle.port` tells which. */
+  port: number;
+  logger: Logger;
+  ledger: ResourceLedger;
+  /** Requests announcing a larger Content-Length are refused with 413 before any handler runs. */
+  maxBodyBytes: number;
+  /** How long close() lets in-flight responses finish before destroying their sockets. Default 1000. */
+  closeGraceMs?: number;
+  /**
+   * Idle keep-alive timeout of connections. Default 5000 (Node's default). Keep it a whole number of
+   * seconds ≥ 2000: Node announces `Keep-Alive: timeout=<floor(s)>` and undici reuses an idle socket for
+   * up to that minus 1 s (its default 4 s when the hint is 0), so a shorter server timeout makes
+   * clients send requests into sockets the server is closing (ECONNRESET on POST, not retried).
+   */
+  keepAliveTimeoutMs?: number;
+}
+
+export interface HttpServerHandle {
+  /** e.g. `http://127.0.0.1:54321`, `http://[::1]:54321`, `http://localhost:54321` */
+  readonly url: string;
+  readonly host: string;
+  /** The actually bound port. */
+  readonly port: number;
+  route(method: string, path: string, handler: RouteHandler): void;
+  onUpgrade(path: string, handler: UpgradeHandler): void;
+  /** Open TCP connections right now (including upgraded ones and idle keep-alive ones). */
+  connectionCount(): number;
+  /** Requests whose response has not finished yet (open SSE streams included; upgrades excluded). */
+  activeRequestCount(): number;
+  close(): Promise<void>;
+}
+
+/** Writes a JSON body (no-op when the response already started). */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Record<string, string>): void {
+  sendJson(res, status, { error: { code, message } }, headers);
+}
+
+export type ReadBodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
+
+/**
+ * Reads a request body up to `maxBytes`. Never rejects. On 'too-large' the rest of the body is not
+ * read: answer with `Connection: close` so the socket is not reused.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBodyResult> {
+  return new Promise((resolve) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBytes) return resolve({ ok: false, reason: 'too-large' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (r: ReadBodyResult) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onClose);
+      if (!r.ok) req.pause();
+      resolve(r);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) return finish({ ok: false, reason: 'too-large' });
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, size) });
+    const onAbort = () => finish({ ok: false, reason: 'aborted' });
+    const onClose = () => {
+      if (!req.complete) onAbort();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('close', onClose);
+  });
+}
+
+function formatUrl(host: string, port: number): string {
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `http://${h}:${port}`;
+}
+
+function listenFailureReason(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use';
+    case 'EACCES':
+      return 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return 'address not available';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name not found';
+    default:
+      return err.message;
+  }
+}
+
+interface ConnState {
+  /** Requests on this socket whose response has not finished. */
+  active: number;
+  upgraded: boolean;
+  ledger: LedgerHandle;
+}
+
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
+  const { logger, ledger } = opts;
+  const graceMs = opts.closeGraceMs ?? 1000;
+  const routes = new Map<string, Map<string, RouteHandler>>();
+  const upgrades = new Map<string, UpgradeHandler>();
+  const conns = new Map<Socket, ConnState>();
+  let closing = false;
+  let activeRequests = 0;
+  let closePromise: Promise<void> | undefined;
+
+  const server: Server = createServer();
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
+
+  const pathOf = (req: IncomingMessage): string => {
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    return q < 0 ? raw : raw.slice(0, q);
+  };
+
+  server.on('connection', (socket: Socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const handle = ledger.acquire(HTTP_LEDGER_OWNER, {
+      kind: 'socket',
+      description: `http connection from ${remote}`,
+      release: async () => {
+        socket.destroy();
+      },
+      isGone: () => socket.destroyed,
+      facts: { remote },
+    });
+    conns.set(socket, { active: 0, upgraded: false, ledger: handle });
+    socket.once('close', () => {
+      conns.get(socket)?.ledger.settle();
+      conns.delete(socket);
+    });
+  });
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket as Socket;
+    const state = conns.get(socket);
+    if (state) state.active++;
+    activeRequests++;
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      activeRequests--;
+      if (state) {
+        state.active--;
+        // While closing, a connection whose last response finished is not kept alive.
+        if (closing && state.active === 0 && !socket.destroyed) socket.end();
+      }
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    if (closing) res.setHeader('connection', 'close');
+    void dispatch(req, res);
+  });
+
+  async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = pathOf(req);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const byMethod = routes.get(path);
+    if (!byMethod) return sendError(res, 404, HttpErrorCodes.NOT_FOUND, `Not found: ${path.slice(0, 200)}`);
+    const handler = byMethod.get(method);
+    if (!handler) {
+      return sendError(res, 405, HttpErrorCodes.METHOD_NOT_ALLOWED, `Method ${method} not allowed on ${path}`, {
+        allow: [...byMethod.keys()].join(', '),
+      });
+    }
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > opts.maxBodyBytes) {
+      return sendError(res, 413, HttpErrorCodes.BODY_TOO_LARGE, `Request body exceeds ${opts.maxBodyBytes} bytes`, {
+        connection: 'close',
+      });
+    }
+    try {
+      await handler(req, res);
+    } catch (err) {
+      logger.error({ err, method, path }, 'http handler failed');
+      if (!res.headersSent) sendError(res, 500, HttpErrorCodes.INTERNAL, 'Internal server error');
+      else res.destroy();
+    }
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const state = conns.get(socket as Socket);
+    if (state) {
+      state.upgraded = true;
+      state.active++;
+    }
+    const handler = upgrades.get(pathOf(req));
+    if (closing || !handler) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.destroy();
+      return;
+    }
+    try {
+      handler(req, socket, head);
+    } catch (err) {
+      logger.error({ err, path: pathOf(req) }, 'upgrade handler failed');
+      socket.destroy();
+    }
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      reject(
+        new WardenError(
+          ErrorCodes.LISTEN_FAILED,
+          `cannot listen on ${opts.host}:${opts.port}: ${listenFailureReason(err)}`,
+          { host: opts.host, port: opts.port, errno: err.code ?? 'unknown' },
+        ),
+      );
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ host: opts.host, port: opts.port, exclusive: true });
+  });
+
+  server.on('error', (err) => logger.error({ err }, 'http server error'));
+
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  const url = formatUrl(opts.host, port);
+
+  const listenLedger = ledger.acquire(HTTP_LEDGER_OWNER, {
+    kind: 'socket',
+    description: `http listener ${url}`,
+    release: () => close(),
+    isGone: () => !server.listening && conns.size === 0,
+    facts: { host: opts.host, port },
+  });
+
+  function close(): Promise<void> {
+    if (closePromise) return closePromise;
+    closing = true;
+    closePromise = new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      server.close(() => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      });
+      for (const [socket, state] of conns) {
+        if (state.active === 0 && !state.upgraded) socket.destroy();
+      }
+      if (conns.size > 0) {
+        timer = setTimeout(() => {
+          for (const socket of conns.keys()) socket.destroy();
+        }, graceMs);
+        timer.unref();
+      }
+    }).then(() => {
+      // All sockets are closed once 'close' fired; settle anything a missed event left behind.
+      for (const state of conns.values()) state.ledger.settle();
+      conns.clear();
+      listenLedger.settle();
+      logger.debug({ url }, 'http server closed');
+    });
+    return closePromise;
+  }
+
+  logger.debug({ url }, 'http server listening');
+
+  return {
+    url,
+    host: opts.host,
+    port,
+    route(method, path, handler) {
+      const m = method.toUpperCase();
+      let byMethod = routes.get(path);
+      if (!byMethod) routes.set(path, (byMethod = new Map()));
+      if (byMethod.has(m)) throw new Error(`route ${m} ${path} already registered`);
+      byMethod.set(m, handler);
+    },
+    onUpgrade(path, handler) {
+      if (upgrades.has(path)) throw new Error(`upgrade handler for ${path} already registered`);
+      upgrades.set(path, handler);
+    },
+    connectionCount: () => conns.size,
+    activeRequestCount: () => activeRequests,
+    close,
+  };
+}

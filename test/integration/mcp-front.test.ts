@@ -1,0 +1,750 @@
+/**
+ * The MCP front over a real node:http server, driven by the SDK's real Client +
+ * StreamableHTTPClientTransport (and raw HTTP where the wire itself is under test).
+ * The ToolCatalog is an in-test fake: the catalog is the front's unit boundary.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { pino } from 'pino';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { LATEST_PROTOCOL_VERSION, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCodes, WardenError, type ErrorCode } from '../../src/core/error-codes.js';
+import { ResourceLedger } from '../../src/core/resource-ledger.js';
+import type { CatalogCallOptions, CatalogCallResult, CatalogTool, ToolCatalog } from '../../src/core/tool-catalog.js';
+import { startHttpServer, type HttpServerHandle } from '../../src/adapters/http-server.js';
+import { createMcpFront, type McpFront } from '../../src/adapters/mcp-front.js';
+import { checkBearer, checkHostHeader, checkOrigin, isLoopbackHost, loopbackAllowedHosts } from '../../src/adapters/request-guards.js';
+
+const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
+
+// ---- fake catalog ---------------------------------------------------------------------------------
+
+/** Deliberately unusual key order and every JSON Schema feature a rewrite would likely disturb. */
+const COMPLEX_SCHEMA: Record<string, unknown> = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $defs: {
+    point: {
+      type: 'object',
+      properties: { x: { type: 'number' }, y: { type: 'number' } },
+      required: ['x', 'y'],
+      additionalProperties: false,
+    },
+  },
+  type: 'object',
+  properties: {
+    target: { oneOf: [{ $ref: '#/$defs/point' }, { type: 'string', pattern: '^[a-z]+$' }] },
+    mode: { enum: ['a', 'b'], default: 'a', description: 'ünïcödé ✓' },
+    limit: { anyOf: [{ type: 'null' }, { type: 'integer', minimum: 0, maximum: 10 }] },
+  },
+  required: ['target'],
+  additionalProperties: false,
+  'x-vendor-extension': { keep: [1, 2.5, null, true] },
+};
+
+const TOOLS: CatalogTool[] = [
+  { name: 'demo__complex', description: 'complex schema', inputSchema: COMPLEX_SCHEMA, annotations: { readOnlyHint: true } },
+  { name: 'demo__echo', description: 'echoes', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } },
+  { name: 'demo__progress', inputSchema: { type: 'object' } },
+  { name: 'demo__slow', inputSchema: { type: 'object' } },
+];
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+}
+function deferred<T = void>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+class FakeCatalog implements ToolCatalog {
+  readonly listeners = new Set<() => void>();
+  readonly calls: { name: string; args: Record<string, unknown> | undefined; opts: CatalogCallOptions }[] = [];
+  slowStarted = deferred<AbortSignal>();
+
+  listTools(): CatalogTool[] {
+    return TOOLS;
+  }
+
+  async callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
+    this.calls.push({ name, args, opts });
+    if (name.startsWith('fail__')) {
+      const code = name.slice('fail__'.length) as ErrorCode;
+      throw new WardenError(code, `failing with ${code}`, code === ErrorCodes.UPSTREAM_ERROR ? { mcpCode: -32050 } : undefined);
+    }
+    switch (name) {
+      case 'demo__echo':
+      case 'demo__complex':
+        return { content: [{ type: 'text', text: JSON.stringify(args ?? {}) }], extraField: 'kept' };
+      case 'demo__progress':
+        for (let i = 1; i <= 3; i++) {
+          opts.onprogress?.({ progress: i, total: 3, message: `step ${i}` });
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        return { content: [{ type: 'text', text: 'done' }] };
+      case 'demo__slow':
+        this.slowStarted.resolve(opts.signal);
+        return await new Promise((_, reject) => {
+          const onAbort = () => reject(new WardenError(ErrorCodes.SHUTTING_DOWN, 'aborted'));
+          if (opts.signal.aborted) onAbort();
+          else opts.signal.addEventListener('abort', onAbort, { once: true });
+        });
+      case 'demo__plain_error':
+        throw new Error('secret internal detail');
+      default:
+        throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `no tool ${name}`);
+    }
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(): void {
+    for (const l of this.listeners) l();
+  }
+}
+
+// ---- fixture --------------------------------------------------------------------------------------
+
+interface Fixture {
+  http: HttpServerHandle;
+  front: McpFront;
+  ledger: ResourceLedger;
+  catalog: FakeCatalog;
+  url: string;
+  close(): Promise<void>;
+}
+
+async function setup(
+  opts: { ttl?: number; maxSessions?: number; token?: string; host?: string; keepAliveTimeoutMs?: number; allowedHosts?: string[] } = {},
+): Promise<Fixture> {
+  const ledger = new ResourceLedger();
+  const catalog = new FakeCatalog();
+  const http = await startHttpServer({
+    host: opts.host ?? '127.0.0.1',
+    port: 0,
+    logger,
+    ledger,
+    maxBodyBytes: 1024 * 1024,
+    closeGraceMs: 300,
+    ...(opts.keepAliveTimeoutMs ? { keepAliveTimeoutMs: opts.keepAliveTimeoutMs } : {}),
+  });
+  const front = createMcpFront({
+    catalog,
+    settings: { sessionIdleTtlMs: opts.ttl ?? 60_000, maxSessions: opts.maxSessions ?? 64, toolCallTimeoutMs: 30_000 },
+    logger,
+    ledger,
+    serverInfo: { name: 'mcp-warden-test', version: '0.0.0' },
+    allowedHosts: opts.allowedHosts ?? loopbackAllowedHosts(http.port),
+    maxBodyBytes: 64 * 1024,
+    ...(opts.token ? { auth: { bearerToken: opts.token } } : {}),
+  });
+  for (const m of ['GET', 'POST', 'DELETE']) http.route(m, '/mcp', front.handle);
+  let closed = false;
+  return {
+    http,
+    front,
+    ledger,
+    catalog,
+    url: `${http.url}/mcp`,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await front.close();
+      await http.close();
+    },
+  };
+}
+
+interface Connected {
+  client: Client;
+  transport: StreamableHTTPClientTransport;
+  /** Resolves when the client's standalone GET SSE stream is open (server notifications can arrive). */
+  getStreamOpen: Promise<void>;
+}
+
+async function connect(url: string, headers?: Record<string, string>): Promise<Connected> {
+  const getOpen = deferred();
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    ...(headers ? { requestInit: { headers } } : {}),
+    fetch: async (input, init) => {
+      const r = await fetch(input, init);
+      if ((init?.method ?? 'GET') === 'GET' && r.ok) getOpen.resolve();
+      return r;
+    },
+  });
+  const client = new Client({ name: 'test-client', version: '1.0.0' });
+  client.onerror = () => {};
+  await client.connect(transport);
+  return { client, transport, getStreamOpen: getOpen.promise };
+}
+
+async function disconnect(c: Connected, terminate = true): Promise<void> {
+  if (terminate) await c.transport.terminateSession().catch(() => {});
+  await c.client.close();
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** node:http without keep-alive, so the raw requests leave no pooled sockets behind. */
+function raw(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: init.method ?? 'POST', headers: init.headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+function sseMessages(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => JSON.parse(l.slice('data: '.length)) as Record<string, unknown>);
+}
+
+/** Initialize a session by hand (no GET stream is opened). Returns the session id. */
+async function rawSession(url: string, extraHeaders: Record<string, string> = {}): Promise<string> {
+  const init = await raw(url, {
+    headers: { ...MCP_HEADERS, ...extraHeaders },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+    }),
+  });
+  assert.equal(init.status, 200, init.text);
+  const sid = init.headers['mcp-session-id'];
+  assert.equal(typeof sid, 'string');
+  const note = await raw(url, {
+    headers: { ...MCP_HEADERS, ...extraHeaders, 'mcp-session-id': sid as string, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  });
+  assert.equal(note.status, 202, note.text);
+  return sid as string;
+}
+
+function rawRpc(url: string, sid: string, id: number, method: string, params: Record<string, unknown>): Promise<RawResponse> {
+  return raw(url, {
+    headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+    body: JSON.stringify({ jsonrpc: '2.0', id, method, params }),
+  });
+}
+
+async function pollUntil(cond: () => boolean, timeoutMs: number, what: string, stepMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+function resourceCounts(): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) m.set(r, (m.get(r) ?? 0) + 1);
+  return m;
+}
+
+function withinBaseline(baseline: Map<string, number>): boolean {
+  for (const [k, n] of resourceCounts()) if (n > (baseline.get(k) ?? 0)) return false;
+  return true;
+}
+
+async function rejectsWithMcp(p: Promise<unknown>): Promise<McpError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof McpError, `expected McpError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+// ---- tests ----------------------------------------------------------------------------------------
+
+describe('mcp front: tools', () => {
+  let fx: Fixture;
+  let c: Connected;
+  before(async () => {
+    fx = await setup();
+    c = await connect(fx.url);
+  });
+  after(async () => {
+    await disconnect(c);
+    await fx.close();
+  });
+
+  it('lists tools with upstream schemas unchanged (client view and wire bytes)', async () => {
+    const listed = await c.client.listTools();
+    assert.deepEqual(
+      listed.tools.map((t) => t.name),
+      TOOLS.map((t) => t.name),
+    );
+    assert.deepStrictEqual(listed.tools[0]!.inputSchema, COMPLEX_SCHEMA);
+
+    // The SDK client re-parses (and reorders keys); the wire must carry the catalog's bytes.
+    const sid = await rawSession(fx.url);
+    const res = await rawRpc(fx.url, sid, 2, 'tools/list', {});
+    assert.equal(res.status, 200);
+    const msg = sseMessages(res.text).find((m) => m['id'] === 2)!;
+    const wireTools = (msg['result'] as { tools: unknown[] }).tools;
+    assert.equal(JSON.stringify(wireTools), JSON.stringify(TOOLS));
+  });
+
+  it('calls a tool and passes the result through', async () => {
+    const r = await c.client.callTool({ name: 'demo__echo', arguments: { text: 'hi' } });
+    assert.deepEqual(r.content, [{ type: 'text', text: '{"text":"hi"}' }]);
+    const last = fx.catalog.calls.at(-1)!;
+    assert.equal(last.name, 'demo__echo');
+    assert.deepEqual(last.args, { text: 'hi' });
+    assert.equal(last.opts.onprogress, undefined, 'no progressToken → no onprogress');
+    assert.ok(last.opts.signal instanceof AbortSignal);
+  });
+
+  it('relays progress with the client progressToken', async () => {
+    const seen: { progress: number; total?: number; message?: string }[] = [];
+    const r = await c.client.callTool({ name: 'demo__progress', arguments: {} }, undefined, { onprogress: (p) => seen.push(p) });
+    assert.deepEqual(r.content, [{ type: 'text', text: 'done' }]);
+    assert.deepEqual(
+      seen.map((p) => [p.progress, p.total, p.message]),
+      [
+        [1, 3, 'step 1'],
+        [2, 3, 'step 2'],
+        [3, 3, 'step 3'],
+      ],
+    );
+
+    // On the wire, with a string token of the client's choosing.
+    const sid = await rawSession(fx.url);
+    const res = await rawRpc(fx.url, sid, 7, 'tools/call', { name: 'demo__progress', arguments: {}, _meta: { progressToken: 'tok-abc' } });
+    const msgs = sseMessages(res.text);
+    const progress = msgs.filter((m) => m['method'] === 'notifications/progress');
+    assert.equal(progress.length, 3);
+    for (const p of progress) assert.equal((p['params'] as { progressToken: unknown }).progressToken, 'tok-abc');
+    assert.ok(msgs.some((m) => m['id'] === 7 && m['result']));
+  });
+
+  it('passes the tools/call result through without SDK re-validation', async () => {
+    const sid = await rawSession(fx.url);
+    const res = await rawRpc(fx.url, sid, 3, 'tools/call', { name: 'demo__echo', arguments: {} });
+    const msg = sseMessages(res.text).find((m) => m['id'] === 3)!;
+    assert.equal((msg['result'] as Record<string, unknown>)['extraField'], 'kept');
+  });
+
+  it('aborts the catalog signal when the client cancels', async () => {
+    fx.catalog.slowStarted = deferred<AbortSignal>();
+    const ac = new AbortController();
+    const call = c.client.callTool({ name: 'demo__slow', arguments: {} }, undefined, { signal: ac.signal });
+    const signal = await fx.catalog.slowStarted.promise;
+    assert.equal(signal.aborted, false);
+    ac.abort(new Error('user cancelled'));
+    await assert.rejects(call);
+    await pollUntil(() => signal.aborted, 2000, 'catalog signal aborted after cancel');
+    // The session is still usable.
+    const r = await c.client.callTool({ name: 'demo__echo', arguments: { text: 'after' } });
+    assert.ok(Array.isArray(r.content));
+  });
+
+  it('maps every WardenError code to a distinct MCP error with data.code', async () => {
+    const cases: [string, number, string][] = [
+      ['nope__missing', -32602, ErrorCodes.UNKNOWN_TOOL],
+      [`fail__${ErrorCodes.SERVER_UNAVAILABLE}`, -32003, ErrorCodes.SERVER_UNAVAILABLE],
+      [`fail__${ErrorCodes.QUARANTINED}`, -32004, ErrorCodes.QUARANTINED],
+      [`fail__${ErrorCodes.UPSTREAM_TIMEOUT}`, -32001, ErrorCodes.UPSTREAM_TIMEOUT],
+      [`fail__${ErrorCodes.UPSTREAM_ERROR}`, -32050, ErrorCodes.UPSTREAM_ERROR],
+      [`fail__${ErrorCodes.SHUTTING_DOWN}`, -32005, ErrorCodes.SHUTTING_DOWN],
+      [`fail__${ErrorCodes.SPAWN_FAILED}`, -32603, ErrorCodes.SPAWN_FAILED],
+      ['demo__plain_error', -32603, ErrorCodes.INTERNAL],
+    ];
+    for (const [name, code, dataCode] of cases) {
+      const err = await rejectsWithMcp(c.client.callTool({ name, arguments: {} }));
+      assert.equal(err.code, code, name);
+      assert.deepEqual(err.data, { code: dataCode }, name);
+    }
+    const unknown = await rejectsWithMcp(c.client.callTool({ name: 'nope__missing', arguments: {} }));
+    assert.match(unknown.message, /Unknown tool: nope__missing$/);
+    assert.doesNotMatch(unknown.message, /MCP error -32602: MCP error/);
+    const upstream = await rejectsWithMcp(c.client.callTool({ name: `fail__${ErrorCodes.UPSTREAM_ERROR}`, arguments: {} }));
+    assert.match(upstream.message, /failing with E_UPSTREAM_ERROR/);
+    const internal = await rejectsWithMcp(c.client.callTool({ name: 'demo__plain_error', arguments: {} }));
+    assert.doesNotMatch(internal.message, /secret/);
+  });
+
+  it('rejects malformed tools/call params with InvalidParams', async () => {
+    const sid = await rawSession(fx.url);
+    const res = await rawRpc(fx.url, sid, 4, 'tools/call', { name: 42 });
+    const msg = sseMessages(res.text).find((m) => m['id'] === 4)!;
+    assert.equal((msg['error'] as { code: number }).code, -32602);
+  });
+
+  it('delivers notifications/tools/list_changed when the catalog changes', async () => {
+    const got = deferred();
+    c.client.setNotificationHandler(ToolListChangedNotificationSchema, () => got.resolve());
+    await c.getStreamOpen;
+    fx.catalog.emit();
+    await Promise.race([
+      got.promise,
+      new Promise((_, rej) => setTimeout(() => rej(new Error('no list_changed within 3 s')), 3000).unref()),
+    ]);
+  });
+});
+
+describe('mcp front: request guards and body handling', () => {
+  let fx: Fixture;
+  before(async () => {
+    fx = await setup();
+  });
+  after(() => fx.close());
+
+  it('refuses a foreign Host with 403 E_FORBIDDEN_HOST', async () => {
+    const res = await raw(fx.url, { headers: { ...MCP_HEADERS, host: `evil.example:${fx.http.port}` }, body: '{}' });
+    assert.equal(res.status, 403);
+    const body = JSON.parse(res.text) as { error: { data: { code: string } } };
+    assert.equal(body.error.data.code, ErrorCodes.FORBIDDEN_HOST);
+  });
+
+  it('accepts localhost and [::1] Host values', async () => {
+    for (const host of [`localhost:${fx.http.port}`, `[::1]:${fx.http.port}`, `127.0.0.1:${fx.http.port}`]) {
+      const sid = await rawSession(fx.url, { host });
+      assert.ok(sid);
+    }
+  });
+
+  it('refuses a foreign Origin with 403 E_FORBIDDEN_ORIGIN, allows loopback origins', async () => {
+    const res = await raw(fx.url, { headers: { ...MCP_HEADERS, origin: 'https://evil.example' }, body: '{}' });
+    assert.equal(res.status, 403);
+    assert.equal((JSON.parse(res.text) as { error: { data: { code: string } } }).error.data.code, ErrorCodes.FORBIDDEN_ORIGIN);
+    const nul = await raw(fx.url, { headers: { ...MCP_HEADERS, origin: 'null' }, body: '{}' });
+    assert.equal(nul.status, 403);
+    const sid = await rawSession(fx.url, { origin: 'http://localhost:5173' });
+    assert.ok(sid);
+  });
+
+  it('answers malformed JSON with 400 -32700 and keeps serving', async () => {
+    const res = await raw(fx.url, { headers: MCP_HEADERS, body: '{"jsonrpc": "2.0", "id": 1, "method": ' });
+    assert.equal(res.status, 400);
+    const body = JSON.parse(res.text) as { error: { code: number } };
+    assert.equal(body.error.code, -32700);
+    const c = await connect(fx.url);
+    assert.equal((await c.client.listTools()).tools.length, TOOLS.length);
+    await disconnect(c);
+  });
+
+  it('refuses bodies over the limit with 413', async () => {
+    const res = await raw(fx.url, { headers: MCP_HEADERS, body: JSON.stringify({ pad: 'x'.repeat(100 * 1024) }) });
+    assert.equal(res.status, 413);
+  });
+
+  it('answers an unknown session id with 404 and a missing one with 400', async () => {
+    const res = await rawRpc(fx.url, '00000000-0000-0000-0000-000000000000', 1, 'tools/list', {});
+    assert.equal(res.status, 404);
+    const none = await raw(fx.url, { headers: MCP_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+    assert.equal(none.status, 400);
+    const get = await raw(fx.url, { method: 'GET', headers: { accept: 'text/event-stream' } });
+    assert.equal(get.status, 400);
+  });
+
+  it('answers unknown paths with 404 JSON', async () => {
+    const res = await raw(`${fx.http.url}/nope`, { method: 'GET' });
+    assert.equal(res.status, 404);
+    assert.ok((JSON.parse(res.text) as { error: { code: string } }).error.code);
+  });
+});
+
+describe('mcp front: bearer token', () => {
+  let fx: Fixture;
+  before(async () => {
+    fx = await setup({ token: 'sekrit-token-123' });
+  });
+  after(() => fx.close());
+
+  it('requires the bearer token (401 E_UNAUTHORIZED) and accepts the right one', async () => {
+    const missing = await raw(fx.url, { headers: MCP_HEADERS, body: '{}' });
+    assert.equal(missing.status, 401);
+    assert.equal((JSON.parse(missing.text) as { error: { data: { code: string } } }).error.data.code, ErrorCodes.UNAUTHORIZED);
+    assert.match(String(missing.headers['www-authenticate']), /^Bearer/);
+    const wrong = await raw(fx.url, { headers: { ...MCP_HEADERS, authorization: 'Bearer sekrit-token-124' }, body: '{}' });
+    assert.equal(wrong.status, 401);
+    const c = await connect(fx.url, { Authorization: 'Bearer sekrit-token-123' });
+    assert.equal((await c.client.listTools()).tools.length, TOOLS.length);
+    await disconnect(c);
+    await assert.rejects(connect(fx.url));
+    assert.equal(fx.front.sessionCount(), 0);
+  });
+});
+
+describe('mcp front: non-loopback style binds', () => {
+  it('an empty allowedHosts with a bearer token accepts any Host but still needs the token', async () => {
+    const fx = await setup({ token: 'remote-token', allowedHosts: [] });
+    try {
+      const host = `warden.example.lan:${fx.http.port}`;
+      const noToken = await raw(fx.url, { headers: { ...MCP_HEADERS, host }, body: '{}' });
+      assert.equal(noToken.status, 401);
+      const sid = await rawSession(fx.url, { host, authorization: 'Bearer remote-token' });
+      assert.ok(sid);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('an empty allowedHosts without a token refuses everything', async () => {
+    const fx = await setup({ allowedHosts: [] });
+    try {
+      const res = await raw(fx.url, { headers: MCP_HEADERS, body: '{}' });
+      assert.equal(res.status, 403);
+      assert.equal((JSON.parse(res.text) as { error: { data: { code: string } } }).error.data.code, ErrorCodes.FORBIDDEN_HOST);
+    } finally {
+      await fx.close();
+    }
+  });
+});
+
+describe('mcp front: session lifecycle', () => {
+  it('caps sessions: the (cap+1)th initialize gets 503 E_TOO_MANY_SESSIONS, live ones survive', async () => {
+    const fx = await setup({ maxSessions: 3 });
+    try {
+      const clients = [await connect(fx.url), await connect(fx.url), await connect(fx.url)];
+      assert.equal(fx.front.sessionCount(), 3);
+      const res = await raw(fx.url, {
+        headers: MCP_HEADERS,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'x', version: '0' } },
+        }),
+      });
+      assert.equal(res.status, 503);
+      assert.equal((JSON.parse(res.text) as { error: { data: { code: string } } }).error.data.code, ErrorCodes.TOO_MANY_SESSIONS);
+      await assert.rejects(connect(fx.url));
+      for (const c of clients) assert.equal((await c.client.listTools()).tools.length, TOOLS.length);
+      await disconnect(clients.pop()!);
+      const again = await connect(fx.url);
+      clients.push(again);
+      for (const c of clients) await disconnect(c);
+      assert.equal(fx.front.sessionCount(), 0);
+      assert.equal(fx.ledger.countFor('front'), 0);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('expires idle sessions after the TTL and settles their ledger entries', async () => {
+    const fx = await setup({ ttl: 150 });
+    try {
+      const sid = await rawSession(fx.url);
+      assert.equal(fx.front.sessionCount(), 1);
+      assert.equal(fx.ledger.owned('front').length, 1);
+      assert.equal(fx.ledger.owned('front')[0]!.kind, 'mcp-session');
+      await pollUntil(() => fx.front.sessionCount() === 0, 2000, 'idle session expired');
+      assert.equal(fx.ledger.countFor('front'), 0);
+      const res = await rawRpc(fx.url, sid, 2, 'tools/list', {});
+      assert.equal(res.status, 404);
+
+      // A client that vanished without DELETE: its GET stream closes, then the TTL reaps the session.
+      const gone = await connect(fx.url);
+      await gone.getStreamOpen;
+      await gone.client.close();
+      await pollUntil(() => fx.front.sessionCount() === 0, 2000, 'vanished client session expired');
+      assert.equal(fx.ledger.countFor('front'), 0);
+
+      // A connected client holding its GET stream is in use and is not expired.
+      const live = await connect(fx.url);
+      await live.getStreamOpen;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(fx.front.sessionCount(), 1);
+      assert.equal((await live.client.listTools()).tools.length, TOOLS.length);
+      await disconnect(live);
+      assert.equal(fx.front.sessionCount(), 0);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('300 sessions opened and closed leave nothing behind', async () => {
+    // Baseline before the server exists; checked after it is closed. While it runs, pooled client
+    // keep-alive sockets are legitimately open, so mid-run the check is "no open HTTP exchange".
+    // A long keep-alive avoids the reuse race (client and server share this event loop; see
+    // keepAliveTimeoutMs in http-server.ts): idle sockets are closed by close() instead.
+    await new Promise((r) => setTimeout(r, 100));
+    const baseline = resourceCounts();
+    const fx = await setup({ keepAliveTimeoutMs: 60_000 });
+    try {
+      const batch = 25;
+      for (let i = 0; i < 300; i += batch) {
+        await Promise.all(
+          Array.from({ length: batch }, async () => {
+            const c = await connect(fx.url);
+            await c.client.listTools();
+            await disconnect(c);
+          }),
+        );
+      }
+      assert.equal(fx.front.sessionCount(), 0);
+      assert.equal(fx.ledger.countFor('front'), 0);
+      // Every session's GET/POST streams have ended: nothing is held open per session.
+      await pollUntil(() => fx.http.activeRequestCount() === 0, 5_000, 'no open HTTP exchanges', 50);
+      const httpEntries = fx.ledger.owned('http');
+      assert.ok(httpEntries.every((e) => e.kind === 'socket'));
+      assert.equal(httpEntries.length, 1 + fx.http.connectionCount(), 'the listener plus open connections, nothing else');
+    } finally {
+      await fx.close();
+    }
+    assert.equal(fx.ledger.size(), 0);
+    assert.equal(fx.http.connectionCount(), 0);
+    await pollUntil(() => withinBaseline(baseline), 5_000, 'active resources back to baseline', 50);
+  });
+
+  it('close() with an in-flight call resolves promptly and aborts the call', async () => {
+    const fx = await setup();
+    const c = await connect(fx.url);
+    await c.getStreamOpen;
+    const call = c.client.callTool({ name: 'demo__slow', arguments: {} });
+    call.catch(() => {});
+    const signal = await fx.catalog.slowStarted.promise;
+    const t0 = Date.now();
+    await fx.front.close();
+    assert.equal(signal.aborted, true, 'the catalog signal aborted on close');
+    assert.equal(fx.front.sessionCount(), 0);
+    assert.equal(fx.ledger.countFor('front'), 0);
+    await fx.http.close();
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed < 1500, `close took ${elapsed} ms`);
+    assert.equal(fx.ledger.size(), 0);
+    await c.client.close();
+    await assert.rejects(call);
+  });
+
+  it('DELETE closes a session and settles it', async () => {
+    const fx = await setup();
+    try {
+      const c = await connect(fx.url);
+      assert.equal(fx.front.sessionCount(), 1);
+      await c.transport.terminateSession();
+      assert.equal(fx.front.sessionCount(), 0);
+      assert.equal(fx.ledger.countFor('front'), 0);
+      await c.client.close();
+    } finally {
+      await fx.close();
+    }
+  });
+});
+
+describe('http server', () => {
+  it('reports EADDRINUSE as E_LISTEN_FAILED', async () => {
+    const ledger = new ResourceLedger();
+    const a = await startHttpServer({ host: '127.0.0.1', port: 0, logger, ledger, maxBodyBytes: 1024 });
+    try {
+      await assert.rejects(startHttpServer({ host: '127.0.0.1', port: a.port, logger, ledger, maxBodyBytes: 1024 }), (err: unknown) => {
+        assert.ok(err instanceof WardenError);
+        assert.equal(err.code, ErrorCodes.LISTEN_FAILED);
+        assert.equal(err.message, `cannot listen on 127.0.0.1:${a.port}: address already in use`);
+        return true;
+      });
+    } finally {
+      await a.close();
+    }
+    assert.equal(ledger.size(), 0);
+  });
+
+  it('listens on ::1 and localhost; handler errors become 500 without stack', async () => {
+    const ledger = new ResourceLedger();
+    for (const host of ['::1', 'localhost']) {
+      const s = await startHttpServer({ host, port: 0, logger, ledger, maxBodyBytes: 1024 });
+      s.route('GET', '/boom', () => {
+        throw new Error('kaboom at /secret/path');
+      });
+      s.route('GET', '/ok', (_req, res) => {
+        res.end('ok');
+      });
+      assert.equal(s.url, host === '::1' ? `http://[::1]:${s.port}` : `http://localhost:${s.port}`);
+      const ok = await raw(`${s.url}/ok`, { method: 'GET' });
+      assert.equal(ok.text, 'ok');
+      const boom = await raw(`${s.url}/boom`, { method: 'GET' });
+      assert.equal(boom.status, 500);
+      assert.doesNotMatch(boom.text, /kaboom|secret|at /);
+      const wrongMethod = await raw(`${s.url}/ok`, { method: 'POST' });
+      assert.equal(wrongMethod.status, 405);
+      await s.close();
+    }
+    assert.equal(ledger.size(), 0);
+  });
+
+  it('close() ends a never-finishing response after the grace period', async () => {
+    const ledger = new ResourceLedger();
+    const s = await startHttpServer({ host: '127.0.0.1', port: 0, logger, ledger, maxBodyBytes: 1024, closeGraceMs: 200 });
+    const started = deferred();
+    s.route('GET', '/hang', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': open\n\n');
+      started.resolve();
+    });
+    const pending = raw(`${s.url}/hang`, { method: 'GET' }).catch((e: unknown) => e);
+    await started.promise;
+    assert.equal(ledger.countFor('http'), 2);
+    const t0 = Date.now();
+    await s.close();
+    assert.ok(Date.now() - t0 < 1000);
+    await pending;
+    assert.equal(ledger.size(), 0);
+  });
+});
+
+describe('request guards', () => {
+  it('recognises loopback hosts', () => {
+    for (const h of ['localhost', 'LOCALHOST', 'localhost.', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
+      assert.equal(isLoopbackHost(h), true, h);
+    }
+    for (const h of ['evil.localhost', '128.0.0.1', '0.0.0.0', '::', '10.0.0.1', 'example.com', '', '[::2]', '::ffff:10.0.0.1']) {
+      assert.equal(isLoopbackHost(h), false, h);
+    }
+  });
+
+  it('checks Host headers exactly', () => {
+    const allowed = loopbackAllowedHosts(8080);
+    for (const h of ['127.0.0.1:8080', 'localhost:8080', 'LocalHost:8080', '[::1]:8080', '127.0.0.1', 'localhost', '[::1]']) {
+      assert.equal(checkHostHeader(h, allowed), true, h);
+    }
+    for (const h of ['127.0.0.1:8081', 'evil.com:8080', 'evil.com', '::1', 'localhost:8080@evil', 'user@localhost:8080', '', undefined]) {
+      assert.equal(checkHostHeader(h, allowed), false, String(h));
+    }
+    assert.equal(checkHostHeader('anything:1', ['*']), true);
+    assert.equal(checkHostHeader('localhost:8080', []), false);
+  });
+
+  it('checks Origin', () => {
+    assert.equal(checkOrigin(undefined, []), true);
+    for (const o of ['http://localhost:3000', 'https://127.0.0.1', 'http://[::1]:9999']) assert.equal(checkOrigin(o, []), true, o);
+    for (const o of ['null', 'https://evil.example', 'http://localhost.evil.example', 'file://', 'chrome-extension://abc', 'garbage']) {
+      assert.equal(checkOrigin(o, []), false, o);
+    }
+    assert.equal(checkOrigin('https://app.example', ['https://app.example/']), true);
+    assert.equal(checkOrigin('https://app.example:8443', ['https://app.example']), false);
+  });
+
+  it('checks bearer tokens', () => {
+    assert.equal(checkBearer('Bearer abc', 'abc'), true);
+    assert.equal(checkBearer('bearer abc', 'abc'), true);
+    for (const h of ['Bearer abd', 'Bearer abcd', 'Bearer', 'Basic abc', 'abc', 'Bearer abc extra', undefined]) {
+      assert.equal(checkBearer(h, 'abc'), false, String(h));
+    }
+    assert.equal(checkBearer('Bearer ', ''), false);
+  });
+});
