@@ -4,6 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { readProc } from './proc-scan.js';
 
 export interface DaemonInfo {
   pid: number;
@@ -57,4 +58,14 @@ export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
   } catch (err) {
     return { kind: 'corrupt', reason: `not JSON: ${(err as Error).message}` };
   }
+}
+
+/**
+ * The process daemon.json names still runs: same pid, same start time (a reused pid is not alive),
+ * not a zombie. A file without a start time (never written by this version) falls back to the pid.
+ */
+export function isDaemonAlive(info: Pick<DaemonInfo, 'pid' | 'processStartTime'>): boolean {
+  const p = readProc(info.pid);
+  if (!p || p.state === 'Z' || p.state === 'X') return false;
+  return typeof info.processStartTime === 'number' && info.processStartTime > 0 ? p.startTime === info.processStartTime : true;
 }

@@ -52,6 +52,8 @@ export interface CreateLoggerOptions {
   console: boolean;
   /** Where console lines go instead of fd 2 (tests). */
   consoleStream?: { write(line: string): unknown };
+  /** Also hand every JSON line to this destination (e.g. a LogTap feeding the control channel). */
+  tap?: { write(line: string): unknown };
   /** Colour console levels. Default: stderr is a TTY and NO_COLOR is unset. */
   color?: boolean;
 }
@@ -74,6 +76,7 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
     file = new RotatingFileDestination({ path: opts.filePath, maxBytes: opts.maxBytes, maxFiles: opts.maxFiles });
     streams.push({ level: 'trace', stream: file });
   }
+  if (opts.tap) streams.push({ level: 'trace', stream: opts.tap as DestinationStream });
   if (opts.console) {
     const color = opts.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR);
     streams.push({ level: 'trace', stream: new ConsoleDestination(opts.consoleStream, color) });

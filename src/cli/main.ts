@@ -10,6 +10,12 @@ import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
 import { isLogLevel, LOG_LEVELS } from '../adapters/logger.js';
 import { DEFAULT_HOST, DEFAULT_PORT, startDaemon } from '../daemon/daemon.js';
+import { runReap } from './reap-command.js';
+import { runServers } from './servers-command.js';
+import { runStatus } from './status-command.js';
+import { runStop } from './stop-command.js';
+import { runUi } from './ui-command.js';
+import { DEFAULT_INSPECT_URL } from '../adapters/stately-inspector.js';
 
 export const exitCodes = {
   ok: 0,
@@ -19,6 +25,8 @@ export const exitCodes = {
   alreadyRunning: 4,
   listenFailed: 5,
   dataDirUnwritable: 6,
+  /** serve: the data-dir lock was removed or taken over while running; the daemon stopped cleanly. */
+  lockLost: 7,
   internal: 70,
 } as const;
 
@@ -27,7 +35,13 @@ const MAIN_HELP = `mcp-warden ${VERSION}: supervise, federate and quarantine MCP
 Usage: mcp-warden <command> [options]
 
 Commands:
-  serve      run the daemon in the foreground
+  serve      run the daemon in the foreground (one per data dir)
+  status     is the daemon of a data dir running, and how are its servers? (--json)
+  stop       stop the daemon of a data dir gracefully and wait until it has exited
+  reap       find and kill processes left behind by dead mcp-warden daemons (--dry-run lists them)
+  servers    list, add, remove, enable, disable, restart, approve, quarantine a running daemon's
+             servers, or show a server's tools (mcp-warden servers --help)
+  ui         print the URL of the web visualizer of the running daemon (--open: open it in a browser)
   help       show this help (also: mcp-warden <command> --help)
   version    print the version
 
@@ -47,9 +61,34 @@ Options:
   --allow-remote      allow a non-loopback --listen address; /mcp then requires the bearer token in <data-dir>/token
   --log-level LEVEL   one of ${LOG_LEVELS.join(', ')} (default info)
   --quiet             no log lines on stderr (the log file in the data dir still gets them)
+  --inspect [URL]     stream the actor system to a Stately inspector relay (default ${DEFAULT_INSPECT_URL};
+                      how to start a relay: docs/control-protocol.md); an unreachable relay never
+                      affects the daemon
   -h, --help          show this help
 
 On start it prints the MCP endpoint URL and writes <data-dir>/daemon.json (pid, instanceId, url, startedAt, version).
+Beside /mcp it serves the control channel ws://HOST:PORT/ws for UIs and \`mcp-warden servers\`, authenticated
+with the token in <data-dir>/token (created 0600 on first start); see docs/control-protocol.md.
+Before starting any server it kills processes left behind by dead mcp-warden daemons (as \`mcp-warden reap\`
+does) and starts a detached watchdog that kills this daemon's servers if the daemon itself is killed
+(SIGKILL, crash); see docs/guarantees.md.
+
+One daemon per data dir: before anything else (even reading the config) it takes the lock
+<data-dir>/daemon.lock (proper-lockfile: the directory <data-dir>/daemon.lock.lock). While another
+daemon holds it, serve exits with code 4 naming that daemon's pid and URL. A lock left behind by a
+killed daemon is taken over once it is lockStaleMs old (default 3 s). \`mcp-warden status\` and
+\`mcp-warden stop\` find the running daemon; docs/cli.md lists every file in the data dir.
+
+Exit codes:
+  0   stopped by SIGINT or SIGTERM (every server stopped)
+  1   another start failure (the message names its E_* code)
+  2   usage error
+  3   the config file is invalid or unreadable
+  4   another daemon is already running for this data dir (E_ALREADY_RUNNING)
+  5   the listen address cannot be used (in use, no permission, non-loopback without --allow-remote)
+  6   the data dir cannot be created or written
+  7   the data-dir lock was removed or taken over while running; stopped cleanly (E_LOCK_COMPROMISED)
+  70  internal error (a bug; the stack trace follows the message)
 `;
 
 function defaultDataDir(): string {
@@ -87,6 +126,8 @@ function exitCodeFor(err: unknown): number {
         return exitCodes.configInvalid;
       case ErrorCodes.ALREADY_RUNNING:
         return exitCodes.alreadyRunning;
+      case ErrorCodes.LOCK_COMPROMISED:
+        return exitCodes.lockLost;
       case ErrorCodes.LISTEN_FAILED:
       case ErrorCodes.NON_LOOPBACK_REFUSED:
         return exitCodes.listenFailed;
@@ -99,7 +140,11 @@ function exitCodeFor(err: unknown): number {
   return exitCodes.internal;
 }
 
-async function serve(argv: string[]): Promise<number> {
+async function serve(argvIn: string[]): Promise<number> {
+  // `--inspect` takes an optional URL: alone (or before another option) it means the default relay.
+  const argv = argvIn.map((a, i) =>
+    a === '--inspect' && (i + 1 >= argvIn.length || argvIn[i + 1]!.startsWith('-')) ? `--inspect=${DEFAULT_INSPECT_URL}` : a,
+  );
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -111,6 +156,7 @@ async function serve(argv: string[]): Promise<number> {
       'allow-remote': { type: 'boolean' },
       'log-level': { type: 'string' },
       quiet: { type: 'boolean' },
+      inspect: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -130,6 +176,7 @@ async function serve(argv: string[]): Promise<number> {
     logLevel,
     console: !values.quiet,
     allowRemote: values['allow-remote'] ?? false,
+    inspectUrl: values.inspect,
   });
   process.stdout.write(
     `mcp-warden ${VERSION} listening on ${daemon.mcpUrl} (pid ${process.pid}, data dir ${dataDir})\n`,
@@ -157,6 +204,9 @@ async function serve(argv: string[]): Promise<number> {
   await daemon.stopped;
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  // The daemon stopped itself (lost its data-dir lock): reported like a start failure, exit code 7.
+  const failure = daemon.failure?.();
+  if (failure && typeof process.exitCode !== 'number') throw failure;
   return typeof process.exitCode === 'number' ? process.exitCode : exitCodes.ok;
 }
 
@@ -165,6 +215,16 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'reap':
+      return runReap(rest);
+    case 'servers':
+      return runServers(rest);
+    case 'status':
+      return runStatus(rest);
+    case 'stop':
+      return runStop(rest);
+    case 'ui':
+      return runUi(rest);
     case 'version':
     case '--version':
     case '-v':

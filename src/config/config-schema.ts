@@ -10,7 +10,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
-import type { ConfigIssue, ConfigWarning, ServerEntry, WardenConfig } from './config-types.js';
+import type { ConfigIssue, ConfigWarning, DockerOptions, ServerEntry, WardenConfig } from './config-types.js';
+import { parseDockerOptions } from './docker-options.js';
 
 // ---------------------------------------------------------------------------------------------
 // Result shapes
@@ -113,6 +114,17 @@ export const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = O
   logFileMaxBytes: count(1),
   logFileCount: count(0),
   httpMaxBodyBytes: count(1),
+  // proper-lockfile's own floors: stale >= 2 s, update >= 1 s (and update is capped at stale / 2).
+  lockStaleMs: ms(2_000),
+  lockUpdateMs: ms(1_000),
+  controlMaxConnections: count(1),
+  controlMaxPayloadBytes: { integer: true, min: 1024, max: 100 * 1024 * 1024 },
+  controlHeartbeatIntervalMs: ms(1),
+  controlMaxBufferedBytes: count(1024),
+  dockerCallTimeoutMs: ms(1),
+  dockerStopGraceSeconds: { integer: true, min: 0, max: 3_600 },
+  dockerRemoveMaxAttempts: count(1),
+  dockerRemoveRetryDelayMs: ms(0),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -400,7 +412,7 @@ function parseServerEntryInto(
   }
 
   if (kind === 'remote') {
-    for (const key of ['args', 'env', 'cwd'] as const) {
+    for (const key of ['args', 'env', 'cwd', 'docker'] as const) {
       if (raw[key] !== undefined) {
         warnings.push({ path: joinPath(at, key), message: 'ignored for remote servers', level: 'warning' });
       }
@@ -411,6 +423,18 @@ function parseServerEntryInto(
       message: 'ignored: "headers" only applies to remote servers',
       level: 'warning',
     });
+  }
+
+  // Container options (docs/docker.md); with them, cwd is a path inside the container.
+  let docker: DockerOptions | undefined;
+  if (kind === 'stdio' && isPlainObject(raw.docker)) {
+    docker = parseDockerOptions(raw.docker, joinPath(at, 'docker'), baseDir, issues, warnings);
+    if (typeof raw.cwd === 'string' && raw.cwd !== '' && !raw.cwd.startsWith('/')) {
+      issues.push({
+        path: joinPath(at, 'cwd'),
+        message: 'with "docker", cwd is the working directory inside the container and must be an absolute path',
+      });
+    }
   }
 
   if (issues.length > issuesBefore || !parsed.success) return undefined;
@@ -426,12 +450,12 @@ function parseServerEntryInto(
   if (kind === 'stdio') {
     entry.command = d.command;
     // Relative cwd is resolved against the config file's directory (never the daemon's cwd).
-    if (d.cwd !== undefined) entry.cwd = path.resolve(baseDir, d.cwd);
+    if (d.cwd !== undefined) entry.cwd = docker ? d.cwd : path.resolve(baseDir, d.cwd);
   } else {
     entry.url = d.url;
     if (d.headers !== undefined) entry.headers = d.headers;
   }
-  if (d.docker !== undefined) entry.docker = d.docker;
+  if (docker) entry.docker = docker;
   return entry;
 }
 
@@ -484,6 +508,13 @@ function parseSettingsInto(raw: unknown, issues: ConfigIssue[], warnings: Config
         level: 'warning',
       });
     }
+  }
+  if (merged.lockUpdateMs > merged.lockStaleMs / 2) {
+    warnings.push({
+      path: joinPath(at, 'lockUpdateMs'),
+      message: `lockUpdateMs (${merged.lockUpdateMs}) is above half of lockStaleMs (${merged.lockStaleMs}); the lock is refreshed every ${Math.max(1_000, Math.floor(merged.lockStaleMs / 2))} ms`,
+      level: 'warning',
+    });
   }
   return merged;
 }

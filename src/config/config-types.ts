@@ -24,8 +24,29 @@ export interface ServerEntry {
   disabled: boolean;
   /** Started but none of its tools are exposed until an operator approves it. */
   quarantined: boolean;
-  /** Container options; passed through untouched for now (a later change defines the shape). */
-  docker?: Record<string, unknown>;
+  /**
+   * Run `command`/`args` inside this container image instead of on the host (docs/docker.md).
+   * With `docker`, `cwd` is the working directory inside the container (absolute, not resolved).
+   */
+  docker?: DockerOptions;
+}
+
+/** The `docker` object of a stdio server entry, validated and normalized (docs/docker.md). */
+export interface DockerOptions {
+  /** Image reference (`name[:tag]` or `name@sha256:…`). mcp-warden never pulls it. */
+  image: string;
+  /** HostConfig.NetworkMode: `none` (default, no network), `bridge`, `host` or a user-defined network. */
+  network: string;
+  /** Memory limit in bytes (the file may say `"512m"`). */
+  memory?: number;
+  /** CPU limit in CPUs (HostConfig.NanoCpus = cpus × 10⁹). */
+  cpus?: number;
+  /** Bind mounts `/absolute/host:/container[:ro|:rw]`; relative host paths are resolved against the config file's directory. */
+  volumes: string[];
+  /** Environment for the container, merged over the entry's `env` (these win). */
+  env: Record<string, string>;
+  /** Escape hatch: merged into HostConfig; keys mcp-warden manages itself are dropped (with a config warning). */
+  extraHostConfig?: Record<string, unknown>;
 }
 
 export interface WardenConfig {

@@ -40,6 +40,30 @@ export interface Settings {
   logFileCount: number;
   /** Largest accepted HTTP request body on /mcp. */
   httpMaxBodyBytes: number;
+  /**
+   * One daemon per data dir (`<dataDir>/daemon.lock`): the holder refreshes the lock every
+   * lockUpdateMs; a lock not refreshed for lockStaleMs belongs to a dead holder and is taken over, so
+   * a successor of a SIGKILLed daemon starts within about lockStaleMs. proper-lockfile enforces
+   * lockStaleMs >= 2000 and 1000 <= lockUpdateMs <= lockStaleMs / 2.
+   */
+  lockStaleMs: number;
+  lockUpdateMs: number;
+  /** At most this many concurrent WebSocket connections on the control channel (/ws); more get HTTP 503. */
+  controlMaxConnections: number;
+  /** Largest accepted control-channel message (a larger one closes that connection with code 1009). */
+  controlMaxPayloadBytes: number;
+  /** The control channel pings every connection this often; one that has not answered the previous ping is dropped. */
+  controlHeartbeatIntervalMs: number;
+  /** A control-channel consumer with more unsent output queued than this is dropped instead of buffered. */
+  controlMaxBufferedBytes: number;
+  /** Deadline of one Docker Engine API call (ping, create, attach, start, inspect, kill, remove, list). */
+  dockerCallTimeoutMs: number;
+  /** `docker stop` grace in whole seconds: the engine sends SIGTERM, waits this long, then SIGKILL. */
+  dockerStopGraceSeconds: number;
+  /** Attempts of one container removal (each with its own dockerCallTimeoutMs deadline) before it fails. */
+  dockerRemoveMaxAttempts: number;
+  /** Pause between two removal attempts. */
+  dockerRemoveRetryDelayMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -65,6 +89,16 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   logFileMaxBytes: 10 * 1024 * 1024,
   logFileCount: 3,
   httpMaxBodyBytes: 4 * 1024 * 1024,
+  lockStaleMs: 3_000,
+  lockUpdateMs: 1_000,
+  controlMaxConnections: 32,
+  controlMaxPayloadBytes: 64 * 1024,
+  controlHeartbeatIntervalMs: 30_000,
+  controlMaxBufferedBytes: 1024 * 1024,
+  dockerCallTimeoutMs: 10_000,
+  dockerStopGraceSeconds: 2,
+  dockerRemoveMaxAttempts: 3,
+  dockerRemoveRetryDelayMs: 500,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

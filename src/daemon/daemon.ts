@@ -19,8 +19,17 @@ import { createLogger } from '../adapters/logger.js';
 import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp-front.js';
 import { isLoopbackHost } from '../adapters/request-guards.js';
-import { writeDaemonFile, removeDaemonFile } from '../adapters/daemon-file.js';
-import { createServerMachine, type ServerContext, type ServerMachineInput, type UpstreamToolInfo } from '../machines/server-machine.js';
+import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/daemon-file.js';
+import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/instance-lock.js';
+import {
+  createServerMachine,
+  type ServerContext,
+  type ServerMachineInput,
+  type ToolChangeInfo,
+  type UpstreamToolInfo,
+} from '../machines/server-machine.js';
+import { ApprovalsStore, type ServerApproval } from '../adapters/approvals-store.js';
+import { approvedToolOf, diffTools } from '../core/tool-fingerprint.js';
 import { createSupervisorMachine, serverActorId } from '../machines/supervisor-machine.js';
 
 export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
@@ -31,7 +40,15 @@ import { createTeardownActors } from '../actors/teardown-actors.js';
 import { SupervisorCatalog } from './supervisor-catalog.js';
 import { DaemonReaper } from './daemon-reaper.js';
 import { newInstanceIdentity, type InstanceIdentity } from './instance-identity.js';
+import { reapOrphans } from './startup-reaper.js';
+import { startWatchdog, type WatchdogHandle } from '../adapters/watchdog.js';
 import { viewOf, type ServerView } from './server-view.js';
+import { attachControlChannel, type ControlChannel } from '../adapters/control-channel.js';
+import { LogTap } from '../adapters/log-tap.js';
+import { createStatelyInspector, type StatelyInspector } from '../adapters/stately-inspector.js';
+import { CONTROL_PATH } from '../control/protocol.js';
+import { registerVisualizer } from '../adapters/visualizer-assets.js';
+import { machineDefinitionOf } from './machine-definition.js';
 
 export const DEFAULT_PORT = 7374;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -48,6 +65,11 @@ export interface DaemonOptions {
   allowRemote?: boolean;
   /** Applied over the config file's settings (tests shrink timeouts). */
   settingsOverride?: Partial<Settings>;
+  /**
+   * Stream the actor system to a Stately inspector relay at this WebSocket URL (`serve --inspect`).
+   * Observation only: an unreachable relay never affects the daemon.
+   */
+  inspectUrl?: string;
 }
 
 export interface Daemon {
@@ -71,10 +93,18 @@ export interface Daemon {
   entryOf(name: string): ServerEntry | undefined;
   /** Every change of a server's view (state, attempts, error, tools, resources) and removals. */
   subscribe(listener: (event: DaemonEvent) => void): () => void;
+  /** How many subscribe() listeners are registered right now (leak checks). */
+  subscriberCount(): number;
+  /** The server statechart's definition (xstate `machine.toJSON()`), for UIs that draw it. */
+  machineDefinition(): Record<string, unknown>;
+  /** The control channel's WebSocket URL (`ws://…/ws`); see docs/control-protocol.md. */
+  readonly controlUrl: string;
   /** Graceful stop within the shutdown budget; resolves when everything is verifiably released. */
   stop(reason?: string): Promise<void>;
   /** Resolves when the daemon has stopped (by stop() or a fatal error). */
   readonly stopped: Promise<void>;
+  /** Why the daemon stopped itself, if it did for a reason `serve` must exit non-zero (E_LOCK_COMPROMISED). */
+  failure?(): WardenError | undefined;
 }
 
 export type DaemonEvent =
@@ -97,24 +127,52 @@ async function ensureDataDir(dataDir: string): Promise<void> {
   }
 }
 
-/** The bearer token for remote access (and, later, the control channel); created 0600 on first use. */
-async function ensureToken(dataDir: string): Promise<string> {
+/**
+ * The bearer token of the control channel (/ws) and of /mcp on a remote bind: `<dataDir>/token`,
+ * created on first start with mode 0600 and reused afterwards. base64url without padding, so it is
+ * also valid as a WebSocket subprotocol entry (`auth.<token>`). A file that is too short or holds other
+ * characters is replaced.
+ */
+export async function ensureToken(dataDir: string): Promise<string> {
   const file = join(dataDir, 'token');
   try {
     const t = (await fs.readFile(file, 'utf8')).trim();
-    if (t.length >= 32) return t;
+    if (/^[A-Za-z0-9_-]{32,512}$/.test(t)) {
+      await fs.chmod(file, 0o600).catch(() => undefined);
+      return t;
+    }
   } catch {
     // created below
   }
   const token = randomBytes(32).toString('base64url');
-  await fs.writeFile(file, token + '\n', { mode: 0o600 });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await fs.writeFile(tmp, token + '\n', { mode: 0o600, flag: 'wx' });
+  await fs.rename(tmp, file);
   return token;
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  await ensureDataDir(opts.dataDir);
+  // One daemon per data dir (docs/cli.md): the lock comes first, before the config is loaded (or
+  // created), the port bound or any upstream started; a loser leaves no trace. Released last by
+  // stop(), or here when the start fails half-way (after the partial-start cleanup).
+  const relay = new LockRelay();
+  const lock = await acquireInstanceLock(opts.dataDir, {
+    ...(await lockTimingFor(opts.configPath ?? join(opts.dataDir, 'config.json'), opts.settingsOverride)),
+    onCompromised: relay.onCompromised,
+    logger: relay.log,
+  });
+  try {
+    return await startDaemonLocked(opts, lock, relay);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay: LockRelay): Promise<Daemon> {
   const dataDir = opts.dataDir;
   const configPath = opts.configPath ?? join(dataDir, 'config.json');
-  await ensureDataDir(dataDir);
   if (!opts.configPath) {
     await ensureConfigFile(configPath, () =>
       makeDefaultConfig({ nodePath: process.execPath, demoServerPath: resolveDemoServerPath() }),
@@ -131,19 +189,44 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     );
   }
 
+  // Log records for the control channel's opt-in log streams (costs nothing while nobody listens).
+  const logTap = new LogTap();
   const { logger, close: closeLogger } = createLogger({
     level: opts.logLevel,
     filePath: join(dataDir, 'daemon.log'),
     maxBytes: settings.logFileMaxBytes,
     maxFiles: settings.logFileCount,
     console: opts.console,
+    tap: logTap,
   });
   for (const w of loaded.warnings) {
     if (w.level === 'warning') logger.warn({ path: w.path, file: configPath }, w.message);
     else logger.info({ path: w.path, file: configPath }, w.message);
   }
+  relay.bindLogger(logger.child({ component: 'instance-lock' }));
+  // A daemon.json found now is a predecessor's (we hold the lock): overwritten once we listen.
+  const previous = await readDaemonFile(dataDir);
+  if (previous.kind === 'corrupt') {
+    logger.warn({ file: join(dataDir, 'daemon.json'), reason: previous.reason }, 'daemon.json is corrupt; it will be overwritten');
+  } else if (previous.kind === 'ok' && isDaemonAlive(previous.info)) {
+    logger.warn(
+      { pid: previous.info.pid, url: previous.info.url },
+      'daemon.json names a live process that does not hold the data-dir lock; it will be overwritten',
+    );
+  } else if (previous.kind === 'ok') {
+    logger.info({ pid: previous.info.pid }, 'replacing the stale daemon.json of a daemon that is gone');
+  }
 
+  const approvals = new ApprovalsStore(dataDir);
+  const approvalsLoad = approvals.load();
+  if (!approvalsLoad.ok) logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvals.file }, approvalsLoad.reason);
   const identity = newInstanceIdentity();
+  // Before anything of ours starts: kill what dead daemons left behind (never a live daemon's, never ours).
+  await reapOrphans({
+    logger: logger.child({ component: 'startup-reaper' }),
+    dryRun: false,
+    selfInstanceId: identity.instanceId,
+  }).catch((err: unknown) => logger.error({ err }, 'startup reaper failed'));
   const ledger = new ResourceLedger();
   const sessions = new UpstreamSessions();
   const reaper = new DaemonReaper(ledger, logger.child({ component: 'reaper' }), {
@@ -156,17 +239,28 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;
+  let watchdog: WatchdogHandle | undefined;
+  let token = '';
   const cleanupPartial = async () => {
     await front?.close().catch(() => undefined);
     await http?.close().catch(() => undefined);
     reaper.close();
     await ledger.sweep('force');
+    await watchdog?.disarm();
     closeLogger();
   };
 
   try {
+    // Armed before any upstream can start: if this process is SIGKILLed, the watchdog reaps its instance.
+    watchdog = await startWatchdog({
+      identity,
+      logger,
+      ledger,
+      logFile: join(dataDir, 'watchdog.log'),
+      settleWaitMs: settings.stopKillGraceMs + 1_000,
+    });
     const remote = !isLoopbackHost(opts.listen.host);
-    const token = remote ? await ensureToken(dataDir) : undefined;
+    token = await ensureToken(dataDir);
     http = await startHttpServer({
       host: opts.listen.host,
       port: opts.listen.port,
@@ -176,7 +270,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     });
     const port = http.port;
     const allowedHosts = remote
-      ? [] // a remote bind is reached by whatever name the user gives it; the bearer token protects it
+      ? ['*'] // a remote bind is reached by whatever name the user gives it; the bearer token protects it
       : [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, '127.0.0.1', 'localhost', '[::1]'];
     front = createMcpFront({
       catalog,
@@ -184,7 +278,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       logger: logger.child({ component: 'mcp-front' }),
       ledger,
       serverInfo: { name: 'mcp-warden', version: VERSION },
-      auth: token ? { bearerToken: token } : undefined,
+      auth: remote ? { bearerToken: token } : undefined,
       allowedHosts,
       maxBodyBytes: settings.httpMaxBodyBytes,
     });
@@ -197,6 +291,24 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const httpHandle = http;
   const frontHandle = front;
 
+  // Tool integrity (docs/quarantine.md): a config server not marked quarantined is trusted on first
+  // use; after that every fetched list is compared with the approved fingerprints.
+  const persistApproval = (name: string, tools: UpstreamToolInfo[], by: ServerApproval['by']) =>
+    approvals
+      .set(name, { approvedAt: new Date().toISOString(), by, tools: Object.fromEntries(tools.map((t) => [t.name, approvedToolOf(t)])) })
+      .catch((err: unknown) => logger.error({ err, server: name }, 'could not persist approvals'));
+  const checkTools = (name: string, tools: UpstreamToolInfo[]): ToolChangeInfo[] => {
+    const record = approvals.get(name);
+    if (!record) {
+      const entry = entries.get(name);
+      if (entry && !entry.quarantined) void persistApproval(name, tools, 'trust-on-first-use');
+      return [];
+    }
+    const changes = diffTools(tools, record.tools);
+    if (changes.length > 0) logger.warn({ server: name, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
+    return changes;
+  };
+
   // The actor system. Effects are provided here; the machines stay pure.
   const serverMachine = createServerMachine({ now: Date.now }).provide({
     actors: {
@@ -208,8 +320,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         sessions,
         entryOf: (name) => entries.get(name),
         version: VERSION,
+        checkTools,
       }),
-      watchUpstream: createWatchUpstream({ sessions, logger }),
+      watchUpstream: createWatchUpstream({ sessions, logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
     },
   });
@@ -262,9 +375,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   };
 
   const enabled = [...entries].filter(([, e]) => !e.disabled);
+  // `serve --inspect`: the whole actor system to a Stately inspector relay (observation only; never throws).
+  const stately: StatelyInspector | undefined = opts.inspectUrl
+    ? createStatelyInspector({ url: opts.inspectUrl, logger: logger.child({ component: 'inspector' }) })
+    : undefined;
   const rootActor = createActor(supervisor, {
     input: { servers: enabled.map(([n, e]) => toMachineInput(n, e, settings)), shutdownBudgetMs: settings.shutdownBudgetMs },
-    inspect: onInspect,
+    inspect: stately
+      ? (ev: InspectionEvent) => {
+          onInspect(ev);
+          stately.inspect(ev);
+        }
+      : onInspect,
   });
   root = rootActor;
 
@@ -320,23 +442,34 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return out;
   };
   httpHandle.route('GET', '/healthz', (_req, res) => sendJson(res, 200, health()));
+  // The visualizer page (`mcp-warden ui`): static files only; it talks to the daemon through /ws.
+  registerVisualizer(httpHandle, { logger: logger.child({ component: 'visualizer' }) });
 
   let stopping: Promise<void> | undefined;
+  let control: ControlChannel | undefined;
   const stop = (reason = 'requested'): Promise<void> => {
     stopping ??= (async () => {
       const t0 = Date.now();
       logger.info({ reason }, 'shutting down');
+      // First, while everything still runs: control clients get a close frame (1001), and their
+      // sockets, timers and subscriptions are released.
+      await control?.close().catch((err: unknown) => logger.warn({ err }, 'closing the control channel failed'));
       catalog.close();
       await frontHandle.close().catch((err: unknown) => logger.warn({ err }, 'closing the MCP front failed'));
       rootActor.send({ type: 'SHUTDOWN' });
       await rootDone;
       rootActor.stop();
+      await stately?.close();
       reaper.close();
       // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
       const failures = await ledger.sweep('force');
       for (const f of failures) logger.error({ resource: f.description, err: f.message }, 'resource not released at shutdown');
+      // Last: disarm the watchdog (it was released by the sweep once it was the last entry; this is idempotent).
+      await watchdog?.disarm();
       await httpHandle.close().catch(() => undefined);
       await removeDaemonFile(dataDir, identity.instanceId).catch(() => undefined);
+      // The very last release: a successor may start from here on.
+      await lock.release();
       logger.info({ ms: Date.now() - t0, remaining: ledger.size() }, 'stopped');
       closeLogger();
       resolveStopped();
@@ -363,6 +496,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     removeServer: (name) => {
       if (!entries.has(name)) return false;
       entries.delete(name);
+      void approvals.delete(name).catch((err: unknown) => logger.error({ err, server: name }, 'could not persist approvals'));
       rootActor.send({ type: 'SERVER_REMOVE', name });
       emit({ type: 'server-removed', name, at: Date.now() });
       return true;
@@ -376,14 +510,65 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       eventListeners.add(listener);
       return () => eventListeners.delete(listener);
     },
+    subscriberCount: () => eventListeners.size,
+    machineDefinition: () => machineDefinitionOf(serverMachine),
+    controlUrl: `${httpHandle.url.replace(/^http/, 'ws')}${CONTROL_PATH}`,
     command: (name, command) => {
-      if (!entries.has(name)) return false;
+      const entry = entries.get(name);
+      if (!entry) return false;
+      if (command === 'APPROVE') {
+        // Approval records what the person inspected: the tools the server lists right now.
+        void persistApproval(name, daemon.toolsOf(name) ?? [], 'person');
+        entries.set(name, { ...entry, quarantined: false });
+      } else if (command === 'QUARANTINE') {
+        entries.set(name, { ...entry, quarantined: true });
+      }
       rootActor.send({ type: 'SERVER_COMMAND', name, command });
       return true;
     },
     stop,
     stopped,
+    failure: () => lockFailure,
   };
+
+  // The control channel (/ws): token-authenticated WebSocket for UIs and the CLI (docs/control-protocol.md).
+  try {
+    control = attachControlChannel({
+      http: httpHandle,
+      daemon,
+      token,
+      settings,
+      logger: logger.child({ component: 'control' }),
+      ledger,
+      logTap,
+      reap: ({ dryRun }) =>
+        reapOrphans({
+          logger: logger.child({ component: 'startup-reaper' }),
+          dryRun,
+          selfInstanceId: identity.instanceId,
+        }),
+    });
+  } catch (err) {
+    await stop('control channel failed to start');
+    throw err;
+  }
+
+  // Losing the data-dir lock while running (its dir removed, or taken over): stop cleanly; serve exits 7.
+  let lockFailure: WardenError | undefined;
+  relay.bindCompromised((err) => {
+    lockFailure ??= new WardenError(
+      ErrorCodes.LOCK_COMPROMISED,
+      `the data-dir lock ${lock.lockDir} was removed or taken over by another process (${err.message}); stopped every server and exited`,
+    );
+    void stop('data-dir lock compromised');
+  });
+  // Publish only while the lock is verifiably ours (two successors of a dead daemon can race for it).
+  try {
+    await lock.assertHeld();
+  } catch (err) {
+    await stop('data-dir lock lost while starting');
+    throw err;
+  }
 
   await writeDaemonFile(dataDir, {
     pid: process.pid,

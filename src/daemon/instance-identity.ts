@@ -4,7 +4,7 @@
  * time, so a reused pid does not look alive.
  */
 import { randomBytes } from 'node:crypto';
-import { processStartTime } from '../adapters/proc-scan.js';
+import { processStartTime, readProc } from '../adapters/proc-scan.js';
 
 export const ENV_INSTANCE = 'MCP_WARDEN_INSTANCE';
 export const ENV_OWNER = 'MCP_WARDEN_OWNER';
@@ -36,10 +36,13 @@ export function parseOwnerMarker(value: string): InstanceIdentity | undefined {
   return { pid: Number(m[1]), startTime: Number(m[2]), instanceId: m[3]! };
 }
 
-/** Alive = a process with that pid exists and started at the recorded time. */
+/**
+ * Alive = a process with that pid exists, started at the recorded time, and is not a zombie
+ * (a SIGKILLed daemon whose parent has not reaped it yet is dead, though /proc still lists it).
+ */
 export function isOwnerAlive(id: InstanceIdentity): boolean {
-  const st = processStartTime(id.pid);
-  return st !== undefined && st === id.startTime;
+  const p = readProc(id.pid);
+  return p !== undefined && p.state !== 'Z' && p.state !== 'X' && p.startTime === id.startTime;
 }
 
 /** The environment markers for one server's processes (`serverKey` = `<instanceId>/<name>`). */

@@ -39,6 +39,7 @@ export const FAST_SETTINGS: Partial<Settings> = {
 };
 
 export interface TestDaemon {
+  /** Replaceable: a test that restarts the daemon assigns the new one here, and close() stops it. */
   daemon: Daemon;
   dataDir: string;
   configPath: string;
@@ -63,8 +64,8 @@ export async function startTestDaemon(
     console: Boolean(process.env.MCP_WARDEN_TEST_LOG),
   });
   const clients: Array<() => Promise<void>> = [];
-  const view = (name: string) => daemon.servers().find((s) => s.name === name);
-  return {
+  const view = (name: string) => td.daemon.servers().find((s) => s.name === name);
+  const td: TestDaemon = {
     daemon,
     dataDir,
     configPath,
@@ -75,7 +76,7 @@ export async function startTestDaemon(
       client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
         changes++;
       });
-      const transport = new StreamableHTTPClientTransport(new URL(daemon.mcpUrl));
+      const transport = new StreamableHTTPClientTransport(new URL(td.daemon.mcpUrl));
       await client.connect(transport);
       const close = async () => {
         await transport.terminateSession().catch(() => undefined);
@@ -99,17 +100,19 @@ export async function startTestDaemon(
     },
     async close() {
       for (const c of clients) await c();
-      await daemon.stop('test done');
+      const d = td.daemon;
+      await d.stop('test done');
       try {
-        assert.equal(daemon.ledger.size(), 0, `ledger not empty: ${JSON.stringify(daemon.ledger.counts())}`);
-        const gone = await waitFor(() => processesWithMarker(daemon.identity.instanceId).length === 0, {
+        assert.equal(d.ledger.size(), 0, `ledger not empty: ${JSON.stringify(d.ledger.counts())}`);
+        const gone = await waitFor(() => processesWithMarker(d.identity.instanceId).length === 0, {
           timeoutMs: 2_000,
           intervalMs: 20,
         });
-        assert.ok(gone, `processes left: ${JSON.stringify(processesWithMarker(daemon.identity.instanceId))}`);
+        assert.ok(gone, `processes left: ${JSON.stringify(processesWithMarker(d.identity.instanceId))}`);
       } finally {
         rmSync(dataDir, { recursive: true, force: true });
       }
     },
   };
+  return td;
 }

@@ -88,11 +88,6 @@ test('a tool changed through tools/list_changed while running re-quarantines; a 
 });
 
 test('approvals survive a daemon restart; a corrupted approvals file means nothing is approved', async () => {
-  const t = await startTestDaemon({});
-  const { entry } = toolsServer(t.dataDir, [tool('x', 'stable')]);
-  writeFileSync(t.configPath, JSON.stringify({ mcpServers: { keep: entry } }));
-  await t.close().catch(() => undefined);
-  // t.close() removed the dir: build a fresh one by hand, reusing the helper for its checks
   const t2 = await startTestDaemon({});
   try {
     const { file, entry: e2 } = toolsServer(t2.dataDir, [tool('x', 'stable')]);
@@ -129,8 +124,8 @@ test('approvals survive a daemon restart; a corrupted approvals file means nothi
     const log = readFileSync(join(t2.dataDir, 'daemon.log'), 'utf8');
     assert.match(log, /approvals\.json is corrupted.*nothing approved/);
     await d.stop('done');
-    // restart the helper's own daemon object so close() has something to stop
-    (t2 as { daemon: unknown }).daemon = await startDaemon({ dataDir: t2.dataDir, configPath: t2.configPath, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'warn', console: false });
+    // hand the helper a live daemon again: close() stops it and checks nothing is left
+    t2.daemon = await startDaemon({ dataDir: t2.dataDir, configPath: t2.configPath, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'warn', console: false });
   } finally {
     await t2.close();
   }

@@ -117,7 +117,7 @@ describe('parseConfig: valid files', () => {
   });
 
   test('keeps every known field', () => {
-    const docker = { image: 'mcp/memory', nested: { a: [1, 2] } };
+    const docker = { image: 'mcp/memory', network: 'bridge', memory: '512m', cpus: 1.5, volumes: ['/data:/data:ro'], env: { B: '2' } };
     const { config, warnings } = ok(
       server({
         command: 'node',
@@ -139,7 +139,7 @@ describe('parseConfig: valid files', () => {
       cwd: '/srv/mcp',
       disabled: true,
       quarantined: true,
-      docker,
+      docker: { ...docker, memory: 512 * 1024 * 1024 },
     });
   });
 

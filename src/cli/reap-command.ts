@@ -1,0 +1,86 @@
+/**
+ * `mcp-warden reap [--dry-run] [--json]`: find (and kill) processes left behind by dead mcp-warden
+ * daemons, the same scan `serve` runs before it starts anything. See src/daemon/startup-reaper.ts.
+ */
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { reapOrphans, type ReapReport } from '../daemon/startup-reaper.js';
+
+export const REAP_HELP = `Usage: mcp-warden reap [--dry-run] [--json]
+
+Finds processes left behind by mcp-warden daemons that are no longer running (killed with SIGKILL,
+crashed, or whose watchdog was killed too) and kills their process groups: SIGTERM, a short wait,
+then SIGKILL, verified by re-scanning /proc.
+
+A process counts as left behind when its environment names an owner daemon (MCP_WARDEN_OWNER, or
+MCP_WARDEN_WATCHDOG for a watchdog) whose pid no longer exists or now belongs to a process with a
+different start time. Processes of running daemons (any data dir) are never touched. Only processes
+you may read and signal are seen (root sees everyone's). \`mcp-warden serve\` runs the same reap
+before it starts any server.
+
+Options:
+  --dry-run   list what would be killed; signal nothing
+  --json      print the report as JSON (dryRun, instances, processes, containers, killed, survivors, errors)
+  -h, --help  show this help
+
+Exit status:
+  0  the scan finished and every orphan found is gone (also when none was found, and for --dry-run)
+  1  some orphans survived SIGKILL (listed as survivors; e.g. owned by another user)
+  2  usage error
+`;
+
+function formatReport(r: ReapReport): string {
+  const lines: string[] = [];
+  if (r.processes.length === 0 && r.containers.length === 0) {
+    lines.push('No orphaned mcp-warden processes found.');
+  } else {
+    lines.push(
+      `Found ${r.processes.length} orphaned process(es) of ${r.instances.length} dead mcp-warden instance(s)` +
+        (r.dryRun ? ' (dry run: nothing was signalled):' : ':'),
+    );
+    for (const inst of r.instances) {
+      lines.push(`  instance ${inst.instanceId} (daemon pid ${inst.ownerPid}, not running)`);
+      for (const p of r.processes.filter((x) => x.instanceId === inst.instanceId)) {
+        const what = p.role === 'watchdog' ? 'watchdog' : `server ${p.server ?? '?'}`;
+        const status = r.dryRun ? '' : p.killed ? '  killed' : '  STILL RUNNING';
+        lines.push(`    pid ${p.pid} (pgid ${p.pgid}) ${what}: ${p.command}${status}`);
+      }
+    }
+    for (const c of r.containers) {
+      lines.push(`  container ${c.name || c.id} of instance ${c.instanceId}${r.dryRun ? '' : c.removed ? '  removed' : '  STILL PRESENT'}`);
+    }
+    if (!r.dryRun) {
+      const how = r.escalation === 'sigkill' ? 'SIGKILL was needed' : r.escalation === 'sigterm' ? 'SIGTERM was enough' : 'already gone';
+      lines.push(`Killed ${r.killed} of ${r.processes.length} in ${r.durationMs} ms (${how}).`);
+      if (r.survivors.length) lines.push(`Survivors: ${r.survivors.join(', ')}`);
+    }
+  }
+  for (const e of r.errors) lines.push(`warning: ${e}`);
+  return lines.join('\n') + '\n';
+}
+
+export async function runReap(argv: string[]): Promise<number> {
+  let values: { 'dry-run'?: boolean; json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'dry-run': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`mcp-warden reap: ${(err as Error).message}\nsee mcp-warden reap --help\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(REAP_HELP);
+    return 0;
+  }
+  const report = await reapOrphans({ logger: pino({ enabled: false }), dryRun: values['dry-run'] ?? false });
+  process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+  return report.survivors.length > 0 ? 1 : 0;
+}

@@ -1,0 +1,142 @@
+/**
+ * `mcp-warden stop [--data-dir DIR] [--timeout-ms N]`: gracefully stop the daemon of a data dir and
+ * wait until its process is gone. The daemon's own SIGTERM handling stops every upstream and
+ * verifies their process groups are gone (within its shutdownBudgetMs) before it exits.
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_SETTINGS } from '../core/settings.js';
+import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/daemon-file.js';
+import { defaultDataDir, locateDaemon, sleep } from './daemon-locator.js';
+
+export const STOP_EXIT = { stopped: 0, notRunning: 1, usage: 2, stillRunning: 3 } as const;
+
+/** A bit above the default shutdown budget, so a daemon that uses all of it is still waited for. */
+export const DEFAULT_STOP_TIMEOUT_MS = DEFAULT_SETTINGS.shutdownBudgetMs + 5_000;
+const POLL_MS = 50;
+
+export const STOP_HELP = `Usage: mcp-warden stop [--data-dir DIR] [--timeout-ms N]
+
+Stops the daemon of the data dir and waits until its process has exited. The daemon is found through
+<data-dir>/daemon.json and verified (same pid and process start time, so a reused pid is never
+signalled); it gets SIGTERM, on which it stops every server, verifies their process groups are gone
+(within its shutdownBudgetMs, then forcibly), removes daemon.json and releases its lock. A daemon
+that is still starting up (holds the lock, no daemon.json yet) is waited for, then stopped.
+
+Options:
+  --data-dir DIR    data directory (default $MCP_WARDEN_HOME or ~/.mcp-warden)
+  --timeout-ms N    how long to wait for the daemon to exit (default ${DEFAULT_STOP_TIMEOUT_MS}, a bit above the
+                    default shutdownBudgetMs of ${DEFAULT_SETTINGS.shutdownBudgetMs}); raise it if you raised shutdownBudgetMs
+  -h, --help        show this help
+
+Exit codes:
+  0  the daemon was running and has exited
+  1  no daemon was running; a stale daemon.json naming a process that is verifiably gone is removed
+     (a corrupt one is left in place and named)
+  2  usage error
+  3  the daemon is still running after --timeout-ms, or could not be signalled (another user's process)
+`;
+
+function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return DEFAULT_STOP_TIMEOUT_MS;
+  if (!/^\d+$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= 1 && n <= 2_147_483_647 ? n : undefined;
+}
+
+/** SIGTERM the verified daemon and wait until it is gone. */
+async function stopRunning(dataDir: string, info: DaemonInfo, deadline: number, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  if (!isDaemonAlive(info)) return finishStopped(dataDir, info, t0);
+  try {
+    process.kill(info.pid, 'SIGTERM');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return finishStopped(dataDir, info, t0);
+    process.stderr.write(`mcp-warden: cannot signal the daemon (pid ${info.pid}): ${code ?? (err as Error).message}\n`);
+    return STOP_EXIT.stillRunning;
+  }
+  while (isDaemonAlive(info)) {
+    if (Date.now() >= deadline) {
+      process.stderr.write(
+        `mcp-warden: the daemon (pid ${info.pid}) is still running ${timeoutMs} ms after SIGTERM; ` +
+          `it may still be stopping its servers (see ${dataDir}/daemon.log); try a larger --timeout-ms\n`,
+      );
+      return STOP_EXIT.stillRunning;
+    }
+    await sleep(POLL_MS);
+  }
+  return finishStopped(dataDir, info, t0);
+}
+
+async function finishStopped(dataDir: string, info: DaemonInfo, t0: number): Promise<number> {
+  // The daemon removes daemon.json itself; if it died before that, the file is ours to clean up.
+  await removeDaemonFile(dataDir, info.instanceId).catch(() => undefined);
+  process.stdout.write(`stopped mcp-warden (pid ${info.pid}) in ${Date.now() - t0} ms\n`);
+  return STOP_EXIT.stopped;
+}
+
+export async function runStop(argv: string[]): Promise<number> {
+  let values: { 'data-dir'?: string; 'timeout-ms'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'data-dir': { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`mcp-warden stop: ${(err as Error).message}\nsee mcp-warden stop --help\n`);
+    return STOP_EXIT.usage;
+  }
+  if (values.help) {
+    process.stdout.write(STOP_HELP);
+    return 0;
+  }
+  const timeoutMs = parseTimeout(values['timeout-ms']);
+  if (timeoutMs === undefined) {
+    process.stderr.write(`mcp-warden stop: --timeout-ms: expected a whole number of milliseconds from 1, got "${values['timeout-ms']}"\n`);
+    return STOP_EXIT.usage;
+  }
+  const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
+  const deadline = Date.now() + timeoutMs;
+
+  let loc = await locateDaemon(dataDir);
+  // Starting up: signalled only once it has published daemon.json (then its SIGTERM handler is in place).
+  while (loc.kind === 'starting' && Date.now() < deadline) {
+    await sleep(POLL_MS);
+    loc = await locateDaemon(dataDir);
+  }
+  switch (loc.kind) {
+    case 'running':
+      return stopRunning(dataDir, loc.info, deadline, timeoutMs);
+    case 'starting':
+      process.stderr.write(
+        `mcp-warden: the daemon (pid ${loc.holder.pid}) is still starting up after ${timeoutMs} ms (no daemon.json yet); not signalled\n`,
+      );
+      return STOP_EXIT.stillRunning;
+    case 'stale': {
+      // Stale = verifiably gone (the pid does not exist, or belongs to a process with another start time).
+      const again = await readDaemonFile(dataDir);
+      if (again.kind === 'ok' && again.info.instanceId === loc.info.instanceId && !isDaemonAlive(again.info)) {
+        await removeDaemonFile(dataDir, loc.info.instanceId).catch(() => undefined);
+        process.stdout.write(`mcp-warden is not running (removed the stale daemon.json of pid ${loc.info.pid})\n`);
+      } else {
+        process.stdout.write(`mcp-warden is not running (data dir ${dataDir})\n`);
+      }
+      return STOP_EXIT.notRunning;
+    }
+    case 'corrupt':
+      process.stderr.write(
+        `mcp-warden: not running (nobody holds the data-dir lock); ${loc.file} is corrupt (${loc.reason}) and was left in place\n`,
+      );
+      return STOP_EXIT.notRunning;
+    case 'none':
+      process.stdout.write(`mcp-warden is not running (no ${daemonFilePath(dataDir)})\n`);
+      return STOP_EXIT.notRunning;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The watchdog: a tiny detached process that outlives a SIGKILLed daemon just long enough to end
+ * everything the daemon started.
+ *
+ * Launched by src/adapters/watchdog.ts as `node watchdog-main.js [--term-grace-ms N] [--deadline-ms N]`
+ * in its own session (setsid), with:
+ *   env MCP_WARDEN_WATCHDOG=<daemonPid>:<daemonStartTime>:<instanceId>   (whom it guards; never
+ *       MCP_WARDEN_INSTANCE, or it would reap itself; the startup reaper finds orphaned watchdogs by it)
+ *   stdin   the read end of a pipe whose only write end the daemon holds
+ *   stdout  a pipe on which it writes `ready\n` once it watches, then closes
+ *   stderr  the watchdog log file (JSON lines), or /dev/null
+ *
+ * Protocol: the daemon writes `disarm\n` and closes the pipe after it released everything (clean
+ * stop). EOF without `disarm` means the daemon died (SIGKILL, crash, OOM): run every reap step, then
+ * exit. Backstop: every ~500 ms the owner's identity (pid + start time) is checked; if the owner is
+ * gone the watchdog acts as on EOF. SIGTERM/SIGINT/SIGHUP do not end a watchdog whose owner is alive
+ * (a service manager signalling the whole cgroup must not strip the daemon of its guard while the
+ * daemon is still shutting down); with the owner gone they trigger the reap.
+ *
+ * Exit codes: 0 disarmed or reaped completely, 1 survivors remained at the deadline, 2 bad invocation.
+ */
+import { writeSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { readEnviron, type ProcInfo } from '../adapters/proc-scan.js';
+import { describeCommand, killMarked } from '../adapters/marker-kill.js';
+import { ENV_INSTANCE, isOwnerAlive, parseOwnerMarker, type InstanceIdentity } from '../daemon/instance-identity.js';
+
+export const ENV_WATCHDOG = 'MCP_WARDEN_WATCHDOG';
+export const DISARM_MESSAGE = 'disarm';
+export const READY_MESSAGE = 'ready';
+export const OWNER_POLL_MS = 500;
+
+/** What a reap step may use besides the instance id. */
+export interface ReapStepContext {
+  /** The dead daemon's identity. */
+  owner: InstanceIdentity;
+  /** Absolute time (ms since epoch) by which the step should be done; the watchdog exits after it regardless. */
+  deadline: number;
+  termGraceMs: number;
+  log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * One thing to clean up for a dead instance. Steps run concurrently; each must swallow its own
+ * errors (a rejection is logged and counts as a failed step). A function of only `instanceId` fits.
+ */
+export type ReapStep = (instanceId: string, ctx: ReapStepContext) => Promise<void>;
+
+/** SIGTERM → wait → SIGKILL every process group whose members carry MCP_WARDEN_INSTANCE=<instanceId>. */
+export const reapProcessesStep: ReapStep = async (instanceId, ctx) => {
+  const result = await killMarked({
+    match: (table: ProcInfo[]) => table.filter((p) => readEnviron(p.pid)?.[ENV_INSTANCE] === instanceId),
+    termGraceMs: ctx.termGraceMs,
+    deadlineMs: Math.max(0, ctx.deadline - Date.now()),
+  });
+  const seen = result.seen.map((p) => ({ pid: p.pid, pgid: p.pgid, command: describeCommand(p.argv, p.comm) }));
+  if (result.escalation === 'none') {
+    ctx.log('info', 'no processes of the instance left', { instanceId });
+  } else if (result.survivors.length === 0) {
+    ctx.log('warn', `reaped ${result.seen.length} process(es) of the dead daemon`, {
+      instanceId,
+      escalation: result.escalation,
+      durationMs: result.durationMs,
+      processes: seen,
+    });
+  } else {
+    ctx.log('error', `${result.survivors.length} process(es) survived the watchdog`, {
+      instanceId,
+      survivors: result.survivors.map((p) => p.pid),
+      errors: result.errors,
+    });
+    throw new Error(`${result.survivors.length} survivor(s)`);
+  }
+  if (result.errors.length) ctx.log('warn', 'some signals failed', { errors: result.errors });
+};
+
+/**
+ * The reap steps, in no particular order (they run concurrently). Extension point: the Docker
+ * adapter adds a step removing containers labelled `mcp-warden.instance=<instanceId>`.
+ */
+export const reapSteps: ReapStep[] = [reapProcessesStep];
+
+function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  const levels = { info: 30, warn: 40, error: 50 } as const;
+  const line = JSON.stringify({ level: levels[level], time: Date.now(), pid: process.pid, component: 'watchdog', ...fields, msg }) + '\n';
+  try {
+    writeSync(2, line);
+  } catch {
+    // no log destination: nothing to do
+  }
+}
+
+function numberArg(argv: string[], name: string, fallback: number): number {
+  const i = argv.indexOf(name);
+  if (i < 0) return fallback;
+  const v = Number(argv[i + 1]);
+  return Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+export async function runWatchdog(argv: string[]): Promise<number> {
+  const marker = process.env[ENV_WATCHDOG];
+  const owner = marker ? parseOwnerMarker(marker) : undefined;
+  if (!owner) {
+    log('error', `${ENV_WATCHDOG} missing or malformed; refusing to run`, { value: marker ?? null });
+    return 2;
+  }
+  if (process.env[ENV_INSTANCE] !== undefined) {
+    log('error', `${ENV_INSTANCE} is set in the watchdog's own environment; refusing to run (it would reap itself)`);
+    return 2;
+  }
+  const termGraceMs = numberArg(argv, '--term-grace-ms', 500);
+  const deadlineMs = numberArg(argv, '--deadline-ms', 5_000);
+  const { instanceId } = owner;
+
+  return new Promise<number>((resolve) => {
+    let disarmed = false;
+    let acting = false;
+    let buffered = '';
+    let poll: NodeJS.Timeout | undefined;
+
+    const finish = (code: number) => {
+      if (poll) clearInterval(poll);
+      process.stdin.removeAllListeners();
+      process.stdin.destroy();
+      resolve(code);
+    };
+
+    const act = (why: string) => {
+      if (acting) return;
+      acting = true;
+      if (disarmed) {
+        log('info', 'disarmed; exiting', { instanceId, why });
+        finish(0);
+        return;
+      }
+      const t0 = Date.now();
+      const deadline = t0 + deadlineMs;
+      log('warn', `daemon gone without disarming (${why}); reaping instance ${instanceId}`, { instanceId, ownerPid: owner.pid });
+      const ctx: ReapStepContext = { owner, deadline, termGraceMs, log };
+      void Promise.allSettled(reapSteps.map((step) => step(instanceId, ctx))).then((results) => {
+        const failed = results.filter((r) => r.status === 'rejected').length;
+        for (const r of results) {
+          if (r.status === 'rejected') log('error', 'reap step failed', { err: String((r.reason as Error)?.message ?? r.reason) });
+        }
+        log(failed ? 'error' : 'info', 'watchdog done', { instanceId, durationMs: Date.now() - t0, failedSteps: failed });
+        finish(failed ? 1 : 0);
+      });
+    };
+
+    process.stdin.on('data', (chunk: Buffer) => {
+      buffered = (buffered + chunk.toString('utf8')).slice(-256);
+      if (buffered.split('\n').includes(DISARM_MESSAGE)) disarmed = true;
+    });
+    process.stdin.on('end', () => act('pipe closed'));
+    process.stdin.on('error', () => act('pipe error'));
+    process.stdin.on('close', () => act('pipe closed'));
+
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.on(sig, () => {
+        if (isOwnerAlive(owner)) log('warn', `ignoring ${sig}: the daemon is alive and will disarm the watchdog`, { instanceId });
+        else act(sig);
+      });
+    }
+
+    poll = setInterval(() => {
+      if (!isOwnerAlive(owner)) act('owner no longer alive');
+    }, OWNER_POLL_MS);
+
+    // The owner may already be gone (it died while we started).
+    if (!isOwnerAlive(owner)) {
+      act('owner not alive at start');
+      return;
+    }
+    try {
+      writeSync(1, READY_MESSAGE + '\n');
+    } catch {
+      // the daemon stopped listening; the pipe/owner checks decide what happens
+    }
+    try {
+      process.stdout.destroy();
+    } catch {
+      // ignore
+    }
+    log('info', 'watching', { instanceId, ownerPid: owner.pid, termGraceMs, deadlineMs });
+  });
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isMain) {
+  runWatchdog(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      log('error', 'watchdog crashed', { err: String((err as Error)?.stack ?? err) });
+      process.exit(1);
+    },
+  );
+}
