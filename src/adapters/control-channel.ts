@@ -58,7 +58,11 @@ const CLOSE_GRACE_MS = 1_000;
 
 export type ControlSettings = Pick<
   Settings,
-  'controlMaxConnections' | 'controlMaxPayloadBytes' | 'controlHeartbeatIntervalMs' | 'controlMaxBufferedBytes'
+  | 'controlMaxConnections'
+  | 'controlMaxPayloadBytes'
+  | 'controlHeartbeatIntervalMs'
+  | 'controlMaxBufferedBytes'
+  | 'quarantineNewServers'
 >;
 
 /** What the channel needs from the daemon. */
@@ -564,6 +568,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
             parsed.issues,
           );
         }
+        const quarantineOnAdd = !(args.trusted ?? false) && settings.quarantineNewServers === 1;
         return serialized(async () => {
           if (daemon.entryOf(args.name)) {
             throw new ControlFailure(ControlErrorCodes.SERVER_EXISTS, `a server named "${args.name}" already exists`);
@@ -579,7 +584,9 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
                 `a server named "${args.name}" already exists in ${daemon.configPath}`,
               );
             }
-            raw.mcpServers[args.name] = args.entry;
+            // Policy (docs/quarantine.md): a server added at run time starts quarantined unless the
+            // command explicitly trusts it; a trusted one is trusted on first use like a config server.
+            raw.mcpServers[args.name] = quarantineOnAdd ? { ...args.entry, quarantined: true } : args.entry;
           });
           const entry = loaded.config.mcpServers[args.name] ?? parsed.entry;
           daemon.addServer(args.name, entry);
@@ -588,6 +595,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
             entry: redactEntry(entry),
             started: !entry.disabled,
             trusted: args.trusted ?? false,
+            quarantined: entry.quarantined,
             warnings: parsed.warnings,
           };
         });

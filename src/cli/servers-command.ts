@@ -52,7 +52,8 @@ Options of add:
   --cwd DIR          working directory of the server (made absolute here)
   --quarantined      start it quarantined: its tools stay hidden until "approve"
   --disabled         only record the entry; do not start it
-  --trusted          mark the server as trusted (reserved for the quarantine policy; no effect yet)
+  --trusted          start the server trusted; without it a new server starts quarantined
+                     (settings.quarantineNewServers) until approved with 'servers approve NAME'
 
 Exit codes: 0 done; 1 the daemon refused the command (its E_* code is printed); 2 usage error;
 7 no daemon is running for the data dir.

@@ -114,6 +114,7 @@ export const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = O
   logFileMaxBytes: count(1),
   logFileCount: count(0),
   httpMaxBodyBytes: count(1),
+  quarantineNewServers: { integer: true, min: 0, max: 1 },
   // proper-lockfile's own floors: stale >= 2 s, update >= 1 s (and update is capped at stale / 2).
   lockStaleMs: ms(2_000),
   lockUpdateMs: ms(1_000),

@@ -91,7 +91,9 @@ export const CommandArgsSchemas = {
       trusted: z
         .boolean()
         .optional()
-        .describe('Reserved for the quarantine policy of servers added at run time; recorded in the result, no effect yet.'),
+        .describe(
+          'Start the server trusted (its first tool list becomes its approved baseline). Without it, and with the default settings.quarantineNewServers = 1, the server starts quarantined: none of its tools reach MCP clients until it is approved.',
+        ),
     })
     .describe('Validate, persist to the config file, then start the server. Refuses an existing name.'),
   'server.remove': NameArgs.describe('Stop the server and delete its entry from the config file.'),

@@ -41,6 +41,11 @@ export interface Settings {
   /** Largest accepted HTTP request body on /mcp. */
   httpMaxBodyBytes: number;
   /**
+   * Quarantine policy for servers added at run time (control channel, CLI, visualizer): 1 = they
+   * start quarantined unless the command marks them trusted; 0 = they are trusted on first use.
+   */
+  quarantineNewServers: number;
+  /**
    * One daemon per data dir (`<dataDir>/daemon.lock`): the holder refreshes the lock every
    * lockUpdateMs; a lock not refreshed for lockStaleMs belongs to a dead holder and is taken over, so
    * a successor of a SIGKILLed daemon starts within about lockStaleMs. proper-lockfile enforces
@@ -89,6 +94,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   logFileMaxBytes: 10 * 1024 * 1024,
   logFileCount: 3,
   httpMaxBodyBytes: 4 * 1024 * 1024,
+  quarantineNewServers: 1,
   lockStaleMs: 3_000,
   lockUpdateMs: 1_000,
   controlMaxConnections: 32,

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -276,6 +277,7 @@ describe('control channel', () => {
     const added = await c.request<{ name: string; entry: { env: Record<string, string> }; started: boolean }>('server.add', {
       name: 'ev1',
       entry: { ...DEMO_ENTRY, env: { TOKEN: 'do-not-echo-me' } },
+      trusted: true,
     });
     assert.equal(added.started, true);
     assert.deepEqual(added.entry.env, { TOKEN: '[redacted]' });
@@ -301,6 +303,24 @@ describe('control channel', () => {
     await c.close();
   });
 
+
+  it('a server added without --trusted starts quarantined (persisted) and reaches clients only after approval', async () => {
+    const c = await connect(s);
+    const messages = record(c);
+    const added = await c.request<{ quarantined: boolean }>('server.add', { name: 'newq', entry: DEMO_ENTRY });
+    assert.equal(added.quarantined, true);
+    assert.ok(await waitFor(() => statesOf(messages, 'newq').includes('quarantined'), { timeoutMs: 15_000 }), 'newq is quarantined');
+    assert.ok(!statesOf(messages, 'newq').includes('running'), 'never running before approval');
+    assert.equal(JSON.parse(readFileSync(s.daemon.configPath, 'utf8')).mcpServers.newq.quarantined, true, 'persisted');
+    const tools = await c.request<{ tools: { name: string }[] }>('server.tools', { name: 'newq' });
+    assert.ok(tools.tools.length > 0, 'its tools can be inspected while quarantined');
+    await c.request('server.approve', { name: 'newq' });
+    assert.ok(await waitFor(() => statesOf(messages, 'newq').includes('running'), { timeoutMs: 10_000 }), 'running after approval');
+    assert.equal(JSON.parse(readFileSync(s.daemon.configPath, 'utf8')).mcpServers.newq.quarantined, false, 'approval persisted');
+    await c.request('server.remove', { name: 'newq' });
+    assert.ok(await waitFor(() => stoppedCount(messages, 'newq') > 0, { timeoutMs: 10_000 }));
+    await c.close();
+  });
   it('runs every server command, persisting only the key it changes', async () => {
     const c = await connect(s);
     const messages = record(c);
@@ -370,8 +390,8 @@ describe('control channel', () => {
     const c = await connect(s);
     const messages = record(c);
     c.sendRaw(JSON.stringify({ type: 'subscribe', logs: ['logsrv'] }));
-    await c.request('server.add', { name: 'logsrv', entry: DEMO_ENTRY });
-    await c.request('server.add', { name: 'other', entry: DEMO_ENTRY });
+    await c.request('server.add', { name: 'logsrv', entry: DEMO_ENTRY, trusted: true });
+    await c.request('server.add', { name: 'other', entry: DEMO_ENTRY, trusted: true });
     assert.ok(await waitFor(() => messages.some((m) => m.type === 'subscribed'), { timeoutMs: 2_000 }));
     assert.ok(
       await waitFor(() => messages.some((m) => m.type === 'log' && m.server === 'logsrv' && m.record.msg === 'upstream initialized'), {
@@ -403,7 +423,7 @@ describe('control channel', () => {
     for (let i = 0; i < CYCLES; i++) {
       const stoppedBefore = stoppedCount(own, 'cyc');
       const runningBefore = stateCount(own, 'cyc', 'running');
-      await c.request('server.add', { name: 'cyc', entry: DEMO_ENTRY });
+      await c.request('server.add', { name: 'cyc', entry: DEMO_ENTRY, trusted: true });
       // Every 4th cycle waits for running; the others remove the server while it is still launching.
       if (i % 4 === 0) {
         assert.ok(await waitFor(() => stateCount(own, 'cyc', 'running') > runningBefore, { timeoutMs: 15_000, intervalMs: 5 }));
