@@ -593,6 +593,9 @@ describe('control channel', () => {
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stdout, /added cli1/);
     assert.ok(!add.stdout.includes('from-cli'));
+    // Not --trusted: quarantined until a person approves it.
+    assert.ok(await waitFor(() => s.daemon.servers().find((v) => v.name === 'cli1')?.state === 'quarantined', { timeoutMs: 15_000 }));
+    assert.equal((await run('servers', 'approve', 'cli1')).code, 0);
     assert.ok(await waitFor(() => s.daemon.servers().find((v) => v.name === 'cli1')?.state === 'running', { timeoutMs: 15_000 }));
     const tools = await run('servers', 'tools', 'cli1');
     assert.equal(tools.code, 0);
