@@ -10,10 +10,12 @@ import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { LaunchOutput, ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
-import { startProcessGroup } from '../adapters/process-group.js';
+import { startProcessGroup, type ProcessGroupHandle } from '../adapters/process-group.js';
+import { startContainer, type ContainerHandle } from '../adapters/docker-container.js';
+import type Docker from 'dockerode';
 import { connectUpstream } from '../adapters/upstream-client.js';
 import { serverLogger } from '../adapters/logger.js';
-import { markerEnv, type InstanceIdentity } from '../daemon/instance-identity.js';
+import { markerEnv, ownerMarker, type InstanceIdentity } from '../daemon/instance-identity.js';
 import type { UpstreamSessions } from './upstream-sessions.js';
 
 export interface LaunchDeps {
@@ -25,6 +27,8 @@ export interface LaunchDeps {
   /** The current config entry of a server (undefined when it was removed meanwhile). */
   entryOf: (name: string) => ServerEntry | undefined;
   version: string;
+  /** The Docker engine client for `docker` entries (created lazily by the daemon). */
+  docker: () => Docker;
   /** Integrity check of a fetched tool list against the approved fingerprints. */
   checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
 }
@@ -46,17 +50,33 @@ export function createLaunchUpstream(deps: LaunchDeps) {
     }
     const settings = deps.settings();
     const log = serverLogger(deps.logger, input.name);
-    const handle = await startProcessGroup(
-      {
-        command: entry.command,
-        args: entry.args,
-        env: { ...baseEnv(), ...entry.env, ...markerEnv(deps.identity, input.name) },
-        cwd: entry.cwd,
-        label: `${input.name}: ${entry.command}`,
-      },
-      { ledger: deps.ledger, owner: input.owner, logger: log, settings },
-    );
-    log.info({ pid: handle.pid }, 'upstream spawned');
+    // A container gets only the entry's own environment (never the daemon's); labels mark it ours.
+    const handle: ProcessGroupHandle | ContainerHandle = entry.docker
+      ? await startContainer(
+          {
+            server: input.name,
+            instanceId: deps.identity.instanceId,
+            ownerMarker: ownerMarker(deps.identity),
+            image: entry.docker.image,
+            command: entry.command,
+            args: entry.args,
+            env: { ...entry.env, ...entry.docker.env },
+            cwd: entry.cwd,
+            docker: entry.docker,
+          },
+          { ledger: deps.ledger, owner: input.owner, logger: log, settings, docker: deps.docker() },
+        )
+      : await startProcessGroup(
+          {
+            command: entry.command,
+            args: entry.args,
+            env: { ...baseEnv(), ...entry.env, ...markerEnv(deps.identity, input.name) },
+            cwd: entry.cwd,
+            label: `${input.name}: ${entry.command}`,
+          },
+          { ledger: deps.ledger, owner: input.owner, logger: log, settings },
+        );
+    log.info({ pid: handle.pid, container: 'containerId' in handle ? handle.name : undefined }, 'upstream started');
     signal.throwIfAborted();
     const connection = await connectUpstream(handle, {
       name: input.name,
@@ -66,6 +86,9 @@ export function createLaunchUpstream(deps: LaunchDeps) {
       clientInfo: { name: 'mcp-warden', version: deps.version },
     }).catch((err: unknown) => {
       if (signal.aborted) throw err;
+      // A container that exited during initialize says why (exit code, last stderr line).
+      const exited = 'exitError' in handle ? handle.exitError() : undefined;
+      if (exited) throw exited;
       throw err instanceof WardenError
         ? err
         : new WardenError(ErrorCodes.INIT_FAILED, `initialize failed: ${err instanceof Error ? err.message : String(err)}`);

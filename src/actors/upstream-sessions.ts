@@ -4,11 +4,12 @@
  * here exactly while its owning server actor holds it.
  */
 import type { ProcessGroupHandle } from '../adapters/process-group.js';
+import type { ContainerHandle } from '../adapters/docker-container.js';
 import type { UpstreamConnection } from '../adapters/upstream-client.js';
 
 export interface UpstreamSession {
   name: string;
-  handle: ProcessGroupHandle;
+  handle: ProcessGroupHandle | ContainerHandle;
   connection: UpstreamConnection;
 }
 

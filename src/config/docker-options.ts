@@ -120,8 +120,8 @@ export function parseDockerOptions(
   if (raw.cpus !== undefined) {
     if (typeof raw.cpus !== 'number' || !Number.isFinite(raw.cpus) || raw.cpus <= 0 || raw.cpus > 1024) {
       issue(join(at, 'cpus'), `expected a number of CPUs greater than 0 (e.g. 0.5 or 2), got ${typeof raw.cpus === 'number' ? raw.cpus : typeOf(raw.cpus)}`);
-    } else if (Math.round(raw.cpus * 1e9) < 1e6) {
-      issue(join(at, 'cpus'), 'must be at least 0.001');
+    } else if (raw.cpus < 0.01) {
+      issue(join(at, 'cpus'), `must be at least 0.01 (the engine refuses less), got ${raw.cpus}`);
     } else cpus = raw.cpus;
   }
 

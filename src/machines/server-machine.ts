@@ -35,6 +35,7 @@ export type ServerSettings = Pick<
   | 'reapMaxAttempts'
   | 'reapBackoffInitialMs'
   | 'reapBackoffMaxMs'
+  | 'dockerStopGraceSeconds'
 >;
 
 /** A tool as the upstream listed it (schemas untouched). */
@@ -161,7 +162,10 @@ export function createServerMachine(deps: { now: () => number }) {
         ),
       // Safety net over the adapter's own escalation: stopping never waits longer than its budget.
       stopDeadline: ({ context }) =>
-        context.settings.stopEofGraceMs + context.settings.stopTermGraceMs + context.settings.stopKillGraceMs + 1_000,
+        context.settings.stopEofGraceMs +
+        Math.max(context.settings.stopTermGraceMs, (context.settings.dockerStopGraceSeconds ?? 0) * 1_000) +
+        context.settings.stopKillGraceMs +
+        1_000,
       reapDelay: ({ context }) =>
         backoffDelay(Math.max(1, context.reapAttempt), context.settings.reapBackoffInitialMs, context.settings.reapBackoffMaxMs),
     },
