@@ -19,6 +19,7 @@ import lockfile from 'proper-lockfile';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
 import { loadConfigFile } from './config-file.js';
+import { describeFsError } from './make-dirs.js';
 import { isDaemonAlive, readDaemonFile } from './daemon-file.js';
 import { processStartTime } from './proc-scan.js';
 
@@ -29,6 +30,8 @@ export const lockDirPath = (dataDir: string) => `${lockFilePath(dataDir)}.lock`;
 
 /** How long a loser waits for the winner's daemon.json before saying "starting up". */
 export const DESCRIBE_HOLDER_WAIT_MS = 1_500;
+/** How often a start waiting for a dead daemon's lock to become stale retries. */
+const STALE_RETRY_MS = 200;
 
 export interface InstanceLockLogger {
   debug(obj: object, msg: string): void;
@@ -85,7 +88,6 @@ const lockInternals = createRequire(import.meta.url)('proper-lockfile/lib/lockfi
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const errnoOf = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code ?? (err as Error)?.message ?? String(err);
 
 /** The holder record in daemon.lock, if it parses (the file is empty before the first holder). */
 export async function readLockHolder(dataDir: string): Promise<LockHolder | undefined> {
@@ -112,22 +114,39 @@ export async function liveLockHolder(dataDir: string): Promise<LockHolder | unde
   return h && isDaemonAlive(h) ? h : undefined;
 }
 
+export type LockHolderView =
+  /** A live process holds the lock; `text` is `(pid 4242, http://127.0.0.1:7777)` or `(pid 4242: starting up)`. */
+  | { live: true; text: string }
+  /** daemon.lock names a process that is gone: the lock is a dead daemon's, not yet stale. */
+  | { live: false; pid: number; text: string };
+
 /**
- * `(pid 4242, http://127.0.0.1:7777)` for the live daemon of `dataDir`. daemon.json is written only
- * once the winner listens, so a missing, corrupt or dead one is re-read for up to `waitMs`; then
- * daemon.lock's holder record gives `(pid 4242: starting up)`, else `(pid unknown: starting up)`.
+ * Who holds the lock of `dataDir` (as seen by a process that just got ELOCKED). daemon.json is written
+ * only once the winner listens, so a missing, corrupt or dead one is re-read for up to `waitMs`; then
+ * daemon.lock's holder record gives `(pid 4242: starting up)`, else `(pid unknown: starting up)`. When
+ * daemon.lock names a dead process on three reads in a row (100 ms apart; a new winner rewrites it
+ * within milliseconds of taking the lock), the lock is a dead daemon's: reported without waiting.
  */
-export async function describeLockHolder(dataDir: string, waitMs: number, exceptPid?: number): Promise<string> {
+export async function inspectLockHolder(dataDir: string, waitMs: number, exceptPid?: number): Promise<LockHolderView> {
   const deadline = Date.now() + waitMs;
+  let deadReads = 0;
   for (;;) {
     const r = await readDaemonFile(dataDir);
-    if (r.kind === 'ok' && r.info.pid !== exceptPid && isDaemonAlive(r.info)) return `(pid ${r.info.pid}, ${r.info.url})`;
+    if (r.kind === 'ok' && r.info.pid !== exceptPid && isDaemonAlive(r.info)) {
+      return { live: true, text: `(pid ${r.info.pid}, ${r.info.url})` };
+    }
+    const h = await readLockHolder(dataDir);
+    if (h && h.pid !== exceptPid && !isDaemonAlive(h)) {
+      if (++deadReads >= 3) return { live: false, pid: h.pid, text: `(pid unknown: the lock's last holder, pid ${h.pid}, is gone)` };
+    } else {
+      deadReads = 0;
+    }
     if (Date.now() >= deadline) break;
     await sleep(Math.min(100, Math.max(1, deadline - Date.now())));
   }
   const h = await liveLockHolder(dataDir);
-  if (h && h.pid !== exceptPid) return `(pid ${h.pid}: starting up)`;
-  return '(pid unknown: starting up)';
+  if (h && h.pid !== exceptPid) return { live: true, text: `(pid ${h.pid}: starting up)` };
+  return { live: true, text: '(pid unknown: starting up)' };
 }
 
 /**
@@ -161,7 +180,7 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
     // proper-lockfile resolves the target with realpath: it must exist. Never truncated here.
     await fs.writeFile(file, '', { flag: 'a', mode: 0o600 });
   } catch (err) {
-    throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `cannot create the lock file ${file}: ${errnoOf(err)}`, {
+    throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `cannot create the lock file ${file}: ${describeFsError(err)}`, {
       file,
     });
   }
@@ -173,31 +192,49 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
   let compromised = false;
   let released = false;
   let releaseLock: (() => Promise<void>) | undefined;
-  try {
-    releaseLock = await lockfile.lock(file, {
-      stale: opts.staleMs,
-      update: opts.updateMs,
-      retries: 0,
-      realpath: true,
-      onCompromised: (err: Error) => {
-        if (compromised || released) return;
-        compromised = true;
-        log?.error({ lockDir, err: err.message }, 'the data-dir lock was removed or taken over by another process');
-        try {
-          opts.onCompromised(err);
-        } catch (e) {
-          log?.error({ err: e }, 'lock-compromised handler failed');
+  const waitMs = opts.describeWaitMs ?? DESCRIBE_HOLDER_WAIT_MS;
+  // A SIGKILLed holder's lock stays fresh for up to staleMs after its last refresh (up to ~1 s more
+  // right after it was taken: proper-lockfile's first mtime lies in the future). While daemon.lock
+  // names a dead process we wait for that instead of failing; bounded, never breaking a fresh lock.
+  let staleWaitUntil: number | undefined;
+  for (;;) {
+    try {
+      releaseLock = await lockfile.lock(file, {
+        stale: opts.staleMs,
+        update: opts.updateMs,
+        retries: 0,
+        realpath: true,
+        onCompromised: (err: Error) => {
+          if (compromised || released) return;
+          compromised = true;
+          log?.error({ lockDir, err: err.message }, 'the data-dir lock was removed or taken over by another process');
+          try {
+            opts.onCompromised(err);
+          } catch (e) {
+            log?.error({ err: e }, 'lock-compromised handler failed');
+          }
+        },
+      });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') {
+        throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `cannot take the lock ${lockDir}: ${describeFsError(err)}`, {
+          lockDir,
+        });
+      }
+      const holder = await inspectLockHolder(dataDir, waitMs, process.pid);
+      if (!holder.live) {
+        if (staleWaitUntil === undefined) {
+          staleWaitUntil = Date.now() + opts.staleMs + 2_000;
+          log?.info({ lockDir, deadPid: holder.pid }, 'the data-dir lock is held for a daemon that is gone; waiting until it is stale');
         }
-      },
-    });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
-      const who = await describeLockHolder(dataDir, opts.describeWaitMs ?? DESCRIBE_HOLDER_WAIT_MS, process.pid);
-      throw new WardenError(ErrorCodes.ALREADY_RUNNING, `mcp-warden is already running ${who}`, { dataDir, lockDir });
+        if (Date.now() < staleWaitUntil) {
+          await sleep(STALE_RETRY_MS);
+          continue;
+        }
+      }
+      throw new WardenError(ErrorCodes.ALREADY_RUNNING, `mcp-warden is already running ${holder.text}`, { dataDir, lockDir });
     }
-    throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `cannot take the lock ${lockDir}: ${errnoOf(err)}`, {
-      lockDir,
-    });
   }
   const realFile = await fs.realpath(file);
 
@@ -226,8 +263,8 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
       if (!taken) {
         throw new WardenError(ErrorCodes.LOCK_COMPROMISED, `the data-dir lock ${lockDir} was removed by another process`, { lockDir });
       }
-      const who = await describeLockHolder(dataDir, opts.describeWaitMs ?? DESCRIBE_HOLDER_WAIT_MS, process.pid);
-      throw new WardenError(ErrorCodes.ALREADY_RUNNING, `mcp-warden is already running ${who}`, { dataDir, lockDir });
+      const holder = await inspectLockHolder(dataDir, waitMs, process.pid);
+      throw new WardenError(ErrorCodes.ALREADY_RUNNING, `mcp-warden is already running ${holder.text}`, { dataDir, lockDir });
     },
     async release() {
       if (released) return;
@@ -255,10 +292,10 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
     await fs.rename(tmp, file);
   } catch (err) {
     await lock.release();
-    throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `cannot write the lock file ${file}: ${errnoOf(err)}`, { file });
+    throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `cannot write the lock file ${file}: ${describeFsError(err)}`, { file });
   }
   if (before !== undefined) {
-    if (before > opts.staleMs) {
+    if (staleWaitUntil !== undefined || before > opts.staleMs) {
       log?.warn({ lockDir, ageMs: Math.round(before) }, 'took over a stale data-dir lock (the previous daemon died without releasing it)');
     } else {
       log?.info({ lockDir }, 'took the data-dir lock just released by the previous daemon');

@@ -21,6 +21,7 @@ import { createMcpFront, type McpFront } from '../adapters/mcp-front.js';
 import { isLoopbackHost } from '../adapters/request-guards.js';
 import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/daemon-file.js';
 import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/instance-lock.js';
+import { describeFsError, makeDirs } from '../adapters/make-dirs.js';
 import {
   createServerMachine,
   type ServerContext,
@@ -34,6 +35,8 @@ import { createSupervisorMachine, serverActorId } from '../machines/supervisor-m
 
 export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
 import { UpstreamSessions } from '../actors/upstream-sessions.js';
+import type Docker from 'dockerode';
+import { createDockerClient } from '../adapters/docker-container.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
 import { createWatchUpstream } from '../actors/watch-upstream.js';
 import { createTeardownActors } from '../actors/teardown-actors.js';
@@ -117,13 +120,10 @@ function toMachineInput(name: string, entry: ServerEntry, settings: Settings): S
 
 async function ensureDataDir(dataDir: string): Promise<void> {
   try {
-    await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await makeDirs(dataDir, 0o700); // not fs.mkdir recursive: it spins forever under /proc (make-dirs.ts)
     await fs.access(dataDir, fsConstants.W_OK);
   } catch (err) {
-    throw new WardenError(
-      ErrorCodes.DATA_DIR_UNWRITABLE,
-      `data dir ${dataDir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
+    throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `data dir ${dataDir} is not writable: ${describeFsError(err)}`);
   }
 }
 
@@ -210,11 +210,11 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     logger.warn({ file: join(dataDir, 'daemon.json'), reason: previous.reason }, 'daemon.json is corrupt; it will be overwritten');
   } else if (previous.kind === 'ok' && isDaemonAlive(previous.info)) {
     logger.warn(
-      { pid: previous.info.pid, url: previous.info.url },
+      { otherPid: previous.info.pid, url: previous.info.url },
       'daemon.json names a live process that does not hold the data-dir lock; it will be overwritten',
     );
   } else if (previous.kind === 'ok') {
-    logger.info({ pid: previous.info.pid }, 'replacing the stale daemon.json of a daemon that is gone');
+    logger.info({ previousPid: previous.info.pid }, 'replacing the stale daemon.json of a daemon that is gone');
   }
 
   const approvals = new ApprovalsStore(dataDir);
@@ -309,6 +309,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     return changes;
   };
 
+  // One engine client for every containerised server, created on first use.
+  let dockerClient: Docker | undefined;
+
   // The actor system. Effects are provided here; the machines stay pure.
   const serverMachine = createServerMachine({ now: Date.now }).provide({
     actors: {
@@ -321,6 +324,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         entryOf: (name) => entries.get(name),
         version: VERSION,
         checkTools,
+        docker: () => (dockerClient ??= createDockerClient()),
       }),
       watchUpstream: createWatchUpstream({ sessions, logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
@@ -438,6 +442,12 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
           upSince: null,
           resources: counts[serverActorId(name)] ?? {},
         });
+    }
+    // Removed servers whose actor is still draining (stopping/reaping) stay visible until stopped.
+    for (const [id, ref] of Object.entries(children)) {
+      if (!ref || !id.startsWith('server:') || entries.has(id.slice('server:'.length))) continue;
+      const v = viewOf(ref, counts[id] ?? {});
+      if (v && v.state !== 'stopped') out.push(v);
     }
     return out;
   };
