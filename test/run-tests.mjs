@@ -1,8 +1,15 @@
-// Runs every compiled test file under dist/test with node's own runner.
+// Runs every compiled test file under dist/test with node's own runner, in two phases:
+//  1. "exclusive" files, one at a time, alone: they SIGKILL daemons and leave orphans on purpose for
+//     the watchdog or the next start to reap — and every daemon start reaps dead daemons' leftovers
+//     machine-wide, so a test running beside them could reap their orphans first;
+//  2. every other file, two at a time.
+// It ends with one combined line, `total: N passed, N failed, N skipped`.
 // MCP_WARDEN_TEST_FILTER=substring narrows the files (local use only).
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+
+const EXCLUSIVE = /(orphan-suite|docker-daemon|watchdog|single-instance)\.test\.js$/;
 
 const root = new URL('../dist/test/', import.meta.url).pathname;
 const files = [];
@@ -19,8 +26,36 @@ if (selected.length === 0) {
   console.error('no test files found under dist/test');
   process.exit(1);
 }
-const concurrency = process.env.MCP_WARDEN_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...selected], {
-  stdio: 'inherit',
-});
-process.exit(r.status ?? 1);
+
+const totals = { pass: 0, fail: 0, skipped: 0, cancelled: 0 };
+
+function runPhase(label, list, concurrency) {
+  if (list.length === 0) return Promise.resolve(0);
+  console.log(`\n=== ${label}: ${list.length} file(s), concurrency ${concurrency} ===`);
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let tail = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString()).slice(-4096);
+    });
+    child.on('close', (code) => {
+      for (const key of Object.keys(totals)) {
+        const m = new RegExp(`ℹ ${key} (\\d+)`).exec(tail);
+        if (m) totals[key] += Number(m[1]);
+      }
+      resolve(code ?? 1);
+    });
+  });
+}
+
+const exclusive = selected.filter((f) => EXCLUSIVE.test(f));
+const shared = selected.filter((f) => !EXCLUSIVE.test(f));
+const c1 = await runPhase('exclusive phase (tests that leave orphans on purpose)', exclusive, 1);
+const c2 = await runPhase('shared phase', shared, process.env.MCP_WARDEN_TEST_CONCURRENCY ?? '2');
+console.log(`\ntotal: ${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped} skipped`);
+process.exit(c1 !== 0 || c2 !== 0 ? 1 : 0);
