@@ -31,7 +31,7 @@ export const lockDirPath = (dataDir: string) => `${lockFilePath(dataDir)}.lock`;
 /** How long a loser waits for the winner's daemon.json before saying "starting up". */
 export const DESCRIBE_HOLDER_WAIT_MS = 1_500;
 /** How often a start waiting for a dead daemon's lock to become stale retries. */
-const STALE_RETRY_MS = 200;
+const STALE_RETRY_MS = 100;
 
 export interface InstanceLockLogger {
   debug(obj: object, msg: string): void;
@@ -80,6 +80,7 @@ interface LockInternals {
   mtime: Date;
   lockfilePath: string;
   released?: boolean;
+  updateTimeout?: NodeJS.Timeout | null;
 }
 // proper-lockfile keeps its held locks (with the mtime it last set) in this module's table; the public
 // API does not expose it. Same module instance as the one `lock` uses (one require cache).
@@ -197,6 +198,7 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
   // right after it was taken: proper-lockfile's first mtime lies in the future). While daemon.lock
   // names a dead process we wait for that instead of failing; bounded, never breaking a fresh lock.
   let staleWaitUntil: number | undefined;
+  let deadHolder: number | undefined;
   for (;;) {
     try {
       releaseLock = await lockfile.lock(file, {
@@ -222,12 +224,21 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
           lockDir,
         });
       }
+      // Already waiting for this dead holder's lock to go stale: a cheap re-check of daemon.lock.
+      if (deadHolder !== undefined && staleWaitUntil !== undefined && Date.now() < staleWaitUntil) {
+        const h = await readLockHolder(dataDir);
+        if (h && h.pid === deadHolder && !isDaemonAlive(h)) {
+          await sleep(STALE_RETRY_MS);
+          continue;
+        }
+      }
       const holder = await inspectLockHolder(dataDir, waitMs, process.pid);
       if (!holder.live) {
         if (staleWaitUntil === undefined) {
           staleWaitUntil = Date.now() + opts.staleMs + 2_000;
           log?.info({ lockDir, deadPid: holder.pid }, 'the data-dir lock is held for a daemon that is gone; waiting until it is stale');
         }
+        deadHolder = holder.pid;
         if (Date.now() < staleWaitUntil) {
           await sleep(STALE_RETRY_MS);
           continue;
@@ -238,6 +249,28 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
   }
   const realFile = await fs.realpath(file);
 
+  /** Our lock dir still carries the mtime proper-lockfile last set on it (a refresh may be mid-way: 3 looks). */
+  const ownsLockDir = async (): Promise<boolean> => {
+    for (let i = 0; i < 3 && !compromised; i++) {
+      const held = lockInternals.getLocks()[realFile];
+      if (!held || held.released) return false;
+      const st = await fs.stat(held.lockfilePath).catch(() => undefined);
+      if (!st) return false;
+      if (st.mtime.getTime() === held.mtime.getTime()) return true;
+      await sleep(50);
+    }
+    return false;
+  };
+  /** Drop the lock from proper-lockfile's table without touching the dir (its exit hook would remove it). */
+  const forget = () => {
+    const locks = lockInternals.getLocks();
+    const held = locks[realFile];
+    if (!held) return;
+    held.released = true;
+    if (held.updateTimeout) clearTimeout(held.updateTimeout);
+    delete locks[realFile];
+  };
+
   const lock: InstanceLock = {
     file,
     lockDir,
@@ -247,15 +280,8 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
     async assertHeld() {
       // Two successors taking over the same stale lock can both succeed (the later one removes the
       // earlier one's fresh lock dir); proper-lockfile notices on its next refresh. Checked here,
-      // before the daemon publishes itself: our lock dir still carries the mtime we last set.
-      for (let i = 0; i < 3 && !compromised && !released; i++) {
-        const held = lockInternals.getLocks()[realFile];
-        if (!held || held.released) break;
-        const st = await fs.stat(held.lockfilePath).catch(() => undefined);
-        if (!st) break;
-        if (st.mtime.getTime() === held.mtime.getTime()) return;
-        await sleep(50); // a refresh may be between its utimes and recording the new mtime
-      }
+      // before the daemon publishes itself.
+      if (!released && (await ownsLockDir())) return;
       const taken = await fs.stat(lockDir).then(
         () => true,
         () => false,
@@ -270,6 +296,12 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
       if (released) return;
       released = true;
       if (compromised) return; // not ours anymore: leave whoever holds it alone
+      if (!(await ownsLockDir())) {
+        // Removed or taken over, and proper-lockfile has not noticed yet: still never remove it.
+        forget();
+        log?.warn({ lockDir }, 'the data-dir lock was removed or taken over by another process; left as it is');
+        return;
+      }
       try {
         await releaseLock!();
         log?.debug({ lockDir }, 'data-dir lock released');
@@ -342,7 +374,14 @@ export class LockRelay {
   }
 
   private emit(level: Level, o: object, m: string): void {
-    if (this.logger) this.logger[level](o, m);
-    else if (this.pendingLogs.length < 100) this.pendingLogs.push([level, o, m]);
+    if (!this.logger) {
+      if (this.pendingLogs.length < 100) this.pendingLogs.push([level, o, m]);
+      return;
+    }
+    try {
+      this.logger[level](o, m);
+    } catch {
+      // a logger closed by a failed start: the line is lost, the lock work is not
+    }
   }
 }

@@ -38,7 +38,7 @@ Commands:
   serve      run the daemon in the foreground (one per data dir)
   status     is the daemon of a data dir running, and how are its servers? (--json)
   stop       stop the daemon of a data dir gracefully and wait until it has exited
-  reap       find and kill processes left behind by dead mcp-warden daemons (--dry-run lists them)
+  reap       find and kill processes and containers left behind by dead mcp-warden daemons (--dry-run lists them)
   servers    list, add, remove, enable, disable, restart, approve, quarantine a running daemon's
              servers, or show a server's tools (mcp-warden servers --help)
   ui         print the URL of the web visualizer of the running daemon (--open: open it in a browser)
@@ -69,14 +69,16 @@ Options:
 On start it prints the MCP endpoint URL and writes <data-dir>/daemon.json (pid, instanceId, url, startedAt, version).
 Beside /mcp it serves the control channel ws://HOST:PORT/ws for UIs and \`mcp-warden servers\`, authenticated
 with the token in <data-dir>/token (created 0600 on first start); see docs/control-protocol.md.
-Before starting any server it kills processes left behind by dead mcp-warden daemons (as \`mcp-warden reap\`
-does) and starts a detached watchdog that kills this daemon's servers if the daemon itself is killed
-(SIGKILL, crash); see docs/guarantees.md.
+Before starting any server it kills processes and removes Docker containers left behind by dead mcp-warden
+daemons (as \`mcp-warden reap\` does), retries what a previous run's reaper recorded in
+<data-dir>/pending-reap.json, and starts a detached watchdog that kills this daemon's servers and removes
+its containers if the daemon itself is killed (SIGKILL, crash); see docs/guarantees.md and docs/docker.md.
 
 One daemon per data dir: before anything else (even reading the config) it takes the lock
 <data-dir>/daemon.lock (proper-lockfile: the directory <data-dir>/daemon.lock.lock). While another
 daemon holds it, serve exits with code 4 naming that daemon's pid and URL. A lock left behind by a
-killed daemon is taken over once it is lockStaleMs old (default 3 s). \`mcp-warden status\` and
+killed daemon is taken over once it is lockStaleMs old (default 3 s); serve waits for that instead of
+failing when the lock names a process that is gone. \`mcp-warden status\` and
 \`mcp-warden stop\` find the running daemon; docs/cli.md lists every file in the data dir.
 
 Exit codes:

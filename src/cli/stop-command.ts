@@ -34,7 +34,8 @@ Exit codes:
   1  no daemon was running; a stale daemon.json naming a process that is verifiably gone is removed
      (a corrupt one is left in place and named)
   2  usage error
-  3  the daemon is still running after --timeout-ms, or could not be signalled (another user's process)
+  3  the daemon is still running after --timeout-ms (or still starting up), or could not be
+     signalled (another user's process)
 `;
 
 function parseTimeout(text: string | undefined): number | undefined {
