@@ -9,13 +9,9 @@ import { join, resolve } from 'node:path';
 import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
 import { isLogLevel, LOG_LEVELS } from '../adapters/logger.js';
-import { DEFAULT_HOST, DEFAULT_PORT, startDaemon } from '../daemon/daemon.js';
-import { runReap } from './reap-command.js';
-import { runServers } from './servers-command.js';
-import { runStatus } from './status-command.js';
-import { runStop } from './stop-command.js';
-import { runUi } from './ui-command.js';
-import { DEFAULT_INSPECT_URL } from '../adapters/stately-inspector.js';
+import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT } from '../core/defaults.js';
+// Each command's modules load only when that command runs: `status`, `stop` and a `serve` that
+// loses the data-dir lock should not pay for loading the whole daemon.
 
 export const exitCodes = {
   ok: 0,
@@ -171,6 +167,7 @@ async function serve(argvIn: string[]): Promise<number> {
   const listen = parseListen(values.listen ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
   const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
 
+  const { startDaemon } = await import('../daemon/daemon.js');
   const daemon = await startDaemon({
     dataDir,
     configPath: values.config ? resolve(values.config) : undefined,
@@ -218,15 +215,15 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       return serve(rest);
     case 'reap':
-      return runReap(rest);
+      return (await import('./reap-command.js')).runReap(rest);
     case 'servers':
-      return runServers(rest);
+      return (await import('./servers-command.js')).runServers(rest);
     case 'status':
-      return runStatus(rest);
+      return (await import('./status-command.js')).runStatus(rest);
     case 'stop':
-      return runStop(rest);
+      return (await import('./stop-command.js')).runStop(rest);
     case 'ui':
-      return runUi(rest);
+      return (await import('./ui-command.js')).runUi(rest);
     case 'version':
     case '--version':
     case '-v':

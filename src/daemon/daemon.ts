@@ -53,8 +53,7 @@ import { CONTROL_PATH } from '../control/protocol.js';
 import { registerVisualizer } from '../adapters/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
 
-export const DEFAULT_PORT = 7374;
-export const DEFAULT_HOST = '127.0.0.1';
+export { DEFAULT_HOST, DEFAULT_PORT } from '../core/defaults.js';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -226,13 +225,21 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     logger: logger.child({ component: 'startup-reaper' }),
     dryRun: false,
     selfInstanceId: identity.instanceId,
+    dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
   }).catch((err: unknown) => logger.error({ err }, 'startup reaper failed'));
   const ledger = new ResourceLedger();
   const sessions = new UpstreamSessions();
-  const reaper = new DaemonReaper(ledger, logger.child({ component: 'reaper' }), {
-    initialMs: settings.reapBackoffInitialMs,
-    maxMs: settings.reapBackoffMaxMs,
-  });
+  // One engine client for every containerised server (and the reaper), created on first use.
+  let dockerClient: Docker | undefined;
+  const docker = () => (dockerClient ??= createDockerClient());
+  const reaper = new DaemonReaper(
+    ledger,
+    logger.child({ component: 'reaper' }),
+    { initialMs: settings.reapBackoffInitialMs, maxMs: settings.reapBackoffMaxMs },
+    { dataDir, docker, dockerCallTimeoutMs: settings.dockerCallTimeoutMs, instanceId: identity.instanceId },
+  );
+  // Containers a previous run's reaper could not remove (pending-reap.json): retried before anything starts.
+  await reaper.resumePending();
   const entries = new Map<string, ServerEntry>(Object.entries(config.mcpServers));
   let root: AnyActorRef | undefined;
   const catalog = new SupervisorCatalog(() => root, sessions, () => settings.toolCallTimeoutMs);
@@ -309,9 +316,6 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     return changes;
   };
 
-  // One engine client for every containerised server, created on first use.
-  let dockerClient: Docker | undefined;
-
   // The actor system. Effects are provided here; the machines stay pure.
   const serverMachine = createServerMachine({ now: Date.now }).provide({
     actors: {
@@ -324,7 +328,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         entryOf: (name) => entries.get(name),
         version: VERSION,
         checkTools,
-        docker: () => (dockerClient ??= createDockerClient()),
+        docker,
       }),
       watchUpstream: createWatchUpstream({ sessions, logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
