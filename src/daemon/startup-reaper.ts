@@ -11,11 +11,17 @@
  * Orphans' process groups are killed (SIGTERM → short wait → SIGKILL, re-scanned until gone or a
  * deadline) with the same group-safety rules as the watchdog (see adapters/marker-kill.ts).
  *
+ * Containers (docs/docker.md) follow the same liveness rule: every container labelled
+ * `mcp-warden.managed=true` whose `mcp-warden.owner` label names a daemon that is not alive is
+ * force-removed (adapters/docker-container.ts `reapOrphanContainers`). Selection is by label only,
+ * never by name; containers of `selfInstanceId`, of a live owner, and without an owner label (or with
+ * one that cannot be parsed) are never touched. No Docker engine is noted in `docker.skipped`, not an error.
+ *
  * Run by `serve` before any upstream starts, and on demand by `mcp-warden reap [--dry-run]`.
- * The report is meant to grow: the Docker adapter adds `containers` (labelled
- * `mcp-warden.instance=<instanceId>` whose owner is dead) to the same shape.
  */
 import type { Logger } from 'pino';
+import type Docker from 'dockerode';
+import { engineAddress, reapOrphanContainers } from '../adapters/docker-container.js';
 import { listProcesses, readEnviron, type ProcInfo } from '../adapters/proc-scan.js';
 import { describeCommand, killMarked, protectedPids, readCmdline } from '../adapters/marker-kill.js';
 import { ENV_OWNER, ENV_SERVER, isOwnerAlive, parseOwnerMarker } from './instance-identity.js';
@@ -31,6 +37,12 @@ export interface ReapOptions {
   termGraceMs?: number;
   /** Give up (reporting survivors) after this long. Default 5000 ms. */
   deadlineMs?: number;
+  /** The Docker engine client (default: DOCKER_HOST or the default socket). */
+  docker?: Docker;
+  /** Deadline of each Engine API call. Default 10000 ms. */
+  dockerCallTimeoutMs?: number;
+  /** Skip the container step entirely (the report then says so in `docker.skipped`). */
+  skipContainers?: boolean;
 }
 
 export interface ReapedProcess {
@@ -58,12 +70,21 @@ export interface ReapedInstance {
   servers: string[];
 }
 
-/** Reserved for the Docker adapter: containers labelled with a dead instance. */
+/** A container labelled `mcp-warden.managed=true` whose owner daemon is dead. */
 export interface ReapedContainer {
   id: string;
   name: string;
   instanceId: string;
+  /** The `mcp-warden.server` label. */
+  server: string;
+  /** The `mcp-warden.owner` label (`<pid>:<startTime>:<instanceId>`). */
+  owner: string;
+  /** The engine's state when it was found (`running`, `exited`, `created`, …). */
+  state: string;
+  /** Verifiably gone after the removal (always false in a dry run). */
   removed: boolean;
+  /** Why the removal failed, if it did. */
+  error?: string;
 }
 
 export interface ReapReport {
@@ -73,8 +94,10 @@ export interface ReapReport {
   /** One entry per dead instance that left anything behind. */
   instances: ReapedInstance[];
   processes: ReapedProcess[];
-  /** Filled by the Docker adapter; empty until then. */
+  /** Containers of dead owners (found, and unless dryRun removed). */
   containers: ReapedContainer[];
+  /** The Docker engine that was asked; `skipped` says why containers were not checked (no engine). */
+  docker: { engine: string; skipped?: string };
   /** How many of `processes` are verifiably gone. */
   killed: number;
   /** Pids still alive at the deadline (signalled group members without a marker included). */
@@ -178,6 +201,22 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
     byInstance.set(p.instanceId, inst);
   }
 
+  // Containers: the same owner rule, by label (their removal runs alongside the process kill).
+  const containerStep = opts.skipContainers
+    ? Promise.resolve({ containers: [], errors: [], skipped: 'not checked (disabled)' } as Awaited<ReturnType<typeof reapOrphanContainers>>)
+    : reapOrphanContainers({
+        docker: opts.docker,
+        logger,
+        dryRun,
+        selfInstanceId,
+        isOwnerAlive: (marker) => {
+          const owner = parseOwnerMarker(marker);
+          return !owner || owner.instanceId === selfInstanceId || isOwnerAlive(owner);
+        },
+        timeoutMs: opts.dockerCallTimeoutMs ?? 10_000,
+        attempts: 2,
+      }).catch((err: unknown) => ({ containers: [], errors: [`container reap failed: ${(err as Error)?.message ?? String(err)}`] }) as Awaited<ReturnType<typeof reapOrphanContainers>>);
+
   let escalation: ReapReport['escalation'] = 'none';
   let survivors: number[] = [];
   if (!dryRun && found.length > 0) {
@@ -194,13 +233,47 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
     for (const p of processes) p.killed = !alive.has(p.pid);
   }
 
+  const containerResult = await containerStep;
+  errors.push(...containerResult.errors);
+  const containers: ReapedContainer[] = containerResult.containers.map((c) => ({
+    id: c.id,
+    name: c.name,
+    instanceId: c.instanceId,
+    server: c.server,
+    owner: c.owner,
+    state: c.state,
+    removed: c.removed,
+    ...(c.error !== undefined ? { error: c.error } : {}),
+  }));
+  // A dead instance that left only containers is an instance of the report too.
+  for (const c of containers) {
+    const owner = parseOwnerMarker(c.owner);
+    if (!owner) continue;
+    const inst = byInstance.get(c.instanceId) ?? {
+      instanceId: c.instanceId,
+      ownerPid: owner.pid,
+      ownerStartTime: owner.startTime,
+      pids: [],
+      servers: [],
+    };
+    if (c.server && !inst.servers.includes(c.server)) inst.servers.push(c.server);
+    byInstance.set(c.instanceId, inst);
+  }
+  let engine = 'unknown';
+  try {
+    engine = engineAddress(opts.docker);
+  } catch {
+    // an unusable DOCKER_HOST: the skipped note says why
+  }
+
   const report: ReapReport = {
     dryRun,
     startedAt: new Date(t0).toISOString(),
     durationMs: Date.now() - t0,
     instances: [...byInstance.values()],
     processes,
-    containers: [],
+    containers,
+    docker: { engine, ...(containerResult.skipped !== undefined ? { skipped: containerResult.skipped } : {}) },
     killed: processes.filter((p) => p.killed).length,
     survivors,
     escalation,
@@ -211,10 +284,24 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
     const procs = processes
       .filter((p) => p.instanceId === inst.instanceId)
       .map((p) => ({ pid: p.pid, pgid: p.pgid, role: p.role, server: p.server, command: p.command, killed: p.killed }));
-    logger.warn(
-      { instanceId: inst.instanceId, ownerPid: inst.ownerPid, servers: inst.servers, processes: procs, dryRun },
-      `${dryRun ? 'found' : 'reaped'} ${procs.length} orphaned process(es) of dead instance ${inst.instanceId} (daemon pid ${inst.ownerPid})`,
-    );
+    if (procs.length > 0) {
+      logger.warn(
+        { instanceId: inst.instanceId, ownerPid: inst.ownerPid, servers: inst.servers, processes: procs, dryRun },
+        `${dryRun ? 'found' : 'reaped'} ${procs.length} orphaned process(es) of dead instance ${inst.instanceId} (daemon pid ${inst.ownerPid})`,
+      );
+    }
+    const ctrs = containers
+      .filter((c) => c.instanceId === inst.instanceId)
+      .map((c) => ({ id: c.id.slice(0, 12), name: c.name, server: c.server, state: c.state, removed: c.removed, ...(c.error ? { err: c.error } : {}) }));
+    if (ctrs.length > 0) {
+      const removed = ctrs.filter((c) => c.removed).length;
+      logger[!dryRun && removed < ctrs.length ? 'error' : 'warn'](
+        { instanceId: inst.instanceId, ownerPid: inst.ownerPid, engine, containers: ctrs, dryRun },
+        dryRun
+          ? `found ${ctrs.length} orphaned container(s) of dead instance ${inst.instanceId} (daemon pid ${inst.ownerPid})`
+          : `removed ${removed} of ${ctrs.length} orphaned container(s) of dead instance ${inst.instanceId} (daemon pid ${inst.ownerPid})`,
+      );
+    }
   }
   if (report.processes.length === 0) {
     logger.info({ durationMs: report.durationMs }, 'no orphaned processes of dead daemons');

@@ -74,11 +74,66 @@ export const reapProcessesStep: ReapStep = async (instanceId, ctx) => {
   if (result.errors.length) ctx.log('warn', 'some signals failed', { errors: result.errors });
 };
 
+/** A pino-shaped logger over the watchdog's own log (for the Docker adapter's helpers). */
+function stepLogger(ctx: ReapStepContext): unknown {
+  const at =
+    (level: 'info' | 'warn' | 'error') =>
+    (fields: unknown, msg?: string): void => {
+      if (typeof fields === 'string') ctx.log(level, fields);
+      else ctx.log(level, msg ?? '', (fields ?? {}) as Record<string, unknown>);
+    };
+  const logger = { info: at('info'), warn: at('warn'), error: at('error'), debug: () => undefined, child: () => logger };
+  return logger;
+}
+
 /**
- * The reap steps, in no particular order (they run concurrently). Extension point: the Docker
- * adapter adds a step removing containers labelled `mcp-warden.instance=<instanceId>`.
+ * Force-removes every container labelled `mcp-warden.instance=<instanceId>` (docs/docker.md). The
+ * Docker adapter is imported only here, when a reap happens, so an idle watchdog stays small. No
+ * engine (the normal case on a machine without Docker) is logged at info level and is not a failure;
+ * a container that could not be verifiably removed fails the step (logged with its cause).
  */
-export const reapSteps: ReapStep[] = [reapProcessesStep];
+export const reapContainersStep: ReapStep = async (instanceId, ctx) => {
+  const t0 = Date.now();
+  const { removeInstanceContainers, engineAddress } = await import('../adapters/docker-container.js');
+  const timeoutMs = Math.max(1, Math.min(10_000, ctx.deadline - Date.now()));
+  const r = await removeInstanceContainers(instanceId, {
+    timeoutMs,
+    attempts: 2,
+    retryDelayMs: 200,
+    logger: stepLogger(ctx) as NonNullable<Parameters<typeof removeInstanceContainers>[1]>['logger'],
+  });
+  const engine = engineAddress();
+  if (r.engineUnavailable) {
+    ctx.log('info', 'no Docker engine; no containers to remove', { instanceId, engine, reason: r.error });
+    return;
+  }
+  if (r.error !== undefined) {
+    ctx.log('error', 'could not list the instance containers', { instanceId, engine, err: r.error });
+    throw new Error(`containers of instance ${instanceId} not listed: ${r.error}`);
+  }
+  if (r.found.length === 0) {
+    ctx.log('info', 'no containers of the instance left', { instanceId, engine });
+    return;
+  }
+  const containers = r.found.map((c, i) => ({
+    id: c.id.slice(0, 12),
+    name: c.name,
+    server: c.server,
+    state: c.state,
+    removed: r.results[i]?.removed ?? false,
+    ...(r.results[i]?.error ? { err: r.results[i]!.error } : {}),
+  }));
+  const failed = containers.filter((c) => !c.removed);
+  if (failed.length === 0) {
+    ctx.log('warn', `removed ${containers.length} container(s) of the dead daemon`, { instanceId, engine, durationMs: Date.now() - t0, containers });
+    return;
+  }
+  ctx.log('error', `${failed.length} container(s) of the dead daemon could not be removed`, { instanceId, engine, containers });
+  throw new Error(`${failed.length} container(s) not removed: ${failed.map((c) => `${c.name}: ${c.err ?? 'still present'}`).join('; ')}`);
+};
+
+/** The reap steps, in no particular order (they run concurrently). */
+export const reapSteps: ReapStep[] = [reapProcessesStep, reapContainersStep];
 
 function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
   const levels = { info: 30, warn: 40, error: 50 } as const;

@@ -38,6 +38,7 @@ import {
   type ContainerSpec,
 } from '../../src/adapters/docker-container.js';
 import { connectUpstream } from '../../src/adapters/upstream-client.js';
+import { processStartTime } from '../../src/adapters/proc-scan.js';
 import { memoryLogger, newInstanceId, waitFor, type CapturedLog } from '../helpers/leak-check.js';
 import { dockerSuiteSkip, ensuredDockerdPid, requireDocker } from '../helpers/docker-available.js';
 import { IMAGE_DEMO_SERVER, IMAGE_NODE, ensureTestImage, imageFixture } from '../helpers/docker-image.js';
@@ -55,6 +56,11 @@ const SETTINGS: ContainerSettings = {
 /** Scheduling slack on a loaded 2-CPU machine (engine calls included). */
 const SLACK_MS = 1_500;
 const SECRET = 'sk-test-0123456789-do-not-leak';
+/**
+ * This process as a *live* owner: every daemon's startup reaper (and `mcp-warden reap`) removes
+ * containers whose owner label names a dead daemon, so a suite running beside this one must see ours alive.
+ */
+const LIVE_OWNER_PREFIX = `${process.pid}:${processStartTime(process.pid) ?? 0}`;
 
 function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
   const saved: Record<string, string | undefined> = {};
@@ -206,7 +212,7 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       spec: (command, args, extra = {}) => ({
         server: name,
         instanceId,
-        ownerMarker: `${process.pid}:1:${instanceId}`,
+        ownerMarker: `${LIVE_OWNER_PREFIX}:${instanceId}`,
         image,
         command,
         args,
@@ -250,7 +256,7 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       assert.equal(listed[0]!.id, handle.containerId);
       assert.equal(listed[0]!.server, 'demo');
       assert.equal(listed[0]!.state, 'running');
-      assert.equal(listed[0]!.owner, `${process.pid}:1:${rig.instanceId}`);
+      assert.equal(listed[0]!.owner, `${LIVE_OWNER_PREFIX}:${rig.instanceId}`);
 
       const inspect = await rig.docker.getContainer(handle.containerId).inspect();
       assert.ok(inspect.Config.Env.includes(`API_KEY=${SECRET}`), 'env reaches the container through Env');
@@ -523,7 +529,7 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
   it('reapOrphanContainers removes containers of dead owners only', async () => {
     await withRig('orphans', async (rig) => {
       const deadOwner = `999999:1:${rig.instanceId}-dead`;
-      const liveOwner = `${process.pid}:1:${rig.instanceId}`;
+      const liveOwner = `${LIVE_OWNER_PREFIX}:${rig.instanceId}`;
       const dead = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER], { ownerMarker: deadOwner }), rig.deps());
       const live = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER], { ownerMarker: liveOwner }), rig.deps());
       // Only this test's containers are judged dead; anyone else's are "alive" and untouched.
@@ -552,14 +558,14 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
   });
 
   it('the docker CLI sees no mcp-warden container of this process afterwards', () => {
-    const out = execFileSync('docker', ['ps', '-aq', '--filter', `label=${LABEL_OWNER}`], { encoding: 'utf8' });
+    // One listing with the label in it: a per-id inspect races with other suites' containers going away.
+    const out = execFileSync('docker', ['ps', '-a', '--filter', `label=${LABEL_OWNER}`, '--format', `{{.ID}} {{.Label "${LABEL_OWNER}"}}`], {
+      encoding: 'utf8',
+    });
     const mine = out
       .split('\n')
       .filter(Boolean)
-      .filter((id) => {
-        const owner = execFileSync('docker', ['inspect', '-f', `{{ index .Config.Labels "${LABEL_OWNER}" }}`, id], { encoding: 'utf8' }).trim();
-        return owner.startsWith(`${process.pid}:`);
-      });
+      .filter((line) => (line.split(' ')[1] ?? '').startsWith(`${process.pid}:`));
     assert.deepEqual(mine, []);
   });
 });

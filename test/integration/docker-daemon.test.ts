@@ -1,0 +1,813 @@
+/**
+ * Docker isolation end to end: a real daemon (in-process, or `mcp-warden serve` as a child process)
+ * against a real engine (scripts/ensure-docker.sh) with the locally built test image
+ * (scripts/build-test-image.sh). Covered (docs/docker.md, docs/guarantees.md):
+ *   - a containerised demo server's tools listed and called through /mcp;
+ *   - removing the server removes its container;
+ *   - SIGTERM of the daemon: exit 0, zero containers of the instance;
+ *   - SIGKILL of the daemon: the watchdog alone removes every container within 3 s;
+ *   - SIGKILL of daemon and watchdog: `reap --dry-run` lists the containers, the next `serve` on the
+ *     data dir removes them before it starts anything, and says so;
+ *   - a stalled engine (SIGSTOP of exactly the dockerd ensure-docker.sh started) during teardown:
+ *     reaping attempts and backoff are visible in the server's view, and the container ends up removed;
+ *   - a hand-over to the daemon's reaper is persisted in pending-reap.json and leaves it once the
+ *     container is gone; a previous run's pending-reap.json is retried at start;
+ *   - a container that exits at once (bad command): a clear error, then E_CRASH_LOOP, no restart storm;
+ *   - no engine (DOCKER_HOST at a missing socket): the docker server fails naming the address, a plain
+ *     stdio server in the same daemon runs.
+ * Without an engine the suite is skipped with a loud notice locally and fails in CI. Every test ends
+ * with zero containers labelled with its instance id and no processes of it left.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type Docker from 'dockerode';
+import {
+  LABEL_INSTANCE,
+  LABEL_MANAGED,
+  LABEL_OWNER,
+  LABEL_SERVER,
+  listManagedContainers,
+  removeInstanceContainers,
+  type ManagedContainer,
+} from '../../src/adapters/docker-container.js';
+import { findByEnv, processStartTime, readProc, type ProcInfo } from '../../src/adapters/proc-scan.js';
+import { parseOwnerMarker } from '../../src/daemon/instance-identity.js';
+import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import { PENDING_REAP_FILE, type PendingReapFile } from '../../src/daemon/pending-reap.js';
+import type { ReapReport } from '../../src/daemon/startup-reaper.js';
+import type { ServerView } from '../../src/daemon/server-view.js';
+import type { Settings } from '../../src/core/settings.js';
+import { dockerSuiteSkip, ensuredDockerdPid, requireDocker } from '../helpers/docker-available.js';
+import { IMAGE_DEMO_SERVER, IMAGE_NODE, ensureTestImage, imageFixture } from '../helpers/docker-image.js';
+import { killProcessesWithMarker, newInstanceId, processesWithMarker, waitFor } from '../helpers/leak-check.js';
+import { startTestDaemon, type TestDaemon } from '../helpers/test-daemon.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const HOST_FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const NODE = process.execPath;
+
+/** Small budgets for the CLI daemons (lockStaleMs at its floor: a successor takes over in ~2 s). */
+const CLI_SETTINGS: Partial<Settings> = {
+  stopEofGraceMs: 300,
+  stopTermGraceMs: 500,
+  stopKillGraceMs: 1_000,
+  initTimeoutMs: 15_000,
+  dockerStopGraceSeconds: 1,
+  lockStaleMs: 2_000,
+  lockUpdateMs: 1_000,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Bookkeeping: whatever a test started is removed in its cleanup, whatever happens.
+
+let docker: Docker;
+let image: string;
+const instanceIds = new Set<string>();
+const daemons = new Set<ChildProcess>();
+const inProcess = new Set<TestDaemon | Daemon>();
+const tempDirs = new Set<string>();
+const extraContainerLabels = new Set<string>();
+
+function watchdogsOf(instanceId: string): ProcInfo[] {
+  return findByEnv('MCP_WARDEN_WATCHDOG', (v) => parseOwnerMarker(v)?.instanceId === instanceId);
+}
+
+function alive(pid: number): boolean {
+  const p = readProc(pid);
+  return p !== undefined && p.state !== 'Z' && p.state !== 'X';
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone
+  }
+}
+
+function containersOf(instanceId: string, server?: string): Promise<ManagedContainer[]> {
+  return listManagedContainers({ docker, instanceId, ...(server !== undefined ? { server } : {}), timeoutMs: 10_000 });
+}
+
+async function cleanupAll(): Promise<void> {
+  for (const d of inProcess) {
+    const daemon = 'daemon' in d ? d.daemon : d;
+    await daemon.stop('test cleanup').catch(() => undefined);
+  }
+  inProcess.clear();
+  for (const d of daemons) {
+    if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+    d.stdout?.destroy();
+    d.stderr?.destroy();
+  }
+  daemons.clear();
+  for (const id of instanceIds) {
+    for (const w of watchdogsOf(id)) kill(w.pid, 'SIGKILL');
+    killProcessesWithMarker(id);
+    if (docker) await removeInstanceContainers(id, { docker, timeoutMs: 10_000 });
+  }
+  const clean = await waitFor(() => [...instanceIds].every((id) => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0), {
+    timeoutMs: 3_000,
+  });
+  instanceIds.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+  assert.ok(clean, 'cleanup left processes behind');
+}
+
+/** The test's own end: no processes, no watchdogs, zero containers of every instance it started. */
+async function assertNothingLeft(): Promise<void> {
+  for (const d of daemons) {
+    const exited = await waitFor(() => d.exitCode !== null || d.signalCode !== null, { timeoutMs: 5_000 });
+    assert.ok(exited, `daemon ${d.pid} still running`);
+  }
+  for (const id of instanceIds) {
+    const ok = await waitFor(() => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0, { timeoutMs: 3_000 });
+    assert.ok(ok, `instance ${id}: processes ${JSON.stringify(processesWithMarker(id))}, watchdogs ${JSON.stringify(watchdogsOf(id))}`);
+    const left = await containersOf(id);
+    assert.deepEqual(
+      left.map((c) => `${c.name} (${c.state})`),
+      [],
+      `containers labelled ${LABEL_INSTANCE}=${id} left behind`,
+    );
+  }
+  for (const label of extraContainerLabels) {
+    const left = await docker.listContainers({ all: true, filters: { label: [label] } });
+    assert.equal(left.length, 0, `containers labelled ${label} left behind`);
+  }
+  extraContainerLabels.clear();
+  await cleanupAll();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config entries
+
+function containerEntry(args: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { command: IMAGE_NODE, args, docker: { image }, ...extra };
+}
+const demoInContainer = () => containerEntry([IMAGE_DEMO_SERVER]);
+const ignoreEofInContainer = () => containerEntry([imageFixture('ignore-eof-server')]);
+const ignoreSigtermInContainer = () => containerEntry([imageFixture('ignore-sigterm-server')]);
+
+// ---------------------------------------------------------------------------------------------
+// In-process daemons
+
+async function inProcessDaemon(servers: Record<string, unknown>, settings: Partial<Settings> = {}): Promise<TestDaemon> {
+  const td = await startTestDaemon(servers, settings);
+  inProcess.add(td);
+  instanceIds.add(td.daemon.identity.instanceId);
+  return td;
+}
+
+async function closeInProcess(td: TestDaemon): Promise<void> {
+  await td.close();
+  inProcess.delete(td);
+}
+
+/** Every view of `name` the daemon reports (events) plus daemon.servers() polled every 20 ms. */
+function recordViews(td: TestDaemon, name: string): { views: ServerView[]; stop: () => void } {
+  const views: ServerView[] = [];
+  const off = td.daemon.subscribe((e) => {
+    if (e.type === 'server' && e.server.name === name) views.push(e.server);
+  });
+  const poll = setInterval(() => {
+    const v = td.daemon.servers().find((s) => s.name === name);
+    if (v) views.push(v);
+  }, 20);
+  return {
+    views,
+    stop: () => {
+      off();
+      clearInterval(poll);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test dockerd, stalled: SIGSTOP of exactly the pid ensure-docker.sh recorded, always SIGCONTed.
+
+function stallablePid(t: TestContext): number | undefined {
+  const pid = ensuredDockerdPid();
+  if (pid === undefined || process.env.DOCKER_HOST) {
+    console.error('\n*** DOCKER STALL TEST SKIPPED: no dockerd pid file from scripts/ensure-docker.sh (or DOCKER_HOST points elsewhere) ***\n');
+    t.skip('no dockerd started by scripts/ensure-docker.sh');
+    return undefined;
+  }
+  return pid;
+}
+
+/** Stops the engine, runs `during`, and resumes the engine once `until` holds or after maxMs, whatever happens. */
+async function withStalledEngine(
+  pid: number,
+  during: () => void,
+  until: () => boolean,
+  maxMs: number,
+): Promise<{ stalledMs: number; conditionMet: boolean }> {
+  const resume = () => kill(pid, 'SIGCONT');
+  process.on('exit', resume);
+  const t0 = Date.now();
+  let conditionMet = false;
+  try {
+    process.kill(pid, 'SIGSTOP');
+    during();
+    conditionMet = await waitFor(until, { timeoutMs: maxMs, intervalMs: 10 });
+  } finally {
+    resume();
+    process.off('exit', resume);
+  }
+  return { stalledMs: Date.now() - t0, conditionMet };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daemons through the CLI (as in orphan-suite.test.ts)
+
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith('MCP_WARDEN_') || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+function tempDataDir(label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `warden-docker-${label}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function writeConfig(dataDir: string, servers: Record<string, unknown>, settings: Partial<Settings> = {}): string {
+  const file = join(dataDir, 'cfg.json');
+  writeFileSync(file, JSON.stringify({ mcpServers: servers, settings: { ...CLI_SETTINGS, ...settings } }, null, 2));
+  return file;
+}
+
+interface Serve {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  instanceId: string;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const CAPTURE_LIMIT = 512 * 1024;
+
+async function serveOnce(dataDir: string, config: string, env: Record<string, string>): Promise<Serve | { exitCode: number | null; stderr: string }> {
+  const child = spawn(NODE, [CLI, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--config', config], {
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  daemons.add(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    if (out.length < CAPTURE_LIMIT) out += c.toString('utf8');
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    if (err.length < CAPTURE_LIMIT) err += c.toString('utf8');
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const url = await new Promise<string | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 30_000);
+    const onData = () => {
+      const m = /listening on (http:\/\/\S+)\/mcp/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        resolve(m[1]);
+      }
+    };
+    child.stdout!.on('data', onData);
+    void exited.then(() => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+  });
+  if (!url) {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+    daemons.delete(child);
+    return { exitCode: child.exitCode, stderr: err };
+  }
+  const health = (await healthz(url)) as { instanceId: string };
+  instanceIds.add(health.instanceId);
+  return { child, pid: child.pid!, url, instanceId: health.instanceId, stdout: () => out, stderr: () => err, exited };
+}
+
+/** `serve`, retrying while the data dir's lock is still held by a killed predecessor (exit 4). */
+async function serve(dataDir: string, config: string, opts: { env?: Record<string, string>; beforeAttempt?: () => Promise<void> } = {}): Promise<Serve> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await opts.beforeAttempt?.();
+    const r = await serveOnce(dataDir, config, opts.env ?? {});
+    if ('child' in r) return r;
+    if (r.exitCode === 4 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 250));
+      continue;
+    }
+    assert.fail(`serve failed (exit ${r.exitCode}): ${r.stderr.slice(-2000)}`);
+  }
+}
+
+interface Health {
+  instanceId: string;
+  servers: ServerView[];
+  ledger: Record<string, Record<string, number>>;
+}
+
+function healthz(url: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/healthz`, { agent: false, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body));
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error('healthz timeout')));
+    req.end();
+  });
+}
+
+async function waitRunning(s: Serve, names: string[], timeoutMs = 30_000): Promise<void> {
+  let last: unknown;
+  const ok = await waitFor(
+    async () => {
+      const h = (await healthz(s.url)) as Health;
+      last = h.servers.map((x) => `${x.name}=${x.state}${x.lastError ? ` (${x.lastError.code}: ${x.lastError.message})` : ''}`);
+      return names.every((n) => h.servers.find((x) => x.name === n)?.state === 'running');
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+  assert.ok(ok, `servers not running: ${JSON.stringify(last)}`);
+}
+
+function onlyWatchdog(instanceId: string): ProcInfo {
+  const w = watchdogsOf(instanceId);
+  assert.equal(w.length, 1, `expected one watchdog of ${instanceId}, found ${w.length}`);
+  return w[0]!;
+}
+
+function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(NODE, [CLI, ...args], { env: childEnv(env), timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** One round of the double-kill scenario; 'done', or why another reaper spoiled the observation. */
+async function doubleKillRound(t: TestContext): Promise<string> {
+  const dir = tempDataDir('both');
+  const config = writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer() });
+  const a = await serve(dir, config);
+  await waitRunning(a, ['demo', 'ignore-eof']);
+  const wd = onlyWatchdog(a.instanceId);
+  kill(wd.pid, 'SIGSTOP');
+  assert.ok(await waitFor(() => readProc(wd.pid)?.state === 'T', { timeoutMs: 2_000 }), 'watchdog did not stop');
+  a.child.kill('SIGKILL');
+  await a.exited;
+  kill(wd.pid, 'SIGKILL');
+  assert.ok(await waitFor(() => !alive(wd.pid), { timeoutMs: 2_000 }));
+  // The demo server exits on stdin EOF (its container is auto-removed); ignore-eof's survives.
+  assert.ok(
+    await waitFor(async () => (await containersOf(a.instanceId)).every((c) => c.server === 'ignore-eof'), { timeoutMs: 5_000, intervalMs: 100 }),
+  );
+  const orphans = await containersOf(a.instanceId);
+  if (orphans.length === 0) return 'the orphan was removed before the dry run';
+  assert.equal(orphans.length, 1, 'the container of the server that ignores EOF survived the double kill');
+
+  // `reap --dry-run`: listed (human and JSON), not removed.
+  const dry = await runCli(['reap', '--dry-run', '--json']);
+  assert.equal(dry.code, 0, dry.stderr);
+  const report = JSON.parse(dry.stdout) as ReapReport;
+  const listed = report.containers.filter((c) => c.instanceId === a.instanceId);
+  if (listed.length === 0 && (await containersOf(a.instanceId)).length === 0) return 'the orphan was removed during the dry run';
+  assert.deepEqual(
+    listed.map((c) => [c.id, c.name, c.server, c.removed]),
+    orphans.map((c) => [c.id, c.name, 'ignore-eof', false]),
+    `reap --dry-run --json: ${dry.stdout}`,
+  );
+  assert.equal(listed[0]!.owner, `${a.pid}:${parseOwnerMarker(listed[0]!.owner)!.startTime}:${a.instanceId}`);
+  assert.ok(report.instances.some((i) => i.instanceId === a.instanceId && i.ownerPid === a.pid && i.servers.includes('ignore-eof')));
+  assert.equal(report.docker.skipped, undefined);
+  const human = await runCli(['reap', '--dry-run']);
+  assert.equal(human.code, 0);
+  const still = (await containersOf(a.instanceId)).length;
+  if (still === 0 && !human.stdout.includes(orphans[0]!.name)) return 'the orphan was removed during the dry run';
+  assert.match(human.stdout, new RegExp(`instance ${a.instanceId} \\(daemon pid ${a.pid}, not running\\)`));
+  assert.match(human.stdout, new RegExp(`container ${orphans[0]!.name} \\(${orphans[0]!.id.slice(0, 12)}, running\\) server ignore-eof\\n`));
+  assert.equal(still, 1, 'the dry run removed a container');
+
+  // The next serve on the data dir: gone before it listens, and it says so.
+  let presentBefore = 0;
+  const t0 = Date.now();
+  const b = await serve(dir, config, {
+    beforeAttempt: async () => {
+      presentBefore = (await containersOf(a.instanceId)).length;
+    },
+  });
+  const readyMs = Date.now() - t0;
+  assert.deepEqual((await containersOf(a.instanceId)).map((c) => c.name), [], 'not removed before the successor listened');
+  const says = new RegExp(`removed 1 of 1 orphaned container\\(s\\) of dead instance ${a.instanceId}`);
+  if (presentBefore === 0) return 'the orphan was removed while the successor waited for the lock';
+  if (!says.test(b.stderr()) && !/orphaned container/.test(b.stderr())) {
+    // Present right before this serve was spawned, gone when it listened, and it found nothing: another reaper won the race.
+    b.child.kill('SIGTERM');
+    assert.equal((await b.exited).code, 0, b.stderr().slice(-2000));
+    return 'the orphan was removed by another reaper while the successor started';
+  }
+  assert.match(b.stderr(), says);
+  // ... before it started any server. (The log file is shared with the predecessor: only the
+  // successor's own lines count.)
+  const log = readFileSync(join(dir, 'daemon.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`"pid":${b.pid},`));
+  const reapLine = log.findIndex((l) => says.test(l));
+  const firstStart = log.findIndex((l) => /"msg":"server \S+ → starting/.test(l) || /container started/.test(l));
+  assert.ok(reapLine >= 0, 'the successor logged the removal in daemon.log');
+  assert.ok(firstStart < 0 || reapLine < firstStart, 'the reap was logged before any server started');
+  t.diagnostic(`SIGKILL both → 1 orphaned container; successor listening ${readyMs} ms later (lock takeover included) with it removed`);
+  await waitRunning(b, ['demo', 'ignore-eof']);
+  b.child.kill('SIGTERM');
+  assert.equal((await b.exited).code, 0, b.stderr().slice(-2000));
+  return 'done';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('docker isolation: real daemon, real engine', { skip: await dockerSuiteSkip('docker daemon'), timeout: 600_000 }, () => {
+  before(async () => {
+    docker = (await requireDocker()).docker;
+    image = await ensureTestImage();
+  });
+  afterEach(cleanupAll);
+  after(cleanupAll);
+
+  it('lists and calls the containerised demo server’s tools through /mcp', async (t) => {
+    const td = await inProcessDaemon({ demo: demoInContainer() });
+    const id = td.daemon.identity.instanceId;
+    const up = await td.waitForState('demo', 'running', 30_000);
+    assert.equal(up.resources.container, 1, JSON.stringify(up.resources));
+    const [c] = await containersOf(id, 'demo');
+    assert.ok(c, 'a container labelled with the instance and the server');
+    assert.equal(c.state, 'running');
+    assert.equal(c.image, image);
+    assert.match(c.name, /^mcp-warden-demo-[0-9a-f]{10}$/);
+    assert.equal(c.owner, `${process.pid}:${processStartTime(process.pid)}:${id}`);
+
+    const { client, close } = await td.connect();
+    const tools = (await client.listTools()).tools.map((x) => x.name).sort();
+    assert.deepEqual(tools, ['demo__add', 'demo__countdown', 'demo__echo', 'demo__time']);
+    const t0 = Date.now();
+    const echo = await client.callTool({ name: 'demo__echo', arguments: { text: 'hello from a container' } });
+    const callMs = Date.now() - t0;
+    assert.deepEqual(echo.content, [{ type: 'text', text: 'hello from a container' }]);
+    const add = await client.callTool({ name: 'demo__add', arguments: { a: 2, b: 40 } });
+    assert.deepEqual(add.structuredContent, { sum: 42 });
+    await close();
+    t.diagnostic(`tools/call through /mcp into the container: ${callMs} ms`);
+    await closeInProcess(td);
+    await assertNothingLeft();
+  });
+
+  it('removing the server removes its container', async (t) => {
+    const td = await inProcessDaemon({ demo: demoInContainer(), other: ignoreEofInContainer() });
+    const id = td.daemon.identity.instanceId;
+    await td.waitForState('demo', 'running', 30_000);
+    await td.waitForState('other', 'running', 30_000);
+    assert.equal((await containersOf(id, 'demo')).length, 1);
+    const t0 = Date.now();
+    assert.equal(td.daemon.removeServer('demo'), true);
+    const gone = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), { timeoutMs: 10_000, intervalMs: 25 });
+    assert.ok(gone, `after removal: ${JSON.stringify(await containersOf(id, 'demo'))}, view ${JSON.stringify(td.view('demo'))}`);
+    t.diagnostic(`server removed → its container gone after ${Date.now() - t0} ms`);
+    // The other server's container is untouched.
+    assert.equal((await containersOf(id, 'other')).length, 1);
+    assert.equal(td.view('other')?.state, 'running');
+    await closeInProcess(td);
+    await assertNothingLeft();
+  });
+
+  it('SIGTERM: the daemon exits 0 and no container of its instance remains', async (t) => {
+    const dir = tempDataDir('term');
+    const s = await serve(dir, writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer(), 'ignore-sigterm': ignoreSigtermInContainer() }));
+    await waitRunning(s, ['demo', 'ignore-eof', 'ignore-sigterm']);
+    assert.equal((await containersOf(s.instanceId)).length, 3);
+    const wd = onlyWatchdog(s.instanceId);
+    const t0 = Date.now();
+    s.child.kill('SIGTERM');
+    const { code, signal } = await s.exited;
+    const stopMs = Date.now() - t0;
+    assert.equal(signal, null);
+    assert.equal(code, 0, s.stderr().slice(-3000));
+    // Verified gone before the daemon exited: no polling.
+    assert.deepEqual((await containersOf(s.instanceId)).map((c) => c.name), []);
+    assert.ok(await waitFor(() => !alive(wd.pid), { timeoutMs: 2_000 }), 'the watchdog survived a clean stop');
+    assert.doesNotMatch(readFileSync(join(dir, 'watchdog.log'), 'utf8'), /reaping instance/);
+    t.diagnostic(`SIGTERM → exit 0 after ${stopMs} ms, 3 containers removed`);
+    await assertNothingLeft();
+  });
+
+  it('SIGKILL: the watchdog alone removes every container of the instance within 3 s', async (t) => {
+    const dir = tempDataDir('kill');
+    const s = await serve(dir, writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer(), 'ignore-sigterm': ignoreSigtermInContainer() }));
+    await waitRunning(s, ['demo', 'ignore-eof', 'ignore-sigterm']);
+    assert.equal((await containersOf(s.instanceId)).length, 3);
+    const wd = onlyWatchdog(s.instanceId);
+
+    const t0 = Date.now();
+    s.child.kill('SIGKILL');
+    let zeroAt = 0;
+    const clean = await waitFor(
+      async () => {
+        if ((await containersOf(s.instanceId)).length > 0) return false;
+        zeroAt = Date.now();
+        return true;
+      },
+      { timeoutMs: 3_000, intervalMs: 25 },
+    );
+    const left = await containersOf(s.instanceId);
+    assert.ok(clean, `3 s after SIGKILL: ${left.map((c) => `${c.name} (${c.state})`).join(', ')}`);
+    assert.ok(await waitFor(() => !alive(wd.pid), { timeoutMs: 5_000 }), 'the watchdog did not exit');
+    const wlog = readFileSync(join(dir, 'watchdog.log'), 'utf8');
+    assert.match(wlog, /daemon gone without disarming/);
+    // The servers that ignore stdin EOF outlive the dropped attach connection: the watchdog removed them
+    // (unless another daemon's startup reaper, which may remove a dead daemon's containers too, was faster).
+    assert.match(wlog, /removed [1-3] container\(s\) of the dead daemon|no containers of the instance left/);
+    if (!/removed [1-3] container\(s\) of the dead daemon/.test(wlog)) t.diagnostic('another reaper removed the containers first');
+    assert.match(wlog, /"failedSteps":0/);
+    t.diagnostic(`SIGKILL → zero containers after ${zeroAt - t0} ms (watchdog exited after ${Date.now() - t0} ms)`);
+    await assertNothingLeft();
+  });
+
+  it('SIGKILL of daemon and watchdog: reap --dry-run lists the containers; the next serve removes them before it starts anything', async (t) => {
+    // The orphan is fair game for *every* mcp-warden reaper: a daemon of another test file (or of
+    // another person) starting meanwhile may remove it first. That is the guarantee working, but
+    // it hides what this test observes, so the scenario is repeated (at most 5 times) when it happens.
+    for (let round = 1; ; round++) {
+      const outcome = await doubleKillRound(t);
+      if (outcome === 'done') break;
+      t.diagnostic(`round ${round}: ${outcome}; repeating`);
+      await cleanupAll();
+      assert.ok(round < 5, `other reapers interfered ${round} times: ${outcome}`);
+    }
+    await assertNothingLeft();
+  });
+
+  it('a stalled engine during teardown: reaping attempts and backoff are visible, and the container ends up removed', async (t) => {
+    const pid = stallablePid(t);
+    if (pid === undefined) return;
+    const td = await inProcessDaemon(
+      { demo: demoInContainer() },
+      {
+        dockerCallTimeoutMs: 800,
+        dockerRemoveMaxAttempts: 1,
+        dockerRemoveRetryDelayMs: 100,
+        dockerStopGraceSeconds: 0,
+        stopEofGraceMs: 100,
+        stopTermGraceMs: 100,
+        stopKillGraceMs: 100,
+        reapBackoffInitialMs: 200,
+        reapBackoffMaxMs: 1_000,
+        reapMaxAttempts: 5,
+      },
+    );
+    const id = td.daemon.identity.instanceId;
+    await td.waitForState('demo', 'running', 30_000);
+    const [container] = await containersOf(id, 'demo');
+    assert.ok(container);
+    const rec = recordViews(td, 'demo');
+    const sawBackoff = () => rec.views.some((v) => v.state === 'reaping.backoff' && v.reapAttempt >= 1 && v.lastError !== null);
+    let stall: { stalledMs: number; conditionMet: boolean };
+    const t0 = Date.now();
+    try {
+      stall = await withStalledEngine(pid, () => assert.equal(td.daemon.removeServer('demo'), true), sawBackoff, 8_000);
+      const removed = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), { timeoutMs: 20_000, intervalMs: 50 });
+      assert.ok(removed, `after the stall: ${JSON.stringify(await containersOf(id, 'demo'))}, view ${JSON.stringify(td.view('demo'))}`);
+    } finally {
+      rec.stop();
+    }
+    const totalMs = Date.now() - t0;
+    assert.ok(stall.conditionMet, `no reaping.backoff with an attempt and an error while stalled: ${JSON.stringify(rec.views.map((v) => [v.state, v.reapAttempt, v.lastError?.code]))}`);
+    const reaping = rec.views.filter((v) => v.state.startsWith('reaping.'));
+    const states = [...new Set(reaping.map((v) => v.state))];
+    assert.ok(states.includes('reaping.forcing') && states.includes('reaping.backoff'), states.join(', '));
+    const failed = reaping.find((v) => v.reapAttempt >= 1 && v.lastError)!;
+    assert.equal(failed.lastError!.code, 'E_REAP_FAILED');
+    assert.match(failed.lastError!.message, /no answer from the engine within 800 ms|timed out|still present/);
+    const attempts = Math.max(...reaping.map((v) => v.reapAttempt));
+    // The engine confirms it is gone.
+    await assert.rejects(docker.getContainer(container.id).inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
+    t.diagnostic(
+      `engine stalled ${stall.stalledMs} ms: ${attempts} forced attempt(s), states ${states.join(' → ')}; last error "${failed.lastError!.message.slice(0, 400)}"; removed ${totalMs} ms after the stop`,
+    );
+    await closeInProcess(td);
+    await assertNothingLeft();
+  });
+
+  it('a hand-over to the daemon reaper is persisted in pending-reap.json until the container is gone', async (t) => {
+    const pid = stallablePid(t);
+    if (pid === undefined) return;
+    const td = await inProcessDaemon(
+      { demo: demoInContainer() },
+      {
+        dockerCallTimeoutMs: 500,
+        dockerRemoveMaxAttempts: 1,
+        dockerRemoveRetryDelayMs: 100,
+        dockerStopGraceSeconds: 0,
+        stopEofGraceMs: 100,
+        stopTermGraceMs: 100,
+        stopKillGraceMs: 100,
+        reapBackoffInitialMs: 200,
+        reapBackoffMaxMs: 1_000,
+        reapMaxAttempts: 1,
+      },
+    );
+    const id = td.daemon.identity.instanceId;
+    await td.waitForState('demo', 'running', 30_000);
+    const [container] = await containersOf(id, 'demo');
+    assert.ok(container);
+    const file = join(td.dataDir, PENDING_REAP_FILE);
+    const pending = (): PendingReapFile | undefined => {
+      try {
+        return JSON.parse(readFileSync(file, 'utf8')) as PendingReapFile;
+      } catch {
+        return undefined;
+      }
+    };
+    let sawHeld = false;
+    const reaperHolds = () => {
+      const h = td.daemon.health() as { ledger: Record<string, Record<string, number>> };
+      if (h.ledger.reaper?.container === 1) sawHeld = true;
+      return sawHeld;
+    };
+    // Stalled until the reaper owns it (/healthz) and one of its own attempts failed (recorded in the file).
+    const stall = await withStalledEngine(
+      pid,
+      () => assert.equal(td.daemon.removeServer('demo'), true),
+      () => reaperHolds() && (pending()?.containers[0]?.attempts ?? 0) >= 1,
+      10_000,
+    );
+    const during = pending();
+    assert.ok(stall.conditionMet, `reaper held: ${sawHeld}; pending-reap.json: ${JSON.stringify(during)}`);
+    assert.equal(during!.instanceId, id);
+    assert.equal(during!.containers.length, 1);
+    const entry = during!.containers[0]!;
+    assert.equal(entry.containerId, container.id);
+    assert.equal(entry.name, container.name);
+    assert.equal(entry.server, 'demo');
+    assert.ok(Date.parse(entry.since) > 0);
+    assert.ok(entry.lastError && /500 ms|timed out|still present/.test(entry.lastError), String(entry.lastError));
+    // The server actor could finish: the reaper owns what it could not remove.
+    assert.ok(await waitFor(() => !td.view('demo'), { timeoutMs: 5_000 }), JSON.stringify(td.view('demo')));
+
+    const gone = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && pending()?.containers.length === 0, { timeoutMs: 20_000, intervalMs: 50 });
+    assert.ok(gone, `after the stall: containers ${JSON.stringify(await containersOf(id, 'demo'))}, pending-reap.json ${JSON.stringify(pending())}`);
+    const h = td.daemon.health() as { ledger: Record<string, Record<string, number>> };
+    assert.equal(h.ledger.reaper, undefined, JSON.stringify(h.ledger));
+    t.diagnostic(`engine stalled ${stall.stalledMs} ms; handed over and persisted (${entry.attempts} failed reaper attempt(s): "${entry.lastError!.slice(0, 120)}"), then removed and dropped from the file`);
+    await closeInProcess(td);
+    await assertNothingLeft();
+  });
+
+  it('at start, a previous run’s pending-reap.json is retried by id (404 = done) and emptied', async () => {
+    const dir = tempDataDir('pending');
+    const markerId = newInstanceId('pending');
+    const label = `${LABEL_INSTANCE}=${markerId}`;
+    extraContainerLabels.add(label);
+    // A container that no label-based reaper may touch (its owner label names this live process).
+    const created = await docker.createContainer({
+      Image: image,
+      Entrypoint: [IMAGE_NODE],
+      Cmd: ['-e', 'setInterval(() => {}, 1e9)'],
+      Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: markerId, [LABEL_SERVER]: 'left', [LABEL_OWNER]: `${process.pid}:${processStartTime(process.pid)}:${markerId}` },
+      HostConfig: { Init: true, NetworkMode: 'none' },
+    });
+    await created.start();
+    const bogus = 'f'.repeat(64);
+    writeFileSync(
+      join(dir, PENDING_REAP_FILE),
+      JSON.stringify({
+        updatedAt: new Date().toISOString(),
+        containers: [
+          { containerId: created.id, name: 'left-behind', server: 'left', since: '2020-01-01T00:00:00.000Z', attempts: 3, lastError: 'no answer' },
+          { containerId: bogus, name: 'already-gone', server: 'gone', since: '2020-01-01T00:00:00.000Z', attempts: 1, lastError: null },
+        ],
+      }),
+    );
+    const configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify({ mcpServers: {}, settings: { dockerCallTimeoutMs: 5_000 } }));
+    const d = await startDaemon({ dataDir: dir, configPath, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'info', console: false });
+    inProcess.add(d);
+    instanceIds.add(d.identity.instanceId);
+    // Done before startDaemon resolved.
+    await assert.rejects(created.inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
+    const after = JSON.parse(readFileSync(join(dir, PENDING_REAP_FILE), 'utf8')) as PendingReapFile;
+    assert.deepEqual(after.containers, []);
+    assert.equal(d.ledger.countFor('reaper'), 0);
+    await d.stop('test done');
+    inProcess.delete(d);
+    const log = readFileSync(join(dir, 'daemon.log'), 'utf8');
+    assert.match(log, /taking over 2 container\(s\) a previous run could not remove/);
+    assert.match(log, /every container of pending-reap.json is gone/);
+    assert.ok(existsSync(join(dir, PENDING_REAP_FILE)));
+    await assertNothingLeft();
+  });
+
+  it('a container that exits at once: a clear error, then E_CRASH_LOOP and no restart storm; nothing left', async (t) => {
+    const td = await inProcessDaemon(
+      { bad: { command: '/nonexistent', args: ['--serve'], docker: { image } } },
+      { restartIntensityMax: 2, restartIntensityWindowMs: 60_000, restartBackoffInitialMs: 100, restartBackoffMaxMs: 400 },
+    );
+    const id = td.daemon.identity.instanceId;
+    const rec = recordViews(td, 'bad');
+    // The first launch began before we could subscribe; every later one follows a restart backoff.
+    let launches = 1;
+    let last = '';
+    const off = td.daemon.subscribe((e) => {
+      if (e.type !== 'server' || e.server.name !== 'bad') return;
+      if (e.server.state === 'starting.launching' && last === 'starting.backoff') launches++;
+      last = e.server.state;
+    });
+    try {
+      const halted = await td.waitForState('bad', 'starting.halted', 30_000);
+      assert.equal(halted.lastError?.code, 'E_CRASH_LOOP');
+      const exited = rec.views.find((v) => v.lastError?.code === 'E_CONTAINER_EXITED');
+      assert.ok(exited, `errors seen: ${JSON.stringify([...new Set(rec.views.map((v) => v.lastError?.code))])}`);
+      // (Right after start, or during initialize if the engine reported the exit a moment later.)
+      assert.match(exited.lastError!.message, /exited (right after start )?with code 127/);
+      assert.match(exited.lastError!.message, /exec \/nonexistent failed: No such file or directory/);
+      assert.match(exited.lastError!.message, /\/nonexistent/);
+      assert.equal(launches, 3, `launches: ${launches}`);
+      assert.equal(halted.restartsInWindow, 2);
+      // No storm: it stays halted.
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.equal(td.view('bad')?.state, 'starting.halted');
+      assert.equal(launches, 3);
+      assert.deepEqual(await containersOf(id), []);
+      t.diagnostic(`${launches} launches, then halted: "${exited.lastError!.message.slice(0, 200)}"`);
+    } finally {
+      off();
+      rec.stop();
+    }
+    await closeInProcess(td);
+    await assertNothingLeft();
+  });
+
+  it('no engine at DOCKER_HOST: the docker server fails naming the address, a plain stdio server runs', async (t) => {
+    const dir = tempDataDir('noengine');
+    const sock = `/tmp/no-such-${process.pid}-${Date.now()}.sock`;
+    const env = { DOCKER_HOST: `unix://${sock}` };
+    const config = writeConfig(
+      dir,
+      { boxed: demoInContainer(), plain: { command: NODE, args: [join(HOST_FIXTURES, 'echo-server.js')] } },
+      { restartBackoffInitialMs: 60_000, restartBackoffMaxMs: 60_000 },
+    );
+    const s = await serve(dir, config, { env });
+    await waitRunning(s, ['plain']);
+    let boxed: ServerView | undefined;
+    assert.ok(
+      await waitFor(
+        async () => {
+          boxed = ((await healthz(s.url)) as Health).servers.find((x) => x.name === 'boxed');
+          return boxed?.lastError?.code === 'E_DOCKER_UNAVAILABLE';
+        },
+        { timeoutMs: 15_000, intervalMs: 100 },
+      ),
+      JSON.stringify(boxed),
+    );
+    assert.equal(boxed!.state, 'starting.backoff');
+    assert.ok(boxed!.lastError!.message.includes(`Docker engine at unix://${sock} is not available`), boxed!.lastError!.message);
+    // The startup reaper noted the missing engine and went on.
+    assert.match(s.stderr(), /no Docker engine; no containers to reap/);
+    // `reap` with the same environment: the note is in the report, and it is not an error.
+    const r = await runCli(['reap', '--dry-run', '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ReapReport;
+    assert.equal(report.docker.engine, `unix://${sock}`);
+    assert.match(report.docker.skipped ?? '', new RegExp(sock.replace(/[.]/g, '\\.')));
+    const human = await runCli(['reap', '--dry-run'], env);
+    assert.match(human.stdout, new RegExp(`Containers not checked: no Docker engine at unix://${sock.replace(/[.]/g, '\\.')}`));
+    t.diagnostic(`boxed: ${boxed!.lastError!.message}`);
+    s.child.kill('SIGTERM');
+    assert.equal((await s.exited).code, 0, s.stderr().slice(-2000));
+    await assertNothingLeft();
+  });
+});
