@@ -34,7 +34,7 @@ import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError, type ErrorCode } from '../core/error-codes.js';
 import type { DockerOptions } from '../config/config-types.js';
-import type { ExitInfo } from './process-group.js';
+import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -335,7 +335,8 @@ class ContainerRun implements ContainerHandle {
   readonly stdin: Writable;
   readonly stdout: Readable;
   readonly spawned: Promise<void> = Promise.resolve();
-  readonly exited: Promise<ExitInfo>;
+  private readonly exit = new ExitNotice();
+  readonly exited: Promise<ExitInfo> = this.exit.exited;
 
   private readonly launchId: string;
   private readonly stderr = new PassThrough();
@@ -345,10 +346,6 @@ class ContainerRun implements ContainerHandle {
   private socket: Duplex | undefined;
   private drain: StderrDrain | undefined;
   private entry: LedgerHandle | undefined;
-  private exitInfo: ExitInfo | undefined;
-  private resolveExited!: (info: ExitInfo) => void;
-  private readonly exitListeners = new Set<(info: ExitInfo) => void>();
-  private readonly wakers = new Set<() => void>();
   private stderrTail = Buffer.alloc(0);
   private waitCtl: AbortController | undefined;
   private stopRun: Promise<ContainerStopReport> | undefined;
@@ -375,9 +372,6 @@ class ContainerRun implements ContainerHandle {
     this.image = spec.image;
     this.facts = { containerId: '', name: this.name, image: spec.image };
     this.stdout = this.stdoutPT;
-    this.exited = new Promise<ExitInfo>((res) => {
-      this.resolveExited = res;
-    });
     const self = this;
     this.stdin = new Writable({
       write(chunk: Buffer, _enc, cb) {
@@ -747,15 +741,8 @@ class ContainerRun implements ContainerHandle {
   }
 
   private onContainerExit(code: number | null): void {
-    if (this.exitInfo) return;
-    const info: ExitInfo = { code, signal: null };
-    this.exitInfo = info;
+    if (!this.exit.fire({ code, signal: null })) return;
     this.log.info({ container: this.name, code }, 'container exited');
-    this.resolveExited(info);
-    const listeners = [...this.exitListeners];
-    this.exitListeners.clear();
-    for (const l of listeners) safeCall(l, info);
-    for (const wake of [...this.wakers]) wake();
     // Exited by itself (crash, EOF honoured): make sure it is removed (AutoRemove usually did).
     if (!this.stopping && !this.finalized && this.containerId) {
       void this.remove().catch(() => undefined /* logged by remove(); the ledger entry stays for reaping */);
@@ -763,20 +750,11 @@ class ContainerRun implements ContainerHandle {
   }
 
   onExit(listener: (info: ExitInfo) => void): () => void {
-    if (this.exitInfo) {
-      const info = this.exitInfo;
-      let cancelled = false;
-      queueMicrotask(() => {
-        if (!cancelled) safeCall(listener, info);
-      });
-      return () => {
-        cancelled = true;
-      };
-    }
-    this.exitListeners.add(listener);
-    return () => {
-      this.exitListeners.delete(listener);
-    };
+    return this.exit.onExit(listener);
+  }
+
+  private get exitInfo(): ExitInfo | undefined {
+    return this.exit.value;
   }
 
   /** (A method, so TypeScript does not narrow the field across awaits.) */
@@ -805,15 +783,7 @@ class ContainerRun implements ContainerHandle {
       if (this.exitInfo) return true;
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.wakers.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, remaining);
-        this.wakers.add(wake);
-      });
+      await this.exit.nap(remaining);
     }
   }
 
@@ -1003,15 +973,9 @@ class ContainerRun implements ContainerHandle {
     if (this.finalized) return;
     this.finalized = true;
     this.settle();
-    if (!this.exitInfo) {
-      // Removed without our wait reporting it (engine lost, never started): report the exit now.
-      this.exitInfo = { code: null, signal: null };
-      this.resolveExited(this.exitInfo);
-      const listeners = [...this.exitListeners];
-      this.exitListeners.clear();
-      for (const l of listeners) safeCall(l, this.exitInfo);
-    }
-    for (const wake of [...this.wakers]) wake();
+    // Removed without our wait reporting it (engine lost, never started): report the exit now.
+    this.exit.fire({ code: null, signal: null });
+    this.exit.clear();
     this.waitCtl?.abort();
     this.waitCtl = undefined;
     const finish = () => {
@@ -1020,7 +984,7 @@ class ContainerRun implements ContainerHandle {
       if (!this.stdoutPT.writableEnded) this.stdoutPT.end();
       if (!this.stderr.writableEnded) this.stderr.end();
       this.socket?.destroy();
-      this.exitListeners.clear();
+      this.exit.clear();
     };
     // Let the attach connection deliver its last bytes (its EOF normally follows the exit).
     const s = this.socket;
@@ -1034,14 +998,6 @@ class ContainerRun implements ContainerHandle {
       finish();
     };
     s.once('close', onClose);
-  }
-}
-
-function safeCall<T>(fn: (arg: T) => void, arg: T): void {
-  try {
-    fn(arg);
-  } catch {
-    // A throwing observer must not break container bookkeeping.
   }
 }
 

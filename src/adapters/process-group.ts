@@ -22,6 +22,7 @@ import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import { groupMembers } from './proc-scan.js';
+import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
 
 export interface ProcessGroupSpec {
@@ -46,10 +47,7 @@ export interface ProcessGroupDeps {
   settings: ProcessGroupSettings;
 }
 
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
-}
+export type { ExitInfo } from './exit-notice.js';
 
 export interface StopReport {
   /** The step that emptied the group. */
@@ -131,16 +129,13 @@ class ProcessGroup implements ProcessGroupHandle {
   readonly stdin: Writable;
   readonly stdout: Readable;
   readonly spawned: Promise<void>;
-  readonly exited: Promise<ExitInfo>;
+  private readonly exit = new ExitNotice();
+  readonly exited: Promise<ExitInfo> = this.exit.exited;
 
   private readonly log: Logger;
   private readonly child: ChildProcess | undefined;
   private readonly drain: StderrDrain | undefined;
   private entry: LedgerHandle | undefined;
-  private exitInfo: ExitInfo | undefined;
-  private readonly exitListeners = new Set<(info: ExitInfo) => void>();
-  /** Wakes pollers early (on exit). */
-  private readonly wakers = new Set<() => void>();
   private stopRun: Promise<StopReport> | undefined;
   private stopResult: StopReport | undefined;
   private finalized = false;
@@ -148,7 +143,6 @@ class ProcessGroup implements ProcessGroupHandle {
   private readonly cleanups: Array<() => void> = [];
   private resolveSpawned!: () => void;
   private rejectSpawned!: (err: unknown) => void;
-  private resolveExited!: (info: ExitInfo) => void;
 
   constructor(
     private readonly spec: ProcessGroupSpec,
@@ -161,9 +155,6 @@ class ProcessGroup implements ProcessGroupHandle {
     });
     // The caller may never await `spawned`: a failed spawn must not become an unhandled rejection.
     this.spawned.catch(() => undefined);
-    this.exited = new Promise<ExitInfo>((res) => {
-      this.resolveExited = res;
-    });
 
     let child: ChildProcess | undefined;
     let syncError: unknown;
@@ -191,10 +182,8 @@ class ProcessGroup implements ProcessGroupHandle {
       const fail = (err: unknown) => {
         const wErr = spawnFailure(spec, err);
         this.log.warn({ err: wErr.message }, 'spawn failed');
-        this.exitInfo = { code: null, signal: null };
-        this.resolveExited(this.exitInfo);
         this.rejectSpawned(wErr);
-        this.callExitListeners(this.exitInfo);
+        this.exit.fire({ code: null, signal: null });
         this.finalized = true;
         this.destroyPipes();
       };
@@ -250,20 +239,11 @@ class ProcessGroup implements ProcessGroupHandle {
   }
 
   onExit(listener: (info: ExitInfo) => void): () => void {
-    if (this.exitInfo) {
-      const info = this.exitInfo;
-      let cancelled = false;
-      queueMicrotask(() => {
-        if (!cancelled) safeCall(listener, info);
-      });
-      return () => {
-        cancelled = true;
-      };
-    }
-    this.exitListeners.add(listener);
-    return () => {
-      this.exitListeners.delete(listener);
-    };
+    return this.exit.onExit(listener);
+  }
+
+  private get exitInfo(): ExitInfo | undefined {
+    return this.exit.value;
   }
 
   isGone(): boolean {
@@ -386,33 +366,15 @@ class ProcessGroup implements ProcessGroupHandle {
       if (this.groupEmpty()) return true;
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.wakers.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, Math.min(POLL_MS, remaining));
-        this.wakers.add(wake);
-      });
+      await this.exit.nap(Math.min(POLL_MS, remaining));
     }
   }
 
   private onChildExit(code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.exitInfo) return;
-    this.exitInfo = { code, signal };
+    if (!this.exit.fire({ code, signal })) return;
     this.log.info({ childPid: this.pid, code, signal }, 'process exited');
-    this.resolveExited(this.exitInfo);
-    this.callExitListeners(this.exitInfo);
-    for (const wake of [...this.wakers]) wake();
     // Crashed or exited by itself with nothing left in the group: the resource is gone.
     if (!this.stopRun && groupMembers(this.pgid).length === 0) this.finalize();
-  }
-
-  private callExitListeners(info: ExitInfo): void {
-    const listeners = [...this.exitListeners];
-    this.exitListeners.clear();
-    for (const l of listeners) safeCall(l, info);
   }
 
   /** The group is verifiably empty: settle the ledger entry and drop every listener and timer. */
@@ -421,13 +383,13 @@ class ProcessGroup implements ProcessGroupHandle {
     this.finalizing = true;
     this.entry?.settle();
     this.entry = undefined;
-    for (const wake of [...this.wakers]) wake();
+    this.exit.wakeAll();
     const child = this.child;
     const finish = () => {
       this.finalized = true;
       this.drain?.dispose();
       for (const c of this.cleanups.splice(0)) c();
-      this.exitListeners.clear();
+      this.exit.clear();
       this.destroyPipes();
     };
     // Give the pipes a moment to deliver the last stderr lines ('close' follows the pipes' EOF).
@@ -456,14 +418,6 @@ class ProcessGroup implements ProcessGroupHandle {
         // ignore
       }
     }
-  }
-}
-
-function safeCall<T>(fn: (arg: T) => void, arg: T): void {
-  try {
-    fn(arg);
-  } catch {
-    // A throwing observer must not break process bookkeeping.
   }
 }
 

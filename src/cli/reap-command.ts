@@ -2,9 +2,9 @@
  * `mcp-warden reap [--dry-run] [--json]`: find (and kill) processes left behind by dead mcp-warden
  * daemons, the same scan `serve` runs before it starts anything. See src/daemon/startup-reaper.ts.
  */
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { reapOrphans, type ReapReport } from '../daemon/startup-reaper.js';
+import { parseCommand } from './parse-command.js';
 
 export const REAP_HELP = `Usage: mcp-warden reap [--dry-run] [--json]
 
@@ -69,26 +69,13 @@ function formatReport(r: ReapReport): string {
 }
 
 export async function runReap(argv: string[]): Promise<number> {
-  let values: { 'dry-run'?: boolean; json?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'dry-run': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`mcp-warden reap: ${(err as Error).message}\nsee mcp-warden reap --help\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(REAP_HELP);
-    return 0;
-  }
+  const parsed = parseCommand('reap', argv, {
+    'dry-run': { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, REAP_HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const report = await reapOrphans({ logger: pino({ enabled: false }), dryRun: values['dry-run'] ?? false });
   process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
   const containersLeft = (report.containers ?? []).some((c) => !report.dryRun && !c.removed);

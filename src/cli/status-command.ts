@@ -4,9 +4,9 @@
  */
 import { get } from 'node:http';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { DaemonInfo } from '../adapters/daemon-file.js';
 import { defaultDataDir, locateDaemon } from './daemon-locator.js';
+import { parseCommand } from './parse-command.js';
 
 export const STATUS_EXIT = { running: 0, notRunning: 1, usage: 2, unreachable: 3 } as const;
 
@@ -255,26 +255,13 @@ export function formatStatus(r: StatusReport): string {
 }
 
 export async function runStatus(argv: string[]): Promise<number> {
-  let values: { 'data-dir'?: string; json?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'data-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`mcp-warden status: ${(err as Error).message}\nsee mcp-warden status --help\n`);
-    return STATUS_EXIT.usage;
-  }
-  if (values.help) {
-    process.stdout.write(STATUS_HELP);
-    return 0;
-  }
+  const parsed = parseCommand('status', argv, {
+    'data-dir': { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, STATUS_HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
   const report = await collectStatus(dataDir);
   if (values.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');

@@ -4,10 +4,10 @@
  * verifies their process groups are gone (within its shutdownBudgetMs) before it exits.
  */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { DEFAULT_SETTINGS } from '../core/settings.js';
 import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/daemon-file.js';
 import { defaultDataDir, locateDaemon, sleep } from './daemon-locator.js';
+import { parseCommand } from './parse-command.js';
 
 export const STOP_EXIT = { stopped: 0, notRunning: 1, usage: 2, stillRunning: 3 } as const;
 
@@ -78,26 +78,13 @@ async function finishStopped(dataDir: string, info: DaemonInfo, t0: number): Pro
 }
 
 export async function runStop(argv: string[]): Promise<number> {
-  let values: { 'data-dir'?: string; 'timeout-ms'?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'data-dir': { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`mcp-warden stop: ${(err as Error).message}\nsee mcp-warden stop --help\n`);
-    return STOP_EXIT.usage;
-  }
-  if (values.help) {
-    process.stdout.write(STOP_HELP);
-    return 0;
-  }
+  const parsed = parseCommand('stop', argv, {
+    'data-dir': { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, STOP_HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const timeoutMs = parseTimeout(values['timeout-ms']);
   if (timeoutMs === undefined) {
     process.stderr.write(`mcp-warden stop: --timeout-ms: expected a whole number of milliseconds from 1, got "${values['timeout-ms']}"\n`);

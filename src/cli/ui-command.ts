@@ -10,8 +10,8 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultDataDir, locateDaemon } from './daemon-locator.js';
+import { parseCommand } from './parse-command.js';
 
 export const UI_EXIT = { ok: 0, failed: 1, usage: 2, noDaemon: 7 } as const;
 
@@ -77,27 +77,14 @@ function openWith(opener: string, url: string): Promise<{ ok: true } | { ok: fal
 }
 
 export async function runUi(argv: string[]): Promise<number> {
-  let values: { 'data-dir'?: string; open?: boolean; json?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'data-dir': { type: 'string' },
-        open: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`mcp-warden ui: ${(err as Error).message}\nsee: mcp-warden ui --help\n`);
-    return UI_EXIT.usage;
-  }
-  if (values.help) {
-    process.stdout.write(UI_HELP);
-    return UI_EXIT.ok;
-  }
+  const parsed = parseCommand('ui', argv, {
+    'data-dir': { type: 'string' },
+    open: { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, UI_HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
   const loc = await locateDaemon(dataDir);
   if (loc.kind !== 'running') {
