@@ -85,10 +85,10 @@ test('federates real npm servers: list, call, progress, cancellation', async () 
   }
 });
 
-test('distinct, coded errors: unknown tool, server down, upstream timeout', async () => {
+test('distinct, coded errors: unknown tool, server down, upstream error, upstream timeout', async () => {
   const t = await startTestDaemon(
     {
-      fx: { command: NODE, args: [fixture('echo-server')] },
+      fx: { command: NODE, args: [fixture('echo-server')], env: { FIXTURE_FAIL_TOOL: '1' } },
       hang: { command: NODE, args: [fixture('hang-initialize-server')] },
     },
     { toolCallTimeoutMs: 400, initTimeoutMs: 60_000 },
@@ -107,6 +107,12 @@ test('distinct, coded errors: unknown tool, server down, upstream timeout', asyn
     const down = await mcpErrorOf(client.callTool({ name: 'hang__echo', arguments: {} }));
     assert.equal((down.data as { code?: string }).code, 'E_SERVER_UNAVAILABLE');
     assert.match(down.message, /not running/);
+
+    // the upstream's own JSON-RPC error: its code and message reach the client, tagged E_UPSTREAM_ERROR
+    const upstream = await mcpErrorOf(client.callTool({ name: 'fx__fail', arguments: {} }));
+    assert.equal(upstream.code, -32042);
+    assert.match(upstream.message, /deliberate upstream failure/);
+    assert.equal((upstream.data as { code?: string }).code, 'E_UPSTREAM_ERROR');
 
     // no progress token → nothing resets the deadline
     const slow = await mcpErrorOf(client.callTool({ name: 'fx__slow', arguments: { steps: 3, intervalMs: 1_000 } }));
