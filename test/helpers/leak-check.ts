@@ -60,6 +60,30 @@ export function killProcessesWithMarker(instanceId: string): number {
   return left.length;
 }
 
+/**
+ * Runs `body`; if it succeeded, then `verify` (the leak checks: a failing body's own error is the one
+ * to report); whatever happens, `cleanup` last, so nothing is left running and a failure can't hang
+ * the runner.
+ */
+export async function runLeakChecked(
+  body: () => Promise<void>,
+  { verify, cleanup }: { verify: () => Promise<void>; cleanup: () => Promise<void> },
+): Promise<void> {
+  let failed = false;
+  try {
+    await body();
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    try {
+      if (!failed) await verify();
+    } finally {
+      await cleanup();
+    }
+  }
+}
+
 /** An environment for a spawned fixture: this process's env, the marker, and extras. */
 export function markedEnv(instanceId: string, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};

@@ -19,10 +19,7 @@
  * with zero containers labelled with its instance id and no processes of it left.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +33,7 @@ import {
   removeInstanceContainers,
   type ManagedContainer,
 } from '../../src/adapters/docker-container.js';
-import { findByEnv, processStartTime, readProc, type ProcInfo } from '../../src/adapters/proc-scan.js';
+import { processStartTime, type ProcInfo } from '../../src/adapters/proc-scan.js';
 import { parseOwnerMarker } from '../../src/daemon/instance-identity.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { PENDING_REAP_FILE, type PendingReapFile } from '../../src/daemon/pending-reap.js';
@@ -45,12 +42,12 @@ import type { ServerView } from '../../src/daemon/server-view.js';
 import type { Settings } from '../../src/core/settings.js';
 import { dockerSuiteSkip, ensuredDockerdPid, requireDocker } from '../helpers/docker-available.js';
 import { IMAGE_DEMO_SERVER, IMAGE_NODE, ensureTestImage, imageFixture } from '../helpers/docker-image.js';
-import { killProcessesWithMarker, newInstanceId, processesWithMarker, waitFor } from '../helpers/leak-check.js';
+import { alive, cliDaemonHarness, healthz, kill, onlyWatchdog, type Health, type Serve } from '../helpers/cli-daemon.js';
+import { newInstanceId, waitFor } from '../helpers/leak-check.js';
+import { NODE } from '../helpers/process-fixtures.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/test-daemon.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const HOST_FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const NODE = process.execPath;
 
 /** Small budgets for the CLI daemons (lockStaleMs at its floor: a successor takes over in ~2 s). */
 const CLI_SETTINGS: Partial<Settings> = {
@@ -68,82 +65,51 @@ const CLI_SETTINGS: Partial<Settings> = {
 
 let docker: Docker;
 let image: string;
-const instanceIds = new Set<string>();
-const daemons = new Set<ChildProcess>();
 const inProcess = new Set<TestDaemon | Daemon>();
-const tempDirs = new Set<string>();
 const extraContainerLabels = new Set<string>();
-
-function watchdogsOf(instanceId: string): ProcInfo[] {
-  return findByEnv('MCP_WARDEN_WATCHDOG', (v) => parseOwnerMarker(v)?.instanceId === instanceId);
-}
-
-function alive(pid: number): boolean {
-  const p = readProc(pid);
-  return p !== undefined && p.state !== 'Z' && p.state !== 'X';
-}
-
-function kill(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // gone
-  }
-}
 
 function containersOf(instanceId: string, server?: string): Promise<ManagedContainer[]> {
   return listManagedContainers({ docker, instanceId, ...(server !== undefined ? { server } : {}), timeoutMs: 10_000 });
 }
 
-async function cleanupAll(): Promise<void> {
-  for (const d of inProcess) {
-    const daemon = 'daemon' in d ? d.daemon : d;
-    await daemon.stop('test cleanup').catch(() => undefined);
-  }
-  inProcess.clear();
-  for (const d of daemons) {
-    if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
-    d.stdout?.destroy();
-    d.stderr?.destroy();
-  }
-  daemons.clear();
-  for (const id of instanceIds) {
-    for (const w of watchdogsOf(id)) kill(w.pid, 'SIGKILL');
-    killProcessesWithMarker(id);
+// Daemons through the CLI (test/helpers/cli-daemon.ts, as in orphan-suite.test.ts), and the
+// bookkeeping of every daemon. The test's own end, harness.assertNothingLeft(): no processes, no
+// watchdogs, zero containers of every instance it started (in-process daemons included).
+const harness = cliDaemonHarness({
+  tempDirPrefix: 'warden-docker',
+  settings: CLI_SETTINGS,
+  startTimeoutMs: 30_000,
+  lockRetryDelayMs: 250,
+  forgetFailedStarts: true,
+  runningTimeoutMs: 30_000,
+  cliTimeoutMs: 60_000,
+  instanceGoneTimeoutMs: 3_000,
+  beforeCleanup: async () => {
+    for (const d of inProcess) {
+      const daemon = 'daemon' in d ? d.daemon : d;
+      await daemon.stop('test cleanup').catch(() => undefined);
+    }
+    inProcess.clear();
+  },
+  cleanupInstance: async (id) => {
     if (docker) await removeInstanceContainers(id, { docker, timeoutMs: 10_000 });
-  }
-  const clean = await waitFor(() => [...instanceIds].every((id) => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0), {
-    timeoutMs: 3_000,
-  });
-  instanceIds.clear();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
-  assert.ok(clean, 'cleanup left processes behind');
-}
-
-/** The test's own end: no processes, no watchdogs, zero containers of every instance it started. */
-async function assertNothingLeft(): Promise<void> {
-  for (const d of daemons) {
-    const exited = await waitFor(() => d.exitCode !== null || d.signalCode !== null, { timeoutMs: 5_000 });
-    assert.ok(exited, `daemon ${d.pid} still running`);
-  }
-  for (const id of instanceIds) {
-    const ok = await waitFor(() => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0, { timeoutMs: 3_000 });
-    assert.ok(ok, `instance ${id}: processes ${JSON.stringify(processesWithMarker(id))}, watchdogs ${JSON.stringify(watchdogsOf(id))}`);
+  },
+  assertInstanceLeftNothing: async (id) => {
     const left = await containersOf(id);
     assert.deepEqual(
       left.map((c) => `${c.name} (${c.state})`),
       [],
       `containers labelled ${LABEL_INSTANCE}=${id} left behind`,
     );
-  }
-  for (const label of extraContainerLabels) {
-    const left = await docker.listContainers({ all: true, filters: { label: [label] } });
-    assert.equal(left.length, 0, `containers labelled ${label} left behind`);
-  }
-  extraContainerLabels.clear();
-  await cleanupAll();
-}
+  },
+  assertNothingElseLeft: async () => {
+    for (const label of extraContainerLabels) {
+      const left = await docker.listContainers({ all: true, filters: { label: [label] } });
+      assert.equal(left.length, 0, `containers labelled ${label} left behind`);
+    }
+    extraContainerLabels.clear();
+  },
+});
 
 // ---------------------------------------------------------------------------------------------
 // Config entries
@@ -161,7 +127,7 @@ const ignoreSigtermInContainer = () => containerEntry([imageFixture('ignore-sigt
 async function inProcessDaemon(servers: Record<string, unknown>, settings: Partial<Settings> = {}): Promise<TestDaemon> {
   const td = await startTestDaemon(servers, settings);
   inProcess.add(td);
-  instanceIds.add(td.daemon.identity.instanceId);
+  harness.instanceIds.add(td.daemon.identity.instanceId);
   return td;
 }
 
@@ -202,6 +168,33 @@ function stallablePid(t: TestContext): number | undefined {
   return pid;
 }
 
+/**
+ * An in-process daemon with the demo server running in a container, and budgets small enough that
+ * removing it while the engine is stalled fails fast: one engine attempt per removal, short stops.
+ */
+async function demoToStall(settings: { dockerCallTimeoutMs: number; reapMaxAttempts: number }): Promise<{ td: TestDaemon; id: string; container: ManagedContainer }> {
+  const td = await inProcessDaemon(
+    { demo: demoInContainer() },
+    {
+      dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
+      dockerRemoveMaxAttempts: 1,
+      dockerRemoveRetryDelayMs: 100,
+      dockerStopGraceSeconds: 0,
+      stopEofGraceMs: 100,
+      stopTermGraceMs: 100,
+      stopKillGraceMs: 100,
+      reapBackoffInitialMs: 200,
+      reapBackoffMaxMs: 1_000,
+      reapMaxAttempts: settings.reapMaxAttempts,
+    },
+  );
+  const id = td.daemon.identity.instanceId;
+  await td.waitForState('demo', 'running', 30_000);
+  const [container] = await containersOf(id, 'demo');
+  assert.ok(container);
+  return { td, id, container };
+}
+
 /** Stops the engine, runs `during`, and resumes the engine once `until` holds or after maxMs, whatever happens. */
 async function withStalledEngine(
   pid: number,
@@ -225,164 +218,24 @@ async function withStalledEngine(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Daemons through the CLI (as in orphan-suite.test.ts)
 
-function childEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith('MCP_WARDEN_') || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-function tempDataDir(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `warden-docker-${label}-`));
-  tempDirs.add(dir);
-  return dir;
-}
-
-function writeConfig(dataDir: string, servers: Record<string, unknown>, settings: Partial<Settings> = {}): string {
-  const file = join(dataDir, 'cfg.json');
-  writeFileSync(file, JSON.stringify({ mcpServers: servers, settings: { ...CLI_SETTINGS, ...settings } }, null, 2));
-  return file;
-}
-
-interface Serve {
-  child: ChildProcess;
-  pid: number;
-  url: string;
-  instanceId: string;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const CAPTURE_LIMIT = 512 * 1024;
-
-async function serveOnce(dataDir: string, config: string, env: Record<string, string>): Promise<Serve | { exitCode: number | null; stderr: string }> {
-  const child = spawn(NODE, [CLI, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--config', config], {
-    env: childEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  daemons.add(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    if (out.length < CAPTURE_LIMIT) out += c.toString('utf8');
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    if (err.length < CAPTURE_LIMIT) err += c.toString('utf8');
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const url = await new Promise<string | undefined>((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), 30_000);
-    const onData = () => {
-      const m = /listening on (http:\/\/\S+)\/mcp/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    void exited.then(() => {
-      clearTimeout(timer);
-      resolve(undefined);
-    });
-  });
-  if (!url) {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    await exited;
-    daemons.delete(child);
-    return { exitCode: child.exitCode, stderr: err };
-  }
-  const health = (await healthz(url)) as { instanceId: string };
-  instanceIds.add(health.instanceId);
-  return { child, pid: child.pid!, url, instanceId: health.instanceId, stdout: () => out, stderr: () => err, exited };
-}
-
-/** `serve`, retrying while the data dir's lock is still held by a killed predecessor (exit 4). */
-async function serve(dataDir: string, config: string, opts: { env?: Record<string, string>; beforeAttempt?: () => Promise<void> } = {}): Promise<Serve> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    await opts.beforeAttempt?.();
-    const r = await serveOnce(dataDir, config, opts.env ?? {});
-    if ('child' in r) return r;
-    if (r.exitCode === 4 && Date.now() < deadline) {
-      await new Promise((res) => setTimeout(res, 250));
-      continue;
-    }
-    assert.fail(`serve failed (exit ${r.exitCode}): ${r.stderr.slice(-2000)}`);
-  }
-}
-
-interface Health {
-  instanceId: string;
-  servers: ServerView[];
-  ledger: Record<string, Record<string, number>>;
-}
-
-function healthz(url: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/healthz`, { agent: false, headers: { connection: 'close' } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body));
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
-    req.on('error', reject);
-    req.setTimeout(5_000, () => req.destroy(new Error('healthz timeout')));
-    req.end();
-  });
-}
-
-async function waitRunning(s: Serve, names: string[], timeoutMs = 30_000): Promise<void> {
-  let last: unknown;
-  const ok = await waitFor(
-    async () => {
-      const h = (await healthz(s.url)) as Health;
-      last = h.servers.map((x) => `${x.name}=${x.state}${x.lastError ? ` (${x.lastError.code}: ${x.lastError.message})` : ''}`);
-      return names.every((n) => h.servers.find((x) => x.name === n)?.state === 'running');
-    },
-    { timeoutMs, intervalMs: 100 },
-  );
-  assert.ok(ok, `servers not running: ${JSON.stringify(last)}`);
-}
-
-function onlyWatchdog(instanceId: string): ProcInfo {
-  const w = watchdogsOf(instanceId);
-  assert.equal(w.length, 1, `expected one watchdog of ${instanceId}, found ${w.length}`);
-  return w[0]!;
-}
-
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(NODE, [CLI, ...args], { env: childEnv(env), timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+/** A CLI daemon with three containerised servers (demo, ignore-eof, ignore-sigterm) running, and its watchdog. */
+async function serveThreeContainers(label: string): Promise<{ dir: string; s: Serve; wd: ProcInfo }> {
+  const dir = harness.tempDataDir(label);
+  const s = await harness.serve(dir, harness.writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer(), 'ignore-sigterm': ignoreSigtermInContainer() }));
+  await harness.waitRunning(s, ['demo', 'ignore-eof', 'ignore-sigterm']);
+  assert.equal((await containersOf(s.instanceId)).length, 3);
+  const wd = onlyWatchdog(s.instanceId);
+  return { dir, s, wd };
 }
 
 /** One round of the double-kill scenario; 'done', or why another reaper spoiled the observation. */
 async function doubleKillRound(t: TestContext): Promise<string> {
-  const dir = tempDataDir('both');
-  const config = writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer() });
-  const a = await serve(dir, config);
-  await waitRunning(a, ['demo', 'ignore-eof']);
-  const wd = onlyWatchdog(a.instanceId);
-  kill(wd.pid, 'SIGSTOP');
-  assert.ok(await waitFor(() => readProc(wd.pid)?.state === 'T', { timeoutMs: 2_000 }), 'watchdog did not stop');
-  a.child.kill('SIGKILL');
-  await a.exited;
+  const dir = harness.tempDataDir('both');
+  const config = harness.writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer() });
+  const a = await harness.serve(dir, config);
+  await harness.waitRunning(a, ['demo', 'ignore-eof']);
+  const wd = await harness.killDaemonWithWatchdogStopped(a, { trackWatchdog: false });
   kill(wd.pid, 'SIGKILL');
   assert.ok(await waitFor(() => !alive(wd.pid), { timeoutMs: 2_000 }));
   // The demo server exits on stdin EOF (its container is auto-removed); ignore-eof's survives.
@@ -394,7 +247,7 @@ async function doubleKillRound(t: TestContext): Promise<string> {
   assert.equal(orphans.length, 1, 'the container of the server that ignores EOF survived the double kill');
 
   // `reap --dry-run`: listed (human and JSON), not removed.
-  const dry = await runCli(['reap', '--dry-run', '--json']);
+  const dry = await harness.runCli(['reap', '--dry-run', '--json']);
   assert.equal(dry.code, 0, dry.stderr);
   const report = JSON.parse(dry.stdout) as ReapReport;
   const listed = report.containers.filter((c) => c.instanceId === a.instanceId);
@@ -407,7 +260,7 @@ async function doubleKillRound(t: TestContext): Promise<string> {
   assert.equal(listed[0]!.owner, `${a.pid}:${parseOwnerMarker(listed[0]!.owner)!.startTime}:${a.instanceId}`);
   assert.ok(report.instances.some((i) => i.instanceId === a.instanceId && i.ownerPid === a.pid && i.servers.includes('ignore-eof')));
   assert.equal(report.docker.skipped, undefined);
-  const human = await runCli(['reap', '--dry-run']);
+  const human = await harness.runCli(['reap', '--dry-run']);
   assert.equal(human.code, 0);
   const still = (await containersOf(a.instanceId)).length;
   if (still === 0 && !human.stdout.includes(orphans[0]!.name)) return 'the orphan was removed during the dry run';
@@ -418,7 +271,7 @@ async function doubleKillRound(t: TestContext): Promise<string> {
   // The next serve on the data dir: gone before it listens, and it says so.
   let presentBefore = 0;
   const t0 = Date.now();
-  const b = await serve(dir, config, {
+  const b = await harness.serve(dir, config, {
     beforeAttempt: async () => {
       presentBefore = (await containersOf(a.instanceId)).length;
     },
@@ -444,7 +297,7 @@ async function doubleKillRound(t: TestContext): Promise<string> {
   assert.ok(reapLine >= 0, 'the successor logged the removal in daemon.log');
   assert.ok(firstStart < 0 || reapLine < firstStart, 'the reap was logged before any server started');
   t.diagnostic(`SIGKILL both → 1 orphaned container; successor listening ${readyMs} ms later (lock takeover included) with it removed`);
-  await waitRunning(b, ['demo', 'ignore-eof']);
+  await harness.waitRunning(b, ['demo', 'ignore-eof']);
   b.child.kill('SIGTERM');
   assert.equal((await b.exited).code, 0, b.stderr().slice(-2000));
   return 'done';
@@ -457,8 +310,8 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     docker = (await requireDocker()).docker;
     image = await ensureTestImage();
   });
-  afterEach(cleanupAll);
-  after(cleanupAll);
+  afterEach(harness.cleanupAll);
+  after(harness.cleanupAll);
 
   it('lists and calls the containerised demo server’s tools through /mcp', async (t) => {
     const td = await inProcessDaemon({ demo: demoInContainer() });
@@ -484,7 +337,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     await close();
     t.diagnostic(`tools/call through /mcp into the container: ${callMs} ms`);
     await closeInProcess(td);
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('removing the server removes its container', async (t) => {
@@ -502,35 +355,22 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     assert.equal((await containersOf(id, 'other')).length, 1);
     assert.equal(td.view('other')?.state, 'running');
     await closeInProcess(td);
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('SIGTERM: the daemon exits 0 and no container of its instance remains', async (t) => {
-    const dir = tempDataDir('term');
-    const s = await serve(dir, writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer(), 'ignore-sigterm': ignoreSigtermInContainer() }));
-    await waitRunning(s, ['demo', 'ignore-eof', 'ignore-sigterm']);
-    assert.equal((await containersOf(s.instanceId)).length, 3);
-    const wd = onlyWatchdog(s.instanceId);
-    const t0 = Date.now();
-    s.child.kill('SIGTERM');
-    const { code, signal } = await s.exited;
-    const stopMs = Date.now() - t0;
-    assert.equal(signal, null);
-    assert.equal(code, 0, s.stderr().slice(-3000));
+    const { dir, s, wd } = await serveThreeContainers('term');
+    const stopMs = await harness.stopWithSigterm(s, 3_000);
     // Verified gone before the daemon exited: no polling.
     assert.deepEqual((await containersOf(s.instanceId)).map((c) => c.name), []);
     assert.ok(await waitFor(() => !alive(wd.pid), { timeoutMs: 2_000 }), 'the watchdog survived a clean stop');
     assert.doesNotMatch(readFileSync(join(dir, 'watchdog.log'), 'utf8'), /reaping instance/);
     t.diagnostic(`SIGTERM → exit 0 after ${stopMs} ms, 3 containers removed`);
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('SIGKILL: the watchdog alone removes every container of the instance within 3 s', async (t) => {
-    const dir = tempDataDir('kill');
-    const s = await serve(dir, writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer(), 'ignore-sigterm': ignoreSigtermInContainer() }));
-    await waitRunning(s, ['demo', 'ignore-eof', 'ignore-sigterm']);
-    assert.equal((await containersOf(s.instanceId)).length, 3);
-    const wd = onlyWatchdog(s.instanceId);
+    const { dir, s, wd } = await serveThreeContainers('kill');
 
     const t0 = Date.now();
     s.child.kill('SIGKILL');
@@ -554,7 +394,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     if (!/removed [1-3] container\(s\) of the dead daemon/.test(wlog)) t.diagnostic('another reaper removed the containers first');
     assert.match(wlog, /"failedSteps":0/);
     t.diagnostic(`SIGKILL → zero containers after ${zeroAt - t0} ms (watchdog exited after ${Date.now() - t0} ms)`);
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('SIGKILL of daemon and watchdog: reap --dry-run lists the containers; the next serve removes them before it starts anything', async (t) => {
@@ -565,34 +405,16 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
       const outcome = await doubleKillRound(t);
       if (outcome === 'done') break;
       t.diagnostic(`round ${round}: ${outcome}; repeating`);
-      await cleanupAll();
+      await harness.cleanupAll();
       assert.ok(round < 5, `other reapers interfered ${round} times: ${outcome}`);
     }
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('a stalled engine during teardown: reaping attempts and backoff are visible, and the container ends up removed', async (t) => {
     const pid = stallablePid(t);
     if (pid === undefined) return;
-    const td = await inProcessDaemon(
-      { demo: demoInContainer() },
-      {
-        dockerCallTimeoutMs: 800,
-        dockerRemoveMaxAttempts: 1,
-        dockerRemoveRetryDelayMs: 100,
-        dockerStopGraceSeconds: 0,
-        stopEofGraceMs: 100,
-        stopTermGraceMs: 100,
-        stopKillGraceMs: 100,
-        reapBackoffInitialMs: 200,
-        reapBackoffMaxMs: 1_000,
-        reapMaxAttempts: 5,
-      },
-    );
-    const id = td.daemon.identity.instanceId;
-    await td.waitForState('demo', 'running', 30_000);
-    const [container] = await containersOf(id, 'demo');
-    assert.ok(container);
+    const { td, id, container } = await demoToStall({ dockerCallTimeoutMs: 800, reapMaxAttempts: 5 });
     const rec = recordViews(td, 'demo');
     const sawBackoff = () => rec.views.some((v) => v.state === 'reaping.backoff' && v.reapAttempt >= 1 && v.lastError !== null);
     let stall: { stalledMs: number; conditionMet: boolean };
@@ -619,31 +441,13 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
       `engine stalled ${stall.stalledMs} ms: ${attempts} forced attempt(s), states ${states.join(' → ')}; last error "${failed.lastError!.message.slice(0, 400)}"; removed ${totalMs} ms after the stop`,
     );
     await closeInProcess(td);
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('a hand-over to the daemon reaper is persisted in pending-reap.json until the container is gone', async (t) => {
     const pid = stallablePid(t);
     if (pid === undefined) return;
-    const td = await inProcessDaemon(
-      { demo: demoInContainer() },
-      {
-        dockerCallTimeoutMs: 500,
-        dockerRemoveMaxAttempts: 1,
-        dockerRemoveRetryDelayMs: 100,
-        dockerStopGraceSeconds: 0,
-        stopEofGraceMs: 100,
-        stopTermGraceMs: 100,
-        stopKillGraceMs: 100,
-        reapBackoffInitialMs: 200,
-        reapBackoffMaxMs: 1_000,
-        reapMaxAttempts: 1,
-      },
-    );
-    const id = td.daemon.identity.instanceId;
-    await td.waitForState('demo', 'running', 30_000);
-    const [container] = await containersOf(id, 'demo');
-    assert.ok(container);
+    const { td, id, container } = await demoToStall({ dockerCallTimeoutMs: 500, reapMaxAttempts: 1 });
     const file = join(td.dataDir, PENDING_REAP_FILE);
     const pending = (): PendingReapFile | undefined => {
       try {
@@ -684,11 +488,11 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     assert.equal(h.ledger.reaper, undefined, JSON.stringify(h.ledger));
     t.diagnostic(`engine stalled ${stall.stalledMs} ms; handed over and persisted (${entry.attempts} failed reaper attempt(s): "${entry.lastError!.slice(0, 120)}"), then removed and dropped from the file`);
     await closeInProcess(td);
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('at start, a previous run’s pending-reap.json is retried by id (404 = done) and emptied', async () => {
-    const dir = tempDataDir('pending');
+    const dir = harness.tempDataDir('pending');
     const markerId = newInstanceId('pending');
     const label = `${LABEL_INSTANCE}=${markerId}`;
     extraContainerLabels.add(label);
@@ -716,7 +520,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     writeFileSync(configPath, JSON.stringify({ mcpServers: {}, settings: { dockerCallTimeoutMs: 5_000 } }));
     const d = await startDaemon({ dataDir: dir, configPath, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'info', console: false });
     inProcess.add(d);
-    instanceIds.add(d.identity.instanceId);
+    harness.instanceIds.add(d.identity.instanceId);
     // Done before startDaemon resolved.
     await assert.rejects(created.inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
     const after = JSON.parse(readFileSync(join(dir, PENDING_REAP_FILE), 'utf8')) as PendingReapFile;
@@ -728,7 +532,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     assert.match(log, /taking over 2 container\(s\) a previous run could not remove/);
     assert.match(log, /every container of pending-reap.json is gone/);
     assert.ok(existsSync(join(dir, PENDING_REAP_FILE)));
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('a container that exits at once: a clear error, then E_CRASH_LOOP and no restart storm; nothing left', async (t) => {
@@ -768,20 +572,20 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
       rec.stop();
     }
     await closeInProcess(td);
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 
   it('no engine at DOCKER_HOST: the docker server fails naming the address, a plain stdio server runs', async (t) => {
-    const dir = tempDataDir('noengine');
+    const dir = harness.tempDataDir('noengine');
     const sock = `/tmp/no-such-${process.pid}-${Date.now()}.sock`;
     const env = { DOCKER_HOST: `unix://${sock}` };
-    const config = writeConfig(
+    const config = harness.writeConfig(
       dir,
       { boxed: demoInContainer(), plain: { command: NODE, args: [join(HOST_FIXTURES, 'echo-server.js')] } },
       { restartBackoffInitialMs: 60_000, restartBackoffMaxMs: 60_000 },
     );
-    const s = await serve(dir, config, { env });
-    await waitRunning(s, ['plain']);
+    const s = await harness.serve(dir, config, { env });
+    await harness.waitRunning(s, ['plain']);
     let boxed: ServerView | undefined;
     assert.ok(
       await waitFor(
@@ -798,16 +602,16 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     // The startup reaper noted the missing engine and went on.
     assert.match(s.stderr(), /no Docker engine; no containers to reap/);
     // `reap` with the same environment: the note is in the report, and it is not an error.
-    const r = await runCli(['reap', '--dry-run', '--json'], env);
+    const r = await harness.runCli(['reap', '--dry-run', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as ReapReport;
     assert.equal(report.docker.engine, `unix://${sock}`);
     assert.match(report.docker.skipped ?? '', new RegExp(sock.replace(/[.]/g, '\\.')));
-    const human = await runCli(['reap', '--dry-run'], env);
+    const human = await harness.runCli(['reap', '--dry-run'], env);
     assert.match(human.stdout, new RegExp(`Containers not checked: no Docker engine at unix://${sock.replace(/[.]/g, '\\.')}`));
     t.diagnostic(`boxed: ${boxed!.lastError!.message}`);
     s.child.kill('SIGTERM');
     assert.equal((await s.exited).code, 0, s.stderr().slice(-2000));
-    await assertNothingLeft();
+    await harness.assertNothingLeft();
   });
 });

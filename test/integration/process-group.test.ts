@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ResourceLedger, type LedgerChange } from '../../src/core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
@@ -23,21 +22,12 @@ import {
   memoryLogger,
   newInstanceId,
   processesWithMarker,
+  runLeakChecked,
   waitFor,
   type CapturedLog,
 } from '../helpers/leak-check.js';
+import { NODE, PROCESS_GROUP_SETTINGS as SETTINGS, fixture } from '../helpers/process-fixtures.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const fixture = (name: string) => join(FIXTURES, `${name}.js`);
-const NODE = process.execPath;
-
-const SETTINGS: ProcessGroupSettings = {
-  stopEofGraceMs: 300,
-  stopTermGraceMs: 300,
-  stopKillGraceMs: 1000,
-  stderrLinesPerSecond: 200,
-  stderrMaxLineBytes: 4096,
-};
 /** Scheduling slack on a loaded 2-CPU machine. */
 const SLACK_MS = 250;
 
@@ -87,24 +77,17 @@ async function withRig(name: string, body: (rig: Rig) => Promise<void>): Promise
     },
     stderrLines,
   };
-  let failed = false;
-  try {
-    await body(rig);
-  } catch (err) {
-    failed = true;
-    throw err;
-  } finally {
-    try {
-      if (!failed) {
-        assert.equal(ledger.size(), 0, `ledger not empty: ${ledger.all().map((e) => e.description).join(', ')}`);
-        await assertNoProcessesWithMarker(instanceId, 1_000);
-      }
-    } finally {
+  await runLeakChecked(() => body(rig), {
+    verify: async () => {
+      assert.equal(ledger.size(), 0, `ledger not empty: ${ledger.all().map((e) => e.description).join(', ')}`);
+      await assertNoProcessesWithMarker(instanceId, 1_000);
+    },
+    cleanup: async () => {
       await ledger.sweep('force');
       killProcessesWithMarker(instanceId);
       unsubscribe();
-    }
-  }
+    },
+  });
 }
 
 /** The same incarnation (pid + start time) is still running; a zombie counts as dead. */

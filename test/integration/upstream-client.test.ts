@@ -10,7 +10,6 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
@@ -25,24 +24,16 @@ import {
   markedEnv,
   memoryLogger,
   newInstanceId,
+  runLeakChecked,
   waitFor,
   type CapturedLog,
 } from '../helpers/leak-check.js';
+import { NODE, PROCESS_GROUP_SETTINGS as SETTINGS, fixture } from '../helpers/process-fixtures.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const fixture = (name: string) => join(FIXTURES, `${name}.js`);
-const NODE = process.execPath;
 const require = createRequire(import.meta.url);
 const EVERYTHING = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
 const MEMORY = join(dirname(require.resolve('@modelcontextprotocol/server-memory/package.json')), 'dist/index.js');
 
-const SETTINGS: ProcessGroupSettings = {
-  stopEofGraceMs: 300,
-  stopTermGraceMs: 300,
-  stopKillGraceMs: 1000,
-  stderrLinesPerSecond: 200,
-  stderrMaxLineBytes: 4096,
-};
 const REQUEST_TIMEOUT_MS = 10_000;
 
 interface Rig {
@@ -80,25 +71,18 @@ async function withRig(name: string, body: (rig: Rig) => Promise<void>): Promise
     stderrLines: () => lines.filter((l) => l.stream === 'stderr' && l.level === 30).map((l) => l.msg),
     warnings: () => lines.filter((l) => l.level === 40).map((l) => l.msg),
   };
-  let failed = false;
-  try {
-    await body(rig);
-  } catch (err) {
-    failed = true;
-    throw err;
-  } finally {
-    try {
-      if (!failed) {
-        // Whatever the test did, stopping everything it owns must leave nothing behind.
-        assert.deepEqual(await ledger.releaseOwned(owner), []);
-        assert.equal(ledger.size(), 0);
-        await assertNoProcessesWithMarker(instanceId, 1_000);
-      }
-    } finally {
+  await runLeakChecked(() => body(rig), {
+    verify: async () => {
+      // Whatever the test did, stopping everything it owns must leave nothing behind.
+      assert.deepEqual(await ledger.releaseOwned(owner), []);
+      assert.equal(ledger.size(), 0);
+      await assertNoProcessesWithMarker(instanceId, 1_000);
+    },
+    cleanup: async () => {
       await ledger.sweep('force');
       killProcessesWithMarker(instanceId);
-    }
-  }
+    },
+  });
 }
 
 function text(result: Record<string, unknown>): string {
