@@ -1,0 +1,16 @@
+/** Paths of the built project, resolved from dist/bench/lib/. */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const DIST = fileURLToPath(new URL('../../', import.meta.url));
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI_MAIN = join(DIST, 'src', 'cli', 'main.js');
+export const ECHO_FIXTURE = join(DIST, 'test', 'fixtures', 'echo-server.js');
+export const IGNORE_EOF_FIXTURE = join(DIST, 'test', 'fixtures', 'ignore-eof-server.js');
+export const EVERYTHING_SERVER = join(REPO, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+export const BARE_HTTP_SERVER = join(DIST, 'bench', 'bare-http-server.js');
+export const NO_PROXY_SPAWN = join(DIST, 'bench', 'no-proxy-spawn.js');
+export const CHURN = join(DIST, 'bench', 'churn.js');
+export const LOOPBACK_PRELOAD = join(DIST, 'bench', 'peers', 'loopback-preload.js');
+export const WATCHDOG_MAIN = join(DIST, 'src', 'watchdog', 'watchdog-main.js');
+export const PEERS_DIR = join(REPO, '.bench', 'peers');
