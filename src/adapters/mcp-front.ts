@@ -43,6 +43,7 @@
  *   catalog's result is passed through unchanged instead (the base `Protocol` registration).
  * - tools/list results are not validated server-side: upstream JSON Schemas go out as they came.
  */
+import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -325,7 +326,11 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     });
     const server = new Server(
       { name: serverInfo.name, version: serverInfo.version },
-      { capabilities: { tools: { listChanged: true } }, debouncedNotificationMethods: ['notifications/tools/list_changed'] },
+      {
+        capabilities: { tools: { listChanged: true } },
+        debouncedNotificationMethods: ['notifications/tools/list_changed'],
+        jsonSchemaValidator: passThroughSchemaValidator,
+      },
     );
     const handle = ledger.acquire(FRONT_LEDGER_OWNER, {
       kind: 'mcp-session',

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { ProcessGroupHandle } from './process-group.js';
+import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
 import { ProcessStdioTransport, type TransportProcess } from './process-stdio-transport.js';
 
 export interface UpstreamTool {
@@ -90,7 +91,10 @@ export async function connectUpstream(
 ): Promise<UpstreamConnection> {
   const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
   const transport = new ProcessStdioTransport(handle);
-  const client = new Client(opts.clientInfo ?? DEFAULT_CLIENT_INFO, { capabilities: {} });
+  const client = new Client(opts.clientInfo ?? DEFAULT_CLIENT_INFO, {
+    capabilities: {},
+    jsonSchemaValidator: passThroughSchemaValidator,
+  });
 
   const toolsChanged = new Set<() => void>();
   const closeListeners = new Set<() => void>();

@@ -26,7 +26,8 @@ interface ServerSnap {
 
 export class SupervisorCatalog implements ToolCatalog {
   private readonly listeners = new Set<() => void>();
-  private signature = '';
+  /** Running servers' names and tools arrays, in order, as of the last notification. */
+  private signature: unknown[] = [];
   private closing = false;
 
   constructor(
@@ -92,16 +93,21 @@ export class SupervisorCatalog implements ToolCatalog {
     return () => this.listeners.delete(listener);
   }
 
-  /** Re-check the list; tell subscribers if it changed. Never throws. */
+  /**
+   * Re-check the list; tell subscribers if it changed. Never throws. Cheap on purpose (it runs on
+   * every server snapshot): the list can only change when a server enters or leaves `running` or
+   * its context gets a new `tools` array, so comparing those references is enough.
+   */
   notify(): void {
-    let sig = '';
+    let next: unknown[];
     try {
-      sig = JSON.stringify(this.listTools().map((t) => [t.name, t.description, t.inputSchema]));
+      next = this.servers().flatMap((s) => (s.value === 'running' ? [s.context.name, s.context.tools] : []));
     } catch {
-      sig = String(Math.random());
+      next = [Symbol('unknown')];
     }
-    if (sig === this.signature) return;
-    this.signature = sig;
+    const prev = this.signature;
+    if (prev.length === next.length && prev.every((x, i) => x === next[i])) return;
+    this.signature = next;
     for (const l of this.listeners) {
       try {
         l();
