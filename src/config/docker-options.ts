@@ -3,10 +3,11 @@
  * Pure, never throws: problems become ConfigIssues with JSON paths such as
  * `$.mcpServers.memory.docker.memory`, unknown keys become warnings.
  *
- * Kept apart from config-schema.ts (which calls it) so the container shape has one home; the few
- * path/type helpers are repeated here to keep the import graph acyclic.
+ * Kept apart from config-schema.ts (which calls it) so the container shape has one home; the
+ * path/type helpers both use live in json-path.ts, which keeps the import graph acyclic.
  */
 import path from 'node:path';
+import { describeType, joinPath } from './json-path.js';
 import type { ConfigIssue, ConfigWarning, DockerOptions } from './config-types.js';
 
 export const KNOWN_DOCKER_KEYS = ['image', 'network', 'memory', 'cpus', 'volumes', 'env', 'extraHostConfig'] as const;
@@ -30,21 +31,6 @@ const UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, m: 1024 
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function typeOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'number') return Number.isFinite(v) ? 'a number' : String(v);
-  if (typeof v === 'string') return v === '' ? 'an empty string' : 'a string';
-  if (typeof v === 'boolean') return 'a boolean';
-  if (typeof v === 'object') return 'an object';
-  return String(typeof v);
-}
-
-function join(base: string, seg: string | number): string {
-  if (typeof seg === 'number') return `${base}[${seg}]`;
-  return /^[A-Za-z0-9_$-]+$/.test(seg) ? `${base}.${seg}` : `${base}[${JSON.stringify(seg)}]`;
 }
 
 /** `"512m"`, `"1.5g"`, `"1048576"`, `"64MB"` → bytes; undefined when unparseable. */
@@ -73,7 +59,7 @@ export function parseDockerOptions(
     if (!(KNOWN_DOCKER_KEYS as readonly string[]).includes(key)) {
       const near = KNOWN_DOCKER_KEYS.find((k) => k.toLowerCase() === key.toLowerCase());
       warnings.push({
-        path: join(at, key),
+        path: joinPath(at, key),
         message: near ? `unknown key, ignored (did you mean ${JSON.stringify(near)}?)` : 'unknown key, ignored',
         level: 'warning',
       });
@@ -83,31 +69,31 @@ export function parseDockerOptions(
   // image (required)
   let image = '';
   if (raw.image === undefined) issue(at, 'missing "image" (the container image to run, e.g. "mcp/memory:latest")');
-  else if (typeof raw.image !== 'string') issue(join(at, 'image'), `expected the image as a string, got ${typeOf(raw.image)}`);
-  else if (raw.image.trim() === '') issue(join(at, 'image'), 'must not be empty');
-  else if (/[\s\u0000-\u001f]/.test(raw.image)) issue(join(at, 'image'), 'must not contain whitespace or control characters');
+  else if (typeof raw.image !== 'string') issue(joinPath(at, 'image'), `expected the image as a string, got ${describeType(raw.image)}`);
+  else if (raw.image.trim() === '') issue(joinPath(at, 'image'), 'must not be empty');
+  else if (/[\s\u0000-\u001f]/.test(raw.image)) issue(joinPath(at, 'image'), 'must not contain whitespace or control characters');
   else image = raw.image;
 
   // network
   let network = DEFAULT_NETWORK;
   if (raw.network !== undefined) {
-    if (typeof raw.network !== 'string') issue(join(at, 'network'), `expected "none", "bridge", "host" or a network name, got ${typeOf(raw.network)}`);
-    else if (raw.network === '' || /[\s\u0000-\u001f]/.test(raw.network)) issue(join(at, 'network'), 'must be a non-empty network name without whitespace');
+    if (typeof raw.network !== 'string') issue(joinPath(at, 'network'), `expected "none", "bridge", "host" or a network name, got ${describeType(raw.network)}`);
+    else if (raw.network === '' || /[\s\u0000-\u001f]/.test(raw.network)) issue(joinPath(at, 'network'), 'must be a non-empty network name without whitespace');
     else network = raw.network;
   }
 
   // memory
   let memory: number | undefined;
   if (raw.memory !== undefined) {
-    const p = join(at, 'memory');
+    const p = joinPath(at, 'memory');
     if (typeof raw.memory === 'number') {
-      if (!Number.isSafeInteger(raw.memory)) issue(p, `expected a whole number of bytes or a string like "512m", got ${typeOf(raw.memory)}`);
+      if (!Number.isSafeInteger(raw.memory)) issue(p, `expected a whole number of bytes or a string like "512m", got ${describeType(raw.memory)}`);
       else memory = raw.memory;
     } else if (typeof raw.memory === 'string') {
       memory = parseMemory(raw.memory);
       if (memory === undefined) issue(p, `expected a size like "512m", "1g", "256k" or a number of bytes, got ${JSON.stringify(raw.memory.slice(0, 40))}`);
     } else {
-      issue(p, `expected a size like "512m" or a number of bytes, got ${typeOf(raw.memory)}`);
+      issue(p, `expected a size like "512m" or a number of bytes, got ${describeType(raw.memory)}`);
     }
     if (memory !== undefined && memory < MIN_MEMORY_BYTES) {
       issue(p, `must be at least 6 MiB ("6m", ${MIN_MEMORY_BYTES} bytes): the engine refuses smaller limits`);
@@ -119,9 +105,9 @@ export function parseDockerOptions(
   let cpus: number | undefined;
   if (raw.cpus !== undefined) {
     if (typeof raw.cpus !== 'number' || !Number.isFinite(raw.cpus) || raw.cpus <= 0 || raw.cpus > 1024) {
-      issue(join(at, 'cpus'), `expected a number of CPUs greater than 0 (e.g. 0.5 or 2), got ${typeof raw.cpus === 'number' ? raw.cpus : typeOf(raw.cpus)}`);
+      issue(joinPath(at, 'cpus'), `expected a number of CPUs greater than 0 (e.g. 0.5 or 2), got ${typeof raw.cpus === 'number' ? raw.cpus : describeType(raw.cpus)}`);
     } else if (raw.cpus < 0.01) {
-      issue(join(at, 'cpus'), `must be at least 0.01 (the engine refuses less), got ${raw.cpus}`);
+      issue(joinPath(at, 'cpus'), `must be at least 0.01 (the engine refuses less), got ${raw.cpus}`);
     } else cpus = raw.cpus;
   }
 
@@ -129,11 +115,11 @@ export function parseDockerOptions(
   const volumes: string[] = [];
   if (raw.volumes !== undefined) {
     if (!Array.isArray(raw.volumes)) {
-      issue(join(at, 'volumes'), `expected an array of "/host/path:/container/path[:ro]" strings, got ${typeOf(raw.volumes)}`);
+      issue(joinPath(at, 'volumes'), `expected an array of "/host/path:/container/path[:ro]" strings, got ${describeType(raw.volumes)}`);
     } else {
       raw.volumes.forEach((v, i) => {
-        const p = join(join(at, 'volumes'), i);
-        if (typeof v !== 'string') return void issue(p, `expected "/host/path:/container/path[:ro]", got ${typeOf(v)}`);
+        const p = joinPath(joinPath(at, 'volumes'), i);
+        if (typeof v !== 'string') return void issue(p, `expected "/host/path:/container/path[:ro]", got ${describeType(v)}`);
         const bind = parseVolume(v, baseDir);
         if (typeof bind === 'string') volumes.push(bind);
         else issue(p, bind.error);
@@ -145,12 +131,12 @@ export function parseDockerOptions(
   const env: Record<string, string> = {};
   if (raw.env !== undefined) {
     if (!isPlainObject(raw.env)) {
-      issue(join(at, 'env'), `expected an environment map (an object of string values), got ${typeOf(raw.env)}`);
+      issue(joinPath(at, 'env'), `expected an environment map (an object of string values), got ${describeType(raw.env)}`);
     } else {
       for (const [k, v] of Object.entries(raw.env)) {
-        const p = join(join(at, 'env'), k);
+        const p = joinPath(joinPath(at, 'env'), k);
         if (k.length === 0 || k.includes('=') || k.includes(NUL)) issue(p, 'environment variable names must be non-empty and must not contain "=" or NUL');
-        else if (typeof v !== 'string') issue(p, `expected a string value, got ${typeOf(v)}`);
+        else if (typeof v !== 'string') issue(p, `expected a string value, got ${describeType(v)}`);
         else if (v.includes(NUL)) issue(p, 'value must not contain NUL characters');
         else env[k] = v;
       }
@@ -161,13 +147,13 @@ export function parseDockerOptions(
   let extraHostConfig: Record<string, unknown> | undefined;
   if (raw.extraHostConfig !== undefined) {
     if (!isPlainObject(raw.extraHostConfig)) {
-      issue(join(at, 'extraHostConfig'), `expected an object of Docker HostConfig fields, got ${typeOf(raw.extraHostConfig)}`);
+      issue(joinPath(at, 'extraHostConfig'), `expected an object of Docker HostConfig fields, got ${describeType(raw.extraHostConfig)}`);
     } else {
       extraHostConfig = {};
       for (const [k, v] of Object.entries(raw.extraHostConfig)) {
         if (Object.hasOwn(MANAGED_HOST_CONFIG_KEYS, k)) {
           warnings.push({
-            path: join(join(at, 'extraHostConfig'), k),
+            path: joinPath(joinPath(at, 'extraHostConfig'), k),
             message: `ignored: set by mcp-warden (${MANAGED_HOST_CONFIG_KEYS[k]})`,
             level: 'warning',
           });

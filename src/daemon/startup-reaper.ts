@@ -21,7 +21,7 @@
  */
 import type { Logger } from 'pino';
 import type Docker from 'dockerode';
-import { engineAddress, reapOrphanContainers } from '../adapters/docker-container.js';
+import { engineAddress, reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker-container.js';
 import { listProcesses, readEnviron, type ProcInfo } from '../adapters/proc-scan.js';
 import { describeCommand, killMarked, protectedPids, readCmdline } from '../adapters/marker-kill.js';
 import { ENV_OWNER, ENV_SERVER, isOwnerAlive, parseOwnerMarker } from './instance-identity.js';
@@ -70,22 +70,8 @@ export interface ReapedInstance {
   servers: string[];
 }
 
-/** A container labelled `mcp-warden.managed=true` whose owner daemon is dead. */
-export interface ReapedContainer {
-  id: string;
-  name: string;
-  instanceId: string;
-  /** The `mcp-warden.server` label. */
-  server: string;
-  /** The `mcp-warden.owner` label (`<pid>:<startTime>:<instanceId>`). */
-  owner: string;
-  /** The engine's state when it was found (`running`, `exited`, `created`, …). */
-  state: string;
-  /** Verifiably gone after the removal (always false in a dry run). */
-  removed: boolean;
-  /** Why the removal failed, if it did. */
-  error?: string;
-}
+/** A container labelled `mcp-warden.managed=true` whose owner daemon is dead (the adapter's report). */
+export type ReapedContainer = ReapedContainerReport;
 
 export interface ReapReport {
   dryRun: boolean;
@@ -235,16 +221,7 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
 
   const containerResult = await containerStep;
   errors.push(...containerResult.errors);
-  const containers: ReapedContainer[] = containerResult.containers.map((c) => ({
-    id: c.id,
-    name: c.name,
-    instanceId: c.instanceId,
-    server: c.server,
-    owner: c.owner,
-    state: c.state,
-    removed: c.removed,
-    ...(c.error !== undefined ? { error: c.error } : {}),
-  }));
+  const containers: ReapedContainer[] = containerResult.containers;
   // A dead instance that left only containers is an instance of the report too.
   for (const c of containers) {
     const owner = parseOwnerMarker(c.owner);
