@@ -49,7 +49,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Protocol, type RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import {
   ErrorCode as McpErrorCode,
@@ -67,6 +66,7 @@ import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
 import type { CatalogCallResult, ProgressUpdate, ToolCatalog } from '../core/tool-catalog.js';
 import { readBody, sendJson } from './http-server.js';
 import { guardRequest } from './request-guards.js';
+import { StreamableHttpTransport } from './streamable-http-transport.js';
 
 export const FRONT_LEDGER_OWNER = 'front';
 
@@ -91,7 +91,7 @@ const MAX_SWEEP_INTERVAL_MS = 30_000;
 
 export interface McpFrontOptions {
   catalog: ToolCatalog;
-  settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs'>;
+  settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs' | 'mcpJsonResponseWindowMs' | 'mcpSseKeepAliveMs'>;
   logger: Logger;
   ledger: ResourceLedger;
   clock?: Clock;
@@ -174,7 +174,7 @@ type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 interface Session {
   readonly seq: number;
   id: string | undefined;
-  readonly transport: StreamableHTTPServerTransport;
+  readonly transport: StreamableHttpTransport;
   readonly server: Server;
   readonly ledger: LedgerHandle;
   lastActivity: number;
@@ -231,7 +231,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     logger.warn('allowedHosts is empty and no bearer token is set: every /mcp request will be refused');
   }
   const guard = {
-    allowedHosts: anyHost ? ['*'] : opts.allowedHosts,
+    allowedHosts: Object.freeze(anyHost ? ['*'] : [...opts.allowedHosts]),
     allowedOrigins: opts.allowedOrigins ?? [],
     ...(opts.auth ? { bearerToken: opts.auth.bearerToken } : {}),
   };
@@ -316,8 +316,11 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     const calls = new Set<AbortController>();
     // `s` is completed below; the callbacks only run once it is.
     let s!: Session;
-    const transport = new StreamableHTTPServerTransport({
+    const transport = new StreamableHttpTransport({
       sessionIdGenerator: () => randomUUID(),
+      jsonWindowMs: opts.settings.mcpJsonResponseWindowMs,
+      keepAliveMs: opts.settings.mcpSseKeepAliveMs,
+      clock,
       onsessioninitialized: (id) => {
         s.id = id;
         if (!s.closed && !s.closing) byId.set(id, s);
@@ -556,7 +559,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     });
 
     try {
-      await session.transport.handleRequest(req, res, parsedBody);
+      session.transport.handleRequest(req, res, parsedBody);
     } finally {
       // An initialize the transport refused (406, 415, batch, …) leaves a session nobody can reach.
       if (created && session.id === undefined) await closeSession(session, 'initialize refused');

@@ -75,9 +75,25 @@ export function parseHostHeader(hostHeader: string): { hostname: string; port: s
 /**
  * True when `hostHeader` matches one entry of `allowed` (case-insensitive, exact host[:port] match).
  * The entry `*` accepts any well-formed Host: only for non-loopback binds protected by a bearer token.
+ * Verdicts are cached per `allowed` array: pass one that is never mutated afterwards.
  */
 export function checkHostHeader(hostHeader: string | undefined, allowed: readonly string[]): boolean {
   if (typeof hostHeader !== 'string') return false;
+  // A client sends the same Host on every request: remember the last few verdicts per allow-list.
+  let verdicts = hostVerdicts.get(allowed);
+  if (!verdicts) hostVerdicts.set(allowed, (verdicts = new Map()));
+  const known = verdicts.get(hostHeader);
+  if (known !== undefined) return known;
+  const ok = matchHostHeader(hostHeader, allowed);
+  if (verdicts.size >= HOST_VERDICT_CACHE_SIZE) verdicts.clear();
+  verdicts.set(hostHeader, ok);
+  return ok;
+}
+
+const HOST_VERDICT_CACHE_SIZE = 64;
+const hostVerdicts = new WeakMap<readonly string[], Map<string, boolean>>();
+
+function matchHostHeader(hostHeader: string, allowed: readonly string[]): boolean {
   const parsed = parseHostHeader(hostHeader);
   if (!parsed) return false;
   const candidate = parsed.port ? `${parsed.hostname}:${parsed.port}` : parsed.hostname;

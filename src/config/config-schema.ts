@@ -111,6 +111,8 @@ export const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = O
   upstreamRequestTimeoutMs: ms(1),
   sessionIdleTtlMs: ms(1),
   maxSessions: count(1),
+  mcpJsonResponseWindowMs: ms(0),
+  mcpSseKeepAliveMs: ms(0),
   shutdownBudgetMs: ms(1),
   stderrLinesPerSecond: count(0),
   stderrMaxLineBytes: count(1),

@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LATEST_PROTOCOL_VERSION, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes, WardenError, type ErrorCode } from '../../src/core/error-codes.js';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
+import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import type { CatalogCallOptions, CatalogCallResult, CatalogTool, ToolCatalog } from '../../src/core/tool-catalog.js';
 import { startHttpServer, type HttpServerHandle } from '../../src/adapters/http-server.js';
 import { createMcpFront, type McpFront } from '../../src/adapters/mcp-front.js';
@@ -92,6 +93,9 @@ class FakeCatalog implements ToolCatalog {
           if (opts.signal.aborted) onAbort();
           else opts.signal.addEventListener('abort', onAbort, { once: true });
         });
+      case 'demo__sleep':
+        await new Promise((r) => setTimeout(r, Number(args?.['ms'] ?? 0)));
+        return { content: [{ type: 'text', text: 'slept' }] };
       case 'demo__plain_error':
         throw new Error('secret internal detail');
       default:
@@ -121,7 +125,16 @@ interface Fixture {
 }
 
 async function setup(
-  opts: { ttl?: number; maxSessions?: number; token?: string; host?: string; keepAliveTimeoutMs?: number; allowedHosts?: string[] } = {},
+  opts: {
+    ttl?: number;
+    maxSessions?: number;
+    token?: string;
+    host?: string;
+    keepAliveTimeoutMs?: number;
+    allowedHosts?: string[];
+    jsonWindowMs?: number;
+    sseKeepAliveMs?: number;
+  } = {},
 ): Promise<Fixture> {
   const ledger = new ResourceLedger();
   const catalog = new FakeCatalog();
@@ -136,7 +149,13 @@ async function setup(
   });
   const front = createMcpFront({
     catalog,
-    settings: { sessionIdleTtlMs: opts.ttl ?? 60_000, maxSessions: opts.maxSessions ?? 64, toolCallTimeoutMs: 30_000 },
+    settings: {
+      sessionIdleTtlMs: opts.ttl ?? 60_000,
+      maxSessions: opts.maxSessions ?? 64,
+      toolCallTimeoutMs: 30_000,
+      mcpJsonResponseWindowMs: opts.jsonWindowMs ?? DEFAULT_SETTINGS.mcpJsonResponseWindowMs,
+      mcpSseKeepAliveMs: opts.sseKeepAliveMs ?? DEFAULT_SETTINGS.mcpSseKeepAliveMs,
+    },
     logger,
     ledger,
     serverInfo: { name: 'mcp-warden-test', version: '0.0.0' },
@@ -217,6 +236,15 @@ function sseMessages(text: string): Record<string, unknown>[] {
     .split('\n')
     .filter((l) => l.startsWith('data: '))
     .map((l) => JSON.parse(l.slice('data: '.length)) as Record<string, unknown>);
+}
+
+/** The JSON-RPC messages of a POST's answer, whichever way it came: one JSON body or an SSE stream. */
+function rpcMessages(res: RawResponse): Record<string, unknown>[] {
+  const type = String(res.headers['content-type']);
+  if (type.startsWith('text/event-stream')) return sseMessages(res.text);
+  assert.match(type, /^application\/json/, `unexpected content-type ${type}`);
+  const body = JSON.parse(res.text) as Record<string, unknown> | Record<string, unknown>[];
+  return Array.isArray(body) ? body : [body];
 }
 
 /** Initialize a session by hand (no GET stream is opened). Returns the session id. */
@@ -303,7 +331,7 @@ describe('mcp front: tools', () => {
     const sid = await rawSession(fx.url);
     const res = await rawRpc(fx.url, sid, 2, 'tools/list', {});
     assert.equal(res.status, 200);
-    const msg = sseMessages(res.text).find((m) => m['id'] === 2)!;
+    const msg = rpcMessages(res).find((m) => m['id'] === 2)!;
     const wireTools = (msg['result'] as { tools: unknown[] }).tools;
     assert.equal(JSON.stringify(wireTools), JSON.stringify(TOOLS));
   });
@@ -334,7 +362,7 @@ describe('mcp front: tools', () => {
     // On the wire, with a string token of the client's choosing.
     const sid = await rawSession(fx.url);
     const res = await rawRpc(fx.url, sid, 7, 'tools/call', { name: 'demo__progress', arguments: {}, _meta: { progressToken: 'tok-abc' } });
-    const msgs = sseMessages(res.text);
+    const msgs = rpcMessages(res);
     const progress = msgs.filter((m) => m['method'] === 'notifications/progress');
     assert.equal(progress.length, 3);
     for (const p of progress) assert.equal((p['params'] as { progressToken: unknown }).progressToken, 'tok-abc');
@@ -344,7 +372,7 @@ describe('mcp front: tools', () => {
   it('passes the tools/call result through without SDK re-validation', async () => {
     const sid = await rawSession(fx.url);
     const res = await rawRpc(fx.url, sid, 3, 'tools/call', { name: 'demo__echo', arguments: {} });
-    const msg = sseMessages(res.text).find((m) => m['id'] === 3)!;
+    const msg = rpcMessages(res).find((m) => m['id'] === 3)!;
     assert.equal((msg['result'] as Record<string, unknown>)['extraField'], 'kept');
   });
 
@@ -390,7 +418,7 @@ describe('mcp front: tools', () => {
   it('rejects malformed tools/call params with InvalidParams', async () => {
     const sid = await rawSession(fx.url);
     const res = await rawRpc(fx.url, sid, 4, 'tools/call', { name: 42 });
-    const msg = sseMessages(res.text).find((m) => m['id'] === 4)!;
+    const msg = rpcMessages(res).find((m) => m['id'] === 4)!;
     assert.equal((msg['error'] as { code: number }).code, -32602);
   });
 
@@ -647,6 +675,197 @@ describe('mcp front: session lifecycle', () => {
   });
 });
 
+describe('mcp front: Streamable HTTP wire', () => {
+  const post = (url: string, sid: string, body: unknown, headers: Record<string, string> = {}) =>
+    raw(url, {
+      headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION, ...headers },
+      body: JSON.stringify(body),
+    });
+  const call = (id: number | string, name: string, args: Record<string, unknown> = {}, meta?: Record<string, unknown>) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) },
+  });
+
+  it('answers a quick call as one application/json body carrying the session id', async () => {
+    const fx = await setup();
+    try {
+      const sid = await rawSession(fx.url);
+      const res = await post(fx.url, sid, call(11, 'demo__echo', { text: 'json' }));
+      assert.equal(res.status, 200);
+      assert.match(String(res.headers['content-type']), /^application\/json/);
+      assert.equal(res.headers['mcp-session-id'], sid);
+      const body = JSON.parse(res.text) as { id: number; result: { content: unknown } };
+      assert.equal(body.id, 11);
+      assert.deepEqual(body.result.content, [{ type: 'text', text: '{"text":"json"}' }]);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('answers a batch as a JSON array in request order', async () => {
+    const fx = await setup();
+    try {
+      const sid = await rawSession(fx.url);
+      const res = await post(fx.url, sid, [call('b', 'demo__sleep', { ms: 30 }), call('a', 'demo__echo', { text: 'x' })]);
+      assert.equal(res.status, 200);
+      const body = JSON.parse(res.text) as { id: string }[];
+      assert.deepEqual(
+        body.map((m) => m.id),
+        ['b', 'a'],
+      );
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('turns the answer into an SSE stream once the JSON window has passed, with keep-alives', async () => {
+    const fx = await setup({ jsonWindowMs: 40, sseKeepAliveMs: 25 });
+    try {
+      const sid = await rawSession(fx.url);
+      const res = await post(fx.url, sid, call(12, 'demo__sleep', { ms: 250 }));
+      assert.equal(res.status, 200);
+      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+      assert.match(res.text, /^: keepalive$/m);
+      const msgs = rpcMessages(res);
+      assert.equal(msgs.length, 1);
+      assert.equal(msgs[0]!['id'], 12);
+      // A quick call in the same session is still plain JSON.
+      const quick = await post(fx.url, sid, call(13, 'demo__echo'));
+      assert.match(String(quick.headers['content-type']), /^application\/json/);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('streams every answer when the window is 0 (the SDK transport behaviour)', async () => {
+    const fx = await setup({ jsonWindowMs: 0 });
+    try {
+      const sid = await rawSession(fx.url);
+      const res = await post(fx.url, sid, call(14, 'demo__echo'));
+      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+      assert.equal(rpcMessages(res)[0]!['id'], 14);
+      const c = await connect(fx.url);
+      assert.ok(Array.isArray((await c.client.callTool({ name: 'demo__echo', arguments: {} })).content));
+      await disconnect(c);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('refuses what the transport cannot take, and the session keeps working', async () => {
+    const fx = await setup();
+    try {
+      const sid = await rawSession(fx.url);
+      const callsBefore = fx.catalog.calls.length;
+      const cases: [string, Promise<RawResponse>, number, number][] = [
+        ['no text/event-stream in Accept', post(fx.url, sid, call(20, 'demo__echo'), { accept: 'application/json' }), 406, -32000],
+        ['wrong content type', post(fx.url, sid, call(21, 'demo__echo'), { 'content-type': 'text/plain' }), 415, -32000],
+        ['not JSON-RPC', post(fx.url, sid, { hello: 'world' }), 400, -32700],
+        ['empty batch', post(fx.url, sid, []), 400, -32600],
+        ['batch over 100', post(fx.url, sid, Array.from({ length: 101 }, (_, i) => call(100 + i, 'demo__echo'))), 400, -32600],
+        ['unsupported protocol version', post(fx.url, sid, call(22, 'demo__echo'), { 'mcp-protocol-version': '1999-01-01' }), 400, -32000],
+        ['second initialize', post(fx.url, sid, { jsonrpc: '2.0', id: 23, method: 'initialize', params: {} }), 400, -32600],
+        ['duplicate ids in one batch', post(fx.url, sid, [call(24, 'demo__echo'), call(24, 'demo__echo')]), 400, -32600],
+      ];
+      for (const [what, p, status, code] of cases) {
+        const res = await p;
+        assert.equal(res.status, status, what);
+        assert.equal((JSON.parse(res.text) as { error: { code: number } }).error.code, code, what);
+      }
+      assert.equal(fx.catalog.calls.length, callsBefore, 'nothing refused reached the catalog');
+      const ok = await post(fx.url, sid, call(25, 'demo__echo'));
+      assert.equal(ok.status, 200);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('refuses a request id that is still in flight', async () => {
+    const fx = await setup();
+    try {
+      const sid = await rawSession(fx.url);
+      const first = post(fx.url, sid, call(30, 'demo__sleep', { ms: 200 }));
+      await pollUntil(() => fx.catalog.calls.some((c) => c.name === 'demo__sleep'), 2000, 'first call started');
+      const dup = await post(fx.url, sid, call(30, 'demo__echo'));
+      assert.equal(dup.status, 400);
+      assert.match(dup.text, /already in use/);
+      const res = await first;
+      assert.equal(rpcMessages(res)[0]!['id'], 30);
+      assert.ok((rpcMessages(res)[0]!['result'] as Record<string, unknown>)['content']);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('answers notifications with 202 and allows one GET stream per session (409 for a second)', async () => {
+    const fx = await setup();
+    try {
+      const sid = await rawSession(fx.url);
+      const note = await post(fx.url, sid, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 999 } });
+      assert.equal(note.status, 202);
+      const c = await connect(fx.url);
+      await c.getStreamOpen;
+      const second = await raw(fx.url, {
+        method: 'GET',
+        headers: { accept: 'text/event-stream', 'mcp-session-id': c.transport.sessionId!, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+      });
+      assert.equal(second.status, 409);
+      const noAccept = await raw(fx.url, { method: 'GET', headers: { accept: 'application/json', 'mcp-session-id': sid } });
+      assert.equal(noAccept.status, 406);
+      await disconnect(c);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('answers a call still open when its session closes with -32000 instead of leaving the POST hanging', async () => {
+    const fx = await setup();
+    const sid = await rawSession(fx.url);
+    fx.catalog.slowStarted = deferred<AbortSignal>();
+    const pending = post(fx.url, sid, call(40, 'demo__slow'));
+    const signal = await fx.catalog.slowStarted.promise;
+    const del = await raw(fx.url, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION } });
+    assert.equal(del.status, 200);
+    const res = await pending;
+    assert.equal(res.status, 200);
+    const msg = rpcMessages(res)[0]!;
+    assert.equal(msg['id'], 40);
+    assert.equal((msg['error'] as { code: number }).code, -32000);
+    assert.equal(signal.aborted, true);
+    assert.equal(fx.front.sessionCount(), 0);
+    await fx.close();
+    assert.equal(fx.ledger.size(), 0);
+  });
+
+  it('a client that drops its POST does not cancel the call; the late answer is dropped quietly', async () => {
+    const fx = await setup();
+    try {
+      const sid = await rawSession(fx.url);
+      const before = fx.catalog.calls.length;
+      const ac = new AbortController();
+      const req = httpRequest(fx.url, {
+        method: 'POST',
+        agent: false,
+        signal: ac.signal,
+        headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+      });
+      req.on('error', () => {});
+      req.end(JSON.stringify(call(50, 'demo__sleep', { ms: 150 })));
+      await pollUntil(() => fx.catalog.calls.length > before, 2000, 'call started');
+      ac.abort();
+      const signal = fx.catalog.calls.at(-1)!.opts.signal;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(signal.aborted, false, 'disconnection is not cancellation');
+      const again = await post(fx.url, sid, call(50, 'demo__echo'));
+      assert.equal(again.status, 200, 'id 50 is free again once its late answer came');
+    } finally {
+      await fx.close();
+    }
+  });
+});
+
 describe('http server', () => {
   it('reports EADDRINUSE as E_LISTEN_FAILED', async () => {
     const ledger = new ResourceLedger();
@@ -719,12 +938,20 @@ describe('request guards', () => {
 
   it('checks Host headers exactly', () => {
     const allowed = loopbackAllowedHosts(8080);
-    for (const h of ['127.0.0.1:8080', 'localhost:8080', 'LocalHost:8080', '[::1]:8080', '127.0.0.1', 'localhost', '[::1]']) {
-      assert.equal(checkHostHeader(h, allowed), true, h);
+    // Twice: the second pass answers from the per-allow-list verdict cache.
+    for (let pass = 1; pass <= 2; pass++) {
+      for (const h of ['127.0.0.1:8080', 'localhost:8080', 'LocalHost:8080', '[::1]:8080', '127.0.0.1', 'localhost', '[::1]']) {
+        assert.equal(checkHostHeader(h, allowed), true, `${h} (pass ${pass})`);
+      }
+      for (const h of ['127.0.0.1:8081', 'evil.com:8080', 'evil.com', '::1', 'localhost:8080@evil', 'user@localhost:8080', '', undefined]) {
+        assert.equal(checkHostHeader(h, allowed), false, `${String(h)} (pass ${pass})`);
+      }
     }
-    for (const h of ['127.0.0.1:8081', 'evil.com:8080', 'evil.com', '::1', 'localhost:8080@evil', 'user@localhost:8080', '', undefined]) {
-      assert.equal(checkHostHeader(h, allowed), false, String(h));
-    }
+    // Verdicts belong to their allow-list: another list decides afresh.
+    assert.equal(checkHostHeader('127.0.0.1:8081', loopbackAllowedHosts(8081)), true);
+    // More distinct hosts than the cache holds still get the right answers.
+    for (let i = 0; i < 200; i++) assert.equal(checkHostHeader(`h${i}.example:8080`, allowed), false);
+    assert.equal(checkHostHeader('localhost:8080', allowed), true);
     assert.equal(checkHostHeader('anything:1', ['*']), true);
     assert.equal(checkHostHeader('localhost:8080', []), false);
   });

@@ -1,0 +1,388 @@
+/**
+ * The server side of MCP Streamable HTTP for one session, on plain node:http. It replaces the SDK's
+ * StreamableHTTPServerTransport in the front: that one converts every exchange into a Web
+ * Request/Response through @hono/node-server and answers every POST with an SSE stream, which cost
+ * about 0.2 ms per call on a 2-core machine — more than everything else the proxy does per call
+ * (docs/benchmarks.md). The SDK's `Server`/`Protocol` still do all JSON-RPC dispatch on top of it.
+ *
+ * Wire behaviour (Streamable HTTP, protocol 2025-03-26 … 2025-11-25), the same as the SDK transport's
+ * status codes and error bodies except for how a POST carrying requests is answered:
+ * - JSON first: one `application/json` body (an object; an array for a batch) when every request of
+ *   the POST is answered within `jsonWindowMs` and nothing else had to be sent before.
+ * - SSE when needed: a message tied to one of the POST's requests that is not its final response
+ *   (progress, a server→client request), or the window running out, turns the still-open response
+ *   into an SSE stream (`text/event-stream`): pending answers go out as events, a keep-alive comment
+ *   every keepAliveMs, and the stream ends after the last answer. A long call thus never runs into a
+ *   client's header timeout (undici's is 300 s). `jsonWindowMs: 0` streams every POST, like the SDK.
+ * - Closing the transport (DELETE, idle expiry, shutdown) answers every still-open request with a
+ *   JSON-RPC error (-32000 "Session closed") instead of leaving the POST hanging, and ends the GET stream.
+ * - A request id already in flight in this session is refused (400, -32600): ids must be unique.
+ *
+ * No event store, so no resumption: Last-Event-ID is ignored, like the SDK transport without one.
+ * Host/Origin/auth checks, body size and JSON parsing happen in the front before this.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type JSONRPCMessage,
+  type MessageExtraInfo,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+import { systemClock, type Clock } from '../core/clock.js';
+
+/** The SDK transport's batch limit, kept so both refuse the same inputs. */
+export const MAX_BATCH_MESSAGES = 100;
+/** JSON-RPC error sent for requests still open when the session closes (the SDK's ConnectionClosed). */
+export const SESSION_CLOSED_RPC_CODE = -32000;
+
+export interface StreamableHttpTransportOptions {
+  sessionIdGenerator: () => string;
+  /** Called once the initialize request has been accepted and the session id generated. */
+  onsessioninitialized?: (sessionId: string) => void;
+  /** How long a POST may wait for its answers as plain JSON before it becomes an SSE stream; 0 = always SSE. */
+  jsonWindowMs: number;
+  /** Keep-alive comment interval on SSE streams; 0 = none. */
+  keepAliveMs: number;
+  clock?: Clock;
+}
+
+/** One POST that carried requests: its response object and the answers collected so far. */
+interface Exchange {
+  readonly res: ServerResponse;
+  readonly ids: RequestId[];
+  readonly answers: Map<RequestId, JSONRPCMessage>;
+  sse: boolean;
+  /** The client went away (or the exchange ended): answers are still collected, never written. */
+  gone: boolean;
+  windowTimer: unknown;
+  keepAliveTimer: unknown;
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+} as const;
+
+type Rec = Record<string, unknown>;
+
+function isRecord(v: unknown): v is Rec {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isRequestId(v: unknown): v is RequestId {
+  return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
+}
+
+/** Structural JSON-RPC 2.0 check; the handler's own schema validates a request's params later. */
+export function isJsonRpcMessage(m: unknown): m is JSONRPCMessage {
+  if (!isRecord(m) || m['jsonrpc'] !== '2.0') return false;
+  if (typeof m['method'] === 'string') {
+    if (m['params'] !== undefined && !isRecord(m['params'])) return false;
+    return !('id' in m) || isRequestId(m['id']);
+  }
+  if ('result' in m) return isRequestId(m['id']) && isRecord(m['result']);
+  if ('error' in m) {
+    const e = m['error'];
+    return (m['id'] === undefined || isRequestId(m['id'])) && isRecord(e) && typeof e['code'] === 'number' && typeof e['message'] === 'string';
+  }
+  return false;
+}
+
+function isRequest(m: JSONRPCMessage): boolean {
+  return 'method' in m && 'id' in m;
+}
+
+function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
+  return !('method' in m) && ('result' in m || 'error' in m);
+}
+
+function isInitialize(m: JSONRPCMessage): boolean {
+  return isRequest(m) && (m as { method: string }).method === 'initialize';
+}
+
+function mediaEssence(header: string | undefined): string {
+  return (header ?? '').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+function sseEvent(message: JSONRPCMessage): string {
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
+function unref(handle: unknown): void {
+  (handle as { unref?: () => void } | undefined)?.unref?.();
+}
+
+function sendRpcError(res: ServerResponse, status: number, code: number, message: string, headers?: Record<string, string>): void {
+  if (res.headersSent) return void res.end();
+  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
+}
+
+export class StreamableHttpTransport implements Transport {
+  sessionId: string | undefined;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
+
+  private readonly opts: StreamableHttpTransportOptions;
+  private readonly clock: Clock;
+  private readonly exchanges = new Map<RequestId, Exchange>();
+  private standalone: { res: ServerResponse; keepAliveTimer: unknown } | undefined;
+  private started = false;
+  private initialized = false;
+  private closed = false;
+
+  constructor(opts: StreamableHttpTransportOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('Transport already started');
+    this.started = true;
+  }
+
+  /** Open exchanges (POSTs awaiting answers) and whether the GET stream is open; for tests. */
+  openStreams(): { posts: number; get: boolean } {
+    return { posts: new Set(this.exchanges.values()).size, get: this.standalone !== undefined };
+  }
+
+  /** Handles one GET/POST/DELETE on the session's endpoint; `body` is the already parsed POST body. */
+  handleRequest(req: IncomingMessage, res: ServerResponse, body: unknown): void {
+    if (this.closed) return sendRpcError(res, 404, -32001, 'Session not found');
+    switch (req.method) {
+      case 'POST':
+        return this.handlePost(req, res, body);
+      case 'GET':
+        return this.handleGet(req, res);
+      case 'DELETE':
+        return this.handleDelete(req, res);
+      default:
+        return sendRpcError(res, 405, -32000, 'Method not allowed.', { allow: 'GET, POST, DELETE' });
+    }
+  }
+
+  private refuse(res: ServerResponse, status: number, code: number, message: string): void {
+    this.onerror?.(new Error(message));
+    sendRpcError(res, status, code, message);
+  }
+
+  /** Session id and protocol version headers of a non-initialize exchange; false when refused. */
+  private checkSession(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!this.initialized) {
+      this.refuse(res, 400, -32000, 'Bad Request: Server not initialized');
+      return false;
+    }
+    const sid = req.headers['mcp-session-id'];
+    if (sid === undefined) {
+      this.refuse(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      return false;
+    }
+    if (sid !== this.sessionId) {
+      this.refuse(res, 404, -32001, 'Session not found');
+      return false;
+    }
+    const version = req.headers['mcp-protocol-version'];
+    if (version !== undefined && (typeof version !== 'string' || !SUPPORTED_PROTOCOL_VERSIONS.includes(version))) {
+      this.refuse(
+        res,
+        400,
+        -32000,
+        `Bad Request: Unsupported protocol version: ${String(version)} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  private handlePost(req: IncomingMessage, res: ServerResponse, body: unknown): void {
+    const accept = req.headers.accept ?? '';
+    if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+      return this.refuse(res, 406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream');
+    }
+    const ct = req.headers['content-type'];
+    if (ct !== 'application/json' && mediaEssence(ct) !== 'application/json') {
+      return this.refuse(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+    }
+    const batch = Array.isArray(body);
+    const raw: unknown[] = batch ? body : [body];
+    if (batch && raw.length === 0) return this.refuse(res, 400, -32600, 'Invalid Request: empty batch');
+    if (raw.length > MAX_BATCH_MESSAGES) {
+      return this.refuse(res, 400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH_MESSAGES} messages`);
+    }
+    if (!raw.every(isJsonRpcMessage)) return this.refuse(res, 400, -32700, 'Parse error: Invalid JSON-RPC message');
+    const messages = raw as JSONRPCMessage[];
+
+    const init = messages.some(isInitialize);
+    if (init) {
+      if (this.initialized) return this.refuse(res, 400, -32600, 'Invalid Request: Server already initialized');
+      if (messages.length > 1) return this.refuse(res, 400, -32600, 'Invalid Request: Only one initialization request is allowed');
+    } else if (!this.checkSession(req, res)) {
+      return;
+    }
+
+    const ids: RequestId[] = [];
+    for (const m of messages) if (isRequest(m)) ids.push((m as { id: RequestId }).id);
+    if (ids.length > 0 && (new Set(ids).size !== ids.length || ids.some((id) => this.exchanges.has(id)))) {
+      return this.refuse(res, 400, -32600, 'Invalid Request: request id already in use in this session');
+    }
+    if (init) {
+      this.sessionId = this.opts.sessionIdGenerator();
+      this.initialized = true;
+      this.opts.onsessioninitialized?.(this.sessionId);
+    }
+    const extra: MessageExtraInfo = { requestInfo: { headers: req.headers } };
+
+    if (ids.length === 0) {
+      for (const m of messages) this.onmessage?.(m, extra);
+      res.writeHead(202).end();
+      return;
+    }
+
+    const ex: Exchange = { res, ids, answers: new Map(), sse: false, gone: false, windowTimer: undefined, keepAliveTimer: undefined };
+    for (const id of ids) this.exchanges.set(id, ex);
+    // Disconnection is not cancellation: the handlers run on, their answers are dropped.
+    res.once('close', () => this.retire(ex));
+    if (this.opts.jsonWindowMs <= 0) this.toSse(ex);
+    else {
+      ex.windowTimer = this.clock.setTimeout(() => {
+        ex.windowTimer = undefined;
+        this.toSse(ex);
+      }, this.opts.jsonWindowMs);
+      unref(ex.windowTimer);
+    }
+    for (const m of messages) this.onmessage?.(m, extra);
+  }
+
+  private handleGet(req: IncomingMessage, res: ServerResponse): void {
+    if (!(req.headers.accept ?? '').includes('text/event-stream')) {
+      return this.refuse(res, 406, -32000, 'Not Acceptable: Client must accept text/event-stream');
+    }
+    if (!this.checkSession(req, res)) return;
+    if (this.standalone) return this.refuse(res, 409, -32000, 'Conflict: Only one SSE stream is allowed per session');
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': this.sessionId! });
+    res.flushHeaders();
+    const stream = { res, keepAliveTimer: undefined as unknown };
+    this.standalone = stream;
+    this.armKeepAlive(res, (t) => (stream.keepAliveTimer = t));
+    res.once('close', () => {
+      this.clock.clearTimeout(stream.keepAliveTimer);
+      if (this.standalone === stream) this.standalone = undefined;
+    });
+  }
+
+  private handleDelete(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.checkSession(req, res)) return;
+    res.writeHead(200).end();
+    void this.close();
+  }
+
+  /** Writes a keep-alive comment every keepAliveMs while the response is writable. */
+  private armKeepAlive(res: ServerResponse, store: (t: unknown) => void): void {
+    const ms = this.opts.keepAliveMs;
+    if (ms <= 0) return;
+    const arm = () => {
+      const t = this.clock.setTimeout(tick, ms);
+      unref(t);
+      store(t);
+    };
+    const tick = () => {
+      if (res.writableEnded || res.destroyed) return;
+      res.write(': keepalive\n\n');
+      arm();
+    };
+    arm();
+  }
+
+  /** Turns a still-open JSON exchange into an SSE stream, writing the answers it already has. */
+  private toSse(ex: Exchange): void {
+    if (ex.sse || ex.gone) return;
+    this.clock.clearTimeout(ex.windowTimer);
+    ex.windowTimer = undefined;
+    ex.sse = true;
+    const headers: Record<string, string> = { ...SSE_HEADERS };
+    if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
+    ex.res.writeHead(200, headers);
+    ex.res.flushHeaders();
+    for (const id of ex.ids) {
+      const a = ex.answers.get(id);
+      if (a) ex.res.write(sseEvent(a));
+    }
+    this.armKeepAlive(ex.res, (t) => (ex.keepAliveTimer = t));
+  }
+
+  /** The exchange's response is finished or lost: no more writes, no timers. Answers may still arrive. */
+  private retire(ex: Exchange): void {
+    if (ex.gone) return;
+    ex.gone = true;
+    this.clock.clearTimeout(ex.windowTimer);
+    this.clock.clearTimeout(ex.keepAliveTimer);
+    ex.windowTimer = ex.keepAliveTimer = undefined;
+  }
+
+  /** Every answer is in: write them (JSON or the end of the stream) and forget the exchange. */
+  private complete(ex: Exchange): void {
+    for (const id of ex.ids) this.exchanges.delete(id);
+    if (ex.gone) return;
+    const res = ex.res;
+    this.retire(ex);
+    if (ex.sse) return void res.end();
+    const answers = ex.ids.map((id) => ex.answers.get(id)!);
+    const body = JSON.stringify(ex.ids.length === 1 ? answers[0] : answers);
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
+    res.writeHead(200, headers).end(body);
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if (this.closed) return;
+    const response = isResponse(message);
+    const rid = response ? message.id : options?.relatedRequestId;
+    if (rid === undefined) {
+      if (response) throw new Error('Cannot send a response on a standalone SSE stream unless resuming a previous client request');
+      // Unrelated server notifications go to the GET stream; without one they are dropped (as the SDK does).
+      const s = this.standalone;
+      if (s && !s.res.writableEnded && !s.res.destroyed) s.res.write(sseEvent(message));
+      return;
+    }
+    const ex = this.exchanges.get(rid);
+    if (!ex) {
+      if (response) throw new Error(`No connection established for request ID: ${String(rid)}`);
+      return; // a late notification for a request already answered
+    }
+    if (!response) {
+      if (ex.gone) return;
+      this.toSse(ex);
+      ex.res.write(sseEvent(message));
+      return;
+    }
+    if (ex.answers.has(rid)) return; // answered already (e.g. by close)
+    ex.answers.set(rid, message);
+    if (ex.sse && !ex.gone) ex.res.write(sseEvent(message));
+    if (ex.answers.size === ex.ids.length) this.complete(ex);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const ex of new Set(this.exchanges.values())) {
+      for (const id of ex.ids) {
+        if (ex.answers.has(id)) continue;
+        const err = { jsonrpc: '2.0' as const, id, error: { code: SESSION_CLOSED_RPC_CODE, message: 'Session closed' } };
+        ex.answers.set(id, err);
+        if (ex.sse && !ex.gone) ex.res.write(sseEvent(err));
+      }
+      this.complete(ex);
+    }
+    this.exchanges.clear();
+    const s = this.standalone;
+    this.standalone = undefined;
+    if (s) {
+      this.clock.clearTimeout(s.keepAliveTimer);
+      s.res.end();
+    }
+    this.onclose?.();
+  }
+}
