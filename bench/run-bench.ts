@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   if (sections.includes('scale')) {
     log('\n## scale');
     section = 'scale';
-    results.scale = await runScale(reaper, { counts: [1, 10, 50], reps: quick ? 1 : 3, upstream: echo }, log);
+    results.scale = await runScale(reaper, { counts: [1, 10, 50], reps: quick ? 1 : 5, upstream: echo }, log);
   }
   if (sections.includes('churn')) {
     log('\n## churn');

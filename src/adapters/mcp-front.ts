@@ -2,7 +2,8 @@
  * The MCP front: one Streamable HTTP endpoint (`/mcp`, stateful sessions) that serves the federated
  * tool catalog. Mounted by the daemon on GET/POST/DELETE /mcp through `front.handle(req, res)`.
  *
- * One SDK `StreamableHTTPServerTransport` + one low-level `Server` per session. Every session is a
+ * One StreamableHttpTransport (ours, streamable-http-transport.ts: JSON answers, SSE when needed) + one
+ * low-level SDK `Server` per session. Every session is a
  * ledger resource (kind 'mcp-session', owner 'front'), settled whatever closes it: client DELETE, the
  * idle sweep, the transport closing, front.close(). Nothing per session survives it: the session maps,
  * its in-flight calls (aborted), its streams (closed by the transport), its ledger entry.
@@ -33,10 +34,11 @@
  *   | 503    | -32000        | E_TOO_MANY_SESSIONS  | initialize while maxSessions are open         |
  *   | 503    | -32005        | E_SHUTTING_DOWN      | the front is closing                          |
  *
- * SDK behaviour this relies on (1.32.2, checked in test/integration/mcp-front.test.ts):
- * - `transport.close()` runs Protocol._onclose, which aborts every in-flight handler's `extra.signal`,
- *   so front.close() aborts tool calls; we still abort our own per-call controller as well.
- * - A client dropping its POST stream does NOT abort the handler (the spec says disconnection is not
+ * Behaviour this relies on (SDK 1.32.2 and our transport, checked in test/integration/mcp-front.test.ts):
+ * - `transport.close()` answers open requests with -32000 and runs Protocol._onclose, which aborts every
+ *   in-flight handler's `extra.signal`, so front.close() aborts tool calls; we still abort our own
+ *   per-call controller as well.
+ * - A client dropping its POST does NOT abort the handler (the spec says disconnection is not
  *   cancellation); the call runs to its deadline and the result is dropped.
  * - `Server.setRequestHandler` re-validates tools/call results with CallToolResultSchema, stripping
  *   unknown fields and turning a non-conforming upstream result into a misleading InvalidParams. The
