@@ -127,7 +127,7 @@ export async function runOverhead(
         },
       };
     });
-    await add('mcp-warden', 'ours', 'Streamable HTTP `/mcp`, tool `up__echo`', async () => {
+    await add('mcp-warden', 'ours', 'Streamable HTTP `/mcp` (own transport: headers at once, JSON answer), tool `up__echo`', async () => {
       const w = await startWarden(reaper, { up: { command: up.command, args: upArgs } });
       await w.waitAllRunning(1, 30_000);
       const conn = await connectHttp(w.mcpUrl, 'streamable', 'mcp-warden');

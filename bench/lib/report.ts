@@ -288,9 +288,9 @@ export function renderReport(r: BenchResults): string {
   if (s) {
     L.push('## 3. Scale: start → all upstreams usable', '');
     L.push(
-      `Upstreams: ${s.config.upstream.label}. mcp-warden: spawn of \`serve\` → first \`/healthz\` poll (every 10 ms) showing all \`running\`. ` +
+      `Upstreams: ${s.config.upstream.label}. mcp-warden: spawn of \`serve\` → first \`/healthz\` poll (every 25 ms) showing all \`running\`. ` +
         'No proxy: spawn of bench/no-proxy-spawn.js → its `READY` line (SDK Client + StdioClientTransport per server, all in parallel, ' +
-        '`initialize` + `tools/list`, the same work mcp-warden does before `running`). Both include Node start-up. ' +
+        '`initialize` + `tools/list`, the same work mcp-warden does before `running`; the servers get the same environment as under mcp-warden). Both include Node start-up. ' +
         `Medians of ${s.config.reps} repetitions (samples in brackets, ms). Daemon RSS: the daemon process only (children excluded), 1 s after all are running; ` +
         `with 0 servers: ${kib(median(s.baseRssKiB) * 1024)} [${samples(s.baseRssKiB, (x) => (x / 1024).toFixed(1))} MiB].`,
       '',

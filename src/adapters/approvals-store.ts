@@ -26,6 +26,8 @@ export class ApprovalsStore {
   private data: ApprovalsFile = { version: 1, servers: {} };
   private corrupt = false;
   private queue: Promise<void> = Promise.resolve();
+  /** The write that has been queued but has not started yet, if any. */
+  private queued: Promise<void> | undefined;
   readonly file: string;
 
   constructor(dataDir: string) {
@@ -78,9 +80,16 @@ export class ApprovalsStore {
     return this.persist();
   }
 
+  /**
+   * Writes are serialised, and coalesced: a change made while a write is still waiting to start rides
+   * on that write (it snapshots the data when it starts), so 50 servers approved at start-up cost a
+   * few writes, not 50 fsynced rewrites of a growing file.
+   */
   private persist(): Promise<void> {
-    const snapshot = JSON.stringify(this.data, null, 2) + '\n';
+    if (this.queued) return this.queued;
     const run = async () => {
+      this.queued = undefined; // from here on, a change needs a write of its own
+      const snapshot = JSON.stringify(this.data, null, 2) + '\n';
       if (this.corrupt) {
         await fs.rename(this.file, `${this.file}.corrupt-${Date.now()}`).catch(() => undefined);
         this.corrupt = false;
@@ -95,7 +104,9 @@ export class ApprovalsStore {
       }
       await fs.rename(tmp, this.file);
     };
-    this.queue = this.queue.then(run, run);
-    return this.queue;
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    this.queued = next;
+    return next;
   }
 }

@@ -2,7 +2,7 @@
  * The MCP front: one Streamable HTTP endpoint (`/mcp`, stateful sessions) that serves the federated
  * tool catalog. Mounted by the daemon on GET/POST/DELETE /mcp through `front.handle(req, res)`.
  *
- * One StreamableHttpTransport (ours, streamable-http-transport.ts: JSON answers, SSE when needed) + one
+ * One StreamableHttpTransport (ours, streamable-http-transport.ts: JSON answers, SSE for progress) + one
  * low-level SDK `Server` per session. Every session is a
  * ledger resource (kind 'mcp-session', owner 'front'), settled whatever closes it: client DELETE, the
  * idle sweep, the transport closing, front.close(). Nothing per session survives it: the session maps,
@@ -93,7 +93,7 @@ const MAX_SWEEP_INTERVAL_MS = 30_000;
 
 export interface McpFrontOptions {
   catalog: ToolCatalog;
-  settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs' | 'mcpJsonResponseWindowMs' | 'mcpSseKeepAliveMs'>;
+  settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs' | 'mcpKeepAliveMs'>;
   logger: Logger;
   ledger: ResourceLedger;
   clock?: Clock;
@@ -320,8 +320,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     let s!: Session;
     const transport = new StreamableHttpTransport({
       sessionIdGenerator: () => randomUUID(),
-      jsonWindowMs: opts.settings.mcpJsonResponseWindowMs,
-      keepAliveMs: opts.settings.mcpSseKeepAliveMs,
+      keepAliveMs: opts.settings.mcpKeepAliveMs,
       clock,
       onsessioninitialized: (id) => {
         s.id = id;

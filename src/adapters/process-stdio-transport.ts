@@ -7,7 +7,8 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import { serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import { JsonRpcLineBuffer } from './json-rpc-line-buffer.js';
 import type { ExitInfo, ProcessGroupHandle } from './process-group.js';
 
 export type TransportProcess = Pick<ProcessGroupHandle, 'stdin' | 'stdout' | 'onExit'>;
@@ -28,7 +29,7 @@ export class ProcessStdioTransport implements Transport {
 
   private readonly stdin: Writable;
   private readonly stdout: Readable;
-  private readonly readBuffer: ReadBuffer;
+  private readonly readBuffer: JsonRpcLineBuffer;
   private readonly exitFlushMs: number;
   private started = false;
   private closed = false;
@@ -45,7 +46,7 @@ export class ProcessStdioTransport implements Transport {
   ) {
     this.stdin = proc.stdin;
     this.stdout = proc.stdout;
-    this.readBuffer = new ReadBuffer({ maxBufferSize: opts.maxBufferSize });
+    this.readBuffer = new JsonRpcLineBuffer({ maxBufferSize: opts.maxBufferSize });
     this.exitFlushMs = opts.exitFlushMs ?? DEFAULT_EXIT_FLUSH_MS;
   }
 

@@ -6,14 +6,17 @@
  * (docs/benchmarks.md). The SDK's `Server`/`Protocol` still do all JSON-RPC dispatch on top of it.
  *
  * Wire behaviour (Streamable HTTP, protocol 2025-03-26 … 2025-11-25), the same as the SDK transport's
- * status codes and error bodies except for how a POST carrying requests is answered:
- * - JSON first: one `application/json` body (an object; an array for a batch) when every request of
- *   the POST is answered within `jsonWindowMs` and nothing else had to be sent before.
- * - SSE when needed: a message tied to one of the POST's requests that is not its final response
- *   (progress, a server→client request), or the window running out, turns the still-open response
- *   into an SSE stream (`text/event-stream`): pending answers go out as events, a keep-alive comment
- *   every keepAliveMs, and the stream ends after the last answer. A long call thus never runs into a
- *   client's header timeout (undici's is 300 s). `jsonWindowMs: 0` streams every POST, like the SDK.
+ * status codes and error bodies except for how a POST carrying requests is answered. The form is
+ * decided when the POST arrives and the headers go out at once, so the client gets on with its side
+ * of the exchange while the call travels upstream:
+ * - SSE (`text/event-stream`) when a request of the POST carries `_meta.progressToken`: progress
+ *   notifications are sent as events before the answer, then the stream ends.
+ * - JSON (`application/json`) otherwise: one body, the answer (an array in request order for a
+ *   batch), written when every request is answered. Nothing but the answer can be tied to such a
+ *   request in this server (it sends no server→client requests), so nothing has to be streamed.
+ * - While a response waits, a keep-alive goes out every keepAliveMs: an SSE comment, or for JSON a
+ *   newline before the value (JSON allows leading whitespace), so a long call meets neither a
+ *   client's body timeout (undici: 300 s) nor an idle proxy.
  * - Closing the transport (DELETE, idle expiry, shutdown) answers every still-open request with a
  *   JSON-RPC error (-32000 "Session closed") instead of leaving the POST hanging, and ends the GET stream.
  * - A request id already in flight in this session is refused (400, -32600): ids must be unique.
@@ -30,6 +33,7 @@ import {
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { isJsonRpcMessage } from './json-rpc-message.js';
 
 /** The SDK transport's batch limit, kept so both refuse the same inputs. */
 export const MAX_BATCH_MESSAGES = 100;
@@ -40,9 +44,7 @@ export interface StreamableHttpTransportOptions {
   sessionIdGenerator: () => string;
   /** Called once the initialize request has been accepted and the session id generated. */
   onsessioninitialized?: (sessionId: string) => void;
-  /** How long a POST may wait for its answers as plain JSON before it becomes an SSE stream; 0 = always SSE. */
-  jsonWindowMs: number;
-  /** Keep-alive comment interval on SSE streams; 0 = none. */
+  /** Keep-alive interval on responses still waiting (SSE comment, or a newline before a JSON body); 0 = none. */
   keepAliveMs: number;
   clock?: Clock;
 }
@@ -52,12 +54,15 @@ interface Exchange {
   readonly res: ServerResponse;
   readonly ids: RequestId[];
   readonly answers: Map<RequestId, JSONRPCMessage>;
-  sse: boolean;
+  readonly sse: boolean;
   /** The client went away (or the exchange ended): answers are still collected, never written. */
   gone: boolean;
-  windowTimer: unknown;
   keepAliveTimer: unknown;
 }
+
+const SSE_KEEP_ALIVE = ': keepalive\n\n';
+/** Leading whitespace is valid JSON (RFC 8259 `ws`), so waiting JSON bodies can be kept alive too. */
+const JSON_KEEP_ALIVE = '\n';
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -71,31 +76,21 @@ function isRecord(v: unknown): v is Rec {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isRequestId(v: unknown): v is RequestId {
-  return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
-}
-
-/** Structural JSON-RPC 2.0 check; the handler's own schema validates a request's params later. */
-export function isJsonRpcMessage(m: unknown): m is JSONRPCMessage {
-  if (!isRecord(m) || m['jsonrpc'] !== '2.0') return false;
-  if (typeof m['method'] === 'string') {
-    if (m['params'] !== undefined && !isRecord(m['params'])) return false;
-    return !('id' in m) || isRequestId(m['id']);
-  }
-  if ('result' in m) return isRequestId(m['id']) && isRecord(m['result']);
-  if ('error' in m) {
-    const e = m['error'];
-    return (m['id'] === undefined || isRequestId(m['id'])) && isRecord(e) && typeof e['code'] === 'number' && typeof e['message'] === 'string';
-  }
-  return false;
-}
-
 function isRequest(m: JSONRPCMessage): boolean {
   return 'method' in m && 'id' in m;
 }
 
 function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
   return !('method' in m) && ('result' in m || 'error' in m);
+}
+
+/** A request asking for progress: its answer has to be a stream. */
+function wantsProgress(m: JSONRPCMessage): boolean {
+  if (!isRequest(m)) return false;
+  const meta = (m as { params?: { _meta?: unknown } }).params?._meta;
+  if (!isRecord(meta)) return false;
+  const token = meta['progressToken'];
+  return typeof token === 'string' || typeof token === 'number';
 }
 
 function isInitialize(m: JSONRPCMessage): boolean {
@@ -241,18 +236,16 @@ export class StreamableHttpTransport implements Transport {
       return;
     }
 
-    const ex: Exchange = { res, ids, answers: new Map(), sse: false, gone: false, windowTimer: undefined, keepAliveTimer: undefined };
+    const sse = messages.some(wantsProgress);
+    const ex: Exchange = { res, ids, answers: new Map(), sse, gone: false, keepAliveTimer: undefined };
     for (const id of ids) this.exchanges.set(id, ex);
     // Disconnection is not cancellation: the handlers run on, their answers are dropped.
     res.once('close', () => this.retire(ex));
-    if (this.opts.jsonWindowMs <= 0) this.toSse(ex);
-    else {
-      ex.windowTimer = this.clock.setTimeout(() => {
-        ex.windowTimer = undefined;
-        this.toSse(ex);
-      }, this.opts.jsonWindowMs);
-      unref(ex.windowTimer);
-    }
+    const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
+    if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    this.armKeepAlive(res, sse ? SSE_KEEP_ALIVE : JSON_KEEP_ALIVE, (t) => (ex.keepAliveTimer = t));
     for (const m of messages) this.onmessage?.(m, extra);
   }
 
@@ -266,7 +259,7 @@ export class StreamableHttpTransport implements Transport {
     res.flushHeaders();
     const stream = { res, keepAliveTimer: undefined as unknown };
     this.standalone = stream;
-    this.armKeepAlive(res, (t) => (stream.keepAliveTimer = t));
+    this.armKeepAlive(res, SSE_KEEP_ALIVE, (t) => (stream.keepAliveTimer = t));
     res.once('close', () => {
       this.clock.clearTimeout(stream.keepAliveTimer);
       if (this.standalone === stream) this.standalone = undefined;
@@ -279,8 +272,8 @@ export class StreamableHttpTransport implements Transport {
     void this.close();
   }
 
-  /** Writes a keep-alive comment every keepAliveMs while the response is writable. */
-  private armKeepAlive(res: ServerResponse, store: (t: unknown) => void): void {
+  /** Writes `chunk` every keepAliveMs while the response is writable. */
+  private armKeepAlive(res: ServerResponse, chunk: string, store: (t: unknown) => void): void {
     const ms = this.opts.keepAliveMs;
     if (ms <= 0) return;
     const arm = () => {
@@ -290,36 +283,18 @@ export class StreamableHttpTransport implements Transport {
     };
     const tick = () => {
       if (res.writableEnded || res.destroyed) return;
-      res.write(': keepalive\n\n');
+      res.write(chunk);
       arm();
     };
     arm();
-  }
-
-  /** Turns a still-open JSON exchange into an SSE stream, writing the answers it already has. */
-  private toSse(ex: Exchange): void {
-    if (ex.sse || ex.gone) return;
-    this.clock.clearTimeout(ex.windowTimer);
-    ex.windowTimer = undefined;
-    ex.sse = true;
-    const headers: Record<string, string> = { ...SSE_HEADERS };
-    if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
-    ex.res.writeHead(200, headers);
-    ex.res.flushHeaders();
-    for (const id of ex.ids) {
-      const a = ex.answers.get(id);
-      if (a) ex.res.write(sseEvent(a));
-    }
-    this.armKeepAlive(ex.res, (t) => (ex.keepAliveTimer = t));
   }
 
   /** The exchange's response is finished or lost: no more writes, no timers. Answers may still arrive. */
   private retire(ex: Exchange): void {
     if (ex.gone) return;
     ex.gone = true;
-    this.clock.clearTimeout(ex.windowTimer);
     this.clock.clearTimeout(ex.keepAliveTimer);
-    ex.windowTimer = ex.keepAliveTimer = undefined;
+    ex.keepAliveTimer = undefined;
   }
 
   /** Every answer is in: write them (JSON or the end of the stream) and forget the exchange. */
@@ -330,10 +305,7 @@ export class StreamableHttpTransport implements Transport {
     this.retire(ex);
     if (ex.sse) return void res.end();
     const answers = ex.ids.map((id) => ex.answers.get(id)!);
-    const body = JSON.stringify(ex.ids.length === 1 ? answers[0] : answers);
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
-    res.writeHead(200, headers).end(body);
+    res.end(JSON.stringify(ex.ids.length === 1 ? answers[0] : answers));
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
@@ -354,7 +326,11 @@ export class StreamableHttpTransport implements Transport {
     }
     if (!response) {
       if (ex.gone) return;
-      this.toSse(ex);
+      if (!ex.sse) {
+        // Cannot happen with this server (see the header); say so rather than corrupt a JSON body.
+        this.onerror?.(new Error(`dropped ${'method' in message ? message.method : 'a message'} tied to request ${String(rid)}: its answer is a JSON body`));
+        return;
+      }
       ex.res.write(sseEvent(message));
       return;
     }

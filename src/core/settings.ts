@@ -30,12 +30,10 @@ export interface Settings {
   /** At most this many concurrent MCP sessions on /mcp. */
   maxSessions: number;
   /**
-   * A POST on /mcp whose answers are all ready within this window gets them as one JSON body; after
-   * it (or as soon as progress must be relayed) the response becomes an SSE stream. 0 = always SSE.
+   * Keep-alive interval on /mcp responses still open: an SSE comment on streams (a POST's, the GET
+   * stream), a newline before a JSON answer still waiting. 0 = none.
    */
-  mcpJsonResponseWindowMs: number;
-  /** Keep-alive comment interval on /mcp SSE streams (a POST's stream and the GET stream); 0 = none. */
-  mcpSseKeepAliveMs: number;
+  mcpKeepAliveMs: number;
   /** Whole graceful shutdown budget (SIGINT/SIGTERM): after it, remaining resources are force-released. */
   shutdownBudgetMs: number;
   /** An upstream's stderr is logged at most this many lines per second; the rest is counted and dropped. */
@@ -95,8 +93,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   upstreamRequestTimeoutMs: 30_000,
   sessionIdleTtlMs: 30 * 60_000,
   maxSessions: 64,
-  mcpJsonResponseWindowMs: 1_000,
-  mcpSseKeepAliveMs: 15_000,
+  mcpKeepAliveMs: 15_000,
   shutdownBudgetMs: 15_000,
   stderrLinesPerSecond: 100,
   stderrMaxLineBytes: 4_096,

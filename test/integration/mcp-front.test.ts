@@ -132,8 +132,7 @@ async function setup(
     host?: string;
     keepAliveTimeoutMs?: number;
     allowedHosts?: string[];
-    jsonWindowMs?: number;
-    sseKeepAliveMs?: number;
+    keepAliveMs?: number;
   } = {},
 ): Promise<Fixture> {
   const ledger = new ResourceLedger();
@@ -153,8 +152,7 @@ async function setup(
       sessionIdleTtlMs: opts.ttl ?? 60_000,
       maxSessions: opts.maxSessions ?? 64,
       toolCallTimeoutMs: 30_000,
-      mcpJsonResponseWindowMs: opts.jsonWindowMs ?? DEFAULT_SETTINGS.mcpJsonResponseWindowMs,
-      mcpSseKeepAliveMs: opts.sseKeepAliveMs ?? DEFAULT_SETTINGS.mcpSseKeepAliveMs,
+      mcpKeepAliveMs: opts.keepAliveMs ?? DEFAULT_SETTINGS.mcpKeepAliveMs,
     },
     logger,
     ledger,
@@ -720,35 +718,61 @@ describe('mcp front: Streamable HTTP wire', () => {
     }
   });
 
-  it('turns the answer into an SSE stream once the JSON window has passed, with keep-alives', async () => {
-    const fx = await setup({ jsonWindowMs: 40, sseKeepAliveMs: 25 });
+  /** A raw POST that also records when the status line and headers arrived (ms after sending). */
+  const timedPost = (url: string, sid: string, body: unknown) =>
+    new Promise<RawResponse & { headersAfterMs: number; totalMs: number }>((resolve, reject) => {
+      const t0 = performance.now();
+      const req = httpRequest(
+        url,
+        {
+          method: 'POST',
+          agent: false,
+          headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+        },
+        (res) => {
+          const headersAfterMs = performance.now() - t0;
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, headersAfterMs, totalMs: performance.now() - t0 }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+
+  it('sends the headers at once and keeps a slow JSON answer alive with leading newlines', async () => {
+    const fx = await setup({ keepAliveMs: 25 });
     try {
       const sid = await rawSession(fx.url);
-      const res = await post(fx.url, sid, call(12, 'demo__sleep', { ms: 250 }));
+      const res = await timedPost(fx.url, sid, call(12, 'demo__sleep', { ms: 300 }));
       assert.equal(res.status, 200);
-      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
-      assert.match(res.text, /^: keepalive$/m);
-      const msgs = rpcMessages(res);
-      assert.equal(msgs.length, 1);
-      assert.equal(msgs[0]!['id'], 12);
-      // A quick call in the same session is still plain JSON.
-      const quick = await post(fx.url, sid, call(13, 'demo__echo'));
-      assert.match(String(quick.headers['content-type']), /^application\/json/);
+      assert.match(String(res.headers['content-type']), /^application\/json/);
+      assert.ok(res.headersAfterMs < 200 && res.totalMs >= 290, `headers after ${res.headersAfterMs} ms, answer after ${res.totalMs} ms`);
+      assert.match(res.text, /^\n{3,}\{/, 'keep-alive newlines ahead of the value');
+      const body = JSON.parse(res.text) as { id: number; result: unknown };
+      assert.equal(body.id, 12);
+      assert.ok(body.result);
     } finally {
       await fx.close();
     }
   });
 
-  it('streams every answer when the window is 0 (the SDK transport behaviour)', async () => {
-    const fx = await setup({ jsonWindowMs: 0 });
+  it('streams a request that carries a progressToken (SSE with keep-alive comments), even without progress', async () => {
+    const fx = await setup({ keepAliveMs: 25 });
     try {
       const sid = await rawSession(fx.url);
-      const res = await post(fx.url, sid, call(14, 'demo__echo'));
+      const res = await timedPost(fx.url, sid, call(14, 'demo__sleep', { ms: 200 }, { progressToken: 99 }));
       assert.match(String(res.headers['content-type']), /^text\/event-stream/);
-      assert.equal(rpcMessages(res)[0]!['id'], 14);
-      const c = await connect(fx.url);
-      assert.ok(Array.isArray((await c.client.callTool({ name: 'demo__echo', arguments: {} })).content));
-      await disconnect(c);
+      assert.ok(res.headersAfterMs < 150, `headers after ${res.headersAfterMs} ms`);
+      assert.match(res.text, /^: keepalive$/m);
+      const msgs = rpcMessages(res);
+      assert.equal(msgs.length, 1);
+      assert.equal(msgs[0]!['id'], 14);
+      // The next call without a token, same session: plain JSON again.
+      const quick = await post(fx.url, sid, call(15, 'demo__echo'));
+      assert.match(String(quick.headers['content-type']), /^application\/json/);
     } finally {
       await fx.close();
     }
