@@ -3,7 +3,7 @@
  * one run, measured with the same SDK client code.
  *
  * Method: every target is started and connected first. Warm-up: `warmup` calls per target (half
- * sequential, half at the concurrency level). Then `rounds` rounds; in each round every target gets
+ * sequential, half at the concurrency level), in WARMUP_ROUNDS rotated rounds. Then `rounds` rounds; in each round every target gets
  * one block of `block` calls, in an order rotated by one each round, so slow drift of the machine
  * (thermal, noisy neighbours) spreads over all targets instead of biasing one. Sequential rounds
  * first, then the same for the concurrent blocks.
@@ -18,6 +18,8 @@ import { concurrent, connectHttp, connectStdio, sequential, type EchoConn } from
 import { startWarden, stopWarden } from './lib/warden.js';
 import { PEER_VARIANTS, startPeer, stopPeer, type PeerInstall } from './lib/peers.js';
 import { percentile, rng, shuffle, sortNum } from './lib/stats.js';
+
+const WARMUP_ROUNDS = 3;
 
 export interface OverheadConfig {
   warmup: number;
@@ -172,12 +174,17 @@ export async function runOverhead(
       }
     };
 
-    log(`  warm-up: ${cfg.warmup} calls per target (${live.length} targets) …`);
-    for (const t of live) {
-      await guarded(t, async () => {
-        await sequential(t.conn, Math.ceil(cfg.warmup / 2));
-        await concurrent(t.conn, Math.floor(cfg.warmup / 2), cfg.concurrency);
-      });
+    // Warm-up in rotated rounds too: every target's JIT gets the same work, and no target is measured
+    // right after sitting idle through everybody else's whole warm-up.
+    log(`  warm-up: ${cfg.warmup} calls per target (${live.length} targets, ${WARMUP_ROUNDS} rotated rounds) …`);
+    for (let r = 0; r < WARMUP_ROUNDS; r++) {
+      for (let k = 0; k < live.length; k++) {
+        const t = live[(k + r) % live.length]!;
+        await guarded(t, async () => {
+          await sequential(t.conn, Math.ceil(cfg.warmup / 2 / WARMUP_ROUNDS));
+          await concurrent(t.conn, Math.floor(cfg.warmup / 2 / WARMUP_ROUNDS), cfg.concurrency);
+        });
+      }
     }
     for (let r = 0; r < cfg.rounds; r++) {
       for (let k = 0; k < live.length; k++) {

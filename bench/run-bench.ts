@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     results.overhead = await runOverhead(
       reaper,
       {
-        warmup: quick ? 200 : 2_000,
+        warmup: quick ? 300 : 6_000,
         rounds: quick ? 3 : 10,
         block: quick ? 50 : 200,
         concurrency: 16,

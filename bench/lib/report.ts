@@ -266,7 +266,7 @@ export function renderReport(r: BenchResults): string {
     L.push(
       `\`tools/call\` of \`echo\` {message} on ${o.config.upstream.label}, through each target, with the same client code ` +
         `(MCP SDK \`Client\`; StdioClientTransport, StreamableHTTPClientTransport or SSEClientTransport). ` +
-        `Warm-up ${o.config.warmup} calls per target, then ${o.config.rounds} rounds × ${o.config.block} calls per target and mode, ` +
+        `Warm-up ${o.config.warmup} calls per target (half sequential, half at concurrency ${o.config.concurrency}, in 3 rotated rounds), then ${o.config.rounds} rounds × ${o.config.block} calls per target and mode, ` +
         'target order rotated every round. Ratios are p50 / p50 and p99 / p99. ' +
         '**floor = bare HTTP + direct stdio**: in each round every bare-HTTP sample is added to a direct-stdio sample of the same ' +
         'round (seeded random pairing, i.e. an empirical convolution); the floor p50/p99 are taken over those sums. ' +
