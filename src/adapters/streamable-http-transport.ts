@@ -139,11 +139,6 @@ export class StreamableHttpTransport implements Transport {
     this.started = true;
   }
 
-  /** Open exchanges (POSTs awaiting answers) and whether the GET stream is open; for tests. */
-  openStreams(): { posts: number; get: boolean } {
-    return { posts: new Set(this.exchanges.values()).size, get: this.standalone !== undefined };
-  }
-
   /** Handles one GET/POST/DELETE on the session's endpoint; `body` is the already parsed POST body. */
   handleRequest(req: IncomingMessage, res: ServerResponse, body: unknown): void {
     if (this.closed) return sendRpcError(res, 404, -32001, 'Session not found');
