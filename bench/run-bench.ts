@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     log('\n## churn');
     section = 'churn';
     const cycles = quick ? 60 : 500;
-    results.churn = await runChurn(cycles, quick ? 10 : 100);
+    results.churn = await runChurn(cycles, quick ? 10 : 500);
     log(results.churn.ok ? `  ${cycles} cycles in ${(results.churn.loopMs / 1000).toFixed(1)} s` : `  ⚠ churn failed: ${results.churn.error}`);
   }
   if (sections.includes('teardown')) {
