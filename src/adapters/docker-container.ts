@@ -24,11 +24,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
@@ -134,9 +135,20 @@ export interface ContainerHandle {
  * timeout would cut long-lived calls (wait, attach).
  */
 export function createDockerClient(options?: Docker.DockerOptions): Docker {
-  const docker = new Docker(options);
+  const docker = new (loadDockerode())(options);
   (docker.modem as unknown as { timeout?: number }).timeout = undefined;
   return docker;
+}
+
+/**
+ * dockerode (with ssh2, grpc and protobufjs) is a fifth of the daemon's module loading: loaded on
+ * first use, so a machine without Docker, or a config without `docker` entries whose startup reap
+ * finds no engine socket, starts without it.
+ */
+let dockerodeCtor: typeof Docker | undefined;
+function loadDockerode(): typeof Docker {
+  dockerodeCtor ??= createRequire(import.meta.url)('dockerode') as typeof Docker;
+  return dockerodeCtor;
 }
 
 let defaultClient: Docker | undefined;
@@ -1186,6 +1198,19 @@ export interface ReapedContainerReport {
 export async function reapOrphanContainers(
   opts: ReapOrphanContainersOptions,
 ): Promise<{ containers: ReapedContainerReport[]; errors: string[]; skipped?: string }> {
+  if (!opts.docker) {
+    // The common machine without Docker: no socket, nothing to ask, no client library to load.
+    const address = engineAddress();
+    const socket = address.startsWith('unix://') ? address.slice('unix://'.length) : undefined;
+    if (socket !== undefined && !existsSync(socket)) {
+      opts.logger?.info({ engine: address }, 'no Docker engine; no containers to reap');
+      return {
+        containers: [],
+        errors: [],
+        skipped: `listing mcp-warden containers failed: Docker engine at ${address} is not reachable (ENOENT: no socket at ${socket})`,
+      };
+    }
+  }
   const docker = opts.docker ?? defaultDocker();
   const address = engineAddress(docker);
   let all: ManagedContainer[];
