@@ -743,6 +743,7 @@ describe('mcp front: Streamable HTTP wire', () => {
     });
 
   it('sends the headers at once and keeps a slow JSON answer alive with leading newlines', async () => {
+    const baseline = resourceCounts();
     const fx = await setup({ keepAliveMs: 25 });
     try {
       const sid = await rawSession(fx.url);
@@ -757,9 +758,12 @@ describe('mcp front: Streamable HTTP wire', () => {
     } finally {
       await fx.close();
     }
+    // The keep-alive timers went with their exchanges.
+    await pollUntil(() => withinBaseline(baseline), 5_000, 'timers and sockets back to baseline', 50);
   });
 
   it('streams a request that carries a progressToken (SSE with keep-alive comments), even without progress', async () => {
+    const baseline = resourceCounts();
     const fx = await setup({ keepAliveMs: 25 });
     try {
       const sid = await rawSession(fx.url);
@@ -773,9 +777,18 @@ describe('mcp front: Streamable HTTP wire', () => {
       // The next call without a token, same session: plain JSON again.
       const quick = await post(fx.url, sid, call(15, 'demo__echo'));
       assert.match(String(quick.headers['content-type']), /^application\/json/);
+      // A GET stream with its keep-alive, open when the session closes.
+      const get = raw(fx.url, {
+        method: 'GET',
+        headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+      });
+      await new Promise((r) => setTimeout(r, 80));
+      await fx.close();
+      assert.match((await get).text, /^: keepalive$/m);
     } finally {
       await fx.close();
     }
+    await pollUntil(() => withinBaseline(baseline), 5_000, 'timers and sockets back to baseline', 50);
   });
 
   it('refuses what the transport cannot take, and the session keeps working', async () => {
