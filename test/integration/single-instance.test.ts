@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE, cliMain, demoServer } from '../helpers/test-daemon.js';
+import { fixture } from '../helpers/process-fixtures.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from '../helpers/leak-check.js';
 import { findByEnv, processStartTime, readProc } from '../../src/adapters/proc-scan.js';
 import { collectStatus } from '../../src/cli/status-command.js';
@@ -305,10 +306,16 @@ test('different data dirs run side by side', { timeout: 120_000 }, async () => {
 
 test('status and stop against a live daemon', { timeout: 120_000 }, async () => {
   await withHarness(async (h) => {
-    const dataDir = h.dataDir(demoConfig);
+    // A server that ignores stdin EOF holds the shutdown for stopEofGraceMs, so a stop with a 1 ms
+    // timeout cannot see the exit however fast the machine is.
+    const dataDir = h.dataDir({
+      mcpServers: { ...demoConfig.mcpServers, slow: { command: NODE, args: [fixture('ignore-eof-server')] } },
+      settings: { stopEofGraceMs: 1_500 },
+    });
     const s = h.serve(dataDir);
     const info = await h.listening(s);
     await h.waitForServerState(dataDir, 'demo', 'running');
+    await h.waitForServerState(dataDir, 'slow', 'running');
 
     const human = await h.cli(['status', '--data-dir', dataDir]);
     assert.equal(human.code, 0, human.stderr);
