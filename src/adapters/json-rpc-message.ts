@@ -5,12 +5,9 @@
  * classifies each message itself and a handler's own schema validates a request's params.
  */
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { isPlainObject } from '../core/plain-object.js';
 
-type Rec = Record<string, unknown>;
 
-function isRecord(v: unknown): v is Rec {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 export function isRequestId(v: unknown): v is RequestId {
   return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
@@ -18,15 +15,15 @@ export function isRequestId(v: unknown): v is RequestId {
 
 /** A request, notification, result or error in JSON-RPC 2.0 shape (what JSONRPCMessageSchema accepts). */
 export function isJsonRpcMessage(m: unknown): m is JSONRPCMessage {
-  if (!isRecord(m) || m['jsonrpc'] !== '2.0') return false;
+  if (!isPlainObject(m) || m['jsonrpc'] !== '2.0') return false;
   if (typeof m['method'] === 'string') {
-    if (m['params'] !== undefined && !isRecord(m['params'])) return false;
+    if (m['params'] !== undefined && !isPlainObject(m['params'])) return false;
     return !('id' in m) || isRequestId(m['id']);
   }
-  if ('result' in m) return isRequestId(m['id']) && isRecord(m['result']);
+  if ('result' in m) return isRequestId(m['id']) && isPlainObject(m['result']);
   if ('error' in m) {
     const e = m['error'];
-    return (m['id'] === undefined || isRequestId(m['id'])) && isRecord(e) && typeof e['code'] === 'number' && typeof e['message'] === 'string';
+    return (m['id'] === undefined || isRequestId(m['id'])) && isPlainObject(e) && typeof e['code'] === 'number' && typeof e['message'] === 'string';
   }
   return false;
 }

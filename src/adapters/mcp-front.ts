@@ -61,7 +61,7 @@ import {
   type ServerRequest,
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemClock, unrefHandle, type Clock } from '../core/clock.js';
 import { ErrorCodes, WardenError, type ErrorCode } from '../core/error-codes.js';
 import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
 import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
@@ -69,6 +69,7 @@ import type { CatalogCallResult, ProgressUpdate, ToolCatalog } from '../core/too
 import { readBody, sendJson } from './http-server.js';
 import { guardRequest } from './request-guards.js';
 import { StreamableHttpTransport } from './streamable-http-transport.js';
+import { isPlainObject } from '../core/plain-object.js';
 
 export const FRONT_LEDGER_OWNER = 'front';
 
@@ -189,17 +190,11 @@ interface Session {
   readonly calls: Set<AbortController>;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function shortId(id: string | undefined): string {
   return id ? id.slice(0, 8) : '(initializing)';
 }
 
-function unref(handle: unknown): void {
-  (handle as { unref?: () => void } | undefined)?.unref?.();
-}
 
 function rpcError(
   res: ServerResponse,
@@ -265,7 +260,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   function scheduleSweep(): void {
     if (sweepTimer !== undefined || closed || sessions.size === 0) return;
     sweepTimer = clock.setTimeout(runSweep, sweepIntervalMs);
-    unref(sweepTimer);
+    unrefHandle(sweepTimer);
   }
 
   function runSweep(): void {
@@ -383,12 +378,12 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
 
   async function callTool(s: Session, request: CallToolWire, extra: Extra): Promise<ServerResult> {
     const params = request.params;
-    if (!isRecord(params) || typeof params['name'] !== 'string') {
+    if (!isPlainObject(params) || typeof params['name'] !== 'string') {
       throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string');
     }
     const name = params['name'];
     const args = params['arguments'];
-    if (args !== undefined && !isRecord(args)) {
+    if (args !== undefined && !isPlainObject(args)) {
       throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object');
     }
     const token = extra._meta?.progressToken;
@@ -419,7 +414,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
             settle(() => reject(err));
             ctl.abort(err);
           }, callDeadlineMs);
-          unref(timer);
+          unrefHandle(timer);
         };
         // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
         const onAbort = () => settle(() => reject(ctl.signal.reason));
@@ -452,7 +447,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
           (e) => settle(() => reject(e)),
         );
       });
-      if (!isRecord(result)) throw new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result');
+      if (!isPlainObject(result)) throw new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result');
       return result as ServerResult;
     } catch (err) {
       const mapped = toMcpError(err, name);

@@ -32,8 +32,9 @@ import {
   type MessageExtraInfo,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemClock, unrefHandle, type Clock } from '../core/clock.js';
 import { isJsonRpcMessage } from './json-rpc-message.js';
+import { isPlainObject } from '../core/plain-object.js';
 
 /** The SDK transport's batch limit, kept so both refuse the same inputs. */
 export const MAX_BATCH_MESSAGES = 100;
@@ -70,11 +71,7 @@ const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 } as const;
 
-type Rec = Record<string, unknown>;
 
-function isRecord(v: unknown): v is Rec {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function isRequest(m: JSONRPCMessage): boolean {
   return 'method' in m && 'id' in m;
@@ -88,7 +85,7 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
 function wantsProgress(m: JSONRPCMessage): boolean {
   if (!isRequest(m)) return false;
   const meta = (m as { params?: { _meta?: unknown } }).params?._meta;
-  if (!isRecord(meta)) return false;
+  if (!isPlainObject(meta)) return false;
   const token = meta['progressToken'];
   return typeof token === 'string' || typeof token === 'number';
 }
@@ -105,9 +102,6 @@ function sseEvent(message: JSONRPCMessage): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 }
 
-function unref(handle: unknown): void {
-  (handle as { unref?: () => void } | undefined)?.unref?.();
-}
 
 function sendRpcError(res: ServerResponse, status: number, code: number, message: string, headers?: Record<string, string>): void {
   if (res.headersSent) return void res.end();
@@ -273,7 +267,7 @@ export class StreamableHttpTransport implements Transport {
     if (ms <= 0) return;
     const arm = () => {
       const t = this.clock.setTimeout(tick, ms);
-      unref(t);
+      unrefHandle(t);
       store(t);
     };
     const tick = () => {

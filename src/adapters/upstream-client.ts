@@ -17,6 +17,7 @@ import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { ProcessGroupHandle } from './process-group.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
 import { ProcessStdioTransport, type TransportProcess } from './process-stdio-transport.js';
+import { isPlainObject } from '../core/plain-object.js';
 
 export interface UpstreamTool {
   name: string;
@@ -73,9 +74,6 @@ export const MAX_TOOL_PAGES = 100;
 
 const DEFAULT_CLIENT_INFO = { name: 'mcp-warden', version: '0.1.0' };
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Accepts any JSON object and returns it as is (no copying, no stripping). */
 const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { message: 'result is not a JSON object' });

@@ -13,6 +13,7 @@ import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
 import type { ConfigIssue, ConfigWarning, DockerOptions, ServerEntry, WardenConfig } from './config-types.js';
 import { parseDockerOptions } from './docker-options.js';
 import { describeType, joinPath } from './json-path.js';
+import { isPlainObject } from '../core/plain-object.js';
 // Re-exported: callers import them from here.
 export { describeType, joinPath };
 
@@ -136,9 +137,6 @@ export const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = O
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Edit distance counting insertions, deletions, substitutions and adjacent transpositions as 1. */
 function editDistance(a: string, b: string): number {

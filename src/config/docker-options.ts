@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { describeType, joinPath } from './json-path.js';
 import type { ConfigIssue, ConfigWarning, DockerOptions } from './config-types.js';
+import { isPlainObject } from '../core/plain-object.js';
 
 export const KNOWN_DOCKER_KEYS = ['image', 'network', 'memory', 'cpus', 'volumes', 'env', 'extraHostConfig'] as const;
 
@@ -29,9 +30,6 @@ export const DEFAULT_NETWORK = 'none';
 const NUL = '\u0000';
 const UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** `"512m"`, `"1.5g"`, `"1048576"`, `"64MB"` → bytes; undefined when unparseable. */
 export function parseMemory(value: string): number | undefined {

@@ -5,6 +5,11 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+/** Lets a Clock timer handle not keep the process alive (a no-op for handles without unref, e.g. fakes). */
+export function unrefHandle(handle: unknown): void {
+  (handle as { unref?: () => void } | undefined)?.unref?.();
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
