@@ -10,12 +10,12 @@ import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { LaunchOutput, ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
-import { startProcessGroup, type ProcessGroupHandle } from '../adapters/process-group.js';
-import { startContainer, type ContainerHandle } from '../adapters/docker-container.js';
+import { startProcessGroup, type ProcessGroupHandle } from '../adapters/process/process-group.js';
+import { startContainer, type ContainerHandle } from '../adapters/docker/docker-container.js';
 import type Docker from 'dockerode';
-import { connectUpstream } from '../adapters/upstream-client.js';
-import { serverLogger } from '../adapters/logger.js';
-import { markerEnv, ownerMarker, type InstanceIdentity } from '../daemon/instance-identity.js';
+import { connectUpstream } from '../adapters/mcp/upstream-client.js';
+import { serverLogger } from '../adapters/log/logger.js';
+import { markerEnv, ownerMarker, type InstanceIdentity } from '../core/instance-identity.js';
 import type { UpstreamSessions } from './upstream-sessions.js';
 
 export interface LaunchDeps {

@@ -8,8 +8,8 @@ import { fromPromise } from 'xstate';
 import type { ResourceLedger, ReleaseFailure } from '../core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { AuditOutput } from '../machines/server-machine.js';
-import { findByEnv, readProc, type ProcInfo } from '../adapters/proc-scan.js';
-import { ENV_SERVER, type InstanceIdentity } from '../daemon/instance-identity.js';
+import { findByEnv, readProc, type ProcInfo } from '../adapters/process/proc-scan.js';
+import { ENV_SERVER, type InstanceIdentity } from '../core/instance-identity.js';
 
 type OwnerInput = { name: string; owner: string };
 

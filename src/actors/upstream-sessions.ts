@@ -3,9 +3,9 @@
  * launch actor and emptied by the release of the session's ledger entry, so a session is reachable
  * here exactly while its owning server actor holds it.
  */
-import type { ProcessGroupHandle } from '../adapters/process-group.js';
-import type { ContainerHandle } from '../adapters/docker-container.js';
-import type { UpstreamConnection } from '../adapters/upstream-client.js';
+import type { ProcessGroupHandle } from '../adapters/process/process-group.js';
+import type { ContainerHandle } from '../adapters/docker/docker-container.js';
+import type { UpstreamConnection } from '../adapters/mcp/upstream-client.js';
 
 export interface UpstreamSession {
   name: string;

@@ -8,8 +8,8 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { daemonFilePath, isDaemonAlive, readDaemonFile, type DaemonInfo } from '../adapters/daemon-file.js';
-import { liveLockHolder, type LockHolder } from '../adapters/instance-lock.js';
+import { daemonFilePath, isDaemonAlive, readDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
+import { liveLockHolder, type LockHolder } from '../adapters/store/instance-lock.js';
 
 export function defaultDataDir(): string {
   return process.env.MCP_WARDEN_HOME || join(homedir(), '.mcp-warden');

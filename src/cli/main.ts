@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
-import { isLogLevel, LOG_LEVELS } from '../adapters/logger.js';
+import { isLogLevel, LOG_LEVELS } from '../adapters/log/logger.js';
 import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT } from '../core/defaults.js';
 // Each command's modules load only when that command runs: `status`, `stop` and a `serve` that
 // loses the data-dir lock should not pay for loading the whole daemon.

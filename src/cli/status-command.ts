@@ -4,7 +4,7 @@
  */
 import { get } from 'node:http';
 import { resolve } from 'node:path';
-import type { DaemonInfo } from '../adapters/daemon-file.js';
+import type { DaemonInfo } from '../adapters/store/daemon-file.js';
 import { defaultDataDir, locateDaemon } from './daemon-locator.js';
 import { parseCommand } from './parse-command.js';
 

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { DEFAULT_SETTINGS } from '../core/settings.js';
-import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/daemon-file.js';
+import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
 import { defaultDataDir, locateDaemon, sleep } from './daemon-locator.js';
 import { parseCommand } from './parse-command.js';
 

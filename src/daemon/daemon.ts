@@ -14,14 +14,14 @@ import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
 import type { ServerEntry, WardenConfig } from '../config/config-types.js';
 import { makeDefaultConfig, resolveDemoServerPath } from '../config/default-config.js';
-import { ensureConfigFile, loadConfigFile } from '../adapters/config-file.js';
-import { createLogger } from '../adapters/logger.js';
-import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http-server.js';
-import { createMcpFront, type McpFront } from '../adapters/mcp-front.js';
-import { isLoopbackHost } from '../adapters/request-guards.js';
-import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/daemon-file.js';
-import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/instance-lock.js';
-import { describeFsError, makeDirs } from '../adapters/make-dirs.js';
+import { ensureConfigFile, loadConfigFile } from '../adapters/store/config-file.js';
+import { createLogger } from '../adapters/log/logger.js';
+import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http/http-server.js';
+import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
+import { isLoopbackHost } from '../adapters/http/request-guards.js';
+import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
+import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
+import { describeFsError, makeDirs } from '../adapters/store/make-dirs.js';
 import {
   createServerMachine,
   type ServerContext,
@@ -29,28 +29,28 @@ import {
   type ToolChangeInfo,
   type UpstreamToolInfo,
 } from '../machines/server-machine.js';
-import { ApprovalsStore, type ServerApproval } from '../adapters/approvals-store.js';
+import { ApprovalsStore, type ServerApproval } from '../adapters/store/approvals-store.js';
 import { approvedToolOf, diffTools } from '../core/tool-fingerprint.js';
 import { createSupervisorMachine, serverActorId } from '../machines/supervisor-machine.js';
 
 export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
 import { UpstreamSessions } from '../actors/upstream-sessions.js';
 import type Docker from 'dockerode';
-import { createDockerClient } from '../adapters/docker-container.js';
+import { createDockerClient } from '../adapters/docker/docker-container.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
 import { createWatchUpstream } from '../actors/watch-upstream.js';
 import { createTeardownActors } from '../actors/teardown-actors.js';
 import { SupervisorCatalog } from './supervisor-catalog.js';
 import { DaemonReaper } from './daemon-reaper.js';
-import { newInstanceIdentity, type InstanceIdentity } from './instance-identity.js';
+import { newInstanceIdentity, type InstanceIdentity } from '../core/instance-identity.js';
 import { reapOrphans } from './startup-reaper.js';
-import { startWatchdog, type WatchdogHandle } from '../adapters/watchdog.js';
+import { startWatchdog, type WatchdogHandle } from '../adapters/process/watchdog.js';
 import { viewOf, type ServerView } from './server-view.js';
-import { attachControlChannel, type ControlChannel } from '../adapters/control-channel.js';
-import { LogTap } from '../adapters/log-tap.js';
-import { createStatelyInspector, type StatelyInspector } from '../adapters/stately-inspector.js';
+import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
+import { LogTap } from '../adapters/log/log-tap.js';
+import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
 import { CONTROL_PATH } from '../control/protocol.js';
-import { registerVisualizer } from '../adapters/visualizer-assets.js';
+import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
 
 export { DEFAULT_HOST, DEFAULT_PORT } from '../core/defaults.js';

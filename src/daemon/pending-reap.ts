@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { LedgerChange, ReleaseFailure, ResourceLedger } from '../core/resource-ledger.js';
-import { DockerCallError, dockerCall, engineAddress, removeContainers } from '../adapters/docker-container.js';
+import { DockerCallError, dockerCall, engineAddress, removeContainers } from '../adapters/docker/docker-container.js';
 
 export const PENDING_REAP_FILE = 'pending-reap.json';
 

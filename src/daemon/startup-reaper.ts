@@ -9,11 +9,11 @@
  * (no owner to judge) are ignored.
  *
  * Orphans' process groups are killed (SIGTERM → short wait → SIGKILL, re-scanned until gone or a
- * deadline) with the same group-safety rules as the watchdog (see adapters/marker-kill.ts).
+ * deadline) with the same group-safety rules as the watchdog (see adapters/process/marker-kill.ts).
  *
  * Containers (docs/docker.md) follow the same liveness rule: every container labelled
  * `mcp-warden.managed=true` whose `mcp-warden.owner` label names a daemon that is not alive is
- * force-removed (adapters/docker-container.ts `reapOrphanContainers`). Selection is by label only,
+ * force-removed (adapters/docker/docker-container.ts `reapOrphanContainers`). Selection is by label only,
  * never by name; containers of `selfInstanceId`, of a live owner, and without an owner label (or with
  * one that cannot be parsed) are never touched. No Docker engine is noted in `docker.skipped`, not an error.
  *
@@ -21,10 +21,10 @@
  */
 import type { Logger } from 'pino';
 import type Docker from 'dockerode';
-import { engineAddress, reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker-container.js';
-import { listProcesses, readEnviron, type ProcInfo } from '../adapters/proc-scan.js';
-import { describeCommand, killMarked, protectedPids, readCmdline } from '../adapters/marker-kill.js';
-import { ENV_OWNER, ENV_SERVER, isOwnerAlive, parseOwnerMarker } from './instance-identity.js';
+import { engineAddress, reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker/docker-container.js';
+import { listProcesses, readEnviron, type ProcInfo } from '../adapters/process/proc-scan.js';
+import { describeCommand, killMarked, protectedPids, readCmdline } from '../adapters/process/marker-kill.js';
+import { ENV_OWNER, ENV_SERVER, isOwnerAlive, parseOwnerMarker } from '../core/instance-identity.js';
 import { ENV_WATCHDOG } from '../watchdog/watchdog-main.js';
 
 export interface ReapOptions {

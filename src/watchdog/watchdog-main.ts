@@ -2,7 +2,7 @@
  * The watchdog: a tiny detached process that outlives a SIGKILLed daemon just long enough to end
  * everything the daemon started.
  *
- * Launched by src/adapters/watchdog.ts as `node watchdog-main.js [--term-grace-ms N] [--deadline-ms N]`
+ * Launched by src/adapters/process/watchdog.ts as `node watchdog-main.js [--term-grace-ms N] [--deadline-ms N]`
  * in its own session (setsid), with:
  *   env MCP_WARDEN_WATCHDOG=<daemonPid>:<daemonStartTime>:<instanceId>   (whom it guards; never
  *       MCP_WARDEN_INSTANCE, or it would reap itself; the startup reaper finds orphaned watchdogs by it)
@@ -21,9 +21,9 @@
  */
 import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { readEnviron, type ProcInfo } from '../adapters/proc-scan.js';
-import { describeCommand, killMarked } from '../adapters/marker-kill.js';
-import { ENV_INSTANCE, isOwnerAlive, parseOwnerMarker, type InstanceIdentity } from '../daemon/instance-identity.js';
+import { readEnviron, type ProcInfo } from '../adapters/process/proc-scan.js';
+import { describeCommand, killMarked } from '../adapters/process/marker-kill.js';
+import { ENV_INSTANCE, isOwnerAlive, parseOwnerMarker, type InstanceIdentity } from '../core/instance-identity.js';
 
 export const ENV_WATCHDOG = 'MCP_WARDEN_WATCHDOG';
 export const DISARM_MESSAGE = 'disarm';
@@ -94,7 +94,7 @@ function stepLogger(ctx: ReapStepContext): unknown {
  */
 export const reapContainersStep: ReapStep = async (instanceId, ctx) => {
   const t0 = Date.now();
-  const { removeInstanceContainers, engineAddress } = await import('../adapters/docker-container.js');
+  const { removeInstanceContainers, engineAddress } = await import('../adapters/docker/docker-container.js');
   const timeoutMs = Math.max(1, Math.min(10_000, ctx.deadline - Date.now()));
   const r = await removeInstanceContainers(instanceId, {
     timeoutMs,

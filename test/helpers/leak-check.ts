@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
-import { findByEnv, type ProcInfo } from '../../src/adapters/proc-scan.js';
+import { findByEnv, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
 
 export const MARKER_ENV = 'MCP_WARDEN_INSTANCE';
 

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ProcessGroupSettings } from '../../src/adapters/process-group.js';
+import type { ProcessGroupSettings } from '../../src/adapters/process/process-group.js';
 
 export const NODE = process.execPath;
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));

@@ -36,9 +36,9 @@ import {
   type ContainerHandle,
   type ContainerSettings,
   type ContainerSpec,
-} from '../../src/adapters/docker-container.js';
-import { connectUpstream } from '../../src/adapters/upstream-client.js';
-import { processStartTime } from '../../src/adapters/proc-scan.js';
+} from '../../src/adapters/docker/docker-container.js';
+import { connectUpstream } from '../../src/adapters/mcp/upstream-client.js';
+import { processStartTime } from '../../src/adapters/process/proc-scan.js';
 import { memoryLogger, newInstanceId, waitFor, type CapturedLog } from '../helpers/leak-check.js';
 import { dockerSuiteSkip, ensuredDockerdPid, requireDocker } from '../helpers/docker-available.js';
 import { IMAGE_DEMO_SERVER, IMAGE_NODE, ensureTestImage, imageFixture } from '../helpers/docker-image.js';

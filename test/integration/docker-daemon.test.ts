@@ -32,9 +32,9 @@ import {
   listManagedContainers,
   removeInstanceContainers,
   type ManagedContainer,
-} from '../../src/adapters/docker-container.js';
-import { processStartTime, type ProcInfo } from '../../src/adapters/proc-scan.js';
-import { parseOwnerMarker } from '../../src/daemon/instance-identity.js';
+} from '../../src/adapters/docker/docker-container.js';
+import { processStartTime, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import { parseOwnerMarker } from '../../src/core/instance-identity.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { PENDING_REAP_FILE, type PendingReapFile } from '../../src/daemon/pending-reap.js';
 import type { ReapReport } from '../../src/daemon/startup-reaper.js';

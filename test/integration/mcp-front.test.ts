@@ -14,9 +14,9 @@ import { ErrorCodes, WardenError, type ErrorCode } from '../../src/core/error-co
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import type { CatalogCallOptions, CatalogCallResult, CatalogTool, ToolCatalog } from '../../src/core/tool-catalog.js';
-import { startHttpServer, type HttpServerHandle } from '../../src/adapters/http-server.js';
-import { createMcpFront, type McpFront } from '../../src/adapters/mcp-front.js';
-import { checkBearer, checkHostHeader, checkOrigin, isLoopbackHost, loopbackAllowedHosts } from '../../src/adapters/request-guards.js';
+import { startHttpServer, type HttpServerHandle } from '../../src/adapters/http/http-server.js';
+import { createMcpFront, type McpFront } from '../../src/adapters/mcp/mcp-front.js';
+import { checkBearer, checkHostHeader, checkOrigin, isLoopbackHost, loopbackAllowedHosts } from '../../src/adapters/http/request-guards.js';
 
 const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
 

@@ -12,9 +12,9 @@ import { describe, it } from 'node:test';
 import type { Logger } from 'pino';
 import { ResourceLedger, type LedgerChange } from '../../src/core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
-import { spawnProcessGroup, startProcessGroup, type ProcessGroupHandle, type ProcessGroupSettings } from '../../src/adapters/process-group.js';
-import { findByEnv, groupMembers, listProcesses, parseStat, processStartTime, readEnviron, readProc, type ProcInfo } from '../../src/adapters/proc-scan.js';
-import { drainStderr } from '../../src/adapters/stderr-drain.js';
+import { spawnProcessGroup, startProcessGroup, type ProcessGroupHandle, type ProcessGroupSettings } from '../../src/adapters/process/process-group.js';
+import { findByEnv, groupMembers, listProcesses, parseStat, processStartTime, readEnviron, readProc, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import { drainStderr } from '../../src/adapters/process/stderr-drain.js';
 import {
   assertNoProcessesWithMarker,
   killProcessesWithMarker,

@@ -14,9 +14,9 @@ import type { Logger } from 'pino';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
-import { spawnProcessGroup, type ProcessGroupHandle, type ProcessGroupSettings } from '../../src/adapters/process-group.js';
-import { ProcessStdioTransport } from '../../src/adapters/process-stdio-transport.js';
-import { connectUpstream, type UpstreamConnection, type UpstreamProgress } from '../../src/adapters/upstream-client.js';
+import { spawnProcessGroup, type ProcessGroupHandle, type ProcessGroupSettings } from '../../src/adapters/process/process-group.js';
+import { ProcessStdioTransport } from '../../src/adapters/process/process-stdio-transport.js';
+import { connectUpstream, type UpstreamConnection, type UpstreamProgress } from '../../src/adapters/mcp/upstream-client.js';
 import { BROKEN_OUTPUT_TOOL, COMPLEX_TOOL, ECHO_TOOL, MALFORMED_TOOLS } from '../fixtures/fixture-server.js';
 import {
   assertNoProcessesWithMarker,

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { findByEnv, processStartTime, readEnviron, readProc } from '../../src/adapters/proc-scan.js';
-import { startWatchdog } from '../../src/adapters/watchdog.js';
+import { findByEnv, processStartTime, readEnviron, readProc } from '../../src/adapters/process/proc-scan.js';
+import { startWatchdog } from '../../src/adapters/process/watchdog.js';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
-import { ENV_INSTANCE, ENV_OWNER, ownerMarker, parseOwnerMarker, type InstanceIdentity } from '../../src/daemon/instance-identity.js';
+import { ENV_INSTANCE, ENV_OWNER, ownerMarker, parseOwnerMarker, type InstanceIdentity } from '../../src/core/instance-identity.js';
 import { killProcessesWithMarker, memoryLogger, processesWithMarker, waitFor } from '../helpers/leak-check.js';
 
 function identity(): InstanceIdentity {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApprovalsStore, type ServerApproval } from '../../src/adapters/approvals-store.js';
+import { ApprovalsStore, type ServerApproval } from '../../src/adapters/store/approvals-store.js';
 
 const approval = (n: number): ServerApproval => ({
   approvedAt: new Date(0).toISOString(),

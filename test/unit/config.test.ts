@@ -21,7 +21,7 @@ import {
   loadConfigFile,
   updateConfigFile,
   writeConfigAtomic,
-} from '../../src/adapters/config-file.js';
+} from '../../src/adapters/store/config-file.js';
 
 const BASE = '/home/user/.config/mcp-warden';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const adapter = fileURLToPath(new URL('../../src/adapters/docker-container.js', import.meta.url));
+const adapter = fileURLToPath(new URL('../../src/adapters/docker/docker-container.js', import.meta.url));
 
 function run(script: string, env: Record<string, string>): Record<string, unknown> {
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
-import { JsonRpcLineBuffer } from '../../src/adapters/json-rpc-line-buffer.js';
-import { isJsonRpcMessage } from '../../src/adapters/json-rpc-message.js';
+import { JsonRpcLineBuffer } from '../../src/adapters/mcp/json-rpc-line-buffer.js';
+import { isJsonRpcMessage } from '../../src/adapters/mcp/json-rpc-message.js';
 
 const ACCEPTED: unknown[] = [
   { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } },

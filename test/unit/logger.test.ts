@@ -11,8 +11,8 @@ import {
   serverLogger,
   LOG_LEVELS,
   formatConsoleLine,
-} from '../../src/adapters/logger.js';
-import { RotatingFileDestination } from '../../src/adapters/rotating-file-destination.js';
+} from '../../src/adapters/log/logger.js';
+import { RotatingFileDestination } from '../../src/adapters/log/rotating-file-destination.js';
 
 const tmpRoots: string[] = [];
 function tmpDir(): string {
@@ -240,7 +240,7 @@ describe('createLogger', () => {
 
   test('a line logged immediately before SIGKILL (and SIGTERM) is in the file', async () => {
     const dir = tmpDir();
-    const loggerUrl = new URL('../../src/adapters/logger.js', import.meta.url).href;
+    const loggerUrl = new URL('../../src/adapters/log/logger.js', import.meta.url).href;
     for (const sig of ['SIGKILL', 'SIGTERM'] as const) {
       const file = path.join(dir, `${sig}.log`);
       const marker = `last-words-${sig}-${process.pid}-${Date.now()}`;

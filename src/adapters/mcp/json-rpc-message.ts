@@ -5,7 +5,7 @@
  * classifies each message itself and a handler's own schema validates a request's params.
  */
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { isPlainObject } from '../core/plain-object.js';
+import { isPlainObject } from '../../core/plain-object.js';
 
 
 

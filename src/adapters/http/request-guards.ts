@@ -15,7 +15,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
-import { ErrorCodes, type ErrorCode } from '../core/error-codes.js';
+import { ErrorCodes, type ErrorCode } from '../../core/error-codes.js';
 
 /** `[::1]` → `::1`; lower-cased; a trailing dot (`localhost.`) removed. */
 function normaliseHostname(host: string): string {

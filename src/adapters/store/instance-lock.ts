@@ -16,12 +16,12 @@ import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
 import { loadConfigFile } from './config-file.js';
 import { describeFsError } from './make-dirs.js';
 import { isDaemonAlive, readDaemonFile } from './daemon-file.js';
-import { processStartTime } from './proc-scan.js';
+import { processStartTime } from '../process/proc-scan.js';
 
 export const LOCK_FILE = 'daemon.lock';
 export const lockFilePath = (dataDir: string) => join(dataDir, LOCK_FILE);

@@ -15,12 +15,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, statSync, truncateSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
-import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import { ownerMarker, type InstanceIdentity } from '../daemon/instance-identity.js';
-import { DISARM_MESSAGE, ENV_WATCHDOG, READY_MESSAGE } from '../watchdog/watchdog-main.js';
+import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { ownerMarker, type InstanceIdentity } from '../../core/instance-identity.js';
+import { DISARM_MESSAGE, ENV_WATCHDOG, READY_MESSAGE } from '../../watchdog/watchdog-main.js';
 
-export { ENV_WATCHDOG } from '../watchdog/watchdog-main.js';
+export { ENV_WATCHDOG } from '../../watchdog/watchdog-main.js';
 
 /** Ledger owner of the watchdog entry. */
 export const WATCHDOG_LEDGER_OWNER = 'daemon';
@@ -57,7 +57,7 @@ const RESPAWN_INITIAL_MS = 500;
 const RESPAWN_MAX_MS = 30_000;
 
 export function watchdogScriptPath(): string {
-  return fileURLToPath(new URL('../watchdog/watchdog-main.js', import.meta.url));
+  return fileURLToPath(new URL('../../watchdog/watchdog-main.js', import.meta.url));
 }
 
 /** The daemon's environment minus every MCP_WARDEN_* marker and Node debugging plumbing, plus the watchdog marker. */

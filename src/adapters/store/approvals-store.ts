@@ -6,7 +6,7 @@
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApprovedTool } from '../core/tool-fingerprint.js';
+import type { ApprovedTool } from '../../core/tool-fingerprint.js';
 
 export interface ServerApproval {
   approvedAt: string;

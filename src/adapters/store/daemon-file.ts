@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { readProc } from './proc-scan.js';
+import { readProc } from '../process/proc-scan.js';
 
 export interface DaemonInfo {
   pid: number;

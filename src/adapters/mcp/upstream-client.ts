@@ -13,11 +13,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { ProcessGroupHandle } from './process-group.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import type { ProcessGroupHandle } from '../process/process-group.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
-import { ProcessStdioTransport, type TransportProcess } from './process-stdio-transport.js';
-import { isPlainObject } from '../core/plain-object.js';
+import { ProcessStdioTransport, type TransportProcess } from '../process/process-stdio-transport.js';
+import { isPlainObject } from '../../core/plain-object.js';
 
 export interface UpstreamTool {
   name: string;

@@ -25,13 +25,13 @@ import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
-import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
-import type { Settings } from '../core/settings.js';
-import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import { VERSION } from '../core/version.js';
-import { parseServerEntry, validateServerName } from '../config/config-schema.js';
-import type { ServerEntry } from '../config/config-types.js';
-import type { Daemon, DaemonEvent } from '../daemon/daemon.js';
+import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
+import type { Settings } from '../../core/settings.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { VERSION } from '../../core/version.js';
+import { parseServerEntry, validateServerName } from '../../config/config-schema.js';
+import type { ServerEntry } from '../../config/config-types.js';
+import type { Daemon, DaemonEvent } from '../../daemon/daemon.js';
 import {
   AUTH_PROTOCOL_PREFIX,
   CONTROL_PATH,
@@ -42,12 +42,12 @@ import {
   type CommandName,
   type ControlErrorInfo,
   type RequestId,
-} from '../control/protocol.js';
-import { updateConfigFile } from './config-file.js';
+} from '../../control/protocol.js';
+import { updateConfigFile } from '../store/config-file.js';
 import type { HttpServerHandle } from './http-server.js';
 import { checkBearer, guardRequest, isLoopbackHost, loopbackAllowedHosts, safeEqual } from './request-guards.js';
-import { REDACTED, redactUrl } from './logger.js';
-import type { LogRecord, LogTap } from './log-tap.js';
+import { REDACTED, redactUrl } from '../log/logger.js';
+import type { LogRecord, LogTap } from '../log/log-tap.js';
 
 export const CONTROL_LEDGER_OWNER = 'control';
 

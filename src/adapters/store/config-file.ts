@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import { parseConfig, parseJsonText } from '../config/config-schema.js';
-import type { ConfigIssue, ConfigWarning, WardenConfig } from '../config/config-types.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { parseConfig, parseJsonText } from '../../config/config-schema.js';
+import type { ConfigIssue, ConfigWarning, WardenConfig } from '../../config/config-types.js';
 
 export interface LoadedConfig {
   config: WardenConfig;

@@ -13,8 +13,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 
 export const HTTP_LEDGER_OWNER = 'http';
 

@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import { JsonRpcLineBuffer } from './json-rpc-line-buffer.js';
+import { JsonRpcLineBuffer } from '../mcp/json-rpc-line-buffer.js';
 import type { ExitInfo, ProcessGroupHandle } from './process-group.js';
 
 export type TransportProcess = Pick<ProcessGroupHandle, 'stdin' | 'stdout' | 'onExit'>;

@@ -4,7 +4,7 @@
  * time, so a reused pid does not look alive.
  */
 import { randomBytes } from 'node:crypto';
-import { processStartTime, readProc } from '../adapters/proc-scan.js';
+import { processStartTime, readProc } from '../adapters/process/proc-scan.js';
 
 export const ENV_INSTANCE = 'MCP_WARDEN_INSTANCE';
 export const ENV_OWNER = 'MCP_WARDEN_OWNER';

@@ -61,15 +61,15 @@ import {
   type ServerRequest,
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
-import { systemClock, unrefHandle, type Clock } from '../core/clock.js';
-import { ErrorCodes, WardenError, type ErrorCode } from '../core/error-codes.js';
-import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
-import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
-import type { CatalogCallResult, ProgressUpdate, ToolCatalog } from '../core/tool-catalog.js';
-import { readBody, sendJson } from './http-server.js';
-import { guardRequest } from './request-guards.js';
+import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
+import { ErrorCodes, WardenError, type ErrorCode } from '../../core/error-codes.js';
+import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
+import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
+import type { CatalogCallResult, ProgressUpdate, ToolCatalog } from '../../core/tool-catalog.js';
+import { readBody, sendJson } from '../http/http-server.js';
+import { guardRequest } from '../http/request-guards.js';
 import { StreamableHttpTransport } from './streamable-http-transport.js';
-import { isPlainObject } from '../core/plain-object.js';
+import { isPlainObject } from '../../core/plain-object.js';
 
 export const FRONT_LEDGER_OWNER = 'front';
 

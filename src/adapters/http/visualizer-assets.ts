@@ -28,7 +28,7 @@ import { sendError, type HttpServerHandle } from './http-server.js';
 import { checkHostHeader, isLoopbackHost, loopbackAllowedHosts } from './request-guards.js';
 
 /** The package root: this module compiles to dist/src/adapters/visualizer-assets.js. */
-const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const PACKAGE_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
 export const VISUALIZER_STATIC_DIR = join(PACKAGE_ROOT, 'visualizer', 'static');
 export const VISUALIZER_SCRIPT_DIR = join(PACKAGE_ROOT, 'dist', 'visualizer');

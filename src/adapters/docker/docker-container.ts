@@ -31,12 +31,12 @@ import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { LedgerHandle, ResourceLedger } from '../core/resource-ledger.js';
-import type { Settings } from '../core/settings.js';
-import { ErrorCodes, WardenError, type ErrorCode } from '../core/error-codes.js';
-import type { DockerOptions } from '../config/config-types.js';
-import { ExitNotice, type ExitInfo } from './exit-notice.js';
-import { drainStderr, type StderrDrain } from './stderr-drain.js';
+import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
+import type { Settings } from '../../core/settings.js';
+import { ErrorCodes, WardenError, type ErrorCode } from '../../core/error-codes.js';
+import type { DockerOptions } from '../../config/config-types.js';
+import { ExitNotice, type ExitInfo } from '../process/exit-notice.js';
+import { drainStderr, type StderrDrain } from '../process/stderr-drain.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public shapes

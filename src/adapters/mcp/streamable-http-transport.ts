@@ -32,9 +32,9 @@ import {
   type MessageExtraInfo,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import { systemClock, unrefHandle, type Clock } from '../core/clock.js';
+import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
 import { isJsonRpcMessage } from './json-rpc-message.js';
-import { isPlainObject } from '../core/plain-object.js';
+import { isPlainObject } from '../../core/plain-object.js';
 
 /** The SDK transport's batch limit, kept so both refuse the same inputs. */
 export const MAX_BATCH_MESSAGES = 100;
