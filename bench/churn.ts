@@ -108,14 +108,14 @@ try {
   const name = 'churn';
   const owner = `server:${name}`;
   const running = () => d.servers().some((s) => s.name === name && s.state === 'running');
-  const gone = () => d.toolsOf(name) === undefined && d.ledger.countFor(owner) === 0;
+  const gone = () => d.registry.toolsOf(name) === undefined && d.ledger.countFor(owner) === 0;
 
   const cycle = async (): Promise<[number, number]> => {
     const t0 = performance.now();
-    d.addServer(name, entry);
+    await d.registry.add(name, entry, { trusted: true });
     await waitEvent(d, running, 30_000, 'running');
     const t1 = performance.now();
-    if (!d.removeServer(name)) throw new Error('removeServer returned false');
+    await d.registry.remove(name);
     await waitEvent(d, gone, 30_000, 'actor gone');
     return [t1 - t0, performance.now() - t1];
   };

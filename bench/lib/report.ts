@@ -326,8 +326,8 @@ export function renderReport(r: BenchResults): string {
       const h = churnHeapPerCycle(c);
       const cyc = sortNum(c.cycleMs);
       L.push(
-        `In-process daemon (\`startDaemon\`, default settings), one stdio echo-fixture server added with \`daemon.addServer\`, ` +
-          `waited for \`running\`, removed with \`daemon.removeServer\`, waited until the actor is gone (\`toolsOf\` undefined) and its ledger slice is empty. ` +
+        `In-process daemon (\`startDaemon\`, default settings), one stdio echo-fixture server added with \`daemon.registry.add\` (trusted), ` +
+          `waited for \`running\`, removed with \`daemon.registry.remove\`, waited until the actor is gone (\`registry.toolsOf\` undefined) and its ledger slice is empty. ` +
           `${c.warmup} warm-up cycles, then ${c.cycles} measured. Heap after 3 forced GCs (\`--expose-gc\`) every ` +
           `${c.heapSamples.length > 1 ? c.heapSamples[1]![0] : '?'} cycles.`,
         '',

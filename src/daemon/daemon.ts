@@ -14,7 +14,7 @@ import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
 import type { ServerEntry, WardenConfig } from '../config/config-types.js';
 import { makeDefaultConfig, resolveDemoServerPath } from '../config/default-config.js';
-import { ensureConfigFile, loadConfigFile } from '../adapters/store/config-file.js';
+import { ensureConfigFile, loadConfigFile, updateConfigFile } from '../adapters/store/config-file.js';
 import { createLogger } from '../adapters/log/logger.js';
 import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
@@ -22,18 +22,10 @@ import { isLoopbackHost } from '../adapters/http/request-guards.js';
 import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
 import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
 import { describeFsError, makeDirs } from '../adapters/store/make-dirs.js';
-import {
-  createServerMachine,
-  type ServerContext,
-  type ServerMachineInput,
-  type ToolChangeInfo,
-  type UpstreamToolInfo,
-} from '../machines/server-machine.js';
-import { ApprovalsStore, type ServerApproval } from '../adapters/store/approvals-store.js';
-import { approvedToolOf, diffTools } from '../core/tool-fingerprint.js';
+import { createServerMachine, type ServerContext, type ServerMachineInput } from '../machines/server-machine.js';
+import { ApprovalsStore } from '../adapters/store/approvals-store.js';
 import { createSupervisorMachine, serverActorId } from '../machines/supervisor-machine.js';
-
-export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
+import { ServerRegistry } from './server-registry.js';
 import { UpstreamSessions } from '../actors/upstream-sessions.js';
 import type Docker from 'dockerode';
 import { createDockerClient } from '../adapters/docker/docker-container.js';
@@ -84,15 +76,11 @@ export interface Daemon {
   readonly logger: Logger;
   servers(): ServerView[];
   health(): Record<string, unknown>;
-  /** Add (or replace) a server entry at run time; a disabled entry is only recorded. */
-  addServer(name: string, entry: ServerEntry): void;
-  /** Stop and forget a server; false if there is no such server. */
-  removeServer(name: string): boolean;
-  command(name: string, command: ServerCommandName): boolean;
-  /** The tools a server's upstream listed (also while quarantined), undefined if it has no actor. */
-  toolsOf(name: string): UpstreamToolInfo[] | undefined;
-  /** The config entry of a server as the daemon runs it (contains secrets: never send it to UIs as is). */
-  entryOf(name: string): ServerEntry | undefined;
+  /**
+   * Every server command (add, remove, enable, disable, restart, approve, quarantine) and the
+   * approval policy: config file, approvals and actor change together (src/daemon/server-registry.ts).
+   */
+  readonly registry: ServerRegistry;
   /** Every change of a server's view (state, attempts, error, tools, resources) and removals. */
   subscribe(listener: (event: DaemonEvent) => void): () => void;
   /** How many subscribe() listeners are registered right now (leak checks). */
@@ -298,23 +286,17 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const httpHandle = http;
   const frontHandle = front;
 
-  // Tool integrity (docs/quarantine.md): a config server not marked quarantined is trusted on first
-  // use; after that every fetched list is compared with the approved fingerprints.
-  const persistApproval = (name: string, tools: UpstreamToolInfo[], by: ServerApproval['by']) =>
-    approvals
-      .set(name, { approvedAt: new Date().toISOString(), by, tools: Object.fromEntries(tools.map((t) => [t.name, approvedToolOf(t)])) })
-      .catch((err: unknown) => logger.error({ err, server: name }, 'could not persist approvals'));
-  const checkTools = (name: string, tools: UpstreamToolInfo[]): ToolChangeInfo[] => {
-    const record = approvals.get(name);
-    if (!record) {
-      const entry = entries.get(name);
-      if (entry && !entry.quarantined) void persistApproval(name, tools, 'trust-on-first-use');
-      return [];
-    }
-    const changes = diffTools(tools, record.tools);
-    if (changes.length > 0) logger.warn({ server: name, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
-    return changes;
-  };
+  // Server commands and the approval policy (tool integrity, docs/quarantine.md) live in the registry.
+  const registry = new ServerRegistry({
+    configPath,
+    entries,
+    approvals,
+    updateConfig: (mutate) => updateConfigFile(configPath, mutate),
+    quarantineNewServers: () => settings.quarantineNewServers,
+    logger: logger.child({ component: 'registry' }),
+    onRemoved: (name) => emit({ type: 'server-removed', name, at: Date.now() }),
+  });
+  const checkTools = registry.checkTools.bind(registry);
 
   // The actor system. Effects are provided here; the machines stay pure.
   const serverMachine = createServerMachine({ now: Date.now }).provide({
@@ -325,7 +307,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         settings: () => settings,
         identity,
         sessions,
-        entryOf: (name) => entries.get(name),
+        entryOf: (name) => registry.entry(name),
         version: VERSION,
         checkTools,
         docker,
@@ -397,6 +379,18 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       : onInspect,
   });
   root = rootActor;
+  const contextOf = (name: string): ServerContext | undefined => {
+    const ref = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[serverActorId(name)];
+    return ref ? (ref.getSnapshot() as { context: ServerContext }).context : undefined;
+  };
+  registry.bind({
+    // The machine input carries only what the statechart needs; the entry stays in the registry.
+    start: (name, entry) => rootActor.send({ type: 'SERVER_ADD', server: toMachineInput(name, entry, settings) }),
+    stop: (name) => rootActor.send({ type: 'SERVER_REMOVE', name }),
+    send: (name, command) => rootActor.send({ type: 'SERVER_COMMAND', name, command }),
+    toolsOf: (name) => contextOf(name)?.tools,
+    quarantinedOf: (name) => contextOf(name)?.quarantined,
+  });
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -501,25 +495,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     logger,
     servers,
     health,
-    addServer: (name, entry) => {
-      // The entry is kept here; the machine input carries only what the statechart needs.
-      entries.set(name, entry);
-      if (entry.disabled) rootActor.send({ type: 'SERVER_REMOVE', name });
-      else rootActor.send({ type: 'SERVER_ADD', server: toMachineInput(name, entry, settings) });
-    },
-    removeServer: (name) => {
-      if (!entries.has(name)) return false;
-      entries.delete(name);
-      void approvals.delete(name).catch((err: unknown) => logger.error({ err, server: name }, 'could not persist approvals'));
-      rootActor.send({ type: 'SERVER_REMOVE', name });
-      emit({ type: 'server-removed', name, at: Date.now() });
-      return true;
-    },
-    toolsOf: (name) => {
-      const ref = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[serverActorId(name)];
-      return ref ? (ref.getSnapshot() as { context: ServerContext }).context.tools : undefined;
-    },
-    entryOf: (name) => entries.get(name),
+    registry,
     subscribe: (listener) => {
       eventListeners.add(listener);
       return () => eventListeners.delete(listener);
@@ -527,19 +503,6 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     subscriberCount: () => eventListeners.size,
     machineDefinition: () => machineDefinitionOf(serverMachine),
     controlUrl: `${httpHandle.url.replace(/^http/, 'ws')}${CONTROL_PATH}`,
-    command: (name, command) => {
-      const entry = entries.get(name);
-      if (!entry) return false;
-      if (command === 'APPROVE') {
-        // Approval records what the person inspected: the tools the server lists right now.
-        void persistApproval(name, daemon.toolsOf(name) ?? [], 'person');
-        entries.set(name, { ...entry, quarantined: false });
-      } else if (command === 'QUARANTINE') {
-        entries.set(name, { ...entry, quarantined: true });
-      }
-      rootActor.send({ type: 'SERVER_COMMAND', name, command });
-      return true;
-    },
     stop,
     stopped,
     failure: () => lockFailure,
@@ -549,7 +512,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   try {
     control = attachControlChannel({
       http: httpHandle,
-      daemon,
+      daemon: { health, servers, subscribe: daemon.subscribe, stop, machineDefinition: daemon.machineDefinition, commands: registry },
       token,
       settings,
       logger: logger.child({ component: 'control' }),

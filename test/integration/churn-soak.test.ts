@@ -49,9 +49,9 @@ test(`churn soak: ${CYCLES} cycles of add → running → remove leave nothing b
     };
     const cycle = async (i: number) => {
       const name = `churn${i % 3}`;
-      t.daemon.addServer(name, entry);
+      await t.daemon.registry.add(name, entry, { trusted: true });
       await t.waitForState(name, 'running', 15_000);
-      assert.ok(t.daemon.removeServer(name));
+      assert.deepEqual(await t.daemon.registry.remove(name), { name, removed: true });
       const gone = await waitFor(() => t.daemon.ledger.countFor(`server:${name}`) === 0 && !t.view(name), {
         timeoutMs: 15_000,
         intervalMs: 5,

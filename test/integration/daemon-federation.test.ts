@@ -48,7 +48,7 @@ test('federates real npm servers: list, call, progress, cancellation', async () 
     assert.equal(names.filter((n) => !n.startsWith('everything__') && !n.startsWith('memory__')).length, 0);
 
     // schemas pass through unchanged: compare with a direct listing via the supervisor's context
-    const direct = t.daemon.toolsOf('everything')!.find((x) => x.name === 'echo')!;
+    const direct = t.daemon.registry.toolsOf('everything')!.find((x) => x.name === 'echo')!;
     const proxied = (await client.listTools()).tools.find((x) => x.name === 'everything__echo')!;
     assert.deepEqual(proxied.inputSchema, direct.inputSchema);
 
@@ -205,7 +205,7 @@ test('a quarantined server runs but exposes nothing until approved', async () =>
     assert.equal((await client.listTools()).tools.length, 0);
     const err = await mcpErrorOf(client.callTool({ name: 'q__echo', arguments: { text: 'x' } }));
     assert.equal((err.data as { code?: string }).code, 'E_QUARANTINED');
-    assert.ok(t.daemon.command('q', 'APPROVE'));
+    assert.deepEqual(await t.daemon.registry.approve('q'), { name: 'q', changed: true });
     await t.waitForState('q', 'running');
     assert.ok(await waitFor(() => listChanged() >= 1, { timeoutMs: 3_000 }));
     assert.equal((await client.listTools()).tools.length, 4);

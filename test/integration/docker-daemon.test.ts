@@ -347,7 +347,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     await td.waitForState('other', 'running', 30_000);
     assert.equal((await containersOf(id, 'demo')).length, 1);
     const t0 = Date.now();
-    assert.equal(td.daemon.removeServer('demo'), true);
+    assert.deepEqual(await td.daemon.registry.remove('demo'), { name: 'demo', removed: true });
     const gone = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), { timeoutMs: 10_000, intervalMs: 25 });
     assert.ok(gone, `after removal: ${JSON.stringify(await containersOf(id, 'demo'))}, view ${JSON.stringify(td.view('demo'))}`);
     t.diagnostic(`server removed → its container gone after ${Date.now() - t0} ms`);
@@ -420,7 +420,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     let stall: { stalledMs: number; conditionMet: boolean };
     const t0 = Date.now();
     try {
-      stall = await withStalledEngine(pid, () => assert.equal(td.daemon.removeServer('demo'), true), sawBackoff, 8_000);
+      stall = await withStalledEngine(pid, () => void td.daemon.registry.remove('demo'), sawBackoff, 8_000);
       const removed = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), { timeoutMs: 20_000, intervalMs: 50 });
       assert.ok(removed, `after the stall: ${JSON.stringify(await containersOf(id, 'demo'))}, view ${JSON.stringify(td.view('demo'))}`);
     } finally {
@@ -465,7 +465,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     // Stalled until the reaper owns it (/healthz) and one of its own attempts failed (recorded in the file).
     const stall = await withStalledEngine(
       pid,
-      () => assert.equal(td.daemon.removeServer('demo'), true),
+      () => void td.daemon.registry.remove('demo'),
       () => reaperHolds() && (pending()?.containers[0]?.attempts ?? 0) >= 1,
       10_000,
     );

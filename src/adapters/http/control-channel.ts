@@ -22,16 +22,13 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import path from 'node:path';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import type { Settings } from '../../core/settings.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { VERSION } from '../../core/version.js';
-import { parseServerEntry, validateServerName } from '../../config/config-schema.js';
 import type { ServerEntry } from '../../config/config-types.js';
-import type { Daemon, DaemonEvent } from '../../daemon/daemon.js';
 import {
   AUTH_PROTOCOL_PREFIX,
   CONTROL_PATH,
@@ -43,7 +40,6 @@ import {
   type ControlErrorInfo,
   type RequestId,
 } from '../../control/protocol.js';
-import { updateConfigFile } from '../store/config-file.js';
 import type { HttpServerHandle } from './http-server.js';
 import { checkBearer, guardRequest, isLoopbackHost, loopbackAllowedHosts, safeEqual } from './request-guards.js';
 import { REDACTED, redactUrl } from '../log/logger.js';
@@ -58,32 +54,48 @@ const CLOSE_GRACE_MS = 1_000;
 
 export type ControlSettings = Pick<
   Settings,
-  | 'controlMaxConnections'
-  | 'controlMaxPayloadBytes'
-  | 'controlHeartbeatIntervalMs'
-  | 'controlMaxBufferedBytes'
-  | 'quarantineNewServers'
+  'controlMaxConnections' | 'controlMaxPayloadBytes' | 'controlHeartbeatIntervalMs' | 'controlMaxBufferedBytes'
 >;
 
+/** A server as the channel shows it (the daemon's ServerView has more; the channel needs these). */
+export interface ControlServerView {
+  name: string;
+  state: string;
+  quarantined: boolean;
+}
+
+/**
+ * The server commands, as the daemon's server registry (src/daemon/server-registry.ts) implements
+ * them: policy, persistence and the actors live there; the channel only calls and reports. Each
+ * throws a WardenError with a stable code (and `detail.issues` for an invalid entry).
+ */
+export interface ServerCommands {
+  entry(name: string): ServerEntry | undefined;
+  toolsOf(name: string): unknown[] | undefined;
+  add(name: string, rawEntry: unknown, opts: { trusted?: boolean }): Promise<{ entry: ServerEntry }>;
+  remove(name: string): Promise<unknown>;
+  setEnabled(name: string, enabled: boolean): Promise<unknown>;
+  restart(name: string): unknown;
+  approve(name: string): Promise<unknown>;
+  quarantine(name: string): Promise<unknown>;
+  /** Resolves when every command under way has finished. */
+  idle(): Promise<void>;
+}
+
 /** What the channel needs from the daemon. */
-export type ControlDaemon = Pick<
-  Daemon,
-  | 'configPath'
-  | 'health'
-  | 'servers'
-  | 'addServer'
-  | 'removeServer'
-  | 'command'
-  | 'toolsOf'
-  | 'entryOf'
-  | 'subscribe'
-  | 'stop'
-  | 'machineDefinition'
->;
+export interface ControlBackend {
+  health(): Record<string, unknown>;
+  servers(): ControlServerView[];
+  /** Every server change, removals included; each event object is sent as `{type:'event', event}`. */
+  subscribe(listener: (event: object) => void): () => void;
+  stop(reason: string): Promise<void>;
+  machineDefinition(): Record<string, unknown>;
+  commands: ServerCommands;
+}
 
 export interface ControlChannelOptions {
   http: HttpServerHandle;
-  daemon: ControlDaemon;
+  daemon: ControlBackend;
   token: string;
   settings: ControlSettings;
   logger: Logger;
@@ -101,18 +113,6 @@ export interface ControlChannelOptions {
 export interface ControlChannel {
   close(): Promise<void>;
   connectionCount(): number;
-}
-
-/** A failed command: becomes `{ok:false, error}`. */
-export class ControlFailure extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly issues?: { path: string; message: string }[],
-  ) {
-    super(message);
-    this.name = 'ControlFailure';
-  }
 }
 
 /** A config entry safe to show: env values, header values and URL secrets replaced. */
@@ -191,10 +191,8 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
   let closing = false;
   let closePromise: Promise<void> | undefined;
   let dropped = 0;
-  /** Persisting commands run one at a time (across connections): file and daemon change together. */
-  let mutationChain: Promise<unknown> = Promise.resolve();
-  /** The same DaemonEvent goes to every connection: serialise it once. */
-  const eventText = new WeakMap<DaemonEvent, string>();
+  /** The same daemon event goes to every connection: serialise it once. */
+  const eventText = new WeakMap<object, string>();
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -493,9 +491,6 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
     try {
       return { ok: true, result: await runCommand(command, args) };
     } catch (err) {
-      if (err instanceof ControlFailure) {
-        return { ok: false, error: err.issues ? { code: err.code, message: err.message, issues: err.issues } : { code: err.code, message: err.message } };
-      }
       if (err instanceof WardenError) {
         const issues = Array.isArray(err.detail?.issues) ? (err.detail.issues as { path: string; message: string }[]) : undefined;
         return { ok: false, error: issues ? { code: err.code, message: err.message, issues } : { code: err.code, message: err.message } };
@@ -505,172 +500,50 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
     }
   }
 
-  /** Runs `fn` after every earlier mutation finished (file and daemon stay in step). */
-  function serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = mutationChain.then(fn);
-    mutationChain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
-  function requireServer(name: string): ServerEntry {
-    const entry = daemon.entryOf(name);
-    if (!entry) throw new ControlFailure(ControlErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
-    return entry;
-  }
-
-  /** The raw entry of `name` in the parsed config document, or a coded failure. */
-  function rawEntryOf(raw: any, name: string): Record<string, unknown> {
-    const servers = raw?.mcpServers;
-    const entry = servers && typeof servers === 'object' && Object.hasOwn(servers, name) ? servers[name] : undefined;
-    if (!entry || typeof entry !== 'object' || Array.isArray(entry)) {
-      throw new ControlFailure(
-        ControlErrorCodes.UNKNOWN_SERVER,
-        `server "${name}" is not in the config file ${daemon.configPath} (was the file edited by hand?)`,
-      );
-    }
-    return entry as Record<string, unknown>;
-  }
-
-  /** Sets a boolean flag of a server in the config file; no write when it already has that value. */
-  async function persistFlag(name: string, key: 'disabled' | 'quarantined', value: boolean): Promise<ServerEntry | undefined> {
-    let wrote = false;
-    try {
-      const loaded = await updateConfigFile(daemon.configPath, (raw) => {
-        const entry = rawEntryOf(raw, name);
-        if ((entry[key] === true) === value) throw NO_CHANGE;
-        entry[key] = value;
-        wrote = true;
-      });
-      return wrote ? loaded.config.mcpServers[name] : undefined;
-    } catch (err) {
-      if (err === NO_CHANGE) return undefined;
-      throw err;
-    }
-  }
-
+  /** Transport only: each command is one call into the daemon's server commands. */
   async function runCommand(command: CommandName, rawArgs: unknown): Promise<unknown> {
+    const commands = daemon.commands;
     switch (command) {
       case 'server.list':
         return { servers: daemon.servers() };
 
       case 'server.add': {
         const args = rawArgs as CommandArgs<'server.add'>;
-        const problem = validateServerName(args.name);
-        if (problem) throw new ControlFailure(ControlErrorCodes.BAD_ARGS, `invalid server name "${args.name}": ${problem}`);
-        const parsed = parseServerEntry(args.name, args.entry, path.dirname(path.resolve(daemon.configPath)));
-        if (!parsed.ok) {
-          throw new ControlFailure(
-            ErrorCodes.CONFIG_INVALID,
-            `invalid server entry: ${parsed.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-            parsed.issues,
-          );
-        }
-        const quarantineOnAdd = !(args.trusted ?? false) && settings.quarantineNewServers === 1;
-        return serialized(async () => {
-          if (daemon.entryOf(args.name)) {
-            throw new ControlFailure(ControlErrorCodes.SERVER_EXISTS, `a server named "${args.name}" already exists`);
-          }
-          const loaded = await updateConfigFile(daemon.configPath, (raw) => {
-            if (raw.mcpServers === undefined) raw.mcpServers = {};
-            if (typeof raw.mcpServers !== 'object' || raw.mcpServers === null || Array.isArray(raw.mcpServers)) {
-              throw new ControlFailure(ErrorCodes.CONFIG_INVALID, `"mcpServers" in ${daemon.configPath} is not an object`);
-            }
-            if (Object.hasOwn(raw.mcpServers, args.name)) {
-              throw new ControlFailure(
-                ControlErrorCodes.SERVER_EXISTS,
-                `a server named "${args.name}" already exists in ${daemon.configPath}`,
-              );
-            }
-            // Policy (docs/quarantine.md): a server added at run time starts quarantined unless the
-            // command explicitly trusts it; a trusted one is trusted on first use like a config server.
-            raw.mcpServers[args.name] = quarantineOnAdd ? { ...args.entry, quarantined: true } : args.entry;
-          });
-          const entry = loaded.config.mcpServers[args.name] ?? parsed.entry;
-          daemon.addServer(args.name, entry);
-          return {
-            name: args.name,
-            entry: redactEntry(entry),
-            started: !entry.disabled,
-            trusted: args.trusted ?? false,
-            quarantined: entry.quarantined,
-            warnings: parsed.warnings,
-          };
-        });
+        const added = await commands.add(args.name, args.entry, { trusted: args.trusted ?? false });
+        return { ...added, entry: redactEntry(added.entry) };
       }
 
-      case 'server.remove': {
-        const { name } = rawArgs as CommandArgs<'server.remove'>;
-        return serialized(async () => {
-          const known = daemon.entryOf(name) !== undefined;
-          let inFile = false;
-          try {
-            await updateConfigFile(daemon.configPath, (raw) => {
-              const servers = raw?.mcpServers;
-              if (!servers || typeof servers !== 'object' || !Object.hasOwn(servers, name)) throw NO_CHANGE;
-              delete servers[name];
-              inFile = true;
-            });
-          } catch (err) {
-            if (err !== NO_CHANGE) throw err;
-          }
-          if (!known && !inFile) throw new ControlFailure(ControlErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
-          daemon.removeServer(name);
-          return { name, removed: true };
-        });
-      }
+      case 'server.remove':
+        return commands.remove((rawArgs as CommandArgs<'server.remove'>).name);
 
       case 'server.enable':
-      case 'server.disable': {
-        const { name } = rawArgs as CommandArgs<'server.enable'>;
-        const disable = command === 'server.disable';
-        return serialized(async () => {
-          const current = requireServer(name);
-          const updated = await persistFlag(name, 'disabled', disable);
-          const changed = current.disabled !== disable;
-          if (changed) daemon.addServer(name, { ...(updated ?? current), disabled: disable });
-          return { name, changed };
-        });
-      }
+      case 'server.disable':
+        return commands.setEnabled((rawArgs as CommandArgs<'server.enable'>).name, command === 'server.enable');
 
       case 'server.approve':
-      case 'server.quarantine': {
-        const { name } = rawArgs as CommandArgs<'server.approve'>;
-        const quarantine = command === 'server.quarantine';
-        return serialized(async () => {
-          const current = requireServer(name);
-          await persistFlag(name, 'quarantined', quarantine);
-          const view = daemon.servers().find((s) => s.name === name);
-          const changed = (view?.quarantined ?? current.quarantined) !== quarantine;
-          daemon.command(name, quarantine ? 'QUARANTINE' : 'APPROVE');
-          return { name, changed };
-        });
-      }
+        return commands.approve((rawArgs as CommandArgs<'server.approve'>).name);
 
-      case 'server.restart': {
-        const { name } = rawArgs as CommandArgs<'server.restart'>;
-        const entry = requireServer(name);
-        if (entry.disabled) throw new ControlFailure(ControlErrorCodes.SERVER_DISABLED, `server "${name}" is disabled; enable it instead`);
-        daemon.command(name, 'RESTART');
-        return { name };
-      }
+      case 'server.quarantine':
+        return commands.quarantine((rawArgs as CommandArgs<'server.quarantine'>).name);
+
+      case 'server.restart':
+        return commands.restart((rawArgs as CommandArgs<'server.restart'>).name);
 
       case 'server.tools': {
         const { name } = rawArgs as CommandArgs<'server.tools'>;
-        const entry = requireServer(name);
+        const entry = commands.entry(name);
+        if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
         const view = daemon.servers().find((s) => s.name === name);
         return {
           name,
           state: view?.state ?? (entry.disabled ? 'disabled' : 'stopped'),
           quarantined: view?.quarantined ?? entry.quarantined,
-          tools: daemon.toolsOf(name) ?? [],
+          tools: commands.toolsOf(name) ?? [],
         };
       }
 
       case 'reap': {
-        if (!opts.reap) throw new ControlFailure(ControlErrorCodes.NOT_AVAILABLE, 'this daemon has no startup reaper wired in');
+        if (!opts.reap) throw new WardenError(ErrorCodes.NOT_AVAILABLE, 'this daemon has no startup reaper wired in');
         const { dryRun } = rawArgs as CommandArgs<'reap'>;
         return opts.reap({ dryRun: dryRun ?? false });
       }
@@ -686,7 +559,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
     closePromise ??= (async () => {
       closing = true;
       // A persisting command already under way finishes (file and daemon stay in step); new ones are refused.
-      await within(mutationChain, 5_000);
+      await within(daemon.commands.idle(), 5_000);
       for (const s of pending) s.destroy();
       pending.clear();
       const open = [...conns];
@@ -716,8 +589,6 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
     connectionCount: () => conns.size,
   };
 }
-
-const NO_CHANGE = Symbol('no change');
 
 /** Resolves true if `p` settles within `ms`, false otherwise; never leaves a timer behind. */
 async function within(p: Promise<unknown>, ms: number): Promise<boolean> {

@@ -70,14 +70,30 @@ export class ApprovalsStore {
 
   /** Record (replace) a server's approved tools; persisted atomically, writes serialised. */
   set(server: string, approval: ServerApproval): Promise<void> {
+    const previous = this.data.servers[server];
     this.data.servers[server] = approval;
-    return this.persist();
+    return this.persistOrUndo(server, approval, previous);
   }
 
   delete(server: string): Promise<void> {
-    if (!(server in this.data.servers)) return Promise.resolve();
+    const previous = this.data.servers[server];
+    if (!previous) return Promise.resolve();
     delete this.data.servers[server];
-    return this.persist();
+    return this.persistOrUndo(server, undefined, previous);
+  }
+
+  /** A change whose write failed is taken back in memory (unless a later change replaced it): what
+   *  `get` answers is never more than what the file holds. */
+  private async persistOrUndo(server: string, now: ServerApproval | undefined, previous: ServerApproval | undefined): Promise<void> {
+    try {
+      await this.persist();
+    } catch (err) {
+      if (this.data.servers[server] === now) {
+        if (previous) this.data.servers[server] = previous;
+        else delete this.data.servers[server];
+      }
+      throw err;
+    }
   }
 
   /**

@@ -1,0 +1,307 @@
+/**
+ * The server registry: the one place where server commands and approval policy live. Each command
+ * (add, remove, enable, disable, restart, approve, quarantine) updates the config file, the approvals
+ * store and the server actor together, in that order of durability: the files first, the actor last,
+ * so a command that fails part-way has changed no actor, and a failed second write undoes the first.
+ * Mutations run one at a time, so the files and the actor system never interleave two commands.
+ *
+ * Transports (the control channel, the CLI through it, the visualizer through it) only frame and
+ * authenticate; they call these methods and report the coded errors they throw.
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import { approvedToolOf, diffTools } from '../core/tool-fingerprint.js';
+import type { ServerEntry } from '../config/config-types.js';
+import { parseServerEntry, validateServerName } from '../config/config-schema.js';
+import type { LoadedConfig } from '../adapters/store/config-file.js';
+import type { ApprovalsStore, ServerApproval } from '../adapters/store/approvals-store.js';
+import type { ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
+
+/** What the registry needs from the actor system: start/replace, stop, forward, and read back. */
+export interface ServerActorsPort {
+  /** Start a server actor for the entry, replacing (after it drained) one of the same name. */
+  start(name: string, entry: ServerEntry): void;
+  /** Stop the server's actor, if it has one. */
+  stop(name: string): void;
+  send(name: string, command: 'RESTART' | 'APPROVE' | 'QUARANTINE'): void;
+  /** The tools the live actor holds (also while quarantined); undefined without an actor. */
+  toolsOf(name: string): UpstreamToolInfo[] | undefined;
+  /** The live actor's quarantine flag; undefined without an actor. */
+  quarantinedOf(name: string): boolean | undefined;
+}
+
+/** Read-modify-write of the raw config document (src/adapters/store/config-file.ts `updateConfigFile`). */
+export type ConfigUpdater = (mutate: (raw: any) => void) => Promise<LoadedConfig>;
+
+export interface ServerRegistryOptions {
+  configPath: string;
+  /** The servers of the loaded config, by name (the registry owns this map from now on). */
+  entries: Map<string, ServerEntry>;
+  approvals: ApprovalsStore;
+  updateConfig: ConfigUpdater;
+  /** The run-time quarantine policy (`quarantineNewServers`: 1 quarantine, 0 trust on first use). */
+  quarantineNewServers: () => number;
+  logger: Logger;
+  /** Called after a server was forgotten, so UIs can drop it. */
+  onRemoved?: (name: string) => void;
+}
+
+export interface AddResult {
+  name: string;
+  entry: ServerEntry;
+  started: boolean;
+  trusted: boolean;
+  quarantined: boolean;
+  warnings: { path: string; message: string }[];
+}
+
+/** Thrown out of a config mutation to mean "the file already says so": nothing is written. */
+const NO_CHANGE = Symbol('no change');
+
+export class ServerRegistry {
+  private readonly entries: Map<string, ServerEntry>;
+  private chain: Promise<unknown> = Promise.resolve();
+  private actors: ServerActorsPort | undefined;
+
+  constructor(private readonly opts: ServerRegistryOptions) {
+    this.entries = opts.entries;
+  }
+
+  /** Connect the actor system (it is created after the registry, since its actors call checkTools). */
+  bind(actors: ServerActorsPort): void {
+    this.actors = actors;
+  }
+
+  get configPath(): string {
+    return this.opts.configPath;
+  }
+
+  entry(name: string): ServerEntry | undefined {
+    return this.entries.get(name);
+  }
+
+  /** Configured servers in config order. */
+  list(): [string, ServerEntry][] {
+    return [...this.entries];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  toolsOf(name: string): UpstreamToolInfo[] | undefined {
+    return this.actors?.toolsOf(name);
+  }
+
+  /**
+   * Tool integrity (docs/quarantine.md), called with every fetched tool list: a config server not
+   * marked quarantined is trusted on first use; after that the list is compared with the approved
+   * fingerprints and any change is returned (the statechart re-quarantines on it).
+   */
+  checkTools(name: string, tools: UpstreamToolInfo[]): ToolChangeInfo[] {
+    const record = this.opts.approvals.get(name);
+    if (!record) {
+      const entry = this.entries.get(name);
+      if (entry && !entry.quarantined) {
+        this.opts.approvals
+          .set(name, approvalOf(tools, 'trust-on-first-use'))
+          .catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
+      }
+      return [];
+    }
+    const changes = diffTools(tools, record.tools);
+    if (changes.length > 0) {
+      this.opts.logger.warn({ server: name, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
+    }
+    return changes;
+  }
+
+  // ---- commands --------------------------------------------------------------------------------
+
+  /** Add a server from a raw entry: validated, persisted (quarantined by policy unless trusted), started. */
+  add(name: string, rawEntry: unknown, opts: { trusted?: boolean } = {}): Promise<AddResult> {
+    const problem = validateServerName(name);
+    if (problem) return Promise.reject(new WardenError(ErrorCodes.BAD_ARGS, `invalid server name "${name}": ${problem}`));
+    const parsed = parseServerEntry(name, rawEntry, path.dirname(path.resolve(this.opts.configPath)));
+    if (!parsed.ok) {
+      return Promise.reject(
+        new WardenError(
+          ErrorCodes.CONFIG_INVALID,
+          `invalid server entry: ${parsed.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+          { issues: parsed.issues },
+        ),
+      );
+    }
+    const trusted = opts.trusted ?? false;
+    // Policy (docs/quarantine.md): a server added at run time starts quarantined unless the command
+    // explicitly trusts it; a trusted one is trusted on first use like a config server.
+    const quarantine = !trusted && this.opts.quarantineNewServers() === 1;
+    return this.serialized(async () => {
+      if (this.entries.has(name)) throw new WardenError(ErrorCodes.SERVER_EXISTS, `a server named "${name}" already exists`);
+      const loaded = await this.opts.updateConfig((raw) => {
+        if (raw.mcpServers === undefined) raw.mcpServers = {};
+        if (typeof raw.mcpServers !== 'object' || raw.mcpServers === null || Array.isArray(raw.mcpServers)) {
+          throw new WardenError(ErrorCodes.CONFIG_INVALID, `"mcpServers" in ${this.opts.configPath} is not an object`);
+        }
+        if (Object.hasOwn(raw.mcpServers, name)) {
+          throw new WardenError(ErrorCodes.SERVER_EXISTS, `a server named "${name}" already exists in ${this.opts.configPath}`);
+        }
+        raw.mcpServers[name] = quarantine ? { ...(rawEntry as object), quarantined: true } : rawEntry;
+      });
+      const entry = loaded.config.mcpServers[name] ?? parsed.entry;
+      this.entries.set(name, entry);
+      if (!entry.disabled) this.actorsOrThrow().start(name, entry);
+      return { name, entry, started: !entry.disabled, trusted, quarantined: entry.quarantined, warnings: parsed.warnings };
+    });
+  }
+
+  /** Stop and forget a server: out of the config file, its approvals forgotten, its actor stopped. */
+  remove(name: string): Promise<{ name: string; removed: true }> {
+    return this.serialized(async () => {
+      const known = this.entries.has(name);
+      const inFile = await this.updateIfChanged((raw) => {
+        const servers = raw?.mcpServers;
+        if (!servers || typeof servers !== 'object' || !Object.hasOwn(servers, name)) throw NO_CHANGE;
+        delete servers[name];
+      });
+      if (!known && !inFile) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
+      this.entries.delete(name);
+      // The entry is gone from the file; a stale approval could only matter if the name came back,
+      // and then it must start from the policy again, so a failed delete is logged, not fatal.
+      await this.opts.approvals.delete(name).catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
+      this.actorsOrThrow().stop(name);
+      this.opts.onRemoved?.(name);
+      return { name, removed: true as const };
+    });
+  }
+
+  /** Enable or disable a server: the config flag first, then start or stop its actor. */
+  setEnabled(name: string, enabled: boolean): Promise<{ name: string; changed: boolean }> {
+    return this.serialized(async () => {
+      const current = this.require(name);
+      await this.persistFlag(name, 'disabled', !enabled);
+      const changed = current.disabled === enabled;
+      if (changed) {
+        const entry = { ...current, disabled: !enabled };
+        this.entries.set(name, entry);
+        if (enabled) this.actorsOrThrow().start(name, entry);
+        else this.actorsOrThrow().stop(name);
+      }
+      return { name, changed };
+    });
+  }
+
+  restart(name: string): { name: string } {
+    const entry = this.require(name);
+    if (entry.disabled) throw new WardenError(ErrorCodes.SERVER_DISABLED, `server "${name}" is disabled; enable it instead`);
+    this.actorsOrThrow().send(name, 'RESTART');
+    return { name };
+  }
+
+  /**
+   * Approve what the person inspected: the tools the server lists right now become its approved
+   * fingerprints (approvals.json), its `quarantined` flag is cleared in the config file, and only
+   * then is the actor told. If the config write fails, the approval record is put back as it was.
+   */
+  approve(name: string): Promise<{ name: string; changed: boolean }> {
+    return this.serialized(async () => {
+      const entry = this.require(name);
+      const actors = this.actorsOrThrow();
+      const changed = (actors.quarantinedOf(name) ?? entry.quarantined) !== false;
+      const previous = this.opts.approvals.get(name);
+      await this.opts.approvals.set(name, approvalOf(actors.toolsOf(name) ?? [], 'person'));
+      try {
+        await this.persistFlag(name, 'quarantined', false);
+      } catch (err) {
+        await this.restoreApproval(name, previous);
+        throw err;
+      }
+      this.entries.set(name, { ...entry, quarantined: false });
+      actors.send(name, 'APPROVE');
+      return { name, changed };
+    });
+  }
+
+  /** Withhold a server's tools until approved again: the config flag first, then the actor. */
+  quarantine(name: string): Promise<{ name: string; changed: boolean }> {
+    return this.serialized(async () => {
+      const entry = this.require(name);
+      const actors = this.actorsOrThrow();
+      const changed = (actors.quarantinedOf(name) ?? entry.quarantined) !== true;
+      await this.persistFlag(name, 'quarantined', true);
+      this.entries.set(name, { ...entry, quarantined: true });
+      actors.send(name, 'QUARANTINE');
+      return { name, changed };
+    });
+  }
+
+  /** Resolves once every mutation queued so far has finished (shutdown waits for this). */
+  idle(): Promise<void> {
+    return this.chain.then(() => undefined);
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  private require(name: string): ServerEntry {
+    const entry = this.entries.get(name);
+    if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
+    return entry;
+  }
+
+  private actorsOrThrow(): ServerActorsPort {
+    if (!this.actors) throw new WardenError(ErrorCodes.INTERNAL, 'the actor system is not running');
+    return this.actors;
+  }
+
+  /** Runs `fn` after every earlier mutation finished (files and actors change in step). */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** A config mutation that may find nothing to do (it throws NO_CHANGE); true if it wrote. */
+  private async updateIfChanged(mutate: (raw: any) => void): Promise<boolean> {
+    try {
+      await this.opts.updateConfig(mutate);
+      return true;
+    } catch (err) {
+      if (err === NO_CHANGE) return false;
+      throw err;
+    }
+  }
+
+  /** Sets a boolean flag of a server in the config file; no write when it already has that value. */
+  private persistFlag(name: string, key: 'disabled' | 'quarantined', value: boolean): Promise<boolean> {
+    return this.updateIfChanged((raw) => {
+      const servers = raw?.mcpServers;
+      const entry = servers && typeof servers === 'object' && Object.hasOwn(servers, name) ? servers[name] : undefined;
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) {
+        throw new WardenError(
+          ErrorCodes.UNKNOWN_SERVER,
+          `server "${name}" is not in the config file ${this.opts.configPath} (was the file edited by hand?)`,
+        );
+      }
+      if ((entry[key] === true) === value) throw NO_CHANGE;
+      entry[key] = value;
+    });
+  }
+
+  private async restoreApproval(name: string, previous: ServerApproval | undefined): Promise<void> {
+    try {
+      if (previous) await this.opts.approvals.set(name, previous);
+      else await this.opts.approvals.delete(name);
+    } catch (err) {
+      // The server stays quarantined in the config file, so an extra approval record grants nothing.
+      this.opts.logger.error({ err, server: name }, 'could not undo an approval after the config write failed');
+    }
+  }
+}
+
+function approvalOf(tools: UpstreamToolInfo[], by: ServerApproval['by']): ServerApproval {
+  return { approvedAt: new Date().toISOString(), by, tools: Object.fromEntries(tools.map((t) => [t.name, approvedToolOf(t)])) };
+}
