@@ -11,6 +11,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { pickCodes } from '../core/error-catalogue.js';
 
 /** The subprotocol name a client must offer (and the daemon selects). */
 export const CONTROL_PROTOCOL = 'mcp-warden.v1';
@@ -19,35 +20,26 @@ export const AUTH_PROTOCOL_PREFIX = 'auth.';
 /** The WebSocket path on the daemon's HTTP server. */
 export const CONTROL_PATH = '/ws';
 
-/** Error codes of the control channel (besides the daemon's own E_* codes, e.g. E_CONFIG_INVALID). */
-export const ControlErrorCodes = {
-  /** The frame is not valid JSON. */
-  BAD_JSON: 'E_BAD_JSON',
-  /** Valid JSON, but not a message this protocol knows (no/unknown `type`, wrong shape, binary frame). */
-  BAD_MESSAGE: 'E_BAD_MESSAGE',
-  /** `{type:'command'}` with a `command` the daemon does not have. */
-  UNKNOWN_COMMAND: 'E_UNKNOWN_COMMAND',
-  /** The command's `args` do not match its schema. */
-  BAD_ARGS: 'E_BAD_ARGS',
-  /** server.add with a name that is already configured. */
-  SERVER_EXISTS: 'E_SERVER_EXISTS',
-  /** A command names a server that is not configured. */
-  UNKNOWN_SERVER: 'E_UNKNOWN_SERVER',
-  /** restart of a disabled server. */
-  SERVER_DISABLED: 'E_SERVER_DISABLED',
-  /** The command exists but this daemon cannot perform it (e.g. no reaper wired in). */
-  NOT_AVAILABLE: 'E_NOT_AVAILABLE',
-  /** Too many commands in flight on this connection; wait for results before sending more. */
-  BUSY: 'E_BUSY',
-  /** The daemon is stopping; no further commands are accepted. */
-  SHUTTING_DOWN: 'E_SHUTTING_DOWN',
-  /** Upgrade refused: the connection limit (settings.controlMaxConnections) is reached (HTTP 503). */
-  TOO_MANY_CONNECTIONS: 'E_TOO_MANY_CONNECTIONS',
-  /** Upgrade refused: the client offered subprotocols but not `mcp-warden.v1` (HTTP 400). */
-  BAD_SUBPROTOCOL: 'E_BAD_SUBPROTOCOL',
-  /** Anything unexpected (a bug); the message says what. */
-  INTERNAL: 'E_INTERNAL',
-} as const;
+/**
+ * Error codes of the control channel (besides the daemon's own E_* codes, e.g. E_CONFIG_INVALID): a view
+ * of the one catalogue, src/core/error-catalogue.ts, where each is defined with its meaning (and, for
+ * the upgrade refusals TOO_MANY_CONNECTIONS and BAD_SUBPROTOCOL, its HTTP status).
+ */
+export const ControlErrorCodes = pickCodes([
+  'BAD_JSON',
+  'BAD_MESSAGE',
+  'UNKNOWN_COMMAND',
+  'BAD_ARGS',
+  'SERVER_EXISTS',
+  'UNKNOWN_SERVER',
+  'SERVER_DISABLED',
+  'NOT_AVAILABLE',
+  'BUSY',
+  'SHUTTING_DOWN',
+  'TOO_MANY_CONNECTIONS',
+  'BAD_SUBPROTOCOL',
+  'INTERNAL',
+]);
 export type ControlErrorCode = (typeof ControlErrorCodes)[keyof typeof ControlErrorCodes];
 
 // ---------------------------------------------------------------------------------------------

@@ -1,55 +1,91 @@
 /**
- * Stable error codes. They appear in logs, /healthz, MCP error `data.code`, CLI output and the
- * control channel. docs/error-codes.md describes each; never change the meaning of an existing code.
+ * Stable error codes and the error that carries them. The codes themselves, with their HTTP status and
+ * JSON-RPC code, live in the one catalogue (src/core/error-catalogue.ts); docs/error-codes.md describes
+ * each. They appear in logs, /healthz, MCP error `data.code`, CLI output and the control channel.
  */
-export const ErrorCodes = {
-  CONFIG_INVALID: 'E_CONFIG_INVALID',
-  CONFIG_UNREADABLE: 'E_CONFIG_UNREADABLE',
-  REMOTE_UNSUPPORTED: 'E_REMOTE_UNSUPPORTED',
-  SPAWN_FAILED: 'E_SPAWN_FAILED',
-  INIT_TIMEOUT: 'E_INIT_TIMEOUT',
-  INIT_FAILED: 'E_INIT_FAILED',
-  UPSTREAM_EXITED: 'E_UPSTREAM_EXITED',
-  CRASH_LOOP: 'E_CRASH_LOOP',
-  STOP_FAILED: 'E_STOP_FAILED',
-  REAP_FAILED: 'E_REAP_FAILED',
-  UNKNOWN_TOOL: 'E_UNKNOWN_TOOL',
-  SERVER_UNAVAILABLE: 'E_SERVER_UNAVAILABLE',
-  QUARANTINED: 'E_QUARANTINED',
-  TOOLS_CHANGED: 'E_TOOLS_CHANGED',
-  APPROVALS_CORRUPT: 'E_APPROVALS_CORRUPT',
-  UPSTREAM_ERROR: 'E_UPSTREAM_ERROR',
-  UPSTREAM_TIMEOUT: 'E_UPSTREAM_TIMEOUT',
-  SHUTTING_DOWN: 'E_SHUTTING_DOWN',
-  TOO_MANY_SESSIONS: 'E_TOO_MANY_SESSIONS',
-  FORBIDDEN_HOST: 'E_FORBIDDEN_HOST',
-  FORBIDDEN_ORIGIN: 'E_FORBIDDEN_ORIGIN',
-  UNAUTHORIZED: 'E_UNAUTHORIZED',
-  LISTEN_FAILED: 'E_LISTEN_FAILED',
-  NON_LOOPBACK_REFUSED: 'E_NON_LOOPBACK_REFUSED',
-  DATA_DIR_UNWRITABLE: 'E_DATA_DIR_UNWRITABLE',
-  ALREADY_RUNNING: 'E_ALREADY_RUNNING',
-  LOCK_COMPROMISED: 'E_LOCK_COMPROMISED',
-  DOCKER_UNAVAILABLE: 'E_DOCKER_UNAVAILABLE',
-  DOCKER_FAILED: 'E_DOCKER_FAILED',
-  DOCKER_IMAGE_MISSING: 'E_DOCKER_IMAGE_MISSING',
-  CONTAINER_EXITED: 'E_CONTAINER_EXITED',
-  INTERNAL: 'E_INTERNAL',
-  BAD_ARGS: 'E_BAD_ARGS',
-  SERVER_EXISTS: 'E_SERVER_EXISTS',
-  UNKNOWN_SERVER: 'E_UNKNOWN_SERVER',
-  SERVER_DISABLED: 'E_SERVER_DISABLED',
-  NOT_AVAILABLE: 'E_NOT_AVAILABLE',
-} as const;
+import { ErrorCodes, type ErrorCode } from './error-catalogue.js';
 
-export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+export {
+  ErrorCatalogue,
+  ErrorCodes,
+  RpcCodes,
+  allErrorSpecs,
+  errorSpec,
+  httpStatusOf,
+  pickCodes,
+  rpcCodeOf,
+  type ErrorCode,
+  type ErrorKey,
+  type ErrorSpec,
+  type ErrorSurface,
+} from './error-catalogue.js';
+
+/**
+ * A JSON-RPC error an upstream server answered with, as it was on the wire: `message` without the
+ * "MCP error <code>: " prefix the SDK's McpError adds, `data` untouched.
+ */
+export interface UpstreamRpcError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/** One problem of a config document; `path` is a JSON path as in a whole config file. */
+export interface ErrorIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * What a WardenError may say besides its message: every field any producer sets, typed. All of it is
+ * safe to show to users (no secrets: no env values, no tokens).
+ */
+export interface WardenErrorDetail {
+  /** The server (config name) the error is about. */
+  server?: string;
+  /** The upstream's JSON-RPC error, for E_UPSTREAM_ERROR and E_INIT_FAILED; the MCP front forwards it. */
+  upstream?: UpstreamRpcError;
+  /** Config validation problems (read by the control channel's server.add). */
+  issues?: ErrorIssue[];
+  /** Config warnings found alongside the problems. */
+  warnings?: { path: string; message: string; level: 'warning' | 'info' }[];
+  /** The JSON-RPC method of a failed upstream request. */
+  method?: string;
+  timeoutMs?: number;
+  /** The upstream connection was already closed when the request failed. */
+  connectionClosed?: boolean;
+  file?: string;
+  line?: number;
+  column?: number;
+  /** An errno name, e.g. ENOENT. */
+  errno?: string;
+  command?: string;
+  /** A process group that kept members after SIGKILL, and those members' pids. */
+  pgid?: number;
+  survivors?: number[];
+  dataDir?: string;
+  lockDir?: string;
+  host?: string;
+  port?: number;
+  /** Docker: the engine address, the API call, its HTTP status, whether it missed its deadline. */
+  engine?: string;
+  op?: string;
+  statusCode?: number;
+  timedOut?: boolean;
+  container?: string;
+  containerId?: string;
+  /** A container's exit code (null: unknown). */
+  exitCode?: number | null;
+  /** Docker: why removing a failed start's container failed too. */
+  cleanupFailed?: string;
+}
 
 /** An error with a stable code; `detail` is safe to show to users (no secrets). */
 export class WardenError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly detail?: Record<string, unknown>,
+    readonly detail?: WardenErrorDetail,
   ) {
     super(message);
     this.name = 'WardenError';
@@ -68,3 +104,4 @@ export function toErrorInfo(err: unknown, fallback: ErrorCode, at: number): Erro
   const message = err instanceof Error ? err.message : String(err);
   return { code: fallback, message, at };
 }
+

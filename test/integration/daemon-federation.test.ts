@@ -9,7 +9,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { FAIL_CODE, FAIL_DATA, FAIL_MESSAGE } from '../fixtures/fixture-server.js';
 import {
   cliMain,
   demoServer,
@@ -118,6 +122,103 @@ test('distinct, coded errors: unknown tool, server down, upstream error, upstrea
     const slow = await mcpErrorOf(client.callTool({ name: 'fx__slow', arguments: { steps: 3, intervalMs: 1_000 } }));
     assert.equal(slow.code, -32001);
     assert.equal((slow.data as { code?: string }).code, 'E_UPSTREAM_TIMEOUT');
+  } finally {
+    await t.close();
+  }
+});
+
+test("a real upstream's JSON-RPC error reaches the client unchanged: its code, its message once, its data under data.upstream", async () => {
+  const t = await startTestDaemon({ fx: { command: NODE, args: [fixture('echo-server')], env: { FIXTURE_FAIL_TOOL: '1' } } });
+  // The SDK client over Streamable HTTP, with a fetch that keeps every answer body as it came off the wire.
+  const bodies: string[] = [];
+  const recordingFetch = async (url: string | URL, init?: RequestInit): Promise<Response> => {
+    const res = await fetch(url, init);
+    const text = await res.clone().text();
+    bodies.push(text);
+    return res;
+  };
+  const client = new Client({ name: 'mcp-warden-test', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(t.daemon.mcpUrl), { fetch: recordingFetch });
+  try {
+    await t.waitForState('fx', 'running');
+    await client.connect(transport);
+
+    const err = await mcpErrorOf(client.callTool({ name: 'fx__fail', arguments: {} }));
+    assert.equal(err.code, FAIL_CODE);
+    // The client's SDK prefixes "MCP error <code>: " once; everything after it is the upstream's text.
+    assert.equal(err.message, `MCP error ${FAIL_CODE}: ${FAIL_MESSAGE}`);
+    assert.equal(err.message.split(FAIL_MESSAGE).length - 1, 1, 'the upstream text appears exactly once');
+    assert.equal(err.message.split('MCP error').length - 1, 1, 'one SDK prefix, not one per hop');
+    assert.deepEqual(err.data, { code: 'E_UPSTREAM_ERROR', upstream: FAIL_DATA });
+
+    // The wire form, exactly (docs/error-codes.md, docs/mcp-endpoint.md).
+    const wire = bodies
+      .flatMap((b) => (b.trim() === '' ? [] : [JSON.parse(b) as unknown]))
+      .flat()
+      .find((m) => (m as { error?: unknown }).error !== undefined) as { error: unknown } | undefined;
+    assert.ok(wire, `no error answer among ${JSON.stringify(bodies)}`);
+    assert.deepEqual(wire.error, { code: FAIL_CODE, message: FAIL_MESSAGE, data: { code: 'E_UPSTREAM_ERROR', upstream: FAIL_DATA } });
+
+    // the upstream is fine afterwards
+    const echo = await client.callTool({ name: 'fx__echo', arguments: { message: 'after' } });
+    assert.match(JSON.stringify(echo.content), /after/);
+  } finally {
+    await transport.terminateSession().catch(() => undefined);
+    await client.close().catch(() => undefined);
+    await t.close();
+  }
+});
+
+/** One raw POST /mcp; `chunked` sends the body without Content-Length. */
+function rawPost(url: string, body: Buffer, chunked: boolean): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...(chunked ? {} : { 'content-length': String(body.length) }),
+      },
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    // The server answers without reading the rest and closes: a reset while still writing is expected.
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') reject(e);
+    });
+    req.end(body);
+  });
+}
+
+test('an oversized POST /mcp gets the JSON-RPC 413 the docs promise, with router and front at httpMaxBodyBytes', async () => {
+  const limit = 64 * 1024;
+  const t = await startTestDaemon({}, { httpMaxBodyBytes: limit });
+  try {
+    const expected = {
+      jsonrpc: '2.0',
+      error: { code: -32600, message: `Request body exceeds ${limit} bytes`, data: { code: 'E_BODY_TOO_LARGE' } },
+      id: null,
+    };
+    const big = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { pad: 'x'.repeat(limit) } }));
+    for (const chunked of [false, true]) {
+      const res = await rawPost(t.daemon.mcpUrl, big, chunked);
+      assert.equal(res.status, 413, `chunked=${chunked}`);
+      assert.match(String(res.headers['content-type']), /^application\/json/);
+      assert.equal(res.headers['connection'], 'close', `chunked=${chunked}: the unread rest must not be reused`);
+      assert.deepEqual(JSON.parse(res.text), expected, `chunked=${chunked}`);
+    }
+    // exactly at the limit is read: blanks are not JSON, so it is refused for that, not for its size
+    const atLimit = await rawPost(t.daemon.mcpUrl, Buffer.alloc(limit, ' '), false);
+    assert.equal(atLimit.status, 400);
+    assert.deepEqual(JSON.parse(atLimit.text), {
+      jsonrpc: '2.0',
+      error: { code: -32700, message: 'Parse error: invalid JSON', data: { code: 'E_BAD_JSON' } },
+      id: null,
+    });
   } finally {
     await t.close();
   }

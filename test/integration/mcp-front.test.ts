@@ -74,7 +74,8 @@ class FakeCatalog implements ToolCatalog {
     this.calls.push({ name, args, opts });
     if (name.startsWith('fail__')) {
       const code = name.slice('fail__'.length) as ErrorCode;
-      throw new WardenError(code, `failing with ${code}`, code === ErrorCodes.UPSTREAM_ERROR ? { mcpCode: -32050 } : undefined);
+      const upstream = { code: -32050, message: `failing with ${code}` };
+      throw new WardenError(code, `failing with ${code}`, code === ErrorCodes.UPSTREAM_ERROR ? { upstream } : undefined);
     }
     switch (name) {
       case 'demo__echo':

@@ -260,7 +260,7 @@ describe('upstream client against fixtures', () => {
       await assert.rejects(
         conn.callTool('no_such_tool', {}, { timeoutMs: 5_000 }),
         isWardenError(ErrorCodes.UPSTREAM_ERROR, (err) => {
-          assert.equal(err.detail?.mcpCode, -32602);
+          assert.equal(err.detail?.upstream?.code, -32602);
           assert.match(err.message, /unknown tool no_such_tool/);
         }),
       );
@@ -304,7 +304,7 @@ describe('upstream client against fixtures', () => {
       await assert.rejects(
         pending,
         isWardenError(ErrorCodes.UPSTREAM_ERROR, (err) => {
-          assert.equal(err.detail?.mcpCode, -32000);
+          assert.equal(err.detail?.upstream?.code, -32000);
           assert.equal(err.detail?.connectionClosed, true);
         }),
       );

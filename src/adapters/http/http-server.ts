@@ -4,7 +4,11 @@
  * - the listening server is a ledger resource (kind 'socket', owner 'http'), and so is each accepted
  *   connection (settled when the socket closes), so /healthz and tests can see what is open;
  * - exact-path routing (query string ignored): unknown path → 404, known path with another method →
- *   405, a handler that throws → 500; all as JSON `{ error: { code, message } }` without stack traces;
+ *   405, a handler that throws → 500; all as JSON `{ error: { code, message } }` without stack traces,
+ *   the status taken from the error catalogue (src/core/error-catalogue.ts);
+ * - body limits belong to whoever reads a body (`readBody`, so /mcp answers in JSON-RPC as
+ *   docs/mcp-endpoint.md promises); the router only makes sure a request announcing more than
+ *   `maxBodyBytes` never keeps its connection alive, so an unread oversized body is not drained;
  * - `close()` stops accepting, destroys idle keep-alive sockets at once, ends sockets as soon as their
  *   in-flight response finishes, destroys whatever is left (open SSE streams, upgraded sockets) after a
  *   short grace, and resolves when the server is fully closed. It never hangs.
@@ -13,18 +17,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { ErrorCodes, WardenError, httpStatusOf, pickCodes, type ErrorCode } from '../../core/error-codes.js';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 
 export const HTTP_LEDGER_OWNER = 'http';
 
-/** HTTP-level error codes used in JSON error bodies that have no entry in ErrorCodes. */
-export const HttpErrorCodes = {
-  NOT_FOUND: 'E_NOT_FOUND',
-  METHOD_NOT_ALLOWED: 'E_METHOD_NOT_ALLOWED',
-  BODY_TOO_LARGE: 'E_BODY_TOO_LARGE',
-  INTERNAL: ErrorCodes.INTERNAL,
-} as const;
+/** The router's own codes: a view of the catalogue (src/core/error-catalogue.ts). */
+export const HttpErrorCodes = pickCodes(['NOT_FOUND', 'METHOD_NOT_ALLOWED', 'BODY_TOO_LARGE', 'INTERNAL']);
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -35,7 +34,10 @@ export interface HttpServerOptions {
   port: number;
   logger: Logger;
   ledger: ResourceLedger;
-  /** Requests announcing a larger Content-Length are refused with 413 before any handler runs. */
+  /**
+   * Requests announcing a larger Content-Length still reach their handler (a body reader refuses them
+   * in its own protocol, e.g. /mcp's JSON-RPC 413), but their connection is closed after the response.
+   */
   maxBodyBytes: number;
   /** How long close() lets in-flight responses finish before destroying their sockets. Default 1000. */
   closeGraceMs?: number;
@@ -78,6 +80,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Record<string, string>): void {
   sendJson(res, status, { error: { code, message } }, headers);
+}
+
+/** `{ error: { code, message } }` with the status the catalogue gives `code`. */
+export function sendCodedError(res: ServerResponse, code: ErrorCode, message: string, headers?: Record<string, string>): void {
+  sendError(res, httpStatusOf(code), code, message, headers);
 }
 
 export type ReadBodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
@@ -215,24 +222,21 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const path = pathOf(req);
     const method = (req.method ?? 'GET').toUpperCase();
     const byMethod = routes.get(path);
-    if (!byMethod) return sendError(res, 404, HttpErrorCodes.NOT_FOUND, `Not found: ${path.slice(0, 200)}`);
+    if (!byMethod) return sendCodedError(res, HttpErrorCodes.NOT_FOUND, `Not found: ${path.slice(0, 200)}`);
     const handler = byMethod.get(method);
     if (!handler) {
-      return sendError(res, 405, HttpErrorCodes.METHOD_NOT_ALLOWED, `Method ${method} not allowed on ${path}`, {
+      return sendCodedError(res, HttpErrorCodes.METHOD_NOT_ALLOWED, `Method ${method} not allowed on ${path}`, {
         allow: [...byMethod.keys()].join(', '),
       });
     }
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > opts.maxBodyBytes) {
-      return sendError(res, 413, HttpErrorCodes.BODY_TOO_LARGE, `Request body exceeds ${opts.maxBodyBytes} bytes`, {
-        connection: 'close',
-      });
-    }
+    // Node would otherwise read (and discard) an unread body to reuse the socket.
+    if (Number.isFinite(declared) && declared > opts.maxBodyBytes) res.setHeader('connection', 'close');
     try {
       await handler(req, res);
     } catch (err) {
       logger.error({ err, method, path }, 'http handler failed');
-      if (!res.headersSent) sendError(res, 500, HttpErrorCodes.INTERNAL, 'Internal server error');
+      if (!res.headersSent) sendCodedError(res, HttpErrorCodes.INTERNAL, 'Internal server error');
       else res.destroy();
     }
   }

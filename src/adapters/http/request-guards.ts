@@ -15,7 +15,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
-import { ErrorCodes, type ErrorCode } from '../../core/error-codes.js';
+import { ErrorCodes, httpStatusOf, type ErrorCode } from '../../core/error-codes.js';
+import { headerValue } from './headers.js';
 
 /** `[::1]` → `::1`; lower-cased; a trailing dot (`localhost.`) removed. */
 function normaliseHostname(host: string): string {
@@ -161,32 +162,32 @@ export interface GuardFailure {
   message: string;
 }
 
-function headerValue(v: string | string[] | undefined): string | undefined {
-  if (Array.isArray(v)) return v.length === 1 ? v[0] : undefined;
-  return v;
-}
-
-function clip(s: string | undefined): string {
+function clip(s: string | undefined | null): string {
   if (s === undefined) return '(none)';
+  if (s === null) return '(sent more than once)';
   return s.length > 100 ? `${s.slice(0, 100)}…` : s;
 }
 
 /** Host, then Origin, then bearer token. Undefined when the request may proceed. */
 export function guardRequest(req: Pick<IncomingMessage, 'headers'>, opts: GuardOptions): GuardFailure | undefined {
   const host = headerValue(req.headers.host);
-  if (!checkHostHeader(host, opts.allowedHosts)) {
-    return { status: 403, code: ErrorCodes.FORBIDDEN_HOST, message: `Forbidden: Host ${clip(host)} is not allowed` };
+  if (host === null || !checkHostHeader(host, opts.allowedHosts)) {
+    return refusal(ErrorCodes.FORBIDDEN_HOST, `Forbidden: Host ${clip(host)} is not allowed`);
   }
-  const rawOrigin = req.headers.origin;
-  if (Array.isArray(rawOrigin) || !checkOrigin(rawOrigin, opts.allowedOrigins)) {
-    return {
-      status: 403,
-      code: ErrorCodes.FORBIDDEN_ORIGIN,
-      message: `Forbidden: Origin ${clip(headerValue(rawOrigin))} is not allowed`,
-    };
+  const origin = headerValue(req.headers.origin);
+  if (origin === null || !checkOrigin(origin, opts.allowedOrigins)) {
+    return refusal(ErrorCodes.FORBIDDEN_ORIGIN, `Forbidden: Origin ${clip(origin)} is not allowed`);
   }
-  if (opts.bearerToken !== undefined && !checkBearer(headerValue(req.headers.authorization), opts.bearerToken)) {
-    return { status: 401, code: ErrorCodes.UNAUTHORIZED, message: 'Unauthorized: a valid bearer token is required' };
+  const authorization = headerValue(req.headers.authorization);
+  if (opts.bearerToken !== undefined && (authorization === null || !checkBearer(authorization, opts.bearerToken))) {
+    return refusal(ErrorCodes.UNAUTHORIZED, 'Unauthorized: a valid bearer token is required');
   }
   return undefined;
+}
+
+type GuardCode = typeof ErrorCodes.FORBIDDEN_HOST | typeof ErrorCodes.FORBIDDEN_ORIGIN | typeof ErrorCodes.UNAUTHORIZED;
+
+/** The status comes from the catalogue (src/core/error-catalogue.ts): 403 for Host/Origin, 401 for the token. */
+function refusal(code: GuardCode, message: string): GuardFailure {
+  return { status: httpStatusOf(code) as GuardFailure['status'], code, message };
 }

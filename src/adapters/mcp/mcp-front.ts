@@ -8,31 +8,12 @@
  * idle sweep, the transport closing, front.close(). Nothing per session survives it: the session maps,
  * its in-flight calls (aborted), its streams (closed by the transport), its ledger entry.
  *
- * Error mapping of `tools/call` (JSON-RPC `error.code`, and always `error.data.code`):
- *
- *   | WardenError code       | JSON-RPC code                 | message                        |
- *   |------------------------|-------------------------------|--------------------------------|
- *   | E_UNKNOWN_TOOL         | -32602 InvalidParams          | `Unknown tool: <name>`         |
- *   | E_SERVER_UNAVAILABLE   | -32003                        | the catalog's message          |
- *   | E_QUARANTINED          | -32004                        | the catalog's message          |
- *   | E_UPSTREAM_TIMEOUT     | -32001 RequestTimeout         | the catalog's message          |
- *   | E_UPSTREAM_ERROR       | upstream's code (detail.mcpCode, else -32603) | upstream's message |
- *   | E_SHUTTING_DOWN        | -32005                        | the catalog's message          |
- *   | anything else          | -32603 InternalError          | data.code = the WardenError's code, or E_INTERNAL |
- *
- * HTTP-level refusals (before any MCP processing), all with a JSON-RPC error body, `id: null`:
- *
- *   | status | JSON-RPC code | data.code            | when                                          |
- *   |--------|---------------|----------------------|-----------------------------------------------|
- *   | 403    | -32000        | E_FORBIDDEN_HOST     | Host header not in allowedHosts               |
- *   | 403    | -32000        | E_FORBIDDEN_ORIGIN   | Origin present, not loopback, not allowlisted |
- *   | 401    | -32000        | E_UNAUTHORIZED       | auth configured, bearer token missing/wrong   |
- *   | 400    | -32700        | —                    | body is not JSON                              |
- *   | 413    | -32600        | —                    | body larger than maxBodyBytes                 |
- *   | 400    | -32000        | —                    | no mcp-session-id on a non-initialize request |
- *   | 404    | -32001        | —                    | unknown or expired mcp-session-id             |
- *   | 503    | -32000        | E_TOO_MANY_SESSIONS  | initialize while maxSessions are open         |
- *   | 503    | -32005        | E_SHUTTING_DOWN      | the front is closing                          |
+ * Errors: every status and JSON-RPC code comes from the error catalogue (src/core/error-catalogue.ts);
+ * docs/mcp-endpoint.md has the tables. A `tools/call` that fails gets the catalogue's JSON-RPC code for
+ * the WardenError's code and `error.data.code`; an upstream's own JSON-RPC error (E_UPSTREAM_ERROR with
+ * `detail.upstream`) goes out with the upstream's code and message as they were and its data in
+ * `error.data.upstream`. HTTP-level refusals (before any MCP processing) are JSON-RPC error bodies with
+ * `id: null`, the catalogue's HTTP status and `error.data.code`.
  *
  * Behaviour this relies on (SDK 1.32.2 and our transport, checked in test/integration/mcp-front.test.ts):
  * - `transport.close()` answers open requests with -32000 and runs Protocol._onclose, which aborts every
@@ -62,31 +43,26 @@ import {
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
-import { ErrorCodes, WardenError, type ErrorCode } from '../../core/error-codes.js';
+import {
+  ErrorCodes,
+  RpcCodes,
+  WardenError,
+  httpStatusOf,
+  rpcCodeOf,
+  type ErrorCode,
+  type UpstreamRpcError,
+} from '../../core/error-codes.js';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
 import type { CatalogCallResult, ProgressUpdate, ToolCatalog } from '../../core/tool-catalog.js';
 import { readBody, sendJson } from '../http/http-server.js';
 import { guardRequest } from '../http/request-guards.js';
+import { headerValue } from '../http/headers.js';
 import { StreamableHttpTransport } from './streamable-http-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
+import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 
 export const FRONT_LEDGER_OWNER = 'front';
-
-/** JSON-RPC error codes used by the front beyond the standard ones. */
-export const FrontRpcCodes = {
-  /** Generic HTTP-level refusal (forbidden host/origin, unauthorized, too many sessions, no session id). */
-  SERVER_ERROR: -32000,
-  UPSTREAM_TIMEOUT: McpErrorCode.RequestTimeout, // -32001
-  SESSION_NOT_FOUND: -32001,
-  SERVER_UNAVAILABLE: -32003,
-  QUARANTINED: -32004,
-  SHUTTING_DOWN: -32005,
-  INVALID_PARAMS: McpErrorCode.InvalidParams, // -32602
-  INTERNAL: McpErrorCode.InternalError, // -32603
-  PARSE_ERROR: McpErrorCode.ParseError, // -32700
-  INVALID_REQUEST: McpErrorCode.InvalidRequest, // -32600
-} as const;
 
 /** Added to toolCallTimeoutMs: the front's own deadline only fires if the catalog never settles. */
 const BACKSTOP_MARGIN_MS = 2_000;
@@ -133,37 +109,24 @@ export class FrontMcpError extends McpError {
 /** Maps anything `catalog.callTool` rejects with to the MCP error sent downstream. */
 export function toMcpError(err: unknown, toolName: string): McpError {
   if (err instanceof WardenError) {
-    const data = { code: err.code };
-    switch (err.code) {
-      case ErrorCodes.UNKNOWN_TOOL:
-        return new FrontMcpError(FrontRpcCodes.INVALID_PARAMS, `Unknown tool: ${toolName}`, data);
-      case ErrorCodes.SERVER_UNAVAILABLE:
-        return new FrontMcpError(FrontRpcCodes.SERVER_UNAVAILABLE, err.message, data);
-      case ErrorCodes.QUARANTINED:
-        return new FrontMcpError(FrontRpcCodes.QUARANTINED, err.message, data);
-      case ErrorCodes.UPSTREAM_TIMEOUT:
-        return new FrontMcpError(FrontRpcCodes.UPSTREAM_TIMEOUT, err.message, data);
-      case ErrorCodes.SHUTTING_DOWN:
-        return new FrontMcpError(FrontRpcCodes.SHUTTING_DOWN, err.message, data);
-      case ErrorCodes.UPSTREAM_ERROR: {
-        const mcpCode = err.detail?.['mcpCode'];
-        const mcpMessage = err.detail?.['mcpMessage'];
-        const mcpData = err.detail?.['mcpData'];
-        const code = typeof mcpCode === 'number' && Number.isSafeInteger(mcpCode) ? mcpCode : FrontRpcCodes.INTERNAL;
-        const message = typeof mcpMessage === 'string' ? mcpMessage : err.message;
-        return new FrontMcpError(code, message, mcpData === undefined ? data : { ...data, upstream: mcpData });
-      }
-      default:
-        return new FrontMcpError(FrontRpcCodes.INTERNAL, err.message, data);
-    }
+    const upstream = err.code === ErrorCodes.UPSTREAM_ERROR ? err.detail?.upstream : undefined;
+    if (upstream) return upstreamMcpError(upstream);
+    const message = err.code === ErrorCodes.UNKNOWN_TOOL ? `Unknown tool: ${toolName}` : err.message;
+    return new FrontMcpError(rpcCodeOf(err.code), message, { code: err.code });
   }
   if (err instanceof McpError) {
     const d = err.data;
     if (d && typeof d === 'object' && typeof (d as { code?: unknown }).code === 'string') return err;
-    const message = err.message.replace(/^MCP error -?\d+: /, '');
-    return new FrontMcpError(err.code, message, { code: ErrorCodes.UPSTREAM_ERROR, ...(d === undefined ? {} : { upstream: d }) });
+    return upstreamMcpError(upstreamRpcErrorOf(err));
   }
-  return new FrontMcpError(FrontRpcCodes.INTERNAL, 'Internal error', { code: ErrorCodes.INTERNAL });
+  return new FrontMcpError(RpcCodes.INTERNAL, 'Internal error', { code: ErrorCodes.INTERNAL });
+}
+
+/** The upstream's code and message as they were; its data, untouched, beside our code (docs/error-codes.md). */
+function upstreamMcpError(u: UpstreamRpcError): McpError {
+  const code = Number.isSafeInteger(u.code) ? u.code : rpcCodeOf(ErrorCodes.UPSTREAM_ERROR);
+  const data = u.data === undefined ? { code: ErrorCodes.UPSTREAM_ERROR } : { code: ErrorCodes.UPSTREAM_ERROR, upstream: u.data };
+  return new FrontMcpError(code, u.message, data);
 }
 
 /**
@@ -196,22 +159,9 @@ function shortId(id: string | undefined): string {
 }
 
 
-function rpcError(
-  res: ServerResponse,
-  status: number,
-  code: number,
-  message: string,
-  dataCode?: ErrorCode,
-  headers?: Record<string, string>,
-): void {
-  const error: Record<string, unknown> = { code, message };
-  if (dataCode) error['data'] = { code: dataCode };
-  sendJson(res, status, { jsonrpc: '2.0', error, id: null }, headers);
-}
-
-function headerValue(v: string | string[] | undefined): string | undefined | null {
-  if (Array.isArray(v)) return null; // duplicated header: refuse
-  return v;
+/** An HTTP-level refusal: JSON-RPC error body, `id: null`, status and JSON-RPC code from the catalogue. */
+function refuse(res: ServerResponse, code: ErrorCode, message: string, headers?: Record<string, string>): void {
+  sendJson(res, httpStatusOf(code), { jsonrpc: '2.0', error: { code: rpcCodeOf(code), message, data: { code } }, id: null }, headers);
 }
 
 export function createMcpFront(opts: McpFrontOptions): McpFront {
@@ -468,30 +418,26 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       await handleInner(req, res);
     } catch (err) {
       logger.error({ err }, 'mcp request failed');
-      if (!res.headersSent) rpcError(res, 500, FrontRpcCodes.INTERNAL, 'Internal error', ErrorCodes.INTERNAL);
+      if (!res.headersSent) refuse(res, ErrorCodes.INTERNAL, 'Internal error');
       else res.destroy();
     }
   }
 
   async function handleInner(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (closed) {
-      return rpcError(res, 503, FrontRpcCodes.SHUTTING_DOWN, 'Server is shutting down', ErrorCodes.SHUTTING_DOWN);
-    }
+    if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
     const refused = guardRequest(req, guard);
     if (refused) {
       logger.debug({ code: refused.code, host: req.headers.host, origin: req.headers.origin }, 'mcp request refused');
-      return rpcError(
+      return refuse(
         res,
-        refused.status,
-        FrontRpcCodes.SERVER_ERROR,
-        refused.message,
         refused.code,
-        refused.status === 401 ? { 'www-authenticate': 'Bearer realm="mcp-warden"' } : undefined,
+        refused.message,
+        refused.code === ErrorCodes.UNAUTHORIZED ? { 'www-authenticate': 'Bearer realm="mcp-warden"' } : undefined,
       );
     }
     const method = (req.method ?? '').toUpperCase();
     if (method !== 'GET' && method !== 'POST' && method !== 'DELETE') {
-      return rpcError(res, 405, FrontRpcCodes.SERVER_ERROR, 'Method not allowed', undefined, { allow: 'GET, POST, DELETE' });
+      return refuse(res, ErrorCodes.METHOD_NOT_ALLOWED, 'Method not allowed', { allow: 'GET, POST, DELETE' });
     }
 
     let parsedBody: unknown;
@@ -499,45 +445,36 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       const body = await readBody(req, maxBodyBytes);
       if (!body.ok) {
         if (body.reason === 'aborted') return void res.destroy();
-        return rpcError(res, 413, FrontRpcCodes.INVALID_REQUEST, `Request body exceeds ${maxBodyBytes} bytes`, undefined, {
-          connection: 'close',
-        });
+        // The rest of the body is not read: the connection must not be reused.
+        return refuse(res, ErrorCodes.BODY_TOO_LARGE, `Request body exceeds ${maxBodyBytes} bytes`, { connection: 'close' });
       }
       try {
         parsedBody = JSON.parse(body.body.toString('utf8'));
       } catch {
-        return rpcError(res, 400, FrontRpcCodes.PARSE_ERROR, 'Parse error: invalid JSON');
+        return refuse(res, ErrorCodes.BAD_JSON, 'Parse error: invalid JSON');
       }
-      if (closed) {
-        return rpcError(res, 503, FrontRpcCodes.SHUTTING_DOWN, 'Server is shutting down', ErrorCodes.SHUTTING_DOWN);
-      }
+      if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
     }
 
     const sid = headerValue(req.headers['mcp-session-id']);
-    if (sid === null) return rpcError(res, 400, FrontRpcCodes.SERVER_ERROR, 'Bad Request: duplicated mcp-session-id header');
+    if (sid === null) return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: duplicated mcp-session-id header');
 
     let session: Session;
     let created = false;
     if (sid !== undefined) {
       const found = byId.get(sid);
       if (!found || found.closed || found.closing) {
-        return rpcError(res, 404, FrontRpcCodes.SESSION_NOT_FOUND, 'Session not found');
+        return refuse(res, ErrorCodes.SESSION_NOT_FOUND, 'Session not found');
       }
       session = found;
     } else {
       const isInit = Array.isArray(parsedBody) ? parsedBody.some((m) => isInitializeRequest(m)) : isInitializeRequest(parsedBody);
       if (method !== 'POST' || !isInit) {
-        return rpcError(res, 400, FrontRpcCodes.SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
+        return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: Mcp-Session-Id header is required');
       }
       if (sessions.size >= maxSessions) {
         logger.warn({ maxSessions }, 'mcp session refused: too many sessions');
-        return rpcError(
-          res,
-          503,
-          FrontRpcCodes.SERVER_ERROR,
-          `Too many MCP sessions (at most ${maxSessions}); close one and retry`,
-          ErrorCodes.TOO_MANY_SESSIONS,
-        );
+        return refuse(res, ErrorCodes.TOO_MANY_SESSIONS, `Too many MCP sessions (at most ${maxSessions}); close one and retry`);
       }
       session = await createSession();
       created = true;

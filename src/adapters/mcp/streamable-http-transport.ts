@@ -35,6 +35,7 @@ import {
 import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
 import { isJsonRpcMessage } from './json-rpc-message.js';
 import { isPlainObject } from '../../core/plain-object.js';
+import { headerValue } from '../http/headers.js';
 
 /** The SDK transport's batch limit, kept so both refuse the same inputs. */
 export const MAX_BATCH_MESSAGES = 100;
@@ -159,7 +160,7 @@ export class StreamableHttpTransport implements Transport {
       this.refuse(res, 400, -32000, 'Bad Request: Server not initialized');
       return false;
     }
-    const sid = req.headers['mcp-session-id'];
+    const sid = headerValue(req.headers['mcp-session-id']);
     if (sid === undefined) {
       this.refuse(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
       return false;
@@ -168,8 +169,8 @@ export class StreamableHttpTransport implements Transport {
       this.refuse(res, 404, -32001, 'Session not found');
       return false;
     }
-    const version = req.headers['mcp-protocol-version'];
-    if (version !== undefined && (typeof version !== 'string' || !SUPPORTED_PROTOCOL_VERSIONS.includes(version))) {
+    const version = headerValue(req.headers['mcp-protocol-version']);
+    if (version !== undefined && (version === null || !SUPPORTED_PROTOCOL_VERSIONS.includes(version))) {
       this.refuse(
         res,
         400,

@@ -13,11 +13,12 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { ErrorCodes, WardenError, type WardenErrorDetail } from '../../core/error-codes.js';
 import type { ProcessGroupHandle } from '../process/process-group.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
 import { ProcessStdioTransport, type TransportProcess } from '../process/process-stdio-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
+import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 
 export interface UpstreamTool {
   name: string;
@@ -46,7 +47,8 @@ export interface UpstreamConnection {
   /** All pages of tools/list, malformed tools dropped (with a warning). */
   listTools(signal?: AbortSignal): Promise<UpstreamTool[]>;
   /**
-   * The raw CallToolResult. Rejects with WardenError(E_UPSTREAM_TIMEOUT | E_UPSTREAM_ERROR (detail.mcpCode)),
+   * The raw CallToolResult. Rejects with WardenError(E_UPSTREAM_TIMEOUT | E_UPSTREAM_ERROR), the latter
+   * with the upstream's JSON-RPC error as `detail.upstream` when it answered with one,
    * or with `signal.reason` when aborted (the SDK then sends notifications/cancelled upstream).
    */
   callTool(name: string, args: Record<string, unknown> | undefined, opts: UpstreamCallOptions): Promise<Record<string, unknown>>;
@@ -128,10 +130,14 @@ export async function connectUpstream(
         { server: opts.name, timeoutMs: opts.requestTimeoutMs },
       );
     }
-    throw new WardenError(ErrorCodes.INIT_FAILED, `${opts.name}: initialize failed: ${messageOf(err)}`, {
-      server: opts.name,
-      ...(err instanceof McpError ? { mcpCode: err.code } : {}),
-    });
+    if (err instanceof McpError) {
+      const upstream = upstreamRpcErrorOf(err);
+      throw new WardenError(ErrorCodes.INIT_FAILED, `${opts.name}: initialize failed: ${upstream.message} (JSON-RPC ${upstream.code})`, {
+        server: opts.name,
+        upstream,
+      });
+    }
+    throw new WardenError(ErrorCodes.INIT_FAILED, `${opts.name}: initialize failed: ${messageOf(err)}`, { server: opts.name });
   } finally {
     init.dispose();
   }
@@ -296,18 +302,19 @@ function describeTool(tool: unknown): string {
 function mapRequestError(err: unknown, server: string, method: string, timeoutMs: number, closed: boolean): unknown {
   if (err instanceof WardenError) return err;
   if (err instanceof McpError) {
+    // The SDK's own deadline, not an answer of the upstream.
     if (err.code === ErrorCode.RequestTimeout) {
       return new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `${server}: ${method} timed out after ${timeoutMs} ms`, {
         server,
         method,
         timeoutMs,
-        mcpCode: err.code,
       });
     }
-    const detail: Record<string, unknown> = { server, method, mcpCode: err.code };
-    if (err.data !== undefined) detail.data = err.data;
+    const upstream = upstreamRpcErrorOf(err);
+    const detail: WardenErrorDetail = { server, method, upstream };
     if (err.code === ErrorCode.ConnectionClosed && closed) detail.connectionClosed = true;
-    return new WardenError(ErrorCodes.UPSTREAM_ERROR, `${server}: ${err.message}`, detail);
+    // The log line names the server; the client gets `upstream` as it was (mcp-front.ts).
+    return new WardenError(ErrorCodes.UPSTREAM_ERROR, `${server}: ${upstream.message} (JSON-RPC ${upstream.code})`, detail);
   }
   return new WardenError(ErrorCodes.UPSTREAM_ERROR, `${server}: ${method} failed: ${messageOf(err)}`, { server, method });
 }
