@@ -32,7 +32,7 @@ export interface ToolCatalog {
   listTools(): CatalogTool[];
   /**
    * Rejects with a WardenError: UNKNOWN_TOOL, SERVER_UNAVAILABLE, QUARANTINED, UPSTREAM_TIMEOUT, or
-   * UPSTREAM_ERROR (detail.mcpCode holds the upstream JSON-RPC code), SHUTTING_DOWN.
+   * UPSTREAM_ERROR (detail.upstream holds the upstream JSON-RPC code, message and data), SHUTTING_DOWN.
    */
   callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult>;
   /** Called whenever listTools() may have changed. Returns an unsubscribe function. */

@@ -20,13 +20,14 @@
  * Output never buffers without bound: a consumer whose unsent output exceeds `controlMaxBufferedBytes`
  * is dropped. Input is bounded by `maxPayload` and by a cap on in-flight commands per connection.
  */
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import type { Settings } from '../../core/settings.js';
-import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { ErrorCodes, WardenError, httpStatusOf } from '../../core/error-codes.js';
+import { headerValue } from './headers.js';
 import { VERSION } from '../../core/version.js';
 import type { ServerEntry } from '../../config/config-types.js';
 import {
@@ -138,21 +139,10 @@ interface Conn {
   closed: Promise<void>;
 }
 
-function headerValue(v: string | string[] | undefined): string | undefined {
-  if (Array.isArray(v)) return v.join(', ');
-  return v;
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  503: 'Service Unavailable',
-};
-
 /** An HTTP error response on a socket that was never upgraded, then the socket is closed. */
-function refuseUpgrade(socket: Duplex, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+function refuseUpgrade(socket: Duplex, code: string, message: string, extra: Record<string, string> = {}): void {
   if (socket.destroyed) return;
+  const status = httpStatusOf(code);
   const body = JSON.stringify({ error: { code, message } });
   const headers = {
     'Content-Type': 'application/json',
@@ -166,15 +156,15 @@ function refuseUpgrade(socket: Duplex, status: number, code: string, message: st
     .join('\r\n');
   socket.once('finish', () => socket.destroy());
   socket.once('error', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n${head}\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${head}\r\n\r\n${body}`);
   // A peer that never reads must not keep the socket: destroy after a short grace regardless.
   setTimeout(() => socket.destroy(), 1_000).unref();
 }
 
-/** Splits a Sec-WebSocket-Protocol header into its entries. */
-function offeredProtocols(req: IncomingMessage): string[] | undefined {
+/** Splits a Sec-WebSocket-Protocol header into its entries; null when it cannot be read unambiguously. */
+function offeredProtocols(req: IncomingMessage): string[] | undefined | null {
   const raw = headerValue(req.headers['sec-websocket-protocol']);
-  if (raw === undefined) return undefined;
+  if (raw === undefined || raw === null) return raw;
   return raw
     .split(',')
     .map((s) => s.trim())
@@ -206,14 +196,16 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
   // ---- upgrade ------------------------------------------------------------------------------
 
   http.onUpgrade(CONTROL_PATH, (req, socket, head) => {
-    if (closing) return refuseUpgrade(socket, 503, ControlErrorCodes.SHUTTING_DOWN, 'the daemon is shutting down');
+    if (closing) return refuseUpgrade(socket, ControlErrorCodes.SHUTTING_DOWN, 'the daemon is shutting down');
     const guard = guardRequest(req, { allowedHosts, allowedOrigins: opts.allowedOrigins });
     if (guard) {
       logger.warn({ code: guard.code, remote: req.socket.remoteAddress }, 'control connection refused');
-      return refuseUpgrade(socket, guard.status, guard.code, guard.message);
+      return refuseUpgrade(socket, guard.code, guard.message);
     }
     const protocols = offeredProtocols(req);
-    const bearerOk = checkBearer(headerValue(req.headers.authorization), token);
+    const authorization = headerValue(req.headers.authorization);
+    // A header sent twice has no agreed reading: it never authenticates.
+    const bearerOk = authorization !== null && protocols !== null && checkBearer(authorization, token);
     let protocolOk = false;
     for (const p of protocols ?? []) {
       if (p.startsWith(AUTH_PROTOCOL_PREFIX) && safeEqual(p.slice(AUTH_PROTOCOL_PREFIX.length), token)) protocolOk = true;
@@ -222,16 +214,14 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
       logger.warn({ code: ErrorCodes.UNAUTHORIZED, remote: req.socket.remoteAddress }, 'control connection refused');
       return refuseUpgrade(
         socket,
-        401,
         ErrorCodes.UNAUTHORIZED,
         `Unauthorized: send the token from the data dir's "token" file as "Authorization: Bearer <token>" or as the subprotocol "${AUTH_PROTOCOL_PREFIX}<token>" beside "${CONTROL_PROTOCOL}"`,
         { 'WWW-Authenticate': 'Bearer' },
       );
     }
-    if (protocols !== undefined && !protocols.includes(CONTROL_PROTOCOL)) {
+    if (protocols !== undefined && !protocols?.includes(CONTROL_PROTOCOL)) {
       return refuseUpgrade(
         socket,
-        400,
         ControlErrorCodes.BAD_SUBPROTOCOL,
         `the subprotocol "${CONTROL_PROTOCOL}" must be offered`,
       );
@@ -240,7 +230,6 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
       logger.warn({ limit: settings.controlMaxConnections }, 'control connection refused: limit reached');
       return refuseUpgrade(
         socket,
-        503,
         ControlErrorCodes.TOO_MANY_CONNECTIONS,
         `at most ${settings.controlMaxConnections} control connections (settings.controlMaxConnections)`,
         { 'Retry-After': '1' },
@@ -492,7 +481,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
       return { ok: true, result: await runCommand(command, args) };
     } catch (err) {
       if (err instanceof WardenError) {
-        const issues = Array.isArray(err.detail?.issues) ? (err.detail.issues as { path: string; message: string }[]) : undefined;
+        const issues = err.detail?.issues;
         return { ok: false, error: issues ? { code: err.code, message: err.message, issues } : { code: err.code, message: err.message } };
       }
       logger.error({ err, command }, 'control command failed unexpectedly');
