@@ -6,7 +6,7 @@
 import { promises as fs, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import { ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
@@ -24,17 +24,15 @@ import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from
 import { describeFsError, makeDirs } from '../adapters/store/make-dirs.js';
 import {
   createServerMachine,
-  type ServerContext,
   type ServerMachineInput,
   type ToolChangeInfo,
   type UpstreamToolInfo,
 } from '../machines/server-machine.js';
 import { ApprovalsStore, type ServerApproval } from '../adapters/store/approvals-store.js';
 import { approvedToolOf, diffTools } from '../core/tool-fingerprint.js';
-import { createSupervisorMachine, serverActorId } from '../machines/supervisor-machine.js';
+import { createSupervisorMachine } from '../machines/supervisor-machine.js';
 
 export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
-import { UpstreamSessions } from '../actors/upstream-sessions.js';
 import type Docker from 'dockerode';
 import { createDockerClient } from '../adapters/docker/docker-container.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
@@ -46,6 +44,8 @@ import { newInstanceIdentity, type InstanceIdentity } from '../core/instance-ide
 import { reapOrphans } from './startup-reaper.js';
 import { startWatchdog, type WatchdogHandle } from '../adapters/process/watchdog.js';
 import { viewOf, type ServerView } from './server-view.js';
+import { serverActorId, serverActorOf, serverActorsOf, type SupervisorActorRef } from './server-actors.js';
+import { ServerEvents } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
 import { LogTap } from '../adapters/log/log-tap.js';
 import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
@@ -228,7 +228,6 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
   }).catch((err: unknown) => logger.error({ err }, 'startup reaper failed'));
   const ledger = new ResourceLedger();
-  const sessions = new UpstreamSessions();
   // One engine client for every containerised server (and the reaper), created on first use.
   let dockerClient: Docker | undefined;
   const docker = () => (dockerClient ??= createDockerClient());
@@ -241,8 +240,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   // Containers a previous run's reaper could not remove (pending-reap.json): retried before anything starts.
   await reaper.resumePending();
   const entries = new Map<string, ServerEntry>(Object.entries(config.mcpServers));
-  let root: AnyActorRef | undefined;
-  const catalog = new SupervisorCatalog(() => root, sessions, () => settings.toolCallTimeoutMs);
+  let root: SupervisorActorRef | undefined;
+  const catalog = new SupervisorCatalog(() => root, () => settings.toolCallTimeoutMs);
 
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;
@@ -324,63 +323,18 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         logger,
         settings: () => settings,
         identity,
-        sessions,
         entryOf: (name) => entries.get(name),
         version: VERSION,
         checkTools,
         docker,
       }),
-      watchUpstream: createWatchUpstream({ sessions, logger, checkTools }),
+      watchUpstream: createWatchUpstream({ logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
     },
   });
   const supervisor = createSupervisorMachine(serverMachine);
-  const lastState = new Map<string, string>();
-  const lastView = new Map<string, string>();
-  const eventListeners = new Set<(e: DaemonEvent) => void>();
-  const emit = (e: DaemonEvent) => {
-    for (const l of eventListeners) {
-      try {
-        l(e);
-      } catch (err) {
-        logger.warn({ err }, 'daemon event listener failed');
-      }
-    }
-  };
-  let notifyQueued = false;
-  const onInspect = (ev: InspectionEvent) => {
-    try {
-      if (ev.type !== '@xstate.snapshot') return;
-      const ref = ev.actorRef as AnyActorRef;
-      if (typeof ref.id !== 'string' || !ref.id.startsWith('server:')) return;
-      const view = viewOf(ref, ledger.counts()[ref.id] ?? {});
-      if (!view) return;
-      const previousState = lastState.get(view.name) ?? null;
-      const serialized = JSON.stringify(view);
-      if (lastView.get(view.name) !== serialized) {
-        lastView.set(view.name, serialized);
-        emit({ type: 'server', server: view, previousState, at: Date.now() });
-      }
-      if (view.state === 'stopped') lastView.delete(view.name);
-      if (previousState !== view.state) {
-        lastState.set(view.name, view.state);
-        logger.info(
-          { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
-          `server ${view.name} → ${view.state}`,
-        );
-        if (view.state === 'stopped') lastState.delete(view.name);
-      }
-      if (!notifyQueued) {
-        notifyQueued = true;
-        queueMicrotask(() => {
-          notifyQueued = false;
-          catalog.notify();
-        });
-      }
-    } catch {
-      // observing must never disturb the system
-    }
-  };
+  // UIs and list_changed follow actor subscriptions (server-events.ts); `inspect` only feeds `serve --inspect`.
+  const events = new ServerEvents({ logger, counts: () => ledger.counts(), onChange: () => catalog.notify() });
 
   const enabled = [...entries].filter(([, e]) => !e.disabled);
   // `serve --inspect`: the whole actor system to a Stately inspector relay (observation only; never throws).
@@ -389,14 +343,10 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     : undefined;
   const rootActor = createActor(supervisor, {
     input: { servers: enabled.map(([n, e]) => toMachineInput(n, e, settings)), shutdownBudgetMs: settings.shutdownBudgetMs },
-    inspect: stately
-      ? (ev: InspectionEvent) => {
-          onInspect(ev);
-          stately.inspect(ev);
-        }
-      : onInspect,
+    inspect: stately ? (ev: InspectionEvent) => stately.inspect(ev) : undefined,
   });
   root = rootActor;
+  events.attach(rootActor);
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -427,9 +377,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const servers = (): ServerView[] => {
     const counts = ledger.counts();
     const out: ServerView[] = [];
-    const children = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children;
     for (const [name, entry] of entries) {
-      const ref = children[serverActorId(name)];
+      const ref = serverActorOf(rootActor, name);
       const v = ref ? viewOf(ref, counts[serverActorId(name)] ?? {}) : undefined;
       if (v) out.push(v);
       else
@@ -448,9 +397,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         });
     }
     // Removed servers whose actor is still draining (stopping/reaping) stay visible until stopped.
-    for (const [id, ref] of Object.entries(children)) {
-      if (!ref || !id.startsWith('server:') || entries.has(id.slice('server:'.length))) continue;
-      const v = viewOf(ref, counts[id] ?? {});
+    for (const { name, ref } of serverActorsOf(rootActor)) {
+      if (entries.has(name)) continue;
+      const v = viewOf(ref, counts[serverActorId(name)] ?? {});
       if (v && v.state !== 'stopped') out.push(v);
     }
     return out;
@@ -473,6 +422,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       rootActor.send({ type: 'SHUTDOWN' });
       await rootDone;
       rootActor.stop();
+      events.stop();
       await stately?.close();
       reaper.close();
       // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
@@ -512,19 +462,13 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       entries.delete(name);
       void approvals.delete(name).catch((err: unknown) => logger.error({ err, server: name }, 'could not persist approvals'));
       rootActor.send({ type: 'SERVER_REMOVE', name });
-      emit({ type: 'server-removed', name, at: Date.now() });
+      events.emit({ type: 'server-removed', name, at: Date.now() });
       return true;
     },
-    toolsOf: (name) => {
-      const ref = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[serverActorId(name)];
-      return ref ? (ref.getSnapshot() as { context: ServerContext }).context.tools : undefined;
-    },
+    toolsOf: (name) => serverActorOf(rootActor, name)?.getSnapshot().context.tools,
     entryOf: (name) => entries.get(name),
-    subscribe: (listener) => {
-      eventListeners.add(listener);
-      return () => eventListeners.delete(listener);
-    },
-    subscriberCount: () => eventListeners.size,
+    subscribe: (listener) => events.subscribe(listener),
+    subscriberCount: () => events.listenerCount(),
     machineDefinition: () => machineDefinitionOf(serverMachine),
     controlUrl: `${httpHandle.url.replace(/^http/, 'ws')}${CONTROL_PATH}`,
     command: (name, command) => {
