@@ -2,13 +2,15 @@
  * Launch effect of `starting.launching`: spawn the server in its own process group, connect an MCP
  * client, fetch its tools. Everything acquired is in the ledger under the actor's owner id the
  * moment it exists, so an abort (STOP, init timeout) leaves nothing unowned: `stopping` releases it.
+ * The live session (handle + MCP client) is part of the output: the server actor keeps it in its
+ * context while running, so a call reaches the upstream through the actor that owns it.
  */
 import { fromPromise } from 'xstate';
 import type { Logger } from 'pino';
 import type { ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { LaunchOutput, ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
+import type { LaunchOutput, ToolChangeInfo, UpstreamSession, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { startProcessGroup, type ProcessGroupHandle } from '../adapters/process/process-group.js';
 import { startContainer, type ContainerHandle } from '../adapters/docker/docker-container.js';
@@ -16,14 +18,12 @@ import type Docker from 'dockerode';
 import { connectUpstream } from '../adapters/mcp/upstream-client.js';
 import { serverLogger } from '../adapters/log/logger.js';
 import { markerEnv, ownerMarker, type InstanceIdentity } from '../core/instance-identity.js';
-import type { UpstreamSessions } from './upstream-sessions.js';
 
 export interface LaunchDeps {
   ledger: ResourceLedger;
   logger: Logger;
   settings: () => Settings;
   identity: InstanceIdentity;
-  sessions: UpstreamSessions;
   /** The current config entry of a server (undefined when it was removed meanwhile). */
   entryOf: (name: string) => ServerEntry | undefined;
   version: string;
@@ -93,19 +93,20 @@ export function createLaunchUpstream(deps: LaunchDeps) {
         ? err
         : new WardenError(ErrorCodes.INIT_FAILED, `initialize failed: ${err instanceof Error ? err.message : String(err)}`);
     });
-    const session = { name: input.name, handle, connection };
-    deps.sessions.set(session);
+    const session: UpstreamSession = {
+      name: input.name,
+      handle,
+      connection,
+      toJSON: () => ({ name: input.name, pid: handle.pid, upstream: connection.serverInfo?.name ?? null }),
+    };
     deps.ledger.acquire(input.owner, {
       kind: 'mcp-client',
       description: `mcp client of ${input.name}`,
-      release: async () => {
-        deps.sessions.delete(session);
-        await connection.close();
-      },
+      release: () => connection.close(),
     });
     signal.throwIfAborted();
     const tools = await connection.listTools(signal);
     log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
-    return { pid: handle.pid, tools, serverInfo: connection.serverInfo, toolChanges: deps.checkTools(input.name, tools) };
+    return { pid: handle.pid, tools, serverInfo: connection.serverInfo, toolChanges: deps.checkTools(input.name, tools), session };
   });
 }

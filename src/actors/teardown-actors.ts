@@ -3,6 +3,10 @@
  * owner holds (polite escalation), audit what is verifiably gone, force what is not, and as the
  * last resort hand ownership to the daemon-level reaper. Failures are thrown as coded errors for the
  * statechart to turn into its retry/backoff states; nothing here decides the next state.
+ *
+ * Processes that escaped their group (setsid daemons, found by their marker) are not ledger entries
+ * of their own; the hand-over gives them to the reaper as one entry, so they stay owned by someone
+ * and the actor's audit stops counting them.
  */
 import { fromPromise } from 'xstate';
 import type { ResourceLedger, ReleaseFailure } from '../core/resource-ledger.js';
@@ -31,7 +35,30 @@ function escapees(deps: TeardownDeps, name: string): ProcInfo[] {
   return findByEnv(ENV_SERVER, (v) => v === key);
 }
 
+/** SIGKILL what escaped; never the daemon's own group, whatever an escapee did with its pgid. */
+function killEscapees(deps: TeardownDeps, name: string): void {
+  const ownGroup = readProc(process.pid)?.pgid;
+  for (const p of escapees(deps, name)) {
+    for (const target of p.pgid !== ownGroup && p.pgid > 1 ? [-p.pgid, p.pid] : [p.pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // already gone, or not ours to signal: the next audit tells
+      }
+    }
+  }
+}
+
 export function createTeardownActors(deps: TeardownDeps) {
+  /** Escapees handed to the reaper, by server name: the id of the reaper's ledger entry for them. */
+  const handedEscapees = new Map<string, string>();
+  /** Escapees this server's actor still answers for (none while the reaper's entry for them lives). */
+  const ownEscapees = (name: string): ProcInfo[] => {
+    const id = handedEscapees.get(name);
+    if (id !== undefined && deps.ledger.has(id)) return [];
+    handedEscapees.delete(name);
+    return escapees(deps, name);
+  };
   return {
     releaseOwned: fromPromise<void, OwnerInput>(async ({ input }) => {
       const failures = await deps.ledger.releaseOwned(input.owner, 'polite');
@@ -39,24 +66,25 @@ export function createTeardownActors(deps: TeardownDeps) {
     }),
     auditOwned: fromPromise<AuditOutput, OwnerInput>(async ({ input }) => {
       const remaining = await deps.ledger.audit(input.owner);
-      return { remaining: remaining.length + escapees(deps, input.name).length };
+      return { remaining: remaining.length + ownEscapees(input.name).length };
     }),
     forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(async ({ input }) => {
-      const ownGroup = readProc(process.pid)?.pgid;
-      for (const p of escapees(deps, input.name)) {
-        // Never signal the daemon's own group, whatever an escapee did with its pgid.
-        for (const target of p.pgid !== ownGroup && p.pgid > 1 ? [-p.pgid, p.pid] : [p.pid]) {
-          try {
-            process.kill(target, 'SIGKILL');
-          } catch {
-            // already gone, or not ours to signal: the next audit tells
-          }
-        }
-      }
+      killEscapees(deps, input.name);
       const failures = await deps.ledger.releaseOwned(input.owner, 'force');
       if (failures.length > 0) throw failureError(ErrorCodes.REAP_FAILED, failures);
     }),
     handOver: fromPromise<void, OwnerInput>(async ({ input }) => {
+      if (ownEscapees(input.name).length > 0) {
+        const kill = async () => killEscapees(deps, input.name);
+        const handle = deps.ledger.acquire('reaper', {
+          kind: 'process-group',
+          description: `processes of ${input.name} that escaped their group`,
+          release: kill,
+          forceRelease: kill,
+          isGone: () => escapees(deps, input.name).length === 0,
+        });
+        handedEscapees.set(input.name, handle.id);
+      }
       deps.ledger.transfer(input.owner, 'reaper');
       deps.onHandOver(input.owner);
     }),

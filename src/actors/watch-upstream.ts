@@ -1,21 +1,21 @@
 /**
  * Watch effect of `running` and `quarantined`: turns the upstream's exit, its closed transport and
- * `tools/list_changed` into machine events. Its cleanup removes every listener it added and aborts
- * a tool-list refresh in flight, so leaving the state leaves nothing subscribed.
+ * `tools/list_changed` into machine events. The session comes with the input (the server actor's
+ * context). Its cleanup removes every listener it added and aborts a tool-list refresh in flight,
+ * so leaving the state leaves nothing subscribed.
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { ServerEvent, ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
-import type { UpstreamSessions } from './upstream-sessions.js';
+import type { ServerEvent, ToolChangeInfo, UpstreamToolInfo, WatchInput } from '../machines/server-machine.js';
 
 export function createWatchUpstream(deps: {
-  sessions: UpstreamSessions;
   logger: Logger;
   checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
 }) {
-  return fromCallback<ServerEvent, { name: string; owner: string }>(({ input, sendBack }) => {
-    const session = deps.sessions.get(input.name);
+  return fromCallback<ServerEvent, WatchInput>(({ input, sendBack }) => {
+    const session = input.session;
     if (!session) {
+      // Nothing to watch means nothing to call either: recover through stopping like a crash.
       sendBack({ type: 'UPSTREAM_EXITED', code: null, signal: null });
       return () => undefined;
     }

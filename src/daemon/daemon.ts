@@ -6,7 +6,7 @@
 import { promises as fs, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import { ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
@@ -22,11 +22,10 @@ import { isLoopbackHost } from '../adapters/http/request-guards.js';
 import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
 import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
 import { describeFsError, makeDirs } from '../adapters/store/make-dirs.js';
-import { createServerMachine, type ServerContext, type ServerMachineInput } from '../machines/server-machine.js';
+import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
 import { ApprovalsStore } from '../adapters/store/approvals-store.js';
-import { createSupervisorMachine, serverActorId } from '../machines/supervisor-machine.js';
+import { createSupervisorMachine } from '../machines/supervisor-machine.js';
 import { ServerRegistry } from './server-registry.js';
-import { UpstreamSessions } from '../actors/upstream-sessions.js';
 import type Docker from 'dockerode';
 import { createDockerClient } from '../adapters/docker/docker-container.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
@@ -38,6 +37,8 @@ import { newInstanceIdentity, type InstanceIdentity } from '../core/instance-ide
 import { reapOrphans } from './startup-reaper.js';
 import { startWatchdog, type WatchdogHandle } from '../adapters/process/watchdog.js';
 import { viewOf, type ServerView } from './server-view.js';
+import { serverActorId, serverActorOf, serverActorsOf, type SupervisorActorRef } from './server-actors.js';
+import { ServerEvents } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
 import { LogTap } from '../adapters/log/log-tap.js';
 import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
@@ -216,7 +217,6 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
   }).catch((err: unknown) => logger.error({ err }, 'startup reaper failed'));
   const ledger = new ResourceLedger();
-  const sessions = new UpstreamSessions();
   // One engine client for every containerised server (and the reaper), created on first use.
   let dockerClient: Docker | undefined;
   const docker = () => (dockerClient ??= createDockerClient());
@@ -229,8 +229,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   // Containers a previous run's reaper could not remove (pending-reap.json): retried before anything starts.
   await reaper.resumePending();
   const entries = new Map<string, ServerEntry>(Object.entries(config.mcpServers));
-  let root: AnyActorRef | undefined;
-  const catalog = new SupervisorCatalog(() => root, sessions, () => settings.toolCallTimeoutMs);
+  let root: SupervisorActorRef | undefined;
+  const catalog = new SupervisorCatalog(() => root, () => settings.toolCallTimeoutMs);
 
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;
@@ -286,6 +286,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const httpHandle = http;
   const frontHandle = front;
 
+  // UIs and list_changed follow actor subscriptions (server-events.ts); `inspect` only feeds `serve --inspect`.
+  const events = new ServerEvents({ logger, counts: () => ledger.counts(), onChange: () => catalog.notify() });
   // Server commands and the approval policy (tool integrity, docs/quarantine.md) live in the registry.
   const registry = new ServerRegistry({
     configPath,
@@ -294,7 +296,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     updateConfig: (mutate) => updateConfigFile(configPath, mutate),
     quarantineNewServers: () => settings.quarantineNewServers,
     logger: logger.child({ component: 'registry' }),
-    onRemoved: (name) => emit({ type: 'server-removed', name, at: Date.now() }),
+    onRemoved: (name) => events.emit({ type: 'server-removed', name, at: Date.now() }),
   });
   const checkTools = registry.checkTools.bind(registry);
 
@@ -306,63 +308,16 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         logger,
         settings: () => settings,
         identity,
-        sessions,
         entryOf: (name) => registry.entry(name),
         version: VERSION,
         checkTools,
         docker,
       }),
-      watchUpstream: createWatchUpstream({ sessions, logger, checkTools }),
+      watchUpstream: createWatchUpstream({ logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
     },
   });
   const supervisor = createSupervisorMachine(serverMachine);
-  const lastState = new Map<string, string>();
-  const lastView = new Map<string, string>();
-  const eventListeners = new Set<(e: DaemonEvent) => void>();
-  const emit = (e: DaemonEvent) => {
-    for (const l of eventListeners) {
-      try {
-        l(e);
-      } catch (err) {
-        logger.warn({ err }, 'daemon event listener failed');
-      }
-    }
-  };
-  let notifyQueued = false;
-  const onInspect = (ev: InspectionEvent) => {
-    try {
-      if (ev.type !== '@xstate.snapshot') return;
-      const ref = ev.actorRef as AnyActorRef;
-      if (typeof ref.id !== 'string' || !ref.id.startsWith('server:')) return;
-      const view = viewOf(ref, ledger.counts()[ref.id] ?? {});
-      if (!view) return;
-      const previousState = lastState.get(view.name) ?? null;
-      const serialized = JSON.stringify(view);
-      if (lastView.get(view.name) !== serialized) {
-        lastView.set(view.name, serialized);
-        emit({ type: 'server', server: view, previousState, at: Date.now() });
-      }
-      if (view.state === 'stopped') lastView.delete(view.name);
-      if (previousState !== view.state) {
-        lastState.set(view.name, view.state);
-        logger.info(
-          { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
-          `server ${view.name} → ${view.state}`,
-        );
-        if (view.state === 'stopped') lastState.delete(view.name);
-      }
-      if (!notifyQueued) {
-        notifyQueued = true;
-        queueMicrotask(() => {
-          notifyQueued = false;
-          catalog.notify();
-        });
-      }
-    } catch {
-      // observing must never disturb the system
-    }
-  };
 
   const enabled = [...entries].filter(([, e]) => !e.disabled);
   // `serve --inspect`: the whole actor system to a Stately inspector relay (observation only; never throws).
@@ -371,25 +326,17 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     : undefined;
   const rootActor = createActor(supervisor, {
     input: { servers: enabled.map(([n, e]) => toMachineInput(n, e, settings)), shutdownBudgetMs: settings.shutdownBudgetMs },
-    inspect: stately
-      ? (ev: InspectionEvent) => {
-          onInspect(ev);
-          stately.inspect(ev);
-        }
-      : onInspect,
+    inspect: stately ? (ev: InspectionEvent) => stately.inspect(ev) : undefined,
   });
   root = rootActor;
-  const contextOf = (name: string): ServerContext | undefined => {
-    const ref = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[serverActorId(name)];
-    return ref ? (ref.getSnapshot() as { context: ServerContext }).context : undefined;
-  };
+  events.attach(rootActor);
   registry.bind({
     // The machine input carries only what the statechart needs; the entry stays in the registry.
     start: (name, entry) => rootActor.send({ type: 'SERVER_ADD', server: toMachineInput(name, entry, settings) }),
     stop: (name) => rootActor.send({ type: 'SERVER_REMOVE', name }),
     send: (name, command) => rootActor.send({ type: 'SERVER_COMMAND', name, command }),
-    toolsOf: (name) => contextOf(name)?.tools,
-    quarantinedOf: (name) => contextOf(name)?.quarantined,
+    toolsOf: (name) => serverActorOf(rootActor, name)?.getSnapshot().context.tools,
+    quarantinedOf: (name) => serverActorOf(rootActor, name)?.getSnapshot().context.quarantined,
   });
 
   let resolveStopped!: () => void;
@@ -421,9 +368,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const servers = (): ServerView[] => {
     const counts = ledger.counts();
     const out: ServerView[] = [];
-    const children = (rootActor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children;
     for (const [name, entry] of entries) {
-      const ref = children[serverActorId(name)];
+      const ref = serverActorOf(rootActor, name);
       const v = ref ? viewOf(ref, counts[serverActorId(name)] ?? {}) : undefined;
       if (v) out.push(v);
       else
@@ -442,9 +388,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         });
     }
     // Removed servers whose actor is still draining (stopping/reaping) stay visible until stopped.
-    for (const [id, ref] of Object.entries(children)) {
-      if (!ref || !id.startsWith('server:') || entries.has(id.slice('server:'.length))) continue;
-      const v = viewOf(ref, counts[id] ?? {});
+    for (const { name, ref } of serverActorsOf(rootActor)) {
+      if (entries.has(name)) continue;
+      const v = viewOf(ref, counts[serverActorId(name)] ?? {});
       if (v && v.state !== 'stopped') out.push(v);
     }
     return out;
@@ -467,6 +413,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       rootActor.send({ type: 'SHUTDOWN' });
       await rootDone;
       rootActor.stop();
+      events.stop();
       await stately?.close();
       reaper.close();
       // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
@@ -496,11 +443,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     servers,
     health,
     registry,
-    subscribe: (listener) => {
-      eventListeners.add(listener);
-      return () => eventListeners.delete(listener);
-    },
-    subscriberCount: () => eventListeners.size,
+    subscribe: (listener) => events.subscribe(listener),
+    subscriberCount: () => events.listenerCount(),
     machineDefinition: () => machineDefinitionOf(serverMachine),
     controlUrl: `${httpHandle.url.replace(/^http/, 'ws')}${CONTROL_PATH}`,
     stop,

@@ -1,10 +1,10 @@
 /**
  * A plain, secret-free view of one server actor for /healthz, the control channel and UIs.
  */
-import type { AnyActorRef, StateValue } from 'xstate';
+import type { StateValue } from 'xstate';
 import type { ErrorInfo } from '../core/error-codes.js';
 import type { ResourceKind } from '../core/resource-ledger.js';
-import type { ServerContext } from '../machines/server-machine.js';
+import type { ServerActorRef, ServerSnapshot } from './server-actors.js';
 
 export interface ServerView {
   name: string;
@@ -27,9 +27,16 @@ export function stateString(value: StateValue): string {
   return v === undefined ? k : `${k}.${stateString(v as StateValue)}`;
 }
 
-export function viewOf(ref: AnyActorRef, resources: Partial<Record<ResourceKind, number>>): ServerView | undefined {
+export function viewOf(ref: ServerActorRef, resources: Partial<Record<ResourceKind, number>>): ServerView | undefined {
   try {
-    const snap = ref.getSnapshot() as { value: StateValue; context: ServerContext; status: string };
+    return viewOfSnapshot(ref.getSnapshot(), resources);
+  } catch {
+    return undefined;
+  }
+}
+
+export function viewOfSnapshot(snap: ServerSnapshot, resources: Partial<Record<ResourceKind, number>>): ServerView | undefined {
+  try {
     const c = snap.context;
     return {
       name: c.name,

@@ -1,10 +1,10 @@
 /**
  * The ToolCatalog the MCP front serves, read from the live actor system: only servers in `running`
- * contribute tools; a call is routed by its `<server>__` prefix to that server's session. Change
- * notifications come from `notify()`, which the daemon calls on every server snapshot; a cheap
- * signature keeps `list_changed` to real changes.
+ * contribute tools; a call is routed by its `<server>__` prefix to the session held in that
+ * server actor's context (the actor that owns the connection). Change notifications come from
+ * `notify()`, which the server event stream (server-events.ts) calls on every server change; a
+ * cheap signature keeps `list_changed` to real changes.
  */
-import type { AnyActorRef } from 'xstate';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import {
   splitToolName,
@@ -14,15 +14,8 @@ import {
   type CatalogTool,
   type ToolCatalog,
 } from '../core/tool-catalog.js';
-import type { ServerContext } from '../machines/server-machine.js';
-import { serverActorId } from '../machines/supervisor-machine.js';
-import type { UpstreamSessions } from '../actors/upstream-sessions.js';
-
-interface ServerSnap {
-  value: unknown;
-  status: string;
-  context: ServerContext;
-}
+import { serverActorsOf, serverSnapshotOf, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
+import { stateString } from './server-view.js';
 
 export class SupervisorCatalog implements ToolCatalog {
   private readonly listeners = new Set<() => void>();
@@ -31,27 +24,12 @@ export class SupervisorCatalog implements ToolCatalog {
   private closing = false;
 
   constructor(
-    private readonly root: () => AnyActorRef | undefined,
-    private readonly sessions: UpstreamSessions,
+    private readonly root: () => SupervisorActorRef | undefined,
     private readonly toolCallTimeoutMs: () => number,
   ) {}
 
-  private servers(): ServerSnap[] {
-    const r = this.root();
-    if (!r) return [];
-    const children = (r.getSnapshot() as { children?: Record<string, AnyActorRef> }).children ?? {};
-    const out: ServerSnap[] = [];
-    for (const [id, ref] of Object.entries(children)) {
-      if (!id.startsWith('server:') || !ref) continue;
-      out.push(ref.getSnapshot() as ServerSnap);
-    }
-    return out;
-  }
-
-  private server(name: string): ServerSnap | undefined {
-    const r = this.root();
-    const ref = r ? ((r.getSnapshot() as { children?: Record<string, AnyActorRef> }).children ?? {})[serverActorId(name)] : undefined;
-    return ref ? (ref.getSnapshot() as ServerSnap) : undefined;
+  private servers(): ServerSnapshot[] {
+    return serverActorsOf(this.root()).map(({ ref }) => ref.getSnapshot());
   }
 
   listTools(): CatalogTool[] {
@@ -67,14 +45,14 @@ export class SupervisorCatalog implements ToolCatalog {
     if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
     const parts = splitToolName(name);
     if (!parts) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
-    const s = this.server(parts.server);
+    const s = serverSnapshotOf(this.root(), parts.server);
     if (!s) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name} (no server "${parts.server}")`);
     if (s.value === 'quarantined') {
       throw new WardenError(ErrorCodes.QUARANTINED, `server "${parts.server}" is quarantined until a person approves it`);
     }
-    const session = this.sessions.get(parts.server);
+    const session = s.context.session;
     if (s.value !== 'running' || !session) {
-      const state = typeof s.value === 'string' ? s.value : JSON.stringify(s.value);
+      const state = s.status === 'done' ? 'stopped' : stateString(s.value);
       const why = s.context.lastError ? `: ${s.context.lastError.message}` : '';
       throw new WardenError(ErrorCodes.SERVER_UNAVAILABLE, `server "${parts.server}" is not running (${state})${why}`);
     }

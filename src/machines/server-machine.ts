@@ -14,12 +14,30 @@
  *                          │         │ (ledger slice verified empty)
  *                          └─────────┴──► stopped (final) | starting.check | starting.backoff | starting.halted
  *
+ *   DEADLINE (the supervisor's shutdown budget is spent), from any state but handingOver/stopped:
+ *     ──► reaping.handingOver: whatever is still owned goes to the daemon's reaper at once, then the
+ *     audit finds the slice empty and the actor reaches `stopped` the ordinary way.
+ *
+ * While running/quarantined the context holds the live upstream session (the launch actor's
+ * output); it is cleared on entering `stopping`, so it never outlives the state that uses it.
+ *
  * The one invariant: `stopped` is entered only from `reaping.auditing` with an empty ledger slice.
  * Nothing in here throws: guards and assigns are total over their inputs.
  */
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 import { backoffDelay, type Settings } from '../core/settings.js';
 import { ErrorCodes, toErrorInfo, type ErrorInfo } from '../core/error-codes.js';
+// Types only (erased at build): the statechart keeps the session, it never calls into it.
+import type { UpstreamConnection } from '../adapters/mcp/upstream-client.js';
+import type { ExitInfo } from '../adapters/process/exit-notice.js';
+
+/** Ledger owner id, XState id and systemId of a server's actor. */
+export const serverActorId = (name: string): string => `server:${name}`;
+
+/** The server name of a `server:<name>` actor id; undefined for any other id. */
+export function nameOfActorId(id: unknown): string | undefined {
+  return typeof id === 'string' && id.startsWith('server:') ? id.slice('server:'.length) : undefined;
+}
 
 export type ServerSettings = Pick<
   Settings,
@@ -44,6 +62,26 @@ export interface UpstreamToolInfo {
   description?: string;
   inputSchema: Record<string, unknown>;
   [key: string]: unknown;
+}
+
+/**
+ * The live upstream of a launched server (process group or container, plus its MCP client), made
+ * by the launch actor (src/actors/launch-upstream.ts) and kept in context while it is usable. The
+ * ledger entry the launch acquired still owns its release; this is only the way to reach it.
+ */
+export interface UpstreamSession {
+  readonly name: string;
+  /** Only what the watch actor needs of the process-group or container handle. */
+  readonly handle: { readonly pid: number; onExit(listener: (info: ExitInfo) => void): () => void };
+  readonly connection: UpstreamConnection;
+  /** A small summary, so snapshots stay serialisable (Stately inspector, JSON logs). */
+  toJSON(): UpstreamSessionSummary;
+}
+
+export interface UpstreamSessionSummary {
+  name: string;
+  pid: number;
+  upstream: string | null;
 }
 
 export interface ServerMachineInput {
@@ -81,6 +119,10 @@ export interface ServerContext {
   remaining: number;
   /** Why the server was (re-)quarantined by the integrity check; empty otherwise. */
   toolChanges: ToolChangeInfo[];
+  /** The live upstream while running/quarantined; null otherwise. */
+  session: UpstreamSession | null;
+  /** The supervisor's shutdown budget is spent: hand everything to the reaper, don't wait. */
+  deadline: boolean;
 }
 
 /** A fetched tool that differs from its approved fingerprint (or was never approved). */
@@ -97,6 +139,8 @@ export interface LaunchOutput {
   serverInfo?: { name: string; version: string };
   /** Integrity check of `tools` against the approved fingerprints; any entry re-quarantines. */
   toolChanges?: ToolChangeInfo[];
+  /** The connection to route calls over (its release is in the ledger already). */
+  session: UpstreamSession | null;
 }
 
 export interface AuditOutput {
@@ -109,9 +153,12 @@ export type ServerEvent =
   | { type: 'APPROVE' }
   | { type: 'QUARANTINE' }
   | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null }
-  | { type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[]; toolChanges?: ToolChangeInfo[] };
+  | { type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[]; toolChanges?: ToolChangeInfo[] }
+  /** From the supervisor when its shutdown budget is spent. */
+  | { type: 'DEADLINE' };
 
 type OwnerInput = { name: string; owner: string };
+export type WatchInput = OwnerInput & { session: UpstreamSession | null };
 
 /** Tool changes carried by a launch result or a TOOLS_UPDATED event (never throws). */
 function changesIn(event: unknown): ToolChangeInfo[] {
@@ -145,7 +192,7 @@ export function createServerMachine(deps: { now: () => number }) {
     },
     actors: {
       launchUpstream: fromPromise<LaunchOutput, OwnerInput>(notProvided('launchUpstream')),
-      watchUpstream: fromCallback<ServerEvent, OwnerInput>(() => undefined),
+      watchUpstream: fromCallback<ServerEvent, WatchInput>(() => undefined),
       releaseOwned: fromPromise<void, OwnerInput>(notProvided('releaseOwned')),
       auditOwned: fromPromise<AuditOutput, OwnerInput>(notProvided('auditOwned')),
       forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(notProvided('forceRelease')),
@@ -181,6 +228,7 @@ export function createServerMachine(deps: { now: () => number }) {
       // Exactly at the limit: hand over once; after that keep forcing on the capped backoff.
       handOverDue: ({ context }) => context.reapAttempt === context.settings.reapMaxAttempts,
       hasReapAttempted: ({ context }) => context.reapAttempt > 0,
+      deadlinePassed: ({ context }) => context.deadline,
       intentStop: ({ context }) => context.intent === 'stop',
       intentRestart: ({ context }) => context.intent === 'restart',
       crashLoop: ({ context }) => recentRestarts(context).length + 1 > context.settings.restartIntensityMax,
@@ -224,6 +272,7 @@ export function createServerMachine(deps: { now: () => number }) {
         lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.REAP_FAILED, now()),
       }),
       intendStop: assign({ intent: 'stop' as StopIntent }),
+      markDeadline: assign({ intent: 'stop' as StopIntent, deadline: true }),
       intendRestart: assign({ intent: 'restart' as StopIntent }),
       intendRecover: assign({ intent: 'recover' as StopIntent }),
       markLaunched: assign(({ event }) => {
@@ -232,10 +281,11 @@ export function createServerMachine(deps: { now: () => number }) {
           pid: out.pid,
           tools: Array.isArray(out.tools) ? out.tools : [],
           serverInfo: out.serverInfo ?? null,
+          session: out.session ?? null,
           upSince: now(),
         };
       }),
-      clearRuntime: assign({ pid: null, tools: [] as UpstreamToolInfo[], upSince: null, serverInfo: null }),
+      clearRuntime: assign({ pid: null, tools: [] as UpstreamToolInfo[], upSince: null, serverInfo: null, session: null }),
       setTools: assign({
         tools: ({ event, context }) => {
           const e = event as Extract<ServerEvent, { type: 'TOOLS_UPDATED' }>;
@@ -275,7 +325,7 @@ export function createServerMachine(deps: { now: () => number }) {
     id: 'server',
     context: ({ input }) => ({
       name: input.name,
-      owner: `server:${input.name}`,
+      owner: serverActorId(input.name),
       remote: input.remote,
       quarantined: input.quarantined,
       settings: input.settings,
@@ -290,6 +340,8 @@ export function createServerMachine(deps: { now: () => number }) {
       upSince: null,
       remaining: 0,
       toolChanges: [],
+      session: null,
+      deadline: false,
     }),
     initial: 'starting',
     output: ({ context }) => ({ name: context.name }),
@@ -300,6 +352,7 @@ export function createServerMachine(deps: { now: () => number }) {
           STOP: { target: 'stopping', actions: 'intendStop' },
           APPROVE: { actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
+          DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
         },
         states: {
           check: {
@@ -332,8 +385,11 @@ export function createServerMachine(deps: { now: () => number }) {
         },
       },
       running: {
-        invoke: { id: 'watch',
-              src: 'watchUpstream', input: ({ context }) => ({ name: context.name, owner: context.owner }) },
+        invoke: {
+          id: 'watch',
+          src: 'watchUpstream',
+          input: ({ context }) => ({ name: context.name, owner: context.owner, session: context.session }),
+        },
         on: {
           QUARANTINE: { target: 'quarantined', actions: 'quarantine' },
           APPROVE: { actions: 'approve' },
@@ -345,11 +401,15 @@ export function createServerMachine(deps: { now: () => number }) {
           UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },
+          DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
         },
       },
       quarantined: {
-        invoke: { id: 'watch',
-              src: 'watchUpstream', input: ({ context }) => ({ name: context.name, owner: context.owner }) },
+        invoke: {
+          id: 'watch',
+          src: 'watchUpstream',
+          input: ({ context }) => ({ name: context.name, owner: context.owner, session: context.session }),
+        },
         on: {
           APPROVE: { target: 'running', actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
@@ -357,13 +417,14 @@ export function createServerMachine(deps: { now: () => number }) {
           UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },
+          DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
         },
       },
       stopping: {
         entry: 'clearRuntime',
         invoke: {
           id: 'release',
-              src: 'releaseOwned',
+          src: 'releaseOwned',
           input: ({ context }) => ({ name: context.name, owner: context.owner }),
           onDone: { target: 'reaping' },
           // A failed polite release is not the end: reaping verifies and forces, visibly.
@@ -374,6 +435,8 @@ export function createServerMachine(deps: { now: () => number }) {
           STOP: { actions: 'intendStop' },
           APPROVE: { actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
+          // Past the budget a hanging polite release is abandoned (the ledger entry stays, and moves).
+          DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
         },
       },
       reaping: {
@@ -392,6 +455,7 @@ export function createServerMachine(deps: { now: () => number }) {
               input: ({ context }) => ({ name: context.name, owner: context.owner }),
               onDone: [
                 { guard: 'nothingRemains', target: 'settled', actions: 'recordRemaining' },
+                { guard: 'deadlinePassed', target: 'backoff', actions: 'recordRemaining' },
                 { guard: 'handOverDue', target: 'handingOver', actions: 'recordRemaining' },
                 { guard: 'hasReapAttempted', target: 'backoff', actions: 'recordRemaining' },
                 { target: 'forcing', actions: 'recordRemaining' },
@@ -401,6 +465,7 @@ export function createServerMachine(deps: { now: () => number }) {
                 { target: 'backoff', actions: 'recordReapFailure' },
               ],
             },
+            on: { DEADLINE: { target: 'handingOver', actions: 'markDeadline' } },
           },
           forcing: {
             entry: 'incrementReap',
@@ -411,9 +476,12 @@ export function createServerMachine(deps: { now: () => number }) {
               onDone: { target: 'auditing' },
               onError: { target: 'auditing', actions: 'recordReapFailure' },
             },
+            on: { DEADLINE: { target: 'handingOver', actions: 'markDeadline' } },
           },
           backoff: {
-            after: { reapDelay: { target: 'forcing' } },
+            // Past the deadline something new turned up after a hand-over: hand it over too.
+            after: { reapDelay: [{ guard: 'deadlinePassed', target: 'handingOver' }, { target: 'forcing' }] },
+            on: { DEADLINE: { target: 'handingOver', actions: 'markDeadline' } },
           },
           handingOver: {
             entry: 'incrementReap',
@@ -424,6 +492,8 @@ export function createServerMachine(deps: { now: () => number }) {
               onDone: { target: 'auditing' },
               onError: { target: 'backoff', actions: 'recordReapFailure' },
             },
+            // Already handing over: only remember the deadline for what follows.
+            on: { DEADLINE: { actions: 'markDeadline' } },
           },
           settled: {
             always: [

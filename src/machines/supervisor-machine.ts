@@ -1,14 +1,22 @@
 /**
  * The root of the actor system: one child server actor per enabled upstream, spawned with an
- * explicit id and the same systemId `server:<name>` (NOTES.md: without an id, children are never
- * stopped). A child that reaches `stopped` is stopped and dropped from `children` on its done event.
- * Re-adding a name whose previous actor is still draining is queued until it is done (a reused
- * systemId would throw). Statechart only: no I/O.
+ * explicit id and the same systemId `server:<name>` (xstate 5 only stops and unregisters a spawned
+ * child by its id, so both are set; `system.get` then finds it). A child that reaches `stopped` stays
+ * in `children` as a dead ref until it is stopped, which happens on its done event. Re-adding a name
+ * whose previous actor is still draining is queued until it is done (a reused systemId would throw).
+ * Statechart only: no I/O.
  *
- *   supervising ── SHUTDOWN ──► shuttingDown ── (no children left | shutdownBudget) ──► stopped (final)
+ *   supervising ── SHUTDOWN ──► shuttingDown.draining ── shutdownBudget ──► shuttingDown.overdue
+ *                                   │   (every child: STOP)                   (every child: DEADLINE)
+ *                                   └──────────── no children left ─────────────┴──► stopped (final)
+ *
+ * `stopped` is reached only when every child has reached its own final state. The budget does not
+ * cut that short: past it, DEADLINE makes each child hand what it still owns to the daemon's reaper
+ * (src/daemon/daemon-reaper.ts) and finish, so the tree ends shortly after the budget with every
+ * resource still owned by someone (docs/guarantees.md).
  */
-import { enqueueActions, setup, type AnyActorRef } from 'xstate';
-import type { ServerMachine, ServerMachineInput } from './server-machine.js';
+import { enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { nameOfActorId, serverActorId, type ServerMachine, type ServerMachineInput } from './server-machine.js';
 
 export interface SupervisorInput {
   servers: ServerMachineInput[];
@@ -23,6 +31,9 @@ export interface SupervisorContext {
   shutdownBudgetMs: number;
 }
 
+// Kept for importers of the old location; the accessor module is src/daemon/server-actors.ts.
+export { serverActorId } from './server-machine.js';
+
 export type ServerCommand = 'STOP' | 'RESTART' | 'APPROVE' | 'QUARANTINE';
 
 export type SupervisorEvent =
@@ -32,8 +43,6 @@ export type SupervisorEvent =
   | { type: 'SHUTDOWN' }
   /** Sent by XState when a spawned server actor reaches `stopped`. */
   | { type: `xstate.done.actor.${string}`; actorId: string; output?: unknown };
-
-export const serverActorId = (name: string) => `server:${name}`;
 
 export function createSupervisorMachine(serverMachine: ServerMachine) {
   return setup({
@@ -95,10 +104,17 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
         }
         enqueue.assign({ pending: {} });
       }),
+      // Past the budget: no child waits any longer for a release that does not come.
+      deadlineAll: enqueueActions(({ context, enqueue, self }) => {
+        for (const name of context.active) {
+          const child = childOf(self, name);
+          if (child) enqueue.sendTo(child, { type: 'DEADLINE' });
+        }
+      }),
       childDone: enqueueActions(({ context, event, enqueue }) => {
         const actorId = 'actorId' in event ? event.actorId : undefined;
-        if (typeof actorId !== 'string' || !actorId.startsWith('server:')) return;
-        const name = actorId.slice('server:'.length);
+        const name = nameOfActorId(actorId);
+        if (name === undefined || typeof actorId !== 'string') return;
         enqueue.stopChild(actorId);
         const next = context.pending[name];
         if (next) {
@@ -135,19 +151,25 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
         on: {
           'xstate.done.actor.*': { actions: 'childDone' },
         },
-        // Past the budget the daemon force-sweeps the ledger; the tree is stopped either way.
-        after: { shutdownBudget: { target: 'stopped' } },
+        initial: 'draining',
+        states: {
+          draining: {
+            after: { shutdownBudget: { target: 'overdue' } },
+          },
+          overdue: {
+            entry: 'deadlineAll',
+          },
+        },
       },
       stopped: { type: 'final' },
     },
   });
 }
 
-/** The live child actor of a server, if any (never throws). */
-function childOf(self: AnyActorRef, name: string): AnyActorRef | undefined {
+/** The live child actor of a server, if any (never throws): looked up by its systemId. */
+function childOf(self: AnyActorRef, name: string): ActorRefFrom<ServerMachine> | undefined {
   try {
-    const children = (self.getSnapshot() as { children?: Record<string, AnyActorRef> }).children ?? {};
-    return children[serverActorId(name)];
+    return self.system.get(serverActorId(name)) as ActorRefFrom<ServerMachine> | undefined;
   } catch {
     return undefined;
   }

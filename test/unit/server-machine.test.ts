@@ -11,6 +11,8 @@ import {
   type LaunchOutput,
   type ServerEvent,
   type ServerSettings,
+  type UpstreamSession,
+  type WatchInput,
 } from '../../src/machines/server-machine.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 
@@ -29,6 +31,19 @@ const settings: ServerSettings = {
 
 const top = (v: StateValue): string => (typeof v === 'string' ? v : Object.keys(v)[0]!);
 
+/** A stand-in for the launch actor's live session: nothing in the machine may call into it. */
+function fakeSession(name: string, pid: number): UpstreamSession {
+  const fail = () => {
+    throw new Error('the statechart must not use the session');
+  };
+  return {
+    name,
+    handle: { pid, onExit: fail },
+    connection: { listTools: fail, callTool: fail, onToolsChanged: fail, onClose: fail, close: fail },
+    toJSON: () => ({ name, pid, upstream: 'fake' }),
+  };
+}
+
 const flush = async () => {
   for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
 };
@@ -45,9 +60,10 @@ function harness(opts: { quarantined?: boolean; remote?: boolean; script?: Parti
   const clock = new SimulatedClock();
   const calls = { launch: 0, release: 0, audit: 0, force: 0, handOver: 0 };
   let watchers = 0;
+  const watchInputs: WatchInput[] = [];
   let emit: ((e: ServerEvent) => void) | undefined;
   const script: Script = {
-    launch: async () => ({ pid: 42, tools: [{ name: 'echo', inputSchema: { type: 'object' } }] }),
+    launch: async () => ({ pid: 42, tools: [{ name: 'echo', inputSchema: { type: 'object' } }], session: fakeSession('demo', 42) }),
     audit: async () => ({ remaining: 0 }),
     release: async () => undefined,
     force: async () => undefined,
@@ -60,8 +76,9 @@ function harness(opts: { quarantined?: boolean; remote?: boolean; script?: Parti
         calls.launch++;
         return script.launch();
       }),
-      watchUpstream: fromCallback(({ sendBack }) => {
+      watchUpstream: fromCallback<ServerEvent, WatchInput>(({ sendBack, input }) => {
         watchers++;
+        watchInputs.push(input);
         emit = (e) => sendBack(e);
         return () => {
           watchers--;
@@ -96,6 +113,7 @@ function harness(opts: { quarantined?: boolean; remote?: boolean; script?: Parti
     clock,
     calls,
     watchers: () => watchers,
+    watchInputs,
     crash: () => emit?.({ type: 'UPSTREAM_EXITED', code: 1, signal: null }),
     value: () => actor.getSnapshot().value,
     ctx: () => actor.getSnapshot().context,
@@ -329,7 +347,12 @@ test('integrity: changed tools at launch or on list_changed send the server to q
     script: {
       launch: async () => {
         launches++;
-        return { pid: 1, tools: [{ name: 'echo', inputSchema: { type: 'object' } }], toolChanges: launches === 1 ? [] : [change] };
+        return {
+          pid: 1,
+          tools: [{ name: 'echo', inputSchema: { type: 'object' } }],
+          toolChanges: launches === 1 ? [] : [change],
+          session: fakeSession('demo', 1),
+        };
       },
     },
   });
@@ -352,4 +375,105 @@ test('integrity: changed tools at launch or on list_changed send the server to q
   assert.equal(h.value(), 'quarantined');
   assert.equal(h.ctx().quarantined, true);
   h.actor.stop();
+});
+
+test('the launched session lives in context while running/quarantined, reaches the watcher, and is cleared on stopping', async () => {
+  const h = harness({ quarantined: true, script: { release: () => new Promise(() => undefined) } });
+  await flush();
+  assert.equal(h.value(), 'quarantined');
+  const session = h.ctx().session;
+  assert.ok(session, 'kept while quarantined');
+  assert.equal(h.watchInputs.at(-1)?.session, session, 'the watch actor gets it from its input');
+  h.actor.send({ type: 'APPROVE' });
+  assert.equal(h.value(), 'running');
+  assert.equal(h.ctx().session, session, 'the same session across quarantined → running');
+  // Serialisable for the inspector and logs: the session shows only its summary.
+  const json = JSON.parse(JSON.stringify(h.actor.getSnapshot())) as { context: { session: unknown } };
+  assert.deepEqual(json.context.session, { name: 'demo', pid: 42, upstream: 'fake' });
+  h.actor.send({ type: 'STOP' });
+  assert.equal(h.value(), 'stopping');
+  assert.equal(h.ctx().session, null, 'gone as soon as the server stops being usable');
+  assert.equal(h.watchers(), 0);
+  h.actor.stop();
+});
+
+test('DEADLINE: a release that never completes is abandoned; what is owned is handed over and the actor finishes', async () => {
+  let handedOver = false;
+  const h = harness({
+    script: {
+      release: () => new Promise(() => undefined),
+      audit: async () => ({ remaining: handedOver ? 0 : 1 }),
+      handOver: async () => {
+        handedOver = true;
+      },
+    },
+  });
+  await flush();
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  assert.equal(h.value(), 'stopping');
+  h.actor.send({ type: 'DEADLINE' });
+  await flush();
+  assert.equal(h.calls.handOver, 1, 'straight to the hand-over');
+  assert.equal(h.calls.force, 0, 'no forced attempt is waited for');
+  assert.equal(h.actor.getSnapshot().status, 'done');
+  assert.equal(h.ctx().deadline, true);
+});
+
+test('DEADLINE in reaping: a hanging forced release is abandoned for the hand-over', async () => {
+  let handedOver = false;
+  const h = harness({
+    script: {
+      audit: async () => ({ remaining: handedOver ? 0 : 1 }),
+      force: () => new Promise(() => undefined),
+      handOver: async () => {
+        handedOver = true;
+      },
+    },
+  });
+  await flush();
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  assert.deepEqual(h.value(), { reaping: 'forcing' });
+  h.actor.send({ type: 'DEADLINE' });
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done');
+  assert.equal(h.calls.handOver, 1);
+});
+
+test('DEADLINE: something new after the hand-over is handed over again on the backoff, never forced; no stop while it remains', async () => {
+  let remaining = 1;
+  const h = harness({
+    script: {
+      release: () => new Promise(() => undefined),
+      audit: async () => ({ remaining }),
+      handOver: async () => undefined,
+    },
+  });
+  await flush();
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  h.actor.send({ type: 'DEADLINE' });
+  await flush();
+  assert.deepEqual(h.value(), { reaping: 'backoff' });
+  assert.notEqual(h.actor.getSnapshot().status, 'done', 'not final while the audit reports resources');
+  h.clock.increment(settings.reapBackoffMaxMs);
+  await flush();
+  assert.equal(h.calls.handOver, 2);
+  assert.equal(h.calls.force, 0);
+  remaining = 0;
+  h.clock.increment(settings.reapBackoffMaxMs);
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done');
+});
+
+test('DEADLINE while running (a child that missed STOP) goes to the hand-over and finishes, never restarts', async () => {
+  const h = harness();
+  await flush();
+  assert.equal(h.value(), 'running');
+  h.actor.send({ type: 'DEADLINE' });
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done');
+  assert.equal(h.calls.launch, 1);
+  assert.equal(h.watchers(), 0);
 });

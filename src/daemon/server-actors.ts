@@ -1,0 +1,57 @@
+/**
+ * The one typed way to reach a server's actor from outside the statecharts: by its systemId
+ * `server:<name>` through the actor system, or every live one from the root's `children`. Callers
+ * get the server machine's own ref and snapshot types, so nothing needs a `getSnapshot() as {…}`
+ * or spells `'server:'` itself. Never throws (a stopped root answers "none").
+ */
+import type { ActorRefFrom, AnyActorRef, SnapshotFrom } from 'xstate';
+import { nameOfActorId, serverActorId, type ServerMachine } from '../machines/server-machine.js';
+import type { SupervisorMachine } from '../machines/supervisor-machine.js';
+
+export { nameOfActorId, serverActorId };
+
+export type ServerActorRef = ActorRefFrom<ServerMachine>;
+export type ServerSnapshot = SnapshotFrom<ServerMachine>;
+export type SupervisorActorRef = ActorRefFrom<SupervisorMachine>;
+
+/**
+ * The actor of server `name`, looked up by its systemId in the system of `from` (the root, or any
+ * actor of the tree). A server actor that reached `stopped` is found until the supervisor stops it
+ * on its done event: check `getSnapshot().status`.
+ */
+export function serverActorOf(from: AnyActorRef | undefined, name: string): ServerActorRef | undefined {
+  if (!from) return undefined;
+  try {
+    // Only the supervisor registers `server:*` systemIds, always for a server machine (supervisor-machine.ts).
+    return from.system.get(serverActorId(name)) as ServerActorRef | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The snapshot of server `name`'s actor, if it has one. */
+export function serverSnapshotOf(from: AnyActorRef | undefined, name: string): ServerSnapshot | undefined {
+  try {
+    return serverActorOf(from, name)?.getSnapshot();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every server actor among the root's children, with its name, in spawn order. */
+export function serverActorsOf(root: SupervisorActorRef | undefined): Array<{ name: string; ref: ServerActorRef }> {
+  if (!root) return [];
+  try {
+    const out: Array<{ name: string; ref: ServerActorRef }> = [];
+    for (const [id, child] of Object.entries(root.getSnapshot().children)) {
+      const name = nameOfActorId(id);
+      if (name === undefined || !child) continue;
+      const ref = serverActorOf(root, name);
+      // The registered actor is the child itself (id = systemId); anything else is not ours to show.
+      if (ref && ref === child) out.push({ name, ref });
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}

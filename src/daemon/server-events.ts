@@ -1,0 +1,189 @@
+/**
+ * The change stream of server views for UIs, the control channel and `list_changed`, fed by actor
+ * subscriptions (not by the inspection hook, which stays for the Stately inspector only).
+ *
+ * It subscribes to the root actor; each root snapshot's `children` says which server actors exist,
+ * and each one gets its own subscription. Every server snapshot becomes a `server` event when its
+ * view changed (de-duplicated by JSON), a state change is logged, and the catalog is asked to
+ * re-check its tool list (coalesced to one check per microtask). A child's subscription is released
+ * when it reaches `stopped`, when it leaves `children`, and all of them on `stop()`.
+ * Observing never disturbs the system: nothing here throws into an actor.
+ */
+import type { Logger } from 'pino';
+import type { ResourceKind } from '../core/resource-ledger.js';
+import type { DaemonEvent } from './daemon.js';
+import { viewOfSnapshot } from './server-view.js';
+import { serverActorsOf, serverActorId, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
+
+export interface ServerEventsDeps {
+  logger: Logger;
+  /** Ledger counts per owner, for the view's `resources`. */
+  counts: () => Record<string, Partial<Record<ResourceKind, number>>>;
+  /** Something about the servers changed (the catalog's `notify`, for `list_changed`). */
+  onChange: () => void;
+  now?: () => number;
+}
+
+interface Watched {
+  ref: ServerActorRef;
+  unsubscribe: () => void;
+}
+
+export class ServerEvents {
+  private readonly listeners = new Set<(e: DaemonEvent) => void>();
+  private readonly watched = new Map<string, Watched>();
+  private readonly lastState = new Map<string, string>();
+  private readonly lastView = new Map<string, string>();
+  private rootSubscription: { unsubscribe(): void } | undefined;
+  private changeQueued = false;
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ServerEventsDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Start following `root` (and the server actors it has now). Call once, before or after root.start(). */
+  attach(root: SupervisorActorRef): void {
+    if (this.stopped || this.rootSubscription) return;
+    const sync = () => this.syncChildren(root);
+    let ended = false;
+    // The root's own failure is handled by its owner (daemon.ts); here it only ends the stream.
+    const end = () => {
+      ended = true;
+      this.rootSubscription = undefined;
+      this.releaseChildren();
+    };
+    const sub = root.subscribe({ next: sync, error: end, complete: end });
+    if (!ended) this.rootSubscription = sub;
+    sync();
+  }
+
+  subscribe(listener: (e: DaemonEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  /** Actor subscriptions held right now (the root's counts as one): 0 after `stop()`. */
+  subscriptionCount(): number {
+    return this.watched.size + (this.rootSubscription ? 1 : 0);
+  }
+
+  /** Tell every listener (also used by the daemon for `server-removed`). Never throws. */
+  emit(e: DaemonEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.deps.logger.warn({ err }, 'daemon event listener failed');
+      }
+    }
+  }
+
+  /** Release every actor subscription; listeners stay registered but hear nothing more. Idempotent. */
+  stop(): void {
+    this.stopped = true;
+    const root = this.rootSubscription;
+    this.rootSubscription = undefined;
+    try {
+      root?.unsubscribe();
+    } catch {
+      // already gone
+    }
+    this.releaseChildren();
+  }
+
+  private syncChildren(root: SupervisorActorRef): void {
+    if (this.stopped) return;
+    try {
+      const live = new Map(serverActorsOf(root).map(({ name, ref }) => [name, ref]));
+      for (const [name, w] of this.watched) {
+        // Gone from `children`, or replaced by a new actor of the same name.
+        if (live.get(name) !== w.ref) this.release(name);
+      }
+      for (const [name, ref] of live) {
+        if (!this.watched.has(name)) this.watch(name, ref);
+      }
+    } catch {
+      // observing must never disturb the system
+    }
+    this.queueChange();
+  }
+
+  private watch(name: string, ref: ServerActorRef): void {
+    const snap = ref.getSnapshot();
+    // A dead ref waiting for its stop has said everything already.
+    if (snap.status !== 'active') return;
+    const sub = ref.subscribe({
+      next: (s) => this.onSnapshot(name, ref, s),
+      // With an error observer xstate reports nothing globally; the root hears of it as well.
+      error: (err) => {
+        this.deps.logger.error({ err, server: name }, 'server actor failed');
+        this.release(name, ref);
+      },
+      complete: () => this.release(name, ref),
+    });
+    this.watched.set(name, { ref, unsubscribe: () => sub.unsubscribe() });
+    // A subscription hears only what comes next: report where it is now.
+    this.onSnapshot(name, ref, snap);
+  }
+
+  private release(name: string, ref?: ServerActorRef): void {
+    const w = this.watched.get(name);
+    if (!w || (ref && w.ref !== ref)) return;
+    this.watched.delete(name);
+    try {
+      w.unsubscribe();
+    } catch {
+      // already gone
+    }
+  }
+
+  private releaseChildren(): void {
+    for (const name of [...this.watched.keys()]) this.release(name);
+  }
+
+  private onSnapshot(name: string, ref: ServerActorRef, snap: ServerSnapshot): void {
+    try {
+      if (this.stopped || this.watched.get(name)?.ref !== ref) return;
+      const view = viewOfSnapshot(snap, this.deps.counts()[serverActorId(name)] ?? {});
+      if (!view) return;
+      const previousState = this.lastState.get(view.name) ?? null;
+      const serialized = JSON.stringify(view);
+      if (this.lastView.get(view.name) !== serialized) {
+        this.lastView.set(view.name, serialized);
+        this.emit({ type: 'server', server: view, previousState, at: this.now() });
+      }
+      if (view.state === 'stopped') this.lastView.delete(view.name);
+      if (previousState !== view.state) {
+        this.lastState.set(view.name, view.state);
+        this.deps.logger.info(
+          { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
+          `server ${view.name} → ${view.state}`,
+        );
+        if (view.state === 'stopped') this.lastState.delete(view.name);
+      }
+      if (snap.status !== 'active') this.release(name, ref);
+    } catch {
+      // observing must never disturb the system
+    }
+    this.queueChange();
+  }
+
+  private queueChange(): void {
+    if (this.changeQueued || this.stopped) return;
+    this.changeQueued = true;
+    queueMicrotask(() => {
+      this.changeQueued = false;
+      try {
+        this.deps.onChange();
+      } catch {
+        // the catalog's failure is its own
+      }
+    });
+  }
+}
