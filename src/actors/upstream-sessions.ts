@@ -3,13 +3,12 @@
  * launch actor and emptied by the release of the session's ledger entry, so a session is reachable
  * here exactly while its owning server actor holds it.
  */
-import type { ProcessGroupHandle } from '../adapters/process/process-group.js';
-import type { ContainerHandle } from '../adapters/docker/docker-container.js';
+import type { Upstream } from '../adapters/upstream-handle.js';
 import type { UpstreamConnection } from '../adapters/mcp/upstream-client.js';
 
 export interface UpstreamSession {
   name: string;
-  handle: ProcessGroupHandle | ContainerHandle;
+  handle: Upstream;
   connection: UpstreamConnection;
 }
 

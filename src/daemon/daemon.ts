@@ -36,7 +36,7 @@ import { createSupervisorMachine, serverActorId } from '../machines/supervisor-m
 export type ServerCommandName = 'RESTART' | 'APPROVE' | 'QUARANTINE';
 import { UpstreamSessions } from '../actors/upstream-sessions.js';
 import type Docker from 'dockerode';
-import { createDockerClient } from '../adapters/docker/docker-container.js';
+import { createDockerClient } from '../adapters/docker/docker-engine.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
 import { createWatchUpstream } from '../actors/watch-upstream.js';
 import { createTeardownActors } from '../actors/teardown-actors.js';

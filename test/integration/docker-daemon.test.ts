@@ -24,15 +24,8 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
-import {
-  LABEL_INSTANCE,
-  LABEL_MANAGED,
-  LABEL_OWNER,
-  LABEL_SERVER,
-  listManagedContainers,
-  removeInstanceContainers,
-  type ManagedContainer,
-} from '../../src/adapters/docker/docker-container.js';
+import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from '../../src/adapters/docker/container-labels.js';
+import { listManagedContainers, removeInstanceContainers, type ManagedContainer } from '../../src/adapters/docker/managed-containers.js';
 import { processStartTime, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
 import { parseOwnerMarker } from '../../src/core/instance-identity.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
@@ -177,8 +170,6 @@ async function demoToStall(settings: { dockerCallTimeoutMs: number; reapMaxAttem
     { demo: demoInContainer() },
     {
       dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
-      dockerRemoveMaxAttempts: 1,
-      dockerRemoveRetryDelayMs: 100,
       dockerStopGraceSeconds: 0,
       stopEofGraceMs: 100,
       stopTermGraceMs: 100,
