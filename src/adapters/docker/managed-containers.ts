@@ -1,8 +1,8 @@
 /**
  * mcp-warden's containers as the engine lists them, selected by label only (never by name): listing,
  * removal by id, and the reapers' steps built on them (the watchdog's `removeInstanceContainers`, the
- * startup reaper's `reapOrphanContainers`, docs/docker.md "Leftovers"). Each removal is one attempt
- * per container (container-stop.ts); a caller that wants another runs it again.
+ * startup reaper's `reapOrphanContainers`; docs/docker.md "When the daemon itself dies"). Each
+ * removal is one attempt per container (container-stop.ts); a caller that wants another runs it again.
  */
 import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
