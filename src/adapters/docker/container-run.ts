@@ -18,20 +18,20 @@
  * statechart's reaping states (`forcing` ⇄ `backoff`, reapAttempt) call the forced release again.
  */
 import { randomBytes } from 'node:crypto';
-import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import type { Settings } from '../../core/settings.js';
 import { ErrorCodes, WardenError, type ErrorCode } from '../../core/error-codes.js';
 import { ExitNotice, type ExitInfo } from '../process/exit-notice.js';
-import { drainStderr, type StderrDrain } from '../process/stderr-drain.js';
 import type { Upstream } from '../upstream-handle.js';
-import { asCallError, defaultDocker, dockerCall, DockerCallError, engineAddress, errnoOf, toWarden } from './docker-engine.js';
+import { asCallError, defaultDocker, dockerCall, DockerCallError, engineAddress, toWarden } from './docker-engine.js';
 import { createRequestBody, type ContainerSpec } from './container-config.js';
 import { containerGone, killContainer, removeContainer, stopContainer } from './container-stop.js';
 import { listLaunchContainers } from './managed-containers.js';
 import { watchContainerExit } from './container-wait.js';
+import { AttachedStdio } from './container-stdio.js';
 
 export type { ContainerSpec } from './container-config.js';
 
@@ -76,7 +76,6 @@ export interface ContainerHandle extends Upstream {
   exitError(): WardenError | undefined;
 }
 
-const STDERR_TAIL_BYTES = 2_048;
 /** After an early exit, how long to wait for the attach stream to deliver the last stderr bytes. */
 const EXIT_FLUSH_MS = 150;
 /** Pause before re-watching a container whose wait connection broke, growing per try up to the cap. */
@@ -141,14 +140,10 @@ class ContainerRun implements ContainerHandle {
   readonly exited: Promise<ExitInfo> = this.exit.exited;
 
   private readonly launchId: string;
-  private readonly stderr = new PassThrough();
-  private readonly stdoutPT = new PassThrough();
+  private readonly stdio: AttachedStdio;
   private readonly settings: ContainerSettings;
   private container: Docker.Container | undefined;
-  private socket: Duplex | undefined;
-  private drain: StderrDrain | undefined;
   private entry: LedgerHandle | undefined;
-  private stderrTail = Buffer.alloc(0);
   private waitCtl: AbortController | undefined;
   private stopRun: Promise<ContainerStopReport> | undefined;
   private stopResult: ContainerStopReport | undefined;
@@ -173,27 +168,9 @@ class ContainerRun implements ContainerHandle {
     this.name = `mcp-warden-${spec.server}-${this.launchId}`;
     this.image = spec.image;
     this.facts = { containerId: '', name: this.name, image: spec.image };
-    this.stdout = this.stdoutPT;
-    const self = this;
-    this.stdin = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        const s = self.socket;
-        if (!s || s.destroyed || s.writableEnded) return cb(Object.assign(new Error('container stdin is closed'), { code: 'EPIPE' }));
-        s.write(chunk, (err) => cb(err ?? null));
-      },
-      final(cb) {
-        self.endSocketWrite();
-        cb();
-      },
-      destroy(err, cb) {
-        // Destroying our stdin must not cut stdout: only half-close the connection.
-        self.endSocketWrite();
-        cb(err);
-      },
-    });
-    const swallow = (which: string) => (err: Error) => this.log.debug({ err: err.message, code: errnoOf(err) }, `${which} error ignored`);
-    this.stdin.on('error', swallow('stdin'));
-    this.stdoutPT.on('error', swallow('stdout'));
+    this.stdio = new AttachedStdio(log);
+    this.stdin = this.stdio.stdin;
+    this.stdout = this.stdio.stdout;
   }
 
   // ----- launch --------------------------------------------------------------------------------
@@ -245,28 +222,7 @@ class ContainerRun implements ContainerHandle {
       isGone: () => this.isGone(),
     });
 
-    const body = createRequestBody(spec, this.launchId, settings.dockerStopGraceSeconds);
-
-    // create: `_query`/`_body` keep the configuration (Env!) out of the URL; dockerode would
-    // otherwise serialise the whole options object into the query string.
-    try {
-      this.container = await dockerCall('create', timeoutMs, (abortSignal) =>
-        this.docker.createContainer({ _query: { name: this.name }, _body: body, abortSignal } as unknown as Docker.ContainerCreateOptions),
-      );
-    } catch (e) {
-      const err = asCallError(e, 'create');
-      const st = err.info.statusCode;
-      // The engine said no (or was never reached): nothing exists, nothing to clean up.
-      if (err.unreachable || (st !== undefined && st >= 400 && st < 500)) this.finalize();
-      if (st === 404 && /no such image/i.test(err.info.engineMessage ?? '')) {
-        throw this.fail(
-          err,
-          `${spec.server}: image ${JSON.stringify(spec.image)} is not on the Docker engine at ${this.address} (mcp-warden never pulls; run \`docker pull ${spec.image}\` or build it)`,
-          ErrorCodes.DOCKER_IMAGE_MISSING,
-        );
-      }
-      throw this.fail(err, `${spec.server}: creating container ${this.name} failed`);
-    }
+    this.container = await this.create();
     this.containerId = this.container.id;
     this.facts.containerId = this.containerId;
     this.abortIfStopping('create');
@@ -278,8 +234,7 @@ class ContainerRun implements ContainerHandle {
     ).catch((e: unknown) => {
       throw this.fail(asCallError(e, 'attach'), `${spec.server}: attaching to container ${this.name} failed`);
     });
-    this.socket = socket as unknown as Duplex;
-    this.wireStreams(this.socket);
+    this.stdio.connect(socket as unknown as Duplex, this.docker.modem, this.settings);
     this.abortIfStopping('attach');
 
     // wait(next-exit) registered before start: the engine answers with headers once it waits.
@@ -296,7 +251,55 @@ class ContainerRun implements ContainerHandle {
     this.started = true;
     this.abortIfStopping('start');
 
-    // Init pid, and an early exit (a missing command fails inside docker-init right after start).
+    await this.checkRunning();
+    if (this.pid > 0) this.facts.pid = this.pid;
+    this.log.info(
+      {
+        container: this.name,
+        containerId: this.containerId.slice(0, 12),
+        image: spec.image,
+        network: spec.docker.network,
+        pid: this.pid,
+        createMs: tCreated - t0,
+        attachMs: tAttached - tCreated,
+        startMs: tStarted - tAttached,
+      },
+      'container started',
+    );
+  }
+
+  /** The create call; a refusal that leaves nothing behind settles the entry at once. */
+  private async create(): Promise<Docker.Container> {
+    const { spec, settings } = this;
+    const timeoutMs = settings.dockerCallTimeoutMs;
+    const body = createRequestBody(spec, this.launchId, settings.dockerStopGraceSeconds);
+
+    // create: `_query`/`_body` keep the configuration (Env!) out of the URL; dockerode would
+    // otherwise serialise the whole options object into the query string.
+    try {
+      return await dockerCall('create', timeoutMs, (abortSignal) =>
+        this.docker.createContainer({ _query: { name: this.name }, _body: body, abortSignal } as unknown as Docker.ContainerCreateOptions),
+      );
+    } catch (e) {
+      const err = asCallError(e, 'create');
+      const st = err.info.statusCode;
+      // The engine said no (or was never reached): nothing exists, nothing to clean up.
+      if (err.unreachable || (st !== undefined && st >= 400 && st < 500)) this.finalize();
+      if (st === 404 && /no such image/i.test(err.info.engineMessage ?? '')) {
+        throw this.fail(
+          err,
+          `${spec.server}: image ${JSON.stringify(spec.image)} is not on the Docker engine at ${this.address} (mcp-warden never pulls; run \`docker pull ${spec.image}\` or build it)`,
+          ErrorCodes.DOCKER_IMAGE_MISSING,
+        );
+      }
+      throw this.fail(err, `${spec.server}: creating container ${this.name} failed`);
+    }
+  }
+
+  /** After start: the init pid, and an early exit (a missing command fails inside docker-init right after start). */
+  private async checkRunning(): Promise<void> {
+    const { spec } = this;
+    const timeoutMs = this.settings.dockerCallTimeoutMs;
     let running = true;
     let exitCode: number | null = null;
     try {
@@ -314,30 +317,16 @@ class ContainerRun implements ContainerHandle {
     }
     if (!running || this.exitInfo) {
       const info = await this.waitExit(EXIT_FLUSH_MS * 2).then(() => this.exitInfo);
-      await this.flushOutput();
+      await this.stdio.flush(EXIT_FLUSH_MS);
       const code = info?.code ?? exitCode;
       const wErr = new WardenError(
         ErrorCodes.CONTAINER_EXITED,
-        `${spec.server}: container ${this.name} (${spec.image}) exited right after start${code !== null ? ` with code ${code}` : ''}${this.tailText()}`,
+        `${spec.server}: container ${this.name} (${spec.image}) exited right after start${code !== null ? ` with code ${code}` : ''}${this.stdio.tailText()}`,
         { container: this.name, containerId: this.containerId, exitCode: code },
       );
       this.log.error({ container: this.name, exitCode: code, code: wErr.code }, wErr.message);
       throw wErr;
     }
-    if (this.pid > 0) this.facts.pid = this.pid;
-    this.log.info(
-      {
-        container: this.name,
-        containerId: this.containerId.slice(0, 12),
-        image: spec.image,
-        network: spec.docker.network,
-        pid: this.pid,
-        createMs: tCreated - t0,
-        attachMs: tAttached - tCreated,
-        startMs: tStarted - tAttached,
-      },
-      'container started',
-    );
   }
 
   /** launch() failed: remove whatever exists, then settle; if removal fails the entry stays for reaping. */
@@ -364,67 +353,6 @@ class ContainerRun implements ContainerHandle {
       wErr.message,
     );
     return wErr;
-  }
-
-  // ----- streams -------------------------------------------------------------------------------
-
-  private wireStreams(socket: Duplex): void {
-    this.docker.modem.demuxStream(socket, this.stdoutPT, this.stderr);
-    this.drain = drainStderr(this.stderr, {
-      logger: this.log,
-      maxLinesPerSecond: this.settings.stderrLinesPerSecond,
-      maxLineBytes: this.settings.stderrMaxLineBytes,
-    });
-    this.stderr.on('data', (chunk: Buffer) => {
-      const joined = Buffer.concat([this.stderrTail, chunk]);
-      this.stderrTail = joined.length > STDERR_TAIL_BYTES ? joined.subarray(joined.length - STDERR_TAIL_BYTES) : joined;
-    });
-    const endOutputs = () => {
-      if (!this.stdoutPT.writableEnded) this.stdoutPT.end();
-      if (!this.stderr.writableEnded) this.stderr.end();
-    };
-    socket.on('end', endOutputs);
-    socket.on('close', endOutputs);
-    socket.on('error', (err: Error) => {
-      this.log.debug({ err: err.message, code: errnoOf(err) }, 'attach connection error');
-      endOutputs();
-    });
-  }
-
-  private endSocketWrite(): void {
-    const s = this.socket;
-    try {
-      if (s && !s.destroyed && !s.writableEnded) s.end();
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'ending container stdin failed');
-    }
-  }
-
-  private async flushOutput(): Promise<void> {
-    const s = this.socket;
-    if (!s || s.destroyed || s.readableEnded) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        s.off('end', done);
-        s.off('close', done);
-        resolve();
-      };
-      const timer = setTimeout(done, EXIT_FLUSH_MS);
-      s.once('end', done);
-      s.once('close', done);
-    });
-  }
-
-  private tailText(): string {
-    const lines = this.stderrTail
-      .toString('utf8')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean);
-    if (lines.length === 0) return '';
-    const last = lines.slice(-2).join(' | ');
-    return `; stderr: ${last.length > 300 ? `…${last.slice(-300)}` : last}`;
   }
 
   // ----- exit ----------------------------------------------------------------------------------
@@ -489,13 +417,13 @@ class ContainerRun implements ContainerHandle {
     const code = this.exitInfo.code;
     return new WardenError(
       ErrorCodes.CONTAINER_EXITED,
-      `${this.spec.server}: container ${this.name} (${this.image}) exited${code !== null ? ` with code ${code}` : ''}${this.tailText()}`,
+      `${this.spec.server}: container ${this.name} (${this.image}) exited${code !== null ? ` with code ${code}` : ''}${this.stdio.tailText()}`,
       { container: this.name, containerId: this.containerId, exitCode: code },
     );
   }
 
   stderrDropped(): number {
-    return this.drain?.dropped() ?? 0;
+    return this.stdio.dropped();
   }
 
   describe(): Record<string, string | number> {
@@ -541,9 +469,8 @@ class ContainerRun implements ContainerHandle {
     const s = this.settings;
     let escalation: ContainerStopReport['escalation'] = 'eof';
     if (!this.finalized && this.started && !this.exitInfo) {
-      this.endSocketWrite();
-      // Nobody may read stdout any more: keep it flowing so the server is not blocked writing.
-      if (this.stdoutPT.listenerCount('data') === 0 && !this.stdoutPT.destroyed) this.stdoutPT.resume();
+      this.stdio.endWrite();
+      this.stdio.keepFlowing();
       if (!(await this.waitExit(s.stopEofGraceMs))) {
         escalation = 'sigterm';
         await stopContainer(this.docker, this.containerId, s.dockerStopGraceSeconds, s.dockerCallTimeoutMs).catch((e: unknown) => {
@@ -651,25 +578,6 @@ class ContainerRun implements ContainerHandle {
     this.exit.clear();
     this.waitCtl?.abort();
     this.waitCtl = undefined;
-    const finish = () => {
-      this.drain?.dispose();
-      this.drain = undefined;
-      if (!this.stdoutPT.writableEnded) this.stdoutPT.end();
-      if (!this.stderr.writableEnded) this.stderr.end();
-      this.socket?.destroy();
-      this.exit.clear();
-    };
-    // Let the attach connection deliver its last bytes (its EOF normally follows the exit).
-    const s = this.socket;
-    if (!s || s.destroyed || s.readableEnded) return finish();
-    const timer = setTimeout(() => {
-      s.off('close', onClose);
-      finish();
-    }, 100);
-    const onClose = () => {
-      clearTimeout(timer);
-      finish();
-    };
-    s.once('close', onClose);
+    this.stdio.close();
   }
 }
