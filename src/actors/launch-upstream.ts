@@ -12,8 +12,9 @@ import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { LaunchOutput, ToolChangeInfo, UpstreamSession, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
-import { startProcessGroup, type ProcessGroupHandle } from '../adapters/process/process-group.js';
-import { startContainer, type ContainerHandle } from '../adapters/docker/docker-container.js';
+import { startProcessGroup } from '../adapters/process/process-group.js';
+import { startContainer } from '../adapters/docker/container-run.js';
+import type { Upstream } from '../adapters/upstream-handle.js';
 import type Docker from 'dockerode';
 import { connectUpstream } from '../adapters/mcp/upstream-client.js';
 import { serverLogger } from '../adapters/log/logger.js';
@@ -51,7 +52,7 @@ export function createLaunchUpstream(deps: LaunchDeps) {
     const settings = deps.settings();
     const log = serverLogger(deps.logger, input.name);
     // A container gets only the entry's own environment (never the daemon's); labels mark it ours.
-    const handle: ProcessGroupHandle | ContainerHandle = entry.docker
+    const handle: Upstream = entry.docker
       ? await startContainer(
           {
             server: input.name,
@@ -76,7 +77,7 @@ export function createLaunchUpstream(deps: LaunchDeps) {
           },
           { ledger: deps.ledger, owner: input.owner, logger: log, settings },
         );
-    log.info({ pid: handle.pid, container: 'containerId' in handle ? handle.name : undefined }, 'upstream started');
+    log.info({ kind: handle.kind, ...handle.describe() }, 'upstream started');
     signal.throwIfAborted();
     const connection = await connectUpstream(handle, {
       name: input.name,
@@ -86,8 +87,8 @@ export function createLaunchUpstream(deps: LaunchDeps) {
       clientInfo: { name: 'mcp-warden', version: deps.version },
     }).catch((err: unknown) => {
       if (signal.aborted) throw err;
-      // A container that exited during initialize says why (exit code, last stderr line).
-      const exited = 'exitError' in handle ? handle.exitError() : undefined;
+      // An upstream that exited during initialize says why (a container: exit code, last stderr line).
+      const exited = handle.exitError();
       if (exited) throw exited;
       throw err instanceof WardenError
         ? err

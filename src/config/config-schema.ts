@@ -129,8 +129,6 @@ export const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = O
   controlMaxBufferedBytes: count(1024),
   dockerCallTimeoutMs: ms(1),
   dockerStopGraceSeconds: { integer: true, min: 0, max: 3_600 },
-  dockerRemoveMaxAttempts: count(1),
-  dockerRemoveRetryDelayMs: ms(0),
 });
 
 // ---------------------------------------------------------------------------------------------

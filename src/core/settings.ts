@@ -70,10 +70,6 @@ export interface Settings {
   dockerCallTimeoutMs: number;
   /** `docker stop` grace in whole seconds: the engine sends SIGTERM, waits this long, then SIGKILL. */
   dockerStopGraceSeconds: number;
-  /** Attempts of one container removal (each with its own dockerCallTimeoutMs deadline) before it fails. */
-  dockerRemoveMaxAttempts: number;
-  /** Pause between two removal attempts. */
-  dockerRemoveRetryDelayMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -109,8 +105,6 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   controlMaxBufferedBytes: 1024 * 1024,
   dockerCallTimeoutMs: 10_000,
   dockerStopGraceSeconds: 2,
-  dockerRemoveMaxAttempts: 3,
-  dockerRemoveRetryDelayMs: 500,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

@@ -27,7 +27,7 @@ import { ApprovalsStore } from '../adapters/store/approvals-store.js';
 import { createSupervisorMachine } from '../machines/supervisor-machine.js';
 import { ServerRegistry } from './server-registry.js';
 import type Docker from 'dockerode';
-import { createDockerClient } from '../adapters/docker/docker-container.js';
+import { createDockerClient } from '../adapters/docker/docker-engine.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
 import { createWatchUpstream } from '../actors/watch-upstream.js';
 import { createTeardownActors } from '../actors/teardown-actors.js';

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { LedgerChange, ReleaseFailure, ResourceLedger } from '../core/resource-ledger.js';
-import { DockerCallError, dockerCall, engineAddress, removeContainers } from '../adapters/docker/docker-container.js';
+import { DockerCallError, dockerCall, engineAddress } from '../adapters/docker/docker-engine.js';
+import { removeContainers } from '../adapters/docker/managed-containers.js';
 
 export const PENDING_REAP_FILE = 'pending-reap.json';
 
@@ -192,7 +193,6 @@ export class PendingReapStore {
       docker: this.opts.docker(),
       logger: this.logger,
       timeoutMs: this.opts.dockerCallTimeoutMs,
-      attempts: 1,
     });
     if (!r?.removed) throw new Error(`removing container ${ref.slice(0, 12)} failed (engine ${this.engine()}): ${r?.error ?? 'unknown error'}`);
   }

@@ -13,7 +13,7 @@
  *
  * Containers (docs/docker.md) follow the same liveness rule: every container labelled
  * `mcp-warden.managed=true` whose `mcp-warden.owner` label names a daemon that is not alive is
- * force-removed (adapters/docker/docker-container.ts `reapOrphanContainers`). Selection is by label only,
+ * force-removed (adapters/docker/managed-containers.ts `reapOrphanContainers`). Selection is by label only,
  * never by name; containers of `selfInstanceId`, of a live owner, and without an owner label (or with
  * one that cannot be parsed) are never touched. No Docker engine is noted in `docker.skipped`, not an error.
  *
@@ -21,7 +21,8 @@
  */
 import type { Logger } from 'pino';
 import type Docker from 'dockerode';
-import { engineAddress, reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker/docker-container.js';
+import { engineAddress } from '../adapters/docker/docker-engine.js';
+import { reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker/managed-containers.js';
 import { listProcesses, readEnviron, type ProcInfo } from '../adapters/process/proc-scan.js';
 import { describeCommand, killMarked, protectedPids, readCmdline } from '../adapters/process/marker-kill.js';
 import { ENV_OWNER, ENV_SERVER, isOwnerAlive, parseOwnerMarker } from '../core/instance-identity.js';
@@ -200,7 +201,6 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
           return !owner || owner.instanceId === selfInstanceId || isOwnerAlive(owner);
         },
         timeoutMs: opts.dockerCallTimeoutMs ?? 10_000,
-        attempts: 2,
       }).catch((err: unknown) => ({ containers: [], errors: [`container reap failed: ${(err as Error)?.message ?? String(err)}`] }) as Awaited<ReturnType<typeof reapOrphanContainers>>);
 
   let escalation: ReapReport['escalation'] = 'none';

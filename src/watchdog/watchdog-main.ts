@@ -94,12 +94,13 @@ function stepLogger(ctx: ReapStepContext): unknown {
  */
 export const reapContainersStep: ReapStep = async (instanceId, ctx) => {
   const t0 = Date.now();
-  const { removeInstanceContainers, engineAddress } = await import('../adapters/docker/docker-container.js');
+  const [{ removeInstanceContainers }, { engineAddress }] = await Promise.all([
+    import('../adapters/docker/managed-containers.js'),
+    import('../adapters/docker/docker-engine.js'),
+  ]);
   const timeoutMs = Math.max(1, Math.min(10_000, ctx.deadline - Date.now()));
   const r = await removeInstanceContainers(instanceId, {
     timeoutMs,
-    attempts: 2,
-    retryDelayMs: 200,
     logger: stepLogger(ctx) as NonNullable<Parameters<typeof removeInstanceContainers>[1]>['logger'],
   });
   const engine = engineAddress();

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
-import { createDockerClient, dockerCall, engineAddress } from '../../src/adapters/docker/docker-container.js';
+import { createDockerClient, dockerCall, engineAddress } from '../../src/adapters/docker/docker-engine.js';
 
 export const DOCKERD_PIDFILE = process.env.MCP_WARDEN_DOCKERD_PIDFILE ?? '/tmp/mcp-warden-dockerd.pid';
 

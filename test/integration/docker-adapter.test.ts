@@ -1,9 +1,9 @@
 /**
  * The Docker container adapter against a real engine (scripts/ensure-docker.sh starts one) and the
  * locally built test image (scripts/build-test-image.sh): an MCP session through the container,
- * stop escalation per hostile fixture, early exits, missing images, an unreachable engine, a stalled
- * engine during teardown (SIGSTOP of exactly the dockerd ensure-docker.sh started), and the
- * label-based reaper helpers. Every test ends with zero containers labelled with its instance id and
+ * stop escalation per hostile fixture, early exits, missing images, an unreachable engine, removal as
+ * one attempt per call while an engine proxy (test/helpers/docker-engine-proxy.ts) refuses or stalls
+ * it, and the label-based reaper helpers. Every test ends with zero containers labelled with its instance id and
  * an empty ledger.
  *
  * A fake engine on a unix socket checks what goes over the wire (no env in URLs); it needs no Docker.
@@ -20,27 +20,15 @@ import { ResourceLedger } from '../../src/core/resource-ledger.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
 import type { DockerOptions } from '../../src/config/config-types.js';
-import {
-  LABEL_INSTANCE,
-  LABEL_LAUNCH,
-  LABEL_MANAGED,
-  LABEL_OWNER,
-  LABEL_SERVER,
-  createDockerClient,
-  engineAddress,
-  listManagedContainers,
-  reapOrphanContainers,
-  removeContainers,
-  removeInstanceContainers,
-  startContainer,
-  type ContainerHandle,
-  type ContainerSettings,
-  type ContainerSpec,
-} from '../../src/adapters/docker/docker-container.js';
+import { LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from '../../src/adapters/docker/container-labels.js';
+import { createDockerClient, engineAddress } from '../../src/adapters/docker/docker-engine.js';
+import { listManagedContainers, reapOrphanContainers, removeContainers, removeInstanceContainers } from '../../src/adapters/docker/managed-containers.js';
+import { startContainer, type ContainerHandle, type ContainerSettings, type ContainerSpec } from '../../src/adapters/docker/container-run.js';
 import { connectUpstream } from '../../src/adapters/mcp/upstream-client.js';
 import { processStartTime } from '../../src/adapters/process/proc-scan.js';
 import { memoryLogger, newInstanceId, waitFor, type CapturedLog } from '../helpers/leak-check.js';
-import { dockerSuiteSkip, ensuredDockerdPid, requireDocker } from '../helpers/docker-available.js';
+import { dockerSuiteSkip, requireDocker } from '../helpers/docker-available.js';
+import { startEngineProxy } from '../helpers/docker-engine-proxy.js';
 import { IMAGE_DEMO_SERVER, IMAGE_NODE, ensureTestImage, imageFixture } from '../helpers/docker-image.js';
 
 const SETTINGS: ContainerSettings = {
@@ -50,8 +38,6 @@ const SETTINGS: ContainerSettings = {
   stderrMaxLineBytes: 4_096,
   dockerCallTimeoutMs: 5_000,
   dockerStopGraceSeconds: 1,
-  dockerRemoveMaxAttempts: 3,
-  dockerRemoveRetryDelayMs: 200,
 };
 /** Scheduling slack on a loaded 2-CPU machine (engine calls included). */
 const SLACK_MS = 1_500;
@@ -90,6 +76,13 @@ interface Rig {
   spec(command: string, args: string[], extra?: Partial<ContainerSpec>): ContainerSpec;
   /** Containers labelled with this rig's instance id. */
   labelled(): Promise<number>;
+}
+
+/** The unix socket path behind a client (the engine proxy forwards to it). */
+function engineSocket(docker: Docker): string {
+  const address = engineAddress(docker);
+  assert.ok(address.startsWith('unix://'), `the engine proxy needs a unix socket engine, not ${address}`);
+  return address.slice('unix://'.length);
 }
 
 function dockerOptions(image: string, extra: Partial<DockerOptions> = {}): DockerOptions {
@@ -442,47 +435,53 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
     });
   });
 
-  it('a stalled engine during teardown: the first remove times out by its deadline, a retry after SIGCONT removes it', async (t) => {
-    const pid = ensuredDockerdPid();
-    if (pid === undefined || process.env.DOCKER_HOST) {
-      console.error('\n*** DOCKER STALL TEST SKIPPED: no dockerd pid file from scripts/ensure-docker.sh (or DOCKER_HOST points elsewhere) ***\n');
-      t.skip('no dockerd started by scripts/ensure-docker.sh');
-      return;
+  it('removal is one attempt per call: a refused or stalled remove rejects with its cause, the next call removes it', async (t) => {
+    const proxy = await startEngineProxy(engineSocket(docker));
+    try {
+      await withRig('single-shot', async (rig) => {
+        const viaProxy = createDockerClient({ socketPath: proxy.socketPath });
+        const handle = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER]), rig.deps({ dockerCallTimeoutMs: 1_000 }, viaProxy));
+        const removals = () => proxy.seen.filter((r) => r.method === 'DELETE' && r.path === `/containers/${handle.containerId}`).length;
+
+        // 1. The engine refuses: one DELETE, a coded error naming the engine's answer, the entry stays.
+        proxy.rule = (method) => (method === 'DELETE' ? 'fail' : 'pass');
+        const refused = await handle.remove().then(
+          () => assert.fail('the removal must fail'),
+          (e: unknown) => e,
+        );
+        assert.ok(refused instanceof WardenError, String(refused));
+        assert.equal(refused.code, ErrorCodes.DOCKER_FAILED);
+        assert.match(refused.message, /removing container .* failed: remove: HTTP 500: engine proxy: refused by the test/);
+        assert.equal(removals(), 1, 'exactly one removal call');
+        assert.equal(rig.ledger.size(), 1, 'still owned');
+
+        // 2. The engine stalls: the one call is cut by its own deadline (dockerCallTimeoutMs), not retried.
+        proxy.rule = (method) => (method === 'DELETE' ? 'stall' : 'pass');
+        const t0 = Date.now();
+        const stalled = await handle.remove().then(
+          () => assert.fail('the removal must fail'),
+          (e: unknown) => e,
+        );
+        const stalledMs = Date.now() - t0;
+        assert.ok(stalled instanceof WardenError, String(stalled));
+        assert.match(stalled.message, /no answer from the engine within 1000 ms/);
+        assert.equal(stalled.detail?.timedOut, true);
+        assert.ok(stalledMs >= 950 && stalledMs < 1_000 + SLACK_MS, `failed after ${stalledMs} ms`);
+        assert.equal(removals(), 2, 'exactly one more removal call');
+        const failures = rig.lines.filter((l) => l.level === 50 && /removing container .* failed/.test(l.msg));
+        assert.equal(failures.length, 2, 'each failed attempt is logged as an error, once');
+
+        // 3. The caller's next attempt (the statechart's retry in the daemon) removes it.
+        proxy.rule = () => 'pass';
+        await handle.remove();
+        assert.equal(removals(), 3);
+        assert.equal(await handle.isGone(), true);
+        assert.equal(rig.ledger.size(), 0);
+        t.diagnostic(`refused, then stalled ${stalledMs} ms, then removed: ${removals()} removal calls for 3 remove() calls`);
+      });
+    } finally {
+      await proxy.close();
     }
-    await withRig('stall', async (rig) => {
-      const settings = { dockerCallTimeoutMs: 1_000, dockerRemoveMaxAttempts: 8, dockerRemoveRetryDelayMs: 500 };
-      const handle = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER]), rig.deps(settings));
-      const resume = () => {
-        try {
-          process.kill(pid, 'SIGCONT');
-        } catch {
-          // gone
-        }
-      };
-      process.on('exit', resume);
-      let removal: Promise<void> | undefined;
-      const t0 = Date.now();
-      try {
-        process.kill(pid, 'SIGSTOP');
-        removal = handle.remove();
-        await new Promise((r) => setTimeout(r, 3_000));
-      } finally {
-        resume();
-        process.off('exit', resume);
-      }
-      await removal;
-      const totalMs = Date.now() - t0;
-      const failures = rig.lines.filter((l) => l.level === 50 && /removing container .* failed/.test(l.msg));
-      assert.ok(failures.length >= 1, 'a failed attempt was logged as an error');
-      assert.equal(failures[0]!.attempt, 1);
-      assert.equal(failures[0]!.timedOut, true, JSON.stringify(failures[0]));
-      const firstAt = (failures[0]!.time as number) - t0;
-      assert.ok(firstAt >= 900 && firstAt < 1_000 + SLACK_MS, `first attempt failed after ${firstAt} ms`);
-      assert.ok(rig.lines.some((l) => l.msg === 'container removed'), 'a retry removed it');
-      assert.equal(await handle.isGone(), true);
-      assert.equal(rig.ledger.size(), 0);
-      t.diagnostic(`stalled 3 s: ${failures.length} attempt(s) timed out; removed after ${totalMs} ms`);
-    });
   });
 
   it('label-based helpers find and remove an instance’s containers; the handle then audits as gone', async () => {
@@ -575,7 +574,5 @@ describe('docker settings defaults', () => {
   it('are documented values', () => {
     assert.equal(DEFAULT_SETTINGS.dockerCallTimeoutMs, 10_000);
     assert.equal(DEFAULT_SETTINGS.dockerStopGraceSeconds, 2);
-    assert.equal(DEFAULT_SETTINGS.dockerRemoveMaxAttempts, 3);
-    assert.equal(DEFAULT_SETTINGS.dockerRemoveRetryDelayMs, 500);
   });
 });

@@ -10,6 +10,9 @@
  *     data dir removes them before it starts anything, and says so;
  *   - a stalled engine (SIGSTOP of exactly the dockerd ensure-docker.sh started) during teardown:
  *     reaping attempts and backoff are visible in the server's view, and the container ends up removed;
+ *   - a removal the engine refuses (an engine proxy in front of it) is retried by the server
+ *     statechart: reapAttempt 1, 2, 3 with lastError naming the cause, exactly one removal call per
+ *     attempt, then the container is gone and the actor reaches `stopped`;
  *   - a hand-over to the daemon's reaper is persisted in pending-reap.json and leaves it once the
  *     container is gone; a previous run's pending-reap.json is retried at start;
  *   - a container that exits at once (bad command): a clear error, then E_CRASH_LOOP, no restart storm;
@@ -24,15 +27,9 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
-import {
-  LABEL_INSTANCE,
-  LABEL_MANAGED,
-  LABEL_OWNER,
-  LABEL_SERVER,
-  listManagedContainers,
-  removeInstanceContainers,
-  type ManagedContainer,
-} from '../../src/adapters/docker/docker-container.js';
+import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from '../../src/adapters/docker/container-labels.js';
+import { listManagedContainers, removeInstanceContainers, type ManagedContainer } from '../../src/adapters/docker/managed-containers.js';
+import { engineAddress } from '../../src/adapters/docker/docker-engine.js';
 import { processStartTime, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
 import { parseOwnerMarker } from '../../src/core/instance-identity.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
@@ -41,6 +38,7 @@ import type { ReapReport } from '../../src/daemon/startup-reaper.js';
 import type { ServerView } from '../../src/daemon/server-view.js';
 import type { Settings } from '../../src/core/settings.js';
 import { dockerSuiteSkip, ensuredDockerdPid, requireDocker } from '../helpers/docker-available.js';
+import { FAIL_MESSAGE, startEngineProxy } from '../helpers/docker-engine-proxy.js';
 import { IMAGE_DEMO_SERVER, IMAGE_NODE, ensureTestImage, imageFixture } from '../helpers/docker-image.js';
 import { alive, cliDaemonHarness, healthz, kill, onlyWatchdog, type Health, type Serve } from '../helpers/cli-daemon.js';
 import { newInstanceId, waitFor } from '../helpers/leak-check.js';
@@ -177,8 +175,6 @@ async function demoToStall(settings: { dockerCallTimeoutMs: number; reapMaxAttem
     { demo: demoInContainer() },
     {
       dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
-      dockerRemoveMaxAttempts: 1,
-      dockerRemoveRetryDelayMs: 100,
       dockerStopGraceSeconds: 0,
       stopEofGraceMs: 100,
       stopTermGraceMs: 100,
@@ -441,6 +437,70 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
       `engine stalled ${stall.stalledMs} ms: ${attempts} forced attempt(s), states ${states.join(' → ')}; last error "${failed.lastError!.message.slice(0, 400)}"; removed ${totalMs} ms after the stop`,
     );
     await closeInProcess(td);
+    await harness.assertNothingLeft();
+  });
+
+  it('a refused removal is retried by the server statechart, one removal call per attempt, until the actor reaches stopped', async (t) => {
+    // An engine proxy refuses stop, kill and removal of the container (the engine itself keeps
+    // serving everyone else), then lets the fourth removal through.
+    const real = engineAddress(docker);
+    assert.ok(real.startsWith('unix://'), real);
+    const proxy = await startEngineProxy(real.slice('unix://'.length));
+    const savedHost = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = proxy.address; // the daemon's client is made from DOCKER_HOST on first use
+    try {
+      const td = await inProcessDaemon(
+        { stubborn: ignoreEofInContainer() },
+        { dockerCallTimeoutMs: 2_000, dockerStopGraceSeconds: 0, stopEofGraceMs: 100, stopKillGraceMs: 300, reapBackoffInitialMs: 200, reapBackoffMaxMs: 500, reapMaxAttempts: 10 },
+      );
+      const id = td.daemon.identity.instanceId;
+      await td.waitForState('stubborn', 'running', 30_000);
+      const [container] = await containersOf(id, 'stubborn');
+      assert.ok(container);
+      const ours = (path: string) => path.startsWith(`/containers/${container.id}`);
+      const removals = () => proxy.seen.filter((r) => r.method === 'DELETE' && ours(r.path));
+      const REFUSED = 3;
+      proxy.rule = (method, path) => {
+        if (!ours(path)) return 'pass';
+        if (method === 'DELETE') return removals().length < REFUSED ? 'fail' : 'pass';
+        return /\/(stop|kill)$/.test(path) ? 'fail' : 'pass';
+      };
+      const rec = recordViews(td, 'stubborn');
+      const t0 = Date.now();
+      try {
+        assert.deepEqual(await td.daemon.registry.remove('stubborn'), { name: 'stubborn', removed: true });
+        const done = await waitFor(async () => !td.view('stubborn') && (await containersOf(id, 'stubborn')).length === 0, { timeoutMs: 30_000, intervalMs: 50 });
+        assert.ok(done, `view ${JSON.stringify(td.view('stubborn'))}; removal calls ${removals().length}`);
+      } finally {
+        rec.stop();
+      }
+      const reaping = rec.views.filter((v) => v.state.startsWith('reaping.'));
+      const attempts = Math.max(0, ...reaping.map((v) => v.reapAttempt));
+      const failed = reaping.filter((v) => v.lastError?.code === 'E_REAP_FAILED');
+      assert.ok(failed.length > 0, JSON.stringify(rec.views.map((v) => [v.state, v.reapAttempt, v.lastError?.code])));
+      assert.match(failed.at(-1)!.lastError!.message, new RegExp(FAIL_MESSAGE));
+      // The polite release's one removal was refused, then forced attempts 1 and 2; attempt 3 removed it.
+      assert.deepEqual(
+        [...new Set(reaping.map((v) => v.reapAttempt))].filter((n) => n > 0),
+        [1, 2, 3],
+        'reapAttempt counts the forced attempts, one by one',
+      );
+      assert.equal(removals().length, attempts + 1, `one removal call per release: ${removals().length} calls, ${attempts} forced attempts + the polite one`);
+      assert.deepEqual(
+        removals().map((r) => r.action),
+        ['fail', 'fail', 'fail', 'pass'],
+      );
+      assert.ok(rec.views.some((v) => v.state === 'stopped'), `the actor reached stopped: ${[...new Set(rec.views.map((v) => v.state))].join(' → ')}`);
+      await assert.rejects(docker.getContainer(container.id).inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
+      t.diagnostic(
+        `states ${[...new Set(rec.views.map((v) => v.state))].join(' → ')}; ${removals().length} removal calls for ${attempts} forced attempts; last error "${failed.at(-1)!.lastError!.message.slice(0, 200)}"; removed ${Date.now() - t0} ms after the stop`,
+      );
+      await closeInProcess(td);
+    } finally {
+      if (savedHost === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = savedHost;
+      await proxy.close();
+    }
     await harness.assertNothingLeft();
   });
 

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfig, parseServerEntry } from '../../src/config/config-schema.js';
 import { MIN_MEMORY_BYTES, parseMemory, parseVolume } from '../../src/config/docker-options.js';
-import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 
 const BASE = '/home/user/.config/mcp-warden';
 
@@ -108,9 +107,8 @@ describe('docker options', () => {
     assert.ok(ok.ok);
     assert.equal(ok.config.settings.dockerCallTimeoutMs, 2500);
     assert.equal(ok.config.settings.dockerStopGraceSeconds, 0);
-    assert.equal(ok.config.settings.dockerRemoveMaxAttempts, DEFAULT_SETTINGS.dockerRemoveMaxAttempts);
-    const bad = parseConfig({ settings: { dockerRemoveMaxAttempts: 0, dockerStopGraceSeconds: 1.5 } }, { baseDir: BASE });
+    const bad = parseConfig({ settings: { dockerCallTimeoutMs: 0, dockerStopGraceSeconds: 1.5 } }, { baseDir: BASE });
     assert.equal(bad.ok, false);
-    assert.deepEqual(bad.ok ? [] : bad.issues.map((i) => i.path), ['$.settings.dockerStopGraceSeconds', '$.settings.dockerRemoveMaxAttempts']);
+    assert.deepEqual(bad.ok ? [] : bad.issues.map((i) => i.path), ['$.settings.dockerCallTimeoutMs', '$.settings.dockerStopGraceSeconds']);
   });
 });

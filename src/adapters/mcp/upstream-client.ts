@@ -14,7 +14,7 @@ import { ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelco
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ErrorCodes, WardenError, type WardenErrorDetail } from '../../core/error-codes.js';
-import type { ProcessGroupHandle } from '../process/process-group.js';
+import type { Upstream } from '../upstream-handle.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
 import { ProcessStdioTransport, type TransportProcess } from '../process/process-stdio-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
@@ -86,7 +86,7 @@ const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { messa
  * On failure the transport is closed (stdin ended); stopping the process stays with the caller.
  */
 export async function connectUpstream(
-  handle: TransportProcess | ProcessGroupHandle,
+  handle: TransportProcess | Upstream,
   opts: ConnectUpstreamOptions,
 ): Promise<UpstreamConnection> {
   const log = opts.logger.child({ component: 'upstream-client', server: opts.name });

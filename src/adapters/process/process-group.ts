@@ -24,6 +24,7 @@ import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { groupMembers } from './proc-scan.js';
 import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
+import type { Upstream } from '../upstream-handle.js';
 
 export interface ProcessGroupSpec {
   command: string;
@@ -56,26 +57,20 @@ export interface StopReport {
   survivors: 0;
 }
 
-export interface ProcessGroupHandle {
+/** The process kind of Upstream: `exited`/`onExit` report the direct child's exit ({code:null, signal:null} if it never started). */
+export interface ProcessGroupHandle extends Upstream {
+  readonly kind: 'process';
   /** pid of the direct child (= pgid). -1 when the spawn failed synchronously (see `spawned`). */
   readonly pid: number;
   readonly pgid: number;
-  readonly stdin: Writable;
-  readonly stdout: Readable;
   /** Resolves on the 'spawn' event; rejects with WardenError(E_SPAWN_FAILED) if the spawn failed. */
   readonly spawned: Promise<void>;
-  /** Resolves when the direct child exits ({code:null, signal:null} if it never started). Never rejects. */
-  readonly exited: Promise<ExitInfo>;
-  /** Called once when the direct child exits (immediately, asynchronously, if it already has). */
-  onExit(listener: (info: ExitInfo) => void): () => void;
   /** True when the direct child has exited and the group has no live member. */
   isGone(): boolean;
   /** Polite bounded stop (EOF → SIGTERM → SIGKILL). Idempotent; concurrent calls share one run. */
   stop(): Promise<StopReport>;
   /** SIGKILL the group now and wait up to stopKillGraceMs for it to be empty. */
   kill(): Promise<void>;
-  /** Number of stderr lines dropped by the rate limit so far. */
-  stderrDropped(): number;
 }
 
 const POLL_MS = 20;
@@ -124,6 +119,7 @@ function spawnFailure(spec: ProcessGroupSpec, err: unknown): WardenError {
 }
 
 class ProcessGroup implements ProcessGroupHandle {
+  readonly kind = 'process' as const;
   readonly pid: number;
   readonly pgid: number;
   readonly stdin: Writable;
@@ -257,6 +253,15 @@ class ProcessGroup implements ProcessGroupHandle {
 
   stderrDropped(): number {
     return this.drain?.dropped() ?? 0;
+  }
+
+  /** Nothing to add: the MCP client's own error (closed stdout, EPIPE) already says the process went away. */
+  exitError(): undefined {
+    return undefined;
+  }
+
+  describe(): Record<string, string | number> {
+    return { pid: this.pid, pgid: this.pgid };
   }
 
   stop(): Promise<StopReport> {
