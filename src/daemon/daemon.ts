@@ -228,7 +228,6 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   );
   // Containers a previous run's reaper could not remove (pending-reap.json): retried before anything starts.
   await reaper.resumePending();
-  const entries = new Map<string, ServerEntry>(Object.entries(config.mcpServers));
   let root: SupervisorActorRef | undefined;
   const catalog = new SupervisorCatalog(() => root, () => settings.toolCallTimeoutMs);
 
@@ -291,7 +290,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   // Server commands and the approval policy (tool integrity, docs/quarantine.md) live in the registry.
   const registry = new ServerRegistry({
     configPath,
-    entries,
+    servers: config.mcpServers,
     approvals,
     updateConfig: (mutate) => updateConfigFile(configPath, mutate),
     quarantineNewServers: () => settings.quarantineNewServers,
@@ -319,7 +318,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   });
   const supervisor = createSupervisorMachine(serverMachine);
 
-  const enabled = [...entries].filter(([, e]) => !e.disabled);
+  const enabled = registry.list().filter(([, e]) => !e.disabled);
   // `serve --inspect`: the whole actor system to a Stately inspector relay (observation only; never throws).
   const stately: StatelyInspector | undefined = opts.inspectUrl
     ? createStatelyInspector({ url: opts.inspectUrl, logger: logger.child({ component: 'inspector' }) })
@@ -368,7 +367,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const servers = (): ServerView[] => {
     const counts = ledger.counts();
     const out: ServerView[] = [];
-    for (const [name, entry] of entries) {
+    for (const [name, entry] of registry.list()) {
       const ref = serverActorOf(rootActor, name);
       const v = ref ? viewOf(ref, counts[serverActorId(name)] ?? {}) : undefined;
       if (v) out.push(v);
@@ -389,7 +388,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     }
     // Removed servers whose actor is still draining (stopping/reaping) stay visible until stopped.
     for (const { name, ref } of serverActorsOf(rootActor)) {
-      if (entries.has(name)) continue;
+      if (registry.has(name)) continue;
       const v = viewOf(ref, counts[serverActorId(name)] ?? {});
       if (v && v.state !== 'stopped') out.push(v);
     }

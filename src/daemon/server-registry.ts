@@ -36,8 +36,8 @@ export type ConfigUpdater = (mutate: (raw: any) => void) => Promise<LoadedConfig
 
 export interface ServerRegistryOptions {
   configPath: string;
-  /** The servers of the loaded config, by name (the registry owns this map from now on). */
-  entries: Map<string, ServerEntry>;
+  /** The servers of the loaded config, by name, in config order. */
+  servers: Record<string, ServerEntry>;
   approvals: ApprovalsStore;
   updateConfig: ConfigUpdater;
   /** The run-time quarantine policy (`quarantineNewServers`: 1 quarantine, 0 trust on first use). */
@@ -65,7 +65,7 @@ export class ServerRegistry {
   private actors: ServerActorsPort | undefined;
 
   constructor(private readonly opts: ServerRegistryOptions) {
-    this.entries = opts.entries;
+    this.entries = new Map(Object.entries(opts.servers));
   }
 
   /** Connect the actor system (it is created after the registry, since its actors call checkTools). */

@@ -14,7 +14,7 @@ import {
   decodeClientMessage,
   protocolJsonSchemaText,
 } from '../../src/control/protocol.js';
-import { redactEntry } from '../../src/adapters/http/control-channel.js';
+import { redactEntry } from '../../src/adapters/http/control-commands.js';
 
 const SCHEMA_FILE = fileURLToPath(new URL('../../../docs/control-protocol.schema.json', import.meta.url));
 

@@ -68,7 +68,7 @@ async function fixture(mcpServers: Record<string, unknown>): Promise<Fixture> {
   const failConfig = { on: false };
   const registry = new ServerRegistry({
     configPath,
-    entries: new Map(Object.entries(loaded.config.mcpServers)),
+    servers: loaded.config.mcpServers,
     approvals,
     updateConfig: (mutate) =>
       failConfig.on

@@ -20,30 +20,18 @@
  * Output never buffers without bound: a consumer whose unsent output exceeds `controlMaxBufferedBytes`
  * is dropped. Input is bounded by `maxPayload` and by a cap on in-flight commands per connection.
  */
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import type { Settings } from '../../core/settings.js';
-import { ErrorCodes, WardenError, httpStatusOf } from '../../core/error-codes.js';
-import { headerValue } from './headers.js';
+import { authenticateUpgrade, refuseUpgrade } from './control-upgrade.js';
+import { executeCommand, type CommandOutcome, type ControlBackend } from './control-commands.js';
 import { VERSION } from '../../core/version.js';
-import type { ServerEntry } from '../../config/config-types.js';
-import {
-  AUTH_PROTOCOL_PREFIX,
-  CONTROL_PATH,
-  CONTROL_PROTOCOL,
-  ControlErrorCodes,
-  decodeClientMessage,
-  type CommandArgs,
-  type CommandName,
-  type ControlErrorInfo,
-  type RequestId,
-} from '../../control/protocol.js';
+import { CONTROL_PATH, CONTROL_PROTOCOL, ControlErrorCodes, decodeClientMessage } from '../../control/protocol.js';
 import type { HttpServerHandle } from './http-server.js';
-import { checkBearer, guardRequest, isLoopbackHost, loopbackAllowedHosts, safeEqual } from './request-guards.js';
-import { REDACTED, redactUrl } from '../log/logger.js';
+import { guardRequest, isLoopbackHost, loopbackAllowedHosts } from './request-guards.js';
 import type { LogRecord, LogTap } from '../log/log-tap.js';
 
 export const CONTROL_LEDGER_OWNER = 'control';
@@ -57,42 +45,6 @@ export type ControlSettings = Pick<
   Settings,
   'controlMaxConnections' | 'controlMaxPayloadBytes' | 'controlHeartbeatIntervalMs' | 'controlMaxBufferedBytes'
 >;
-
-/** A server as the channel shows it (the daemon's ServerView has more; the channel needs these). */
-export interface ControlServerView {
-  name: string;
-  state: string;
-  quarantined: boolean;
-}
-
-/**
- * The server commands, as the daemon's server registry (src/daemon/server-registry.ts) implements
- * them: policy, persistence and the actors live there; the channel only calls and reports. Each
- * throws a WardenError with a stable code (and `detail.issues` for an invalid entry).
- */
-export interface ServerCommands {
-  entry(name: string): ServerEntry | undefined;
-  toolsOf(name: string): unknown[] | undefined;
-  add(name: string, rawEntry: unknown, opts: { trusted?: boolean }): Promise<{ entry: ServerEntry }>;
-  remove(name: string): Promise<unknown>;
-  setEnabled(name: string, enabled: boolean): Promise<unknown>;
-  restart(name: string): unknown;
-  approve(name: string): Promise<unknown>;
-  quarantine(name: string): Promise<unknown>;
-  /** Resolves when every command under way has finished. */
-  idle(): Promise<void>;
-}
-
-/** What the channel needs from the daemon. */
-export interface ControlBackend {
-  health(): Record<string, unknown>;
-  servers(): ControlServerView[];
-  /** Every server change, removals included; each event object is sent as `{type:'event', event}`. */
-  subscribe(listener: (event: object) => void): () => void;
-  stop(reason: string): Promise<void>;
-  machineDefinition(): Record<string, unknown>;
-  commands: ServerCommands;
-}
 
 export interface ControlChannelOptions {
   http: HttpServerHandle;
@@ -116,15 +68,6 @@ export interface ControlChannel {
   connectionCount(): number;
 }
 
-/** A config entry safe to show: env values, header values and URL secrets replaced. */
-export function redactEntry(entry: ServerEntry): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...entry };
-  out.env = Object.fromEntries(Object.keys(entry.env ?? {}).map((k) => [k, REDACTED]));
-  if (entry.headers) out.headers = Object.fromEntries(Object.keys(entry.headers).map((k) => [k, REDACTED]));
-  if (entry.url) out.url = redactUrl(entry.url);
-  return out;
-}
-
 interface Conn {
   id: number;
   ws: WebSocket;
@@ -137,38 +80,6 @@ interface Conn {
   subscription: LedgerHandle;
   logListener?: { handle: LedgerHandle; unsubscribe: () => void };
   closed: Promise<void>;
-}
-
-/** An HTTP error response on a socket that was never upgraded, then the socket is closed. */
-function refuseUpgrade(socket: Duplex, code: string, message: string, extra: Record<string, string> = {}): void {
-  if (socket.destroyed) return;
-  const status = httpStatusOf(code);
-  const body = JSON.stringify({ error: { code, message } });
-  const headers = {
-    'Content-Type': 'application/json',
-    'Content-Length': String(Buffer.byteLength(body)),
-    'Cache-Control': 'no-store',
-    Connection: 'close',
-    ...extra,
-  };
-  const head = Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}`)
-    .join('\r\n');
-  socket.once('finish', () => socket.destroy());
-  socket.once('error', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${head}\r\n\r\n${body}`);
-  // A peer that never reads must not keep the socket: destroy after a short grace regardless.
-  setTimeout(() => socket.destroy(), 1_000).unref();
-}
-
-/** Splits a Sec-WebSocket-Protocol header into its entries; null when it cannot be read unambiguously. */
-function offeredProtocols(req: IncomingMessage): string[] | undefined | null {
-  const raw = headerValue(req.headers['sec-websocket-protocol']);
-  if (raw === undefined || raw === null) return raw;
-  return raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 }
 
 export function attachControlChannel(opts: ControlChannelOptions): ControlChannel {
@@ -202,29 +113,10 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
       logger.warn({ code: guard.code, remote: req.socket.remoteAddress }, 'control connection refused');
       return refuseUpgrade(socket, guard.code, guard.message);
     }
-    const protocols = offeredProtocols(req);
-    const authorization = headerValue(req.headers.authorization);
-    // A header sent twice has no agreed reading: it never authenticates.
-    const bearerOk = authorization !== null && protocols !== null && checkBearer(authorization, token);
-    let protocolOk = false;
-    for (const p of protocols ?? []) {
-      if (p.startsWith(AUTH_PROTOCOL_PREFIX) && safeEqual(p.slice(AUTH_PROTOCOL_PREFIX.length), token)) protocolOk = true;
-    }
-    if (!bearerOk && !protocolOk) {
-      logger.warn({ code: ErrorCodes.UNAUTHORIZED, remote: req.socket.remoteAddress }, 'control connection refused');
-      return refuseUpgrade(
-        socket,
-        ErrorCodes.UNAUTHORIZED,
-        `Unauthorized: send the token from the data dir's "token" file as "Authorization: Bearer <token>" or as the subprotocol "${AUTH_PROTOCOL_PREFIX}<token>" beside "${CONTROL_PROTOCOL}"`,
-        { 'WWW-Authenticate': 'Bearer' },
-      );
-    }
-    if (protocols !== undefined && !protocols?.includes(CONTROL_PROTOCOL)) {
-      return refuseUpgrade(
-        socket,
-        ControlErrorCodes.BAD_SUBPROTOCOL,
-        `the subprotocol "${CONTROL_PROTOCOL}" must be offered`,
-      );
+    const refusal = authenticateUpgrade(req, token);
+    if (refusal) {
+      logger.warn({ code: refusal.code, remote: req.socket.remoteAddress }, 'control connection refused');
+      return refuseUpgrade(socket, refusal.code, refusal.message, refusal.headers);
     }
     if (conns.size + pending.size >= settings.controlMaxConnections) {
       logger.warn({ limit: settings.controlMaxConnections }, 'control connection refused: limit reached');
@@ -459,7 +351,10 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
           return;
         }
         conn.inFlight++;
-        void execute(msg.command, msg.args).then((outcome) => {
+        const outcome: Promise<CommandOutcome> = closing
+          ? Promise.resolve({ ok: false, error: { code: ControlErrorCodes.SHUTTING_DOWN, message: 'the daemon is shutting down' } })
+          : executeCommand(msg.command, msg.args, { backend: daemon, logger, reap: opts.reap });
+        void outcome.then((outcome) => {
           conn.inFlight--;
           if (outcome.ok) sendJson(conn, { type: 'result', id: msg.id, ok: true, result: outcome.result });
           else sendJson(conn, { type: 'result', id: msg.id, ok: false, error: outcome.error });
@@ -470,75 +365,6 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
         });
         return;
       }
-    }
-  }
-
-  type Outcome = { ok: true; result: unknown } | { ok: false; error: ControlErrorInfo };
-
-  async function execute(command: CommandName, args: unknown): Promise<Outcome> {
-    if (closing) return { ok: false, error: { code: ControlErrorCodes.SHUTTING_DOWN, message: 'the daemon is shutting down' } };
-    try {
-      return { ok: true, result: await runCommand(command, args) };
-    } catch (err) {
-      if (err instanceof WardenError) {
-        const issues = err.detail?.issues;
-        return { ok: false, error: issues ? { code: err.code, message: err.message, issues } : { code: err.code, message: err.message } };
-      }
-      logger.error({ err, command }, 'control command failed unexpectedly');
-      return { ok: false, error: { code: ControlErrorCodes.INTERNAL, message: err instanceof Error ? err.message : String(err) } };
-    }
-  }
-
-  /** Transport only: each command is one call into the daemon's server commands. */
-  async function runCommand(command: CommandName, rawArgs: unknown): Promise<unknown> {
-    const commands = daemon.commands;
-    switch (command) {
-      case 'server.list':
-        return { servers: daemon.servers() };
-
-      case 'server.add': {
-        const args = rawArgs as CommandArgs<'server.add'>;
-        const added = await commands.add(args.name, args.entry, { trusted: args.trusted ?? false });
-        return { ...added, entry: redactEntry(added.entry) };
-      }
-
-      case 'server.remove':
-        return commands.remove((rawArgs as CommandArgs<'server.remove'>).name);
-
-      case 'server.enable':
-      case 'server.disable':
-        return commands.setEnabled((rawArgs as CommandArgs<'server.enable'>).name, command === 'server.enable');
-
-      case 'server.approve':
-        return commands.approve((rawArgs as CommandArgs<'server.approve'>).name);
-
-      case 'server.quarantine':
-        return commands.quarantine((rawArgs as CommandArgs<'server.quarantine'>).name);
-
-      case 'server.restart':
-        return commands.restart((rawArgs as CommandArgs<'server.restart'>).name);
-
-      case 'server.tools': {
-        const { name } = rawArgs as CommandArgs<'server.tools'>;
-        const entry = commands.entry(name);
-        if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
-        const view = daemon.servers().find((s) => s.name === name);
-        return {
-          name,
-          state: view?.state ?? (entry.disabled ? 'disabled' : 'stopped'),
-          quarantined: view?.quarantined ?? entry.quarantined,
-          tools: commands.toolsOf(name) ?? [],
-        };
-      }
-
-      case 'reap': {
-        if (!opts.reap) throw new WardenError(ErrorCodes.NOT_AVAILABLE, 'this daemon has no startup reaper wired in');
-        const { dryRun } = rawArgs as CommandArgs<'reap'>;
-        return opts.reap({ dryRun: dryRun ?? false });
-      }
-
-      case 'shutdown':
-        return { stopping: true };
     }
   }
 

@@ -1,0 +1,132 @@
+/**
+ * The control channel's commands: each is one call into the daemon's server commands (the server
+ * registry, src/daemon/server-registry.ts, where policy, persistence and the actors live); this file
+ * only dispatches and turns coded errors into `{ok:false, error}` results. See docs/control-protocol.md.
+ */
+import type { Logger } from 'pino';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import type { ServerEntry } from '../../config/config-types.js';
+import { ControlErrorCodes, type CommandArgs, type CommandName, type ControlErrorInfo } from '../../control/protocol.js';
+import { REDACTED, redactUrl } from '../log/logger.js';
+
+/** A server as the channel shows it (the daemon's ServerView has more; the channel needs these). */
+export interface ControlServerView {
+  name: string;
+  state: string;
+  quarantined: boolean;
+}
+
+/**
+ * The server commands, as the daemon's server registry (src/daemon/server-registry.ts) implements
+ * them: policy, persistence and the actors live there; the channel only calls and reports. Each
+ * throws a WardenError with a stable code (and `detail.issues` for an invalid entry).
+ */
+export interface ServerCommands {
+  entry(name: string): ServerEntry | undefined;
+  toolsOf(name: string): unknown[] | undefined;
+  add(name: string, rawEntry: unknown, opts: { trusted?: boolean }): Promise<{ entry: ServerEntry }>;
+  remove(name: string): Promise<unknown>;
+  setEnabled(name: string, enabled: boolean): Promise<unknown>;
+  restart(name: string): unknown;
+  approve(name: string): Promise<unknown>;
+  quarantine(name: string): Promise<unknown>;
+  /** Resolves when every command under way has finished. */
+  idle(): Promise<void>;
+}
+
+/** What the channel needs from the daemon. */
+export interface ControlBackend {
+  health(): Record<string, unknown>;
+  servers(): ControlServerView[];
+  /** Every server change, removals included; each event object is sent as `{type:'event', event}`. */
+  subscribe(listener: (event: object) => void): () => void;
+  stop(reason: string): Promise<void>;
+  machineDefinition(): Record<string, unknown>;
+  commands: ServerCommands;
+}
+
+export interface CommandContext {
+  backend: ControlBackend;
+  logger: Logger;
+  /** The `reap` command (the startup reaper); without it `reap` answers E_NOT_AVAILABLE. */
+  reap?: (opts: { dryRun: boolean }) => Promise<unknown>;
+}
+
+export type CommandOutcome = { ok: true; result: unknown } | { ok: false; error: ControlErrorInfo };
+
+/** A config entry safe to show: env values, header values and URL secrets replaced. */
+export function redactEntry(entry: ServerEntry): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...entry };
+  out.env = Object.fromEntries(Object.keys(entry.env ?? {}).map((k) => [k, REDACTED]));
+  if (entry.headers) out.headers = Object.fromEntries(Object.keys(entry.headers).map((k) => [k, REDACTED]));
+  if (entry.url) out.url = redactUrl(entry.url);
+  return out;
+}
+
+
+export async function executeCommand(command: CommandName, args: unknown, ctx: CommandContext): Promise<CommandOutcome> {
+  try {
+    return { ok: true, result: await runCommand(command, args, ctx) };
+  } catch (err) {
+    if (err instanceof WardenError) {
+      const issues = err.detail?.issues;
+      return { ok: false, error: issues ? { code: err.code, message: err.message, issues } : { code: err.code, message: err.message } };
+    }
+    ctx.logger.error({ err, command }, 'control command failed unexpectedly');
+    return { ok: false, error: { code: ControlErrorCodes.INTERNAL, message: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
+/** Transport only: each command is one call into the daemon's server commands. */
+async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandContext): Promise<unknown> {
+  const { backend: daemon } = ctx;
+  const commands = daemon.commands;
+  switch (command) {
+    case 'server.list':
+      return { servers: daemon.servers() };
+
+    case 'server.add': {
+      const args = rawArgs as CommandArgs<'server.add'>;
+      const added = await commands.add(args.name, args.entry, { trusted: args.trusted ?? false });
+      return { ...added, entry: redactEntry(added.entry) };
+    }
+
+    case 'server.remove':
+      return commands.remove((rawArgs as CommandArgs<'server.remove'>).name);
+
+    case 'server.enable':
+    case 'server.disable':
+      return commands.setEnabled((rawArgs as CommandArgs<'server.enable'>).name, command === 'server.enable');
+
+    case 'server.approve':
+      return commands.approve((rawArgs as CommandArgs<'server.approve'>).name);
+
+    case 'server.quarantine':
+      return commands.quarantine((rawArgs as CommandArgs<'server.quarantine'>).name);
+
+    case 'server.restart':
+      return commands.restart((rawArgs as CommandArgs<'server.restart'>).name);
+
+    case 'server.tools': {
+      const { name } = rawArgs as CommandArgs<'server.tools'>;
+      const entry = commands.entry(name);
+      if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
+      const view = daemon.servers().find((s) => s.name === name);
+      return {
+        name,
+        state: view?.state ?? (entry.disabled ? 'disabled' : 'stopped'),
+        quarantined: view?.quarantined ?? entry.quarantined,
+        tools: commands.toolsOf(name) ?? [],
+      };
+    }
+
+    case 'reap': {
+      if (!ctx.reap) throw new WardenError(ErrorCodes.NOT_AVAILABLE, 'this daemon has no startup reaper wired in');
+      const { dryRun } = rawArgs as CommandArgs<'reap'>;
+      return ctx.reap({ dryRun: dryRun ?? false });
+    }
+
+    case 'shutdown':
+      return { stopping: true };
+  }
+}
