@@ -3,9 +3,7 @@
  * Start order acquires, stop order releases in reverse; a failure half-way releases what was
  * acquired so far. The actor system's effects are provided here (machines stay free of I/O).
  */
-import { promises as fs, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import { ResourceLedger } from '../core/resource-ledger.js';
@@ -21,7 +19,7 @@ import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
 import { isLoopbackHost } from '../adapters/http/request-guards.js';
 import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
 import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
-import { describeFsError, makeDirs } from '../adapters/store/make-dirs.js';
+import { ensureDataDir, ensureToken } from '../adapters/store/data-dir.js';
 import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
 import { ApprovalsStore } from '../adapters/store/approvals-store.js';
 import { createSupervisorMachine } from '../machines/supervisor-machine.js';
@@ -36,8 +34,8 @@ import { DaemonReaper } from './daemon-reaper.js';
 import { newInstanceIdentity, type InstanceIdentity } from '../core/instance-identity.js';
 import { reapOrphans } from './startup-reaper.js';
 import { startWatchdog, type WatchdogHandle } from '../adapters/process/watchdog.js';
-import { viewOf, type ServerView } from './server-view.js';
-import { serverActorId, serverActorOf, serverActorsOf, type SupervisorActorRef } from './server-actors.js';
+import { serverViews, type ServerView } from './server-view.js';
+import { serverActorOf, type SupervisorActorRef } from './server-actors.js';
 import { ServerEvents } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
 import { LogTap } from '../adapters/log/log-tap.js';
@@ -104,39 +102,6 @@ export type DaemonEvent =
 
 function toMachineInput(name: string, entry: ServerEntry, settings: Settings): ServerMachineInput {
   return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };
-}
-
-async function ensureDataDir(dataDir: string): Promise<void> {
-  try {
-    await makeDirs(dataDir, 0o700); // not fs.mkdir recursive: it spins forever under /proc (make-dirs.ts)
-    await fs.access(dataDir, fsConstants.W_OK);
-  } catch (err) {
-    throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `data dir ${dataDir} is not writable: ${describeFsError(err)}`);
-  }
-}
-
-/**
- * The bearer token of the control channel (/ws) and of /mcp on a remote bind: `<dataDir>/token`,
- * created on first start with mode 0600 and reused afterwards. base64url without padding, so it is
- * also valid as a WebSocket subprotocol entry (`auth.<token>`). A file that is too short or holds other
- * characters is replaced.
- */
-export async function ensureToken(dataDir: string): Promise<string> {
-  const file = join(dataDir, 'token');
-  try {
-    const t = (await fs.readFile(file, 'utf8')).trim();
-    if (/^[A-Za-z0-9_-]{32,512}$/.test(t)) {
-      await fs.chmod(file, 0o600).catch(() => undefined);
-      return t;
-    }
-  } catch {
-    // created below
-  }
-  const token = randomBytes(32).toString('base64url');
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await fs.writeFile(tmp, token + '\n', { mode: 0o600, flag: 'wx' });
-  await fs.rename(tmp, file);
-  return token;
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
@@ -364,36 +329,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     servers: servers(),
     ledger: ledger.counts(),
   });
-  const servers = (): ServerView[] => {
-    const counts = ledger.counts();
-    const out: ServerView[] = [];
-    for (const [name, entry] of registry.list()) {
-      const ref = serverActorOf(rootActor, name);
-      const v = ref ? viewOf(ref, counts[serverActorId(name)] ?? {}) : undefined;
-      if (v) out.push(v);
-      else
-        out.push({
-          name,
-          state: entry.disabled ? 'disabled' : 'stopped',
-          quarantined: entry.quarantined,
-          attempt: 0,
-          restartsInWindow: 0,
-          reapAttempt: 0,
-          lastError: null,
-          pid: null,
-          toolCount: 0,
-          upSince: null,
-          resources: counts[serverActorId(name)] ?? {},
-        });
-    }
-    // Removed servers whose actor is still draining (stopping/reaping) stay visible until stopped.
-    for (const { name, ref } of serverActorsOf(rootActor)) {
-      if (registry.has(name)) continue;
-      const v = viewOf(ref, counts[serverActorId(name)] ?? {});
-      if (v && v.state !== 'stopped') out.push(v);
-    }
-    return out;
-  };
+  const servers = (): ServerView[] => serverViews(registry.list(), rootActor, ledger.counts());
   httpHandle.route('GET', '/healthz', (_req, res) => sendJson(res, 200, health()));
   // The visualizer page (`mcp-warden ui`): static files only; it talks to the daemon through /ws.
   registerVisualizer(httpHandle, { logger: logger.child({ component: 'visualizer' }) });

@@ -4,7 +4,8 @@
 import type { StateValue } from 'xstate';
 import type { ErrorInfo } from '../core/error-codes.js';
 import type { ResourceKind } from '../core/resource-ledger.js';
-import type { ServerActorRef, ServerSnapshot } from './server-actors.js';
+import type { ServerEntry } from '../config/config-types.js';
+import { serverActorId, serverActorOf, serverActorsOf, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 
 export interface ServerView {
   name: string;
@@ -54,4 +55,44 @@ export function viewOfSnapshot(snap: ServerSnapshot, resources: Partial<Record<R
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Every configured server's view, in config order (a server without an actor shows `disabled` or
+ * `stopped`), then removed servers whose actor is still draining, until they reach `stopped`.
+ */
+export function serverViews(
+  entries: readonly [string, ServerEntry][],
+  root: SupervisorActorRef,
+  counts: Record<string, Partial<Record<ResourceKind, number>>>,
+): ServerView[] {
+  const out: ServerView[] = [];
+  const configured = new Set<string>();
+  for (const [name, entry] of entries) {
+    configured.add(name);
+    const resources = counts[serverActorId(name)] ?? {};
+    const ref = serverActorOf(root, name);
+    const v = ref ? viewOf(ref, resources) : undefined;
+    out.push(
+      v ?? {
+        name,
+        state: entry.disabled ? 'disabled' : 'stopped',
+        quarantined: entry.quarantined,
+        attempt: 0,
+        restartsInWindow: 0,
+        reapAttempt: 0,
+        lastError: null,
+        pid: null,
+        toolCount: 0,
+        upSince: null,
+        resources,
+      },
+    );
+  }
+  for (const { name, ref } of serverActorsOf(root)) {
+    if (configured.has(name)) continue;
+    const v = viewOf(ref, counts[serverActorId(name)] ?? {});
+    if (v && v.state !== 'stopped') out.push(v);
+  }
+  return out;
 }
