@@ -2,7 +2,7 @@
  * The resource ledger: every process group, container, MCP client, socket, timer, listener and
  * subscription the daemon acquires is registered here under exactly one owner (an actor id such
  * as `server:memory`, or `daemon`, `front`, `reaper`). It lives outside XState on purpose: an
- * errored actor tree does not stop its children (see NOTES.md), so the ledger is what the daemon
+ * errored actor tree does not stop its children (docs/building-blocks.md), so the ledger is what the daemon
  * sweeps when the root stops or errors, and what a server actor must empty before it may finish.
  *
  * Nothing here throws into callers' transitions: release and audit collect failures and return them.

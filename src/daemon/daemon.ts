@@ -309,7 +309,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     rootActor.subscribe({
       complete: () => resolve(),
       error: (err) => {
-        // An errored root leaves its children running (NOTES.md): the ledger sweep in stop() ends them.
+        // An errored root leaves its children running (docs/building-blocks.md): the ledger sweep in stop() ends them.
         logger.fatal({ err }, 'supervisor failed; shutting down');
         resolve();
         void daemon.stop('supervisor error');

@@ -2,7 +2,7 @@
  * The daemon's logger: pino writing JSON lines synchronously to a size-rotated file and, optionally,
  * a one-line human format to stderr.
  *
- * Rules (NOTES.md, "pino 10 and ws 8"):
+ * Rules (docs/building-blocks.md, "pino 10 and ws 8"):
  * - Redaction is configured once, here, on the root. A child created with its own `redact` option
  *   REPLACES the root's paths, so never pass `redact` to `.child()`; use `serverLogger()` / plain
  *   `logger.child({ component })`.

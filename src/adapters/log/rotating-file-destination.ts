@@ -3,7 +3,7 @@
  *
  * Every `write` is a blocking `fs.writeSync`, so a line is in the kernel's page cache before the
  * logging call returns: it survives SIGTERM and even SIGKILL of the process immediately afterwards
- * (pino's worker-thread transport lost everything on SIGTERM, see NOTES.md).
+ * (pino's worker-thread transport lost everything on SIGTERM, see docs/building-blocks.md).
  *
  * Rotation: when appending a chunk would make the file exceed `maxBytes`, the file is closed,
  * `<path>.(maxFiles-1)` … `<path>.1` are shifted up by one (the oldest, `<path>.<maxFiles>`, is

@@ -1,5 +1,5 @@
 /**
- * One daemon per data dir. `<dataDir>/daemon.lock` is locked with proper-lockfile 4.1.2 (NOTES.md):
+ * One daemon per data dir. `<dataDir>/daemon.lock` is locked with proper-lockfile 4.1.2 (docs/building-blocks.md):
  * an atomic `mkdir <dataDir>/daemon.lock.lock` whose mtime the holder refreshes every `updateMs`. A
  * lock dir not refreshed for `staleMs` belongs to a dead holder (SIGKILL leaves it behind) and is
  * taken over by the next `serve`.
