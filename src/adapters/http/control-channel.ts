@@ -41,7 +41,6 @@ import {
   type CommandArgs,
   type CommandName,
   type ControlErrorInfo,
-  type RequestId,
 } from '../../control/protocol.js';
 import { updateConfigFile } from '../store/config-file.js';
 import type { HttpServerHandle } from './http-server.js';
@@ -522,6 +521,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
   }
 
   /** The raw entry of `name` in the parsed config document, or a coded failure. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the parsed config document, any shape until validated
   function rawEntryOf(raw: any, name: string): Record<string, unknown> {
     const servers = raw?.mcpServers;
     const entry = servers && typeof servers === 'object' && Object.hasOwn(servers, name) ? servers[name] : undefined;
