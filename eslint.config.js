@@ -1,4 +1,4 @@
-// ESLint flat config, run by `npm run lint` (with scripts/check-import-cycles.mjs and `prettier --check .`).
+// ESLint flat config, run by `npm run lint` (then scripts/check-import-cycles.mjs, then `prettier --check .`).
 // typescript-eslint runs on the `typescript` devDependency (6.x, the one with a JS API); the build uses
 // TypeScript 7 (`typescript-native`). Formatting is Prettier's job, so there are no stylistic rules here.
 //

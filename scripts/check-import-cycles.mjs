@@ -52,7 +52,9 @@ function resolveSpecifier(fromFile, spec) {
   if (target.startsWith(distRoot)) {
     // dist/visualizer/x.js comes from visualizer/src/x.ts; dist/<p>.js from <p>.ts.
     const inner = target.slice(distRoot.length);
-    target = inner.startsWith('visualizer' + sep) ? join(root, 'visualizer', 'src', inner.slice('visualizer'.length + 1)) : join(root, inner);
+    target = inner.startsWith('visualizer' + sep)
+      ? join(root, 'visualizer', 'src', inner.slice('visualizer'.length + 1))
+      : join(root, inner);
   }
   const base = target.replace(/\.(m|c)?js$/, '');
   const mapped = { '.js': '.ts', '.mjs': '.mts', '.cjs': '.cts' }[extname(target)];
@@ -111,7 +113,8 @@ for (const file of files) {
 }
 
 if (process.argv.includes('--graph')) {
-  for (const [from, edges] of graph) for (const [to, typeOnly] of edges) console.log(`${rel(from)} -> ${rel(to)}${typeOnly ? ' (type)' : ''}`);
+  for (const [from, edges] of graph)
+    for (const [to, typeOnly] of edges) console.log(`${rel(from)} -> ${rel(to)}${typeOnly ? ' (type)' : ''}`);
 }
 
 // Tarjan's strongly connected components (iterative, so deep graphs cannot overflow the stack).
@@ -186,9 +189,7 @@ function shortestCycle(from, members) {
 }
 
 const chain = (path) =>
-  path
-    .map((f, i) => (i === 0 ? rel(f) : `${graph.get(path[i - 1]).get(f) ? '-(type)->' : '->'} ${rel(f)}`))
-    .join(' ');
+  path.map((f, i) => (i === 0 ? rel(f) : `${graph.get(path[i - 1]).get(f) ? '-(type)->' : '->'} ${rel(f)}`)).join(' ');
 
 if (components.length === 0) {
   console.log(`check-import-cycles: no import cycle among ${files.length} files (${DIRS.join(', ')})`);
