@@ -7,10 +7,11 @@
 // `test()`/`describe()` calls. The compiler's own strict flags (tsconfig.json) cover most of what
 // type information would add.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/', 'node_modules/', '.bench/', 'docs/'] },
   js.configs.recommended,
   tseslint.configs.recommended,
