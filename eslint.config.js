@@ -16,11 +16,7 @@ export default defineConfig(
   js.configs.recommended,
   tseslint.configs.recommended,
   {
-    languageOptions: {
-      ecmaVersion: 2022,
-      sourceType: 'module',
-      globals: { ...globals.node },
-    },
+    languageOptions: { ecmaVersion: 2022, sourceType: 'module' },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
       // verbatimModuleSyntax keeps every import in the emitted JS unless it is marked `type`.
@@ -51,8 +47,7 @@ export default defineConfig(
       'no-regex-spaces': 'off',
     },
   },
-  {
-    files: ['visualizer/**/*.ts'],
-    languageOptions: { globals: { ...globals.browser } },
-  },
+  // Node everywhere but the visualizer page, which runs in the browser (visualizer/tsconfig.json).
+  { ignores: ['visualizer/src/**'], languageOptions: { globals: { ...globals.node } } },
+  { files: ['visualizer/src/**'], languageOptions: { globals: { ...globals.browser } } },
 );
