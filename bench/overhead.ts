@@ -159,7 +159,7 @@ export async function runOverhead(
           };
         } catch (err) {
           await stopPeer(reaper, p);
-          throw new Error(`${err instanceof Error ? err.message : String(err)}; output: ${p.lastOutput().trim().slice(-200)}`);
+          throw new Error(`${err instanceof Error ? err.message : String(err)}; output: ${p.lastOutput().trim().slice(-200)}`, { cause: err });
         }
       });
     }

@@ -9,7 +9,7 @@
 # node_modules).
 #
 # Idempotent: if an image with the computed tag exists, nothing is built. The last line on stdout is
-# the tag (everything else goes to stderr). Needs `npx tsc -p .` to have been run (dist/).
+# the tag (everything else goes to stderr). Needs `npm run build` to have been run (dist/).
 #
 #   scripts/build-test-image.sh            # build if missing, print the tag
 #   scripts/build-test-image.sh --print-tag # only compute and print the tag
@@ -22,7 +22,7 @@ say() { printf 'build-test-image: %s\n' "$*" >&2; }
 
 cd "$ROOT"
 for f in dist/src/demo/demo-server.js dist/test/fixtures/fixture-server.js; do
-  [ -f "$f" ] || { say "$f missing: run 'npx tsc -p .' first"; exit 1; }
+  [ -f "$f" ] || { say "$f missing: run 'npm run build' first"; exit 1; }
 done
 
 DOCKERFILE='FROM scratch

@@ -293,7 +293,7 @@ export function createServerMachine(deps: { now: () => number }) {
         },
       }),
       approve: assign({ quarantined: false, toolChanges: [] as ToolChangeInfo[] }),
-      recordToolChanges: assign(({ event, context }) => {
+      recordToolChanges: assign(({ event }) => {
         const changes = changesIn(event);
         if (changes.length === 0) return {};
         return {

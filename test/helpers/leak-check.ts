@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
+import type { Logger } from 'pino';
 import { findByEnv, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
 
 export const MARKER_ENV = 'MCP_WARDEN_INSTANCE';

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { createInspectorServer } from '@statelyai/inspect/server';
-import { startDaemon, type Daemon, type DaemonEvent } from '../../src/daemon/daemon.js';
+import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { connectControl, ControlRequestError, type ControlClient } from '../../src/control/control-client.js';
 import {
   COMMAND_NAMES,

@@ -159,6 +159,7 @@ describe('visualizer: served files, machine definition, `mcp-warden ui`', () => 
   it('the snapshot machine definition includes the eventless (always) transitions', async () => {
     const client = await connectControl({ url: td.daemon.controlUrl, token });
     try {
+      /* eslint-disable @typescript-eslint/no-explicit-any -- xstate's serialized machine JSON, read by path */
       const machine = client.snapshot.machine as any;
       assert.equal(machine.id, 'server');
       const check = machine.states.starting.states.check;
@@ -176,6 +177,7 @@ describe('visualizer: served files, machine definition, `mcp-warden ui`', () => 
       );
       // Event transitions are still there as xstate writes them.
       assert.ok(machine.states.running.transitions.some((t: any) => t.eventType === 'RESTART'));
+      /* eslint-enable @typescript-eslint/no-explicit-any */
     } finally {
       await client.close();
     }

@@ -567,7 +567,7 @@ function entryFromForm(): { name: string; entry: Record<string, unknown>; truste
     try {
       parsed = JSON.parse(json);
     } catch (err) {
-      throw new Error(`JSON entry: not valid JSON (${(err as Error).message})`);
+      throw new Error(`JSON entry: not valid JSON (${(err as Error).message})`, { cause: err });
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('JSON entry: expected an object such as {"command": "npx", "args": ["-y", "pkg"]}');
     entry = parsed as Record<string, unknown>;

@@ -211,6 +211,7 @@ const updateQueues = new Map<string, Promise<unknown>>();
  * Concurrent updates of the same file within this process run one after another.
  * Resolves to the validated new config.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- `mutate` edits the parsed JSON in place before validation
 export function updateConfigFile(file: string, mutate: (raw: any) => void): Promise<LoadedConfig> {
   const abs = path.resolve(file);
   const prev = updateQueues.get(abs) ?? Promise.resolve();
