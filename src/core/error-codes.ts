@@ -3,7 +3,7 @@
  * JSON-RPC code, live in the one catalogue (src/core/error-catalogue.ts); docs/error-codes.md describes
  * each. They appear in logs, /healthz, MCP error `data.code`, CLI output and the control channel.
  */
-import { ErrorCodes, type ErrorCode } from './error-catalogue.js';
+import type { ErrorCode } from './error-catalogue.js';
 
 export {
   ErrorCatalogue,

@@ -36,7 +36,9 @@ import { reapOrphans } from './startup-reaper.js';
 import { startWatchdog, type WatchdogHandle } from '../adapters/process/watchdog.js';
 import { serverViews, type ServerView } from './server-view.js';
 import { serverActorOf, type SupervisorActorRef } from './server-actors.js';
-import { ServerEvents } from './server-events.js';
+import { ServerEvents, type DaemonEvent } from './server-events.js';
+
+export type { DaemonEvent } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
 import { LogTap } from '../adapters/log/log-tap.js';
 import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
@@ -96,9 +98,6 @@ export interface Daemon {
   failure?(): WardenError | undefined;
 }
 
-export type DaemonEvent =
-  | { type: 'server'; server: ServerView; previousState: string | null; at: number }
-  | { type: 'server-removed'; name: string; at: number };
 
 function toMachineInput(name: string, entry: ServerEntry, settings: Settings): ServerMachineInput {
   return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };

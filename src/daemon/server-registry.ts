@@ -32,6 +32,7 @@ export interface ServerActorsPort {
 }
 
 /** Read-modify-write of the raw config document (src/adapters/store/config-file.ts `updateConfigFile`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the raw JSON document; the updater validates it after the mutation
 export type ConfigUpdater = (mutate: (raw: any) => void) => Promise<LoadedConfig>;
 
 export interface ServerRegistryOptions {
@@ -265,6 +266,7 @@ export class ServerRegistry {
   }
 
   /** A config mutation that may find nothing to do (it throws NO_CHANGE); true if it wrote. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the raw JSON document, as ConfigUpdater
   private async updateIfChanged(mutate: (raw: any) => void): Promise<boolean> {
     try {
       await this.opts.updateConfig(mutate);

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { createServerMachine, type LaunchOutput, type ServerMachineInput } from '../../src/machines/server-machine.js';
 import { createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
 import { ServerEvents } from '../../src/daemon/server-events.js';
-import type { DaemonEvent } from '../../src/daemon/daemon.js';
+import type { DaemonEvent } from '../../src/daemon/server-events.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 
 const flush = async () => {

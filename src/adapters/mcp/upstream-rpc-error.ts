@@ -5,7 +5,7 @@
  * copies of the prefix are SDK formatting, not the upstream's words: they are removed here, once, so the
  * text reaches our clients exactly once (their own SDK adds one prefix back).
  */
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { UpstreamRpcError } from '../../core/error-codes.js';
 
 /** `message` without any leading "MCP error <code>: " (for this code only; other text is the upstream's). */
