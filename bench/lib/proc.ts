@@ -144,7 +144,8 @@ export function isAlive(pid: number): boolean {
   return alive(readStat(pid));
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
+import { sleep } from '../../src/core/clock.js';
 
 function signal(target: number, sig: NodeJS.Signals): void {
   try {

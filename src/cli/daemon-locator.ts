@@ -6,14 +6,9 @@
  * While a daemon starts up it holds `<dataDir>/daemon.lock.lock` and has written its pid into
  * `<dataDir>/daemon.lock`, but not yet daemon.json: that is reported as `starting`.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { daemonFilePath, isDaemonAlive, readDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
 import { liveLockHolder, type LockHolder } from '../adapters/store/instance-lock.js';
 
-export function defaultDataDir(): string {
-  return process.env.MCP_WARDEN_HOME || join(homedir(), '.mcp-warden');
-}
 
 export type DaemonLocation =
   /** daemon.json names a process that is alive. */
@@ -37,4 +32,3 @@ export async function locateDaemon(dataDir: string): Promise<DaemonLocation> {
   return { kind: 'none' };
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

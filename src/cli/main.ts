@@ -4,12 +4,11 @@
  * Exit codes are stable and listed in README.md (and exitCodes below).
  */
 import { parseArgs } from 'node:util';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
 import { isLogLevel, LOG_LEVELS } from '../adapters/log/logger.js';
-import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT } from '../core/defaults.js';
+import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT, defaultDataDir } from '../core/defaults.js';
 // Each command's modules load only when that command runs: `status`, `stop` and a `serve` that
 // loses the data-dir lock should not pay for loading the whole daemon.
 
@@ -88,10 +87,6 @@ Exit codes:
   7   the data-dir lock was removed or taken over while running; stopped cleanly (E_LOCK_COMPROMISED)
   70  internal error (a bug; the stack trace follows the message)
 `;
-
-function defaultDataDir(): string {
-  return process.env.MCP_WARDEN_HOME || join(homedir(), '.mcp-warden');
-}
 
 /** `HOST:PORT`, `[::1]:PORT`, `:PORT` or `PORT`. */
 export function parseListen(value: string): { host: string; port: number } {

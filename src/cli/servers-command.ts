@@ -7,10 +7,11 @@
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defaultDataDir, locateDaemon } from './daemon-locator.js';
+import { locateDaemon } from './daemon-locator.js';
 import { connectControl, controlUrlOf, ControlRequestError, type ControlClient } from '../control/control-client.js';
 import type { CommandName } from '../control/protocol.js';
 import type { ServerView } from '../daemon/server-view.js';
+import { defaultDataDir } from '../core/defaults.js';
 
 /** Exit codes of `mcp-warden servers` (0, 2 and 70 as everywhere else in the CLI). */
 export const serversExitCodes = {

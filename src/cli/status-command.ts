@@ -5,8 +5,9 @@
 import { get } from 'node:http';
 import { resolve } from 'node:path';
 import type { DaemonInfo } from '../adapters/store/daemon-file.js';
-import { defaultDataDir, locateDaemon } from './daemon-locator.js';
+import { locateDaemon } from './daemon-locator.js';
 import { parseCommand } from './parse-command.js';
+import { defaultDataDir } from '../core/defaults.js';
 
 export const STATUS_EXIT = { running: 0, notRunning: 1, usage: 2, unreachable: 3 } as const;
 

@@ -6,8 +6,10 @@
 import { resolve } from 'node:path';
 import { DEFAULT_SETTINGS } from '../core/settings.js';
 import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
-import { defaultDataDir, locateDaemon, sleep } from './daemon-locator.js';
+import { locateDaemon} from './daemon-locator.js';
 import { parseCommand } from './parse-command.js';
+import { defaultDataDir } from '../core/defaults.js';
+import { sleep } from '../core/clock.js';
 
 export const STOP_EXIT = { stopped: 0, notRunning: 1, usage: 2, stillRunning: 3 } as const;
 

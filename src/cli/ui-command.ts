@@ -10,8 +10,9 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { defaultDataDir, locateDaemon } from './daemon-locator.js';
+import { locateDaemon } from './daemon-locator.js';
 import { parseCommand } from './parse-command.js';
+import { defaultDataDir } from '../core/defaults.js';
 
 export const UI_EXIT = { ok: 0, failed: 1, usage: 2, noDaemon: 7 } as const;
 

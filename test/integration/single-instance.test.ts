@@ -15,8 +15,8 @@ import { fixture } from '../helpers/process-fixtures.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from '../helpers/leak-check.js';
 import { findByEnv, processStartTime, readProc } from '../../src/adapters/process/proc-scan.js';
 import { collectStatus } from '../../src/cli/status-command.js';
+import { sleep } from '../../src/core/clock.js';
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The test runner's environment without its plumbing and without any MCP_WARDEN_* variable. */
 function cliEnv(): Record<string, string> {

@@ -8,7 +8,7 @@ import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { drainStderr, type StderrDrain } from '../process/stderr-drain.js';
-import { errnoOf } from './docker-engine.js';
+import { errnoOf } from '../../core/errno.js';
 
 const STDERR_TAIL_BYTES = 2_048;
 /** After the exit, how long the connection may take to deliver its last bytes before it is cut. */

@@ -14,6 +14,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { ErrorCodes, WardenError, type ErrorCode } from '../../core/error-codes.js';
+import { errnoOf } from '../../core/errno.js';
 
 
 /**
@@ -101,10 +102,6 @@ function statusOf(err: unknown): number | undefined {
   return typeof s === 'number' ? s : undefined;
 }
 
-export function errnoOf(err: unknown): string | undefined {
-  const c = (err as { code?: unknown } | null)?.code;
-  return typeof c === 'string' ? c : undefined;
-}
 
 function engineMessageOf(err: unknown): string | undefined {
   const json = (err as { json?: unknown } | null)?.json;

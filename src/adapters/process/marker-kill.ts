@@ -16,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { listProcesses, readProc, type ProcInfo } from './proc-scan.js';
+import { sleep } from '../../core/clock.js';
 
 export interface MarkerKillOptions {
   /**
@@ -47,7 +48,6 @@ export interface MarkerKillResult {
 
 const DEFAULT_POLL_MS = 25;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function isDead(p: ProcInfo): boolean {
   return p.state === 'Z' || p.state === 'X';

@@ -25,6 +25,7 @@ import { groupMembers } from './proc-scan.js';
 import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
 import type { Upstream } from '../upstream-handle.js';
+import { errnoOf } from '../../core/errno.js';
 
 export interface ProcessGroupSpec {
   command: string;
@@ -93,11 +94,6 @@ export async function startProcessGroup(spec: ProcessGroupSpec, deps: ProcessGro
   return handle;
 }
 
-function errnoOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
-    ? (err as { code: string }).code
-    : undefined;
-}
 
 function spawnFailure(spec: ProcessGroupSpec, err: unknown): WardenError {
   const code = errnoOf(err);

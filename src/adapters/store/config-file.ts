@@ -9,20 +9,17 @@ import path from 'node:path';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { parseConfig, parseJsonText } from '../../config/config-schema.js';
 import type { ConfigIssue, ConfigWarning, WardenConfig } from '../../config/config-types.js';
+import { errnoOf } from '../../core/errno.js';
 
 export interface LoadedConfig {
   config: WardenConfig;
   warnings: ConfigWarning[];
 }
 
-function errnoOf(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' ? code : 'EUNKNOWN';
-}
 
 function ioError(action: 'read' | 'write' | 'create', file: string, err: unknown): WardenError {
   if (err instanceof WardenError) return err;
-  const errno = errnoOf(err);
+  const errno = errnoOf(err) ?? 'EUNKNOWN';
   const reason = err instanceof Error ? err.message : String(err);
   return new WardenError(ErrorCodes.CONFIG_UNREADABLE, `cannot ${action} config file ${file}: ${errno} (${reason})`, {
     file,

@@ -22,6 +22,7 @@ import { loadConfigFile } from './config-file.js';
 import { describeFsError } from './make-dirs.js';
 import { isDaemonAlive, readDaemonFile } from './daemon-file.js';
 import { processStartTime } from '../process/proc-scan.js';
+import { sleep } from '../../core/clock.js';
 
 export const LOCK_FILE = 'daemon.lock';
 export const lockFilePath = (dataDir: string) => join(dataDir, LOCK_FILE);
@@ -88,7 +89,6 @@ const lockInternals = createRequire(import.meta.url)('proper-lockfile/lib/lockfi
   getLocks(): Record<string, LockInternals | undefined>;
 };
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The holder record in daemon.lock, if it parses (the file is empty before the first holder). */
 export async function readLockHolder(dataDir: string): Promise<LockHolder | undefined> {
