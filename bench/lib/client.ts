@@ -9,8 +9,6 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { sleep } from './proc.js';
 
-export type Wire = 'stdio' | 'streamable' | 'sse';
-
 export interface EchoConn {
   /** The tool name as this target lists it (`echo`, `up__echo`, …). */
   tool: string;

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const DIST = fileURLToPath(new URL('../../', import.meta.url));
+const DIST = fileURLToPath(new URL('../../', import.meta.url));
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI_MAIN = join(DIST, 'src', 'cli', 'main.js');
 export const ECHO_FIXTURE = join(DIST, 'test', 'fixtures', 'echo-server.js');

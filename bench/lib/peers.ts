@@ -14,8 +14,8 @@ import { drain, exited, sleep, type Reaper } from './proc.js';
 import { LOOPBACK_PRELOAD, PEERS_DIR } from './paths.js';
 import type { ChildProcess } from 'node:child_process';
 
-export const PEER_PACKAGES = ['mcp-hub', 'supergateway', 'mcp-proxy'] as const;
-export type PeerName = (typeof PEER_PACKAGES)[number];
+const PEER_PACKAGES = ['mcp-hub', 'supergateway', 'mcp-proxy'] as const;
+type PeerName = (typeof PEER_PACKAGES)[number];
 
 export interface PeerInstall {
   ok: boolean;
@@ -31,7 +31,7 @@ function pkgJson(name: string): { version: string; bin?: string | Record<string,
   return JSON.parse(readFileSync(file, 'utf8')) as { version: string; bin?: string | Record<string, string> };
 }
 
-export function peerBin(name: PeerName): string {
+function peerBin(name: PeerName): string {
   const pj = pkgJson(name);
   if (!pj?.bin) throw new Error(`${name} has no bin`);
   const rel = typeof pj.bin === 'string' ? pj.bin : (pj.bin[name] ?? Object.values(pj.bin)[0]!);
@@ -61,7 +61,7 @@ export function installPeers(log: (s: string) => void): PeerInstall {
   return { ok: true, versions, installedNow };
 }
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);

@@ -13,17 +13,17 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 export const RUN_ID = `wb${process.pid}-${randomBytes(4).toString('hex')}`;
-export const RUN_ENV = 'WARDEN_BENCH_RUN';
+const RUN_ENV = 'WARDEN_BENCH_RUN';
 export const RUN_ARG = `--bench-run=${RUN_ID}`;
 
-export interface ProcEntry {
+interface ProcEntry {
   pid: number;
   ppid: number;
   pgid: number;
   state: string;
 }
 
-export function readStat(pid: number): ProcEntry | undefined {
+function readStat(pid: number): ProcEntry | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -36,7 +36,7 @@ export function readStat(pid: number): ProcEntry | undefined {
   return { pid, state: rest[0] ?? '?', ppid: Number(rest[1]), pgid: Number(rest[2]) };
 }
 
-export function allPids(): number[] {
+function allPids(): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     const n = Number(d);
@@ -50,7 +50,7 @@ function alive(e: ProcEntry | undefined): e is ProcEntry {
 }
 
 /** Live descendants of `root` (not including it), by walking the ppid links of a /proc snapshot. */
-export function descendants(root: number): ProcEntry[] {
+function descendants(root: number): ProcEntry[] {
   const table = allPids().map(readStat).filter(alive);
   const byParent = new Map<number, ProcEntry[]>();
   for (const e of table) {
@@ -92,7 +92,7 @@ export function processesWithEnv(key: string, match: (v: string) => boolean): nu
 }
 
 /** Live processes whose command line contains `needle`. */
-export function processesWithArg(needle: string): number[] {
+function processesWithArg(needle: string): number[] {
   const out: number[] = [];
   for (const pid of allPids()) {
     if (pid === process.pid) continue;
@@ -108,7 +108,7 @@ export function processesWithArg(needle: string): number[] {
 }
 
 /** `comm`-like short description: the command line, shortened. */
-export function describe(pid: number): string {
+function describe(pid: number): string {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean).join(' ');
     return cmd.replace(/\/[^ ]*\/(node_modules|dist)\//g, '…/$1/').slice(0, 160);

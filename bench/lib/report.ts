@@ -62,7 +62,7 @@ const handleStr = (h: Record<string, number>) =>
 const sameCounts = (a: Record<string, number>, b: Record<string, number>) =>
   [...new Set([...Object.keys(a), ...Object.keys(b)])].every((k) => (a[k] ?? 0) === (b[k] ?? 0));
 
-export interface HeapPerCycle {
+interface HeapPerCycle {
   /** All V8 heap spaces (process.memoryUsage().heapUsed). */
   slope: number;
   endToEnd: number;
@@ -75,7 +75,7 @@ export interface HeapPerCycle {
 
 const isCode = (space: string) => space.startsWith('code');
 
-export function churnHeapPerCycle(c: ChurnResult): HeapPerCycle {
+function churnHeapPerCycle(c: ChurnResult): HeapPerCycle {
   const xs = c.heapSamples.map(([i]) => i);
   const out: HeapPerCycle = {
     slope: slope(xs, c.heapSamples.map(([, h]) => h)),

@@ -14,7 +14,7 @@ export function median(xs: readonly number[]): number {
   return percentile(sortNum(xs), 50);
 }
 
-export function mean(xs: readonly number[]): number {
+function mean(xs: readonly number[]): number {
   return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 

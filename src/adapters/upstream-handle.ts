@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { WardenError } from '../core/error-codes.js';
 import type { ExitInfo } from './process/exit-notice.js';
 
-export type UpstreamKind = 'process' | 'container';
+type UpstreamKind = 'process' | 'container';
 
 export interface Upstream {
   readonly kind: UpstreamKind;

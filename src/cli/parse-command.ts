@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export const USAGE_EXIT = 2;
+const USAGE_EXIT = 2;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

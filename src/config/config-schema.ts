@@ -15,7 +15,7 @@ import { parseDockerOptions } from './docker-options.js';
 import { describeType, joinPath } from './json-path.js';
 import { isPlainObject } from '../core/plain-object.js';
 // Re-exported: callers import them from here.
-export { describeType, joinPath };
+export { };
 
 // ---------------------------------------------------------------------------------------------
 // Result shapes
@@ -38,11 +38,11 @@ export type ParseJsonResult =
 // ---------------------------------------------------------------------------------------------
 
 /** `type` values that denote a remote server (Claude Code, Cursor and VS Code spellings). */
-export const REMOTE_SERVER_TYPES = ['http', 'sse', 'streamable-http', 'streamableHttp'] as const;
-export const SERVER_TYPES = ['stdio', ...REMOTE_SERVER_TYPES] as const;
+const REMOTE_SERVER_TYPES = ['http', 'sse', 'streamable-http', 'streamableHttp'] as const;
+const SERVER_TYPES = ['stdio', ...REMOTE_SERVER_TYPES] as const;
 
 /** Keys mcp-warden reads in a server entry. */
-export const KNOWN_SERVER_KEYS = [
+const KNOWN_SERVER_KEYS = [
   'command',
   'args',
   'env',
@@ -56,13 +56,13 @@ export const KNOWN_SERVER_KEYS = [
 ] as const;
 
 /** Top-level keys mcp-warden reads (`$schema` is accepted silently for editor support). */
-export const KNOWN_TOP_LEVEL_KEYS = ['mcpServers', 'settings', '$schema'] as const;
+const KNOWN_TOP_LEVEL_KEYS = ['mcpServers', 'settings', '$schema'] as const;
 
 /**
  * Server-entry keys other MCP clients write (Cursor, Cline, Roo Code, ...). They are ignored with an
  * info-level note instead of an "unknown key" warning; the value is the explanation shown.
  */
-export const IGNORED_CLIENT_KEYS: Readonly<Record<string, string>> = Object.freeze({
+const IGNORED_CLIENT_KEYS: Readonly<Record<string, string>> = Object.freeze({
   envFile: 'ignored: mcp-warden does not read env files; the variables in it are NOT set — copy them into "env"',
   timeout: 'ignored: per-server timeouts are not supported; use settings.toolCallTimeoutMs / settings.initTimeoutMs',
   autoApprove: "ignored: another client's tool auto-approval list has no effect in mcp-warden",
@@ -95,7 +95,7 @@ const ms = (min: number): SettingRule => ({ integer: true, min, max: MAX_TIMER_M
 const count = (min: number): SettingRule => ({ integer: true, min });
 
 /** The accepted range of every setting (docs/config.md shows the same table). */
-export const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = Object.freeze({
+const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = Object.freeze({
   initTimeoutMs: ms(1),
   restartBackoffInitialMs: ms(0),
   restartBackoffMaxMs: ms(0),
@@ -253,7 +253,7 @@ function isHttpUrl(s: string): boolean {
 }
 
 /** Field types of one raw server entry (unknown keys are stripped here and warned about separately). */
-export const ServerEntrySchema = z.object({
+const ServerEntrySchema = z.object({
   command: spawnString('the command', { nonEmpty: true }).optional(),
   args: z
     .array(spawnString('each argument'), {
@@ -292,7 +292,6 @@ export const ServerEntrySchema = z.object({
     })
     .optional(),
 });
-export type RawServerEntry = z.infer<typeof ServerEntrySchema>;
 
 function describeRule(r: SettingRule): string {
   let s: string;
@@ -319,7 +318,7 @@ function settingSchema(rule: SettingRule) {
 const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
 
 /** Any subset of Settings, each value range-checked per SETTING_RULES. */
-export const SettingsSchema = z.object(
+const SettingsSchema = z.object(
   Object.fromEntries(SETTING_KEYS.map((k) => [k, settingSchema(SETTING_RULES[k]).optional()])) as {
     [K in keyof Settings]: z.ZodOptional<ReturnType<typeof settingSchema>>;
   },

@@ -11,10 +11,10 @@ import { describeType, joinPath } from './json-path.js';
 import type { ConfigIssue, ConfigWarning, DockerOptions } from './config-types.js';
 import { isPlainObject } from '../core/plain-object.js';
 
-export const KNOWN_DOCKER_KEYS = ['image', 'network', 'memory', 'cpus', 'volumes', 'env', 'extraHostConfig'] as const;
+const KNOWN_DOCKER_KEYS = ['image', 'network', 'memory', 'cpus', 'volumes', 'env', 'extraHostConfig'] as const;
 
 /** HostConfig keys mcp-warden sets itself; in `extraHostConfig` they are dropped with a warning. */
-export const MANAGED_HOST_CONFIG_KEYS: Readonly<Record<string, string>> = Object.freeze({
+const MANAGED_HOST_CONFIG_KEYS: Readonly<Record<string, string>> = Object.freeze({
   Init: 'mcp-warden always runs an init process (HostConfig.Init: true) so signals reach the server',
   AutoRemove: 'mcp-warden removes its containers itself (and sets AutoRemove)',
   NetworkMode: 'use "docker.network"',
@@ -25,7 +25,7 @@ export const MANAGED_HOST_CONFIG_KEYS: Readonly<Record<string, string>> = Object
 
 /** The engine refuses memory limits below 6 MiB. */
 export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
-export const DEFAULT_NETWORK = 'none';
+const DEFAULT_NETWORK = 'none';
 
 const NUL = '\u0000';
 const UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -40,14 +40,13 @@ export const ControlErrorCodes = pickCodes([
   'BAD_SUBPROTOCOL',
   'INTERNAL',
 ]);
-export type ControlErrorCode = (typeof ControlErrorCodes)[keyof typeof ControlErrorCodes];
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
 // ---------------------------------------------------------------------------------------------
 
 /** Correlates a command with its result. Echoed verbatim. */
-export const RequestIdSchema = z
+const RequestIdSchema = z
   .union([z.string().min(1).max(128), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])
   .describe('Chosen by the client; echoed in the result. A string (1-128 chars) or a non-negative integer.');
 export type RequestId = z.infer<typeof RequestIdSchema>;
@@ -60,7 +59,7 @@ const ServerNameSchema = z
 
 const NameArgs = z.strictObject({ name: ServerNameSchema });
 
-export const ErrorInfoSchema = z.object({
+const ErrorInfoSchema = z.object({
   code: z.string().describe('A stable E_* code (ControlErrorCodes or the daemon\'s error codes).'),
   message: z.string(),
   /** Config validation problems (server.add); paths are JSON paths as in a whole config file. */
@@ -72,7 +71,7 @@ export type ControlErrorInfo = z.infer<typeof ErrorInfoSchema>;
 // Commands: name → args schema
 // ---------------------------------------------------------------------------------------------
 
-export const CommandArgsSchemas = {
+const CommandArgsSchemas = {
   'server.list': z.strictObject({}).describe('The servers as ServerView objects.'),
   'server.add': z
     .strictObject({
@@ -105,7 +104,7 @@ export type CommandName = keyof typeof CommandArgsSchemas;
 export const COMMAND_NAMES = Object.keys(CommandArgsSchemas) as CommandName[];
 export type CommandArgs<C extends CommandName> = z.infer<(typeof CommandArgsSchemas)[C]>;
 
-export function isCommandName(s: unknown): s is CommandName {
+function isCommandName(s: unknown): s is CommandName {
   return typeof s === 'string' && Object.hasOwn(CommandArgsSchemas, s);
 }
 
@@ -114,14 +113,14 @@ export function isCommandName(s: unknown): s is CommandName {
 // ---------------------------------------------------------------------------------------------
 
 /** Envelope of a command; `args` is checked against CommandArgsSchemas[command] in a second step. */
-export const CommandEnvelopeSchema = z.object({
+const CommandEnvelopeSchema = z.object({
   type: z.literal('command'),
   id: RequestIdSchema,
   command: z.string().min(1).max(64),
   args: z.unknown().optional(),
 });
 
-export const SubscribeMessageSchema = z
+const SubscribeMessageSchema = z
   .strictObject({
     type: z.literal('subscribe'),
     logs: z
@@ -131,7 +130,7 @@ export const SubscribeMessageSchema = z
   })
   .describe('Opt in to log records. Server events are always sent.');
 
-export const PingMessageSchema = z
+const PingMessageSchema = z
   .strictObject({ type: z.literal('ping'), id: RequestIdSchema.optional() })
   .describe('Application-level ping (browsers cannot send WebSocket pings); answered with pong.');
 
@@ -150,7 +149,6 @@ export const ClientMessageSchema = z.union([
   PingMessageSchema,
   ...commandMessageSchemas,
 ]);
-export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Daemon → client
@@ -158,7 +156,7 @@ export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 
 const ResourceCountsSchema = z.record(z.string(), z.number().int().min(0));
 
-export const ServerViewSchema = z.object({
+const ServerViewSchema = z.object({
   name: z.string(),
   state: z.string().describe('Dotted state path, e.g. "running", "starting.backoff"; "disabled" for a disabled entry.'),
   quarantined: z.boolean(),
@@ -172,7 +170,7 @@ export const ServerViewSchema = z.object({
   resources: ResourceCountsSchema,
 });
 
-export const DaemonEventSchema = z.union([
+const DaemonEventSchema = z.union([
   z.object({
     type: z.literal('server'),
     server: ServerViewSchema,
@@ -199,11 +197,11 @@ export const SnapshotMessageSchema = z
   })
   .describe('Sent once, first, on every connection.');
 
-export const EventMessageSchema = z
+const EventMessageSchema = z
   .object({ type: z.literal('event'), event: DaemonEventSchema })
   .describe('Every change of a server view, and removals.');
 
-export const LogMessageSchema = z
+const LogMessageSchema = z
   .object({
     type: z.literal('log'),
     server: z.string().nullable().describe('The server the record belongs to; null for daemon records.'),
@@ -211,17 +209,17 @@ export const LogMessageSchema = z
   })
   .describe('Only after {type:"subscribe", logs:[…]} naming the server (or "*").');
 
-export const ResultMessageSchema = z.union([
+const ResultMessageSchema = z.union([
   z.object({ type: z.literal('result'), id: RequestIdSchema, ok: z.literal(true), result: z.unknown() }),
   z.object({ type: z.literal('result'), id: RequestIdSchema, ok: z.literal(false), error: ErrorInfoSchema }),
 ]);
 
-export const ErrorMessageSchema = z
+const ErrorMessageSchema = z
   .object({ type: z.literal('error'), code: z.string(), message: z.string() })
   .describe('A message that could not be attributed to a command id (bad JSON, unknown type, …).');
 
-export const SubscribedMessageSchema = z.object({ type: z.literal('subscribed'), logs: z.array(z.string()) });
-export const PongMessageSchema = z.object({ type: z.literal('pong'), id: RequestIdSchema.optional() });
+const SubscribedMessageSchema = z.object({ type: z.literal('subscribed'), logs: z.array(z.string()) });
+const PongMessageSchema = z.object({ type: z.literal('pong'), id: RequestIdSchema.optional() });
 
 export const DaemonMessageSchema = z.union([
   SnapshotMessageSchema,
@@ -234,7 +232,6 @@ export const DaemonMessageSchema = z.union([
 ]);
 export type DaemonMessage = z.infer<typeof DaemonMessageSchema>;
 export type SnapshotMessage = z.infer<typeof SnapshotMessageSchema>;
-export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Receipt validation (never throws)
@@ -250,7 +247,7 @@ export type Decoded =
   | { kind: 'error'; error: ControlErrorInfo };
 
 /** Zod issues as short, value-free text (never echoes the input: it may be a secret). */
-export function describeIssues(error: z.ZodError, max = 5): string {
+function describeIssues(error: z.ZodError, max = 5): string {
   const parts = error.issues.slice(0, max).map((i) => {
     const path = i.path.length ? i.path.map(String).join('.') : '(message)';
     return `${path}: ${i.message}`;
@@ -339,7 +336,7 @@ function withoutDialect(schema: Record<string, unknown>): Record<string, unknown
 }
 
 /** The JSON Schema document of the protocol (both directions). */
-export function protocolJsonSchema(): Record<string, unknown> {
+function protocolJsonSchema(): Record<string, unknown> {
   const opts = { unrepresentable: 'any', io: 'input' } as const;
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',

@@ -10,7 +10,7 @@
  */
 
 /** Where a code is reported (the "where" column of docs/error-codes.md). */
-export type ErrorSurface = 'start' | 'commands' | 'server' | 'log' | 'serve' | '/mcp' | 'HTTP' | 'control' | 'any';
+type ErrorSurface = 'start' | 'commands' | 'server' | 'log' | 'serve' | '/mcp' | 'HTTP' | 'control' | 'any';
 
 export interface ErrorSpec {
   readonly code: `E_${string}`;
@@ -212,10 +212,6 @@ export const ErrorCodes = Object.freeze(
 
 const byCode: ReadonlyMap<string, ErrorSpec> = new Map(Object.values(ErrorCatalogue).map((s) => [s.code, s]));
 
-/** The catalogue entry of a code; undefined for a string that is not one of ours. */
-export function errorSpec(code: string): ErrorSpec | undefined {
-  return byCode.get(code);
-}
 
 /** Every catalogue entry, in catalogue order. */
 export function allErrorSpecs(): readonly ErrorSpec[] {

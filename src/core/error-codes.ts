@@ -10,14 +10,10 @@ export {
   ErrorCodes,
   RpcCodes,
   allErrorSpecs,
-  errorSpec,
   httpStatusOf,
   pickCodes,
   rpcCodeOf,
   type ErrorCode,
-  type ErrorKey,
-  type ErrorSpec,
-  type ErrorSurface,
 } from './error-catalogue.js';
 
 /**
@@ -31,7 +27,7 @@ export interface UpstreamRpcError {
 }
 
 /** One problem of a config document; `path` is a JSON path as in a whole config file. */
-export interface ErrorIssue {
+interface ErrorIssue {
   path: string;
   message: string;
 }

@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 
-export const FINGERPRINTED_FIELDS = ['name', 'description', 'inputSchema', 'outputSchema'] as const;
-export type FingerprintedField = (typeof FINGERPRINTED_FIELDS)[number];
+const FINGERPRINTED_FIELDS = ['name', 'description', 'inputSchema', 'outputSchema'] as const;
+type FingerprintedField = (typeof FINGERPRINTED_FIELDS)[number];
 
 export interface ToolLike {
   name: string;
@@ -33,7 +33,7 @@ export interface ToolChange {
   summary: string;
 }
 
-export function canonicalJson(value: unknown): string {
+function canonicalJson(value: unknown): string {
   if (value === undefined) return 'null';
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -44,7 +44,7 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-export function fingerprintTool(tool: ToolLike): string {
+function fingerprintTool(tool: ToolLike): string {
   const subject: Record<string, unknown> = {};
   for (const f of FINGERPRINTED_FIELDS) subject[f] = tool[f];
   return createHash('sha256').update(canonicalJson(subject)).digest('hex');

@@ -12,7 +12,7 @@ import type { ResourceLedger } from '../core/resource-ledger.js';
 import { backoffDelay } from '../core/settings.js';
 import { PendingReapStore, type PendingContainer, type PendingReapOptions } from './pending-reap.js';
 
-export const REAPER_OWNER = 'reaper';
+const REAPER_OWNER = 'reaper';
 
 export class DaemonReaper {
   private timer: NodeJS.Timeout | undefined;

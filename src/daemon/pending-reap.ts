@@ -65,7 +65,7 @@ function isPending(v: unknown): v is PendingContainer {
 }
 
 /** Reads `<dataDir>/pending-reap.json`: its entries, or why it could not be used. A missing file is empty. */
-export function readPendingReap(dataDir: string): { containers: PendingContainer[]; error?: string; corrupt?: boolean } {
+function readPendingReap(dataDir: string): { containers: PendingContainer[]; error?: string; corrupt?: boolean } {
   const file = join(dataDir, PENDING_REAP_FILE);
   let text: string;
   try {
@@ -93,7 +93,7 @@ export function readPendingReap(dataDir: string): { containers: PendingContainer
 }
 
 /** Writes the file atomically (temp + rename), synchronously. Throws on I/O errors. */
-export function writePendingReap(dataDir: string, content: PendingReapFile): void {
+function writePendingReap(dataDir: string, content: PendingReapFile): void {
   const file = join(dataDir, PENDING_REAP_FILE);
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(content, null, 2) + '\n', { mode: 0o600 });

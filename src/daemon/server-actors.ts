@@ -8,7 +8,7 @@ import type { ActorRefFrom, AnyActorRef, SnapshotFrom } from 'xstate';
 import { nameOfActorId, serverActorId, type ServerMachine } from '../machines/server-machine.js';
 import type { SupervisorMachine } from '../machines/supervisor-machine.js';
 
-export { nameOfActorId, serverActorId };
+export { serverActorId };
 
 export type ServerActorRef = ActorRefFrom<ServerMachine>;
 export type ServerSnapshot = SnapshotFrom<ServerMachine>;

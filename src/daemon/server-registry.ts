@@ -33,7 +33,7 @@ export interface ServerActorsPort {
 
 /** Read-modify-write of the raw config document (src/adapters/store/config-file.ts `updateConfigFile`). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the raw JSON document; the updater validates it after the mutation
-export type ConfigUpdater = (mutate: (raw: any) => void) => Promise<LoadedConfig>;
+type ConfigUpdater = (mutate: (raw: any) => void) => Promise<LoadedConfig>;
 
 export interface ServerRegistryOptions {
   configPath: string;

@@ -28,7 +28,7 @@ export function stateString(value: StateValue): string {
   return v === undefined ? k : `${k}.${stateString(v as StateValue)}`;
 }
 
-export function viewOf(ref: ServerActorRef, resources: Partial<Record<ResourceKind, number>>): ServerView | undefined {
+function viewOf(ref: ServerActorRef, resources: Partial<Record<ResourceKind, number>>): ServerView | undefined {
   try {
     return viewOfSnapshot(ref.getSnapshot(), resources);
   } catch {

@@ -46,7 +46,7 @@ export interface ReapOptions {
   skipContainers?: boolean;
 }
 
-export interface ReapedProcess {
+interface ReapedProcess {
   pid: number;
   pgid: number;
   ppid: number;
@@ -63,7 +63,7 @@ export interface ReapedProcess {
   killed: boolean;
 }
 
-export interface ReapedInstance {
+interface ReapedInstance {
   instanceId: string;
   ownerPid: number;
   ownerStartTime: number;
@@ -72,7 +72,7 @@ export interface ReapedInstance {
 }
 
 /** A container labelled `mcp-warden.managed=true` whose owner daemon is dead (the adapter's report). */
-export type ReapedContainer = ReapedContainerReport;
+type ReapedContainer = ReapedContainerReport;
 
 export interface ReapReport {
   dryRun: boolean;

@@ -78,7 +78,7 @@ export interface UpstreamSession {
   toJSON(): UpstreamSessionSummary;
 }
 
-export interface UpstreamSessionSummary {
+interface UpstreamSessionSummary {
   name: string;
   pid: number;
   upstream: string | null;
@@ -92,7 +92,7 @@ export interface ServerMachineInput {
   settings: ServerSettings;
 }
 
-export type StopIntent = 'stop' | 'restart' | 'recover';
+type StopIntent = 'stop' | 'restart' | 'recover';
 
 export interface ServerContext {
   name: string;

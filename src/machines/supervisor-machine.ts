@@ -18,12 +18,12 @@
 import { enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import { nameOfActorId, serverActorId, type ServerMachine, type ServerMachineInput } from './server-machine.js';
 
-export interface SupervisorInput {
+interface SupervisorInput {
   servers: ServerMachineInput[];
   shutdownBudgetMs: number;
 }
 
-export interface SupervisorContext {
+interface SupervisorContext {
   /** Names of live child actors (in any state but final). */
   active: string[];
   /** Adds waiting for a draining actor of the same name to finish. */
@@ -32,11 +32,11 @@ export interface SupervisorContext {
 }
 
 // Kept for importers of the old location; the accessor module is src/daemon/server-actors.ts.
-export { serverActorId } from './server-machine.js';
+export { } from './server-machine.js';
 
-export type ServerCommand = 'STOP' | 'RESTART' | 'APPROVE' | 'QUARANTINE';
+type ServerCommand = 'STOP' | 'RESTART' | 'APPROVE' | 'QUARANTINE';
 
-export type SupervisorEvent =
+type SupervisorEvent =
   | { type: 'SERVER_ADD'; server: ServerMachineInput }
   | { type: 'SERVER_REMOVE'; name: string }
   | { type: 'SERVER_COMMAND'; name: string; command: Exclude<ServerCommand, 'STOP'> }

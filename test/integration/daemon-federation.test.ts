@@ -266,7 +266,8 @@ test('a server that never answers initialize times out, is reaped and retried; o
       hang: { command: NODE, args: [fixture('hang-initialize-server')] },
       demo: { command: NODE, args: [demoServer] },
     },
-    { initTimeoutMs: 500, restartBackoffInitialMs: 1_000 },
+    // Long enough for a healthy server on a loaded machine (initTimeoutMs is global), short enough to test.
+    { initTimeoutMs: 3_000, restartBackoffInitialMs: 1_000 },
   );
   try {
     const v = await t.waitForState('hang', (s) => s.lastError?.code === 'E_INIT_TIMEOUT' && s.state === 'starting.backoff');

@@ -294,6 +294,8 @@ describe('process groups', () => {
       const h = await rig.fixture('grandchild-server');
       assert.ok(await waitFor(() => groupMembers(h.pgid).length === 2, { timeoutMs: 5_000 }));
       const sleeper = groupMembers(h.pgid).find((p) => p.pid !== h.pid)!;
+      // Its SIGTERM handler is installed once it says so; before that a SIGTERM would simply end it.
+      assert.ok(await waitFor(() => rig.stderrLines().some((l) => /sleeper \d+ started/.test(l)), { timeoutMs: 5_000 }));
       const report = await h.stop();
       assert.equal(isAlive(sleeper), false, 'sleeper survived');
       assert.equal(report.escalation, 'sigkill');

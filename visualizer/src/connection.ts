@@ -9,7 +9,7 @@
  */
 import type { ControlError, DaemonMessage, DaemonEvent, SnapshotMessage } from './types.js';
 
-export const PROTOCOL = 'mcp-warden.v1';
+const PROTOCOL = 'mcp-warden.v1';
 const BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
 const REQUEST_TIMEOUT_MS = 30_000;
 

@@ -57,7 +57,7 @@ export function isDraining(s: ServerView): boolean {
   return (s.state === 'stopping' || s.state.startsWith('reaping')) && resourceTotal(s.resources) > 0;
 }
 
-export function resourceTotal(r: Record<string, number> | undefined): number {
+function resourceTotal(r: Record<string, number> | undefined): number {
   return Object.values(r ?? {}).reduce((a, b) => a + (typeof b === 'number' ? b : 0), 0);
 }
 

@@ -20,14 +20,14 @@ interface NodeInfo {
 }
 
 /** `#server.starting.check` → `starting.check` (relative to the machine's id). */
-export function targetPath(machineId: string, target: string): string {
+function targetPath(machineId: string, target: string): string {
   const t = target.startsWith('#') ? target.slice(1) : target;
   if (t === machineId) return '';
   return t.startsWith(`${machineId}.`) ? t.slice(machineId.length + 1) : t;
 }
 
 /** A readable event name: `done: launch`, `error: audit`, `after initTimeout`, `always`. */
-export function eventLabel(t: TransitionJson): string {
+function eventLabel(t: TransitionJson): string {
   const e = t.eventType ?? '';
   if (e === '') return 'always';
   let m = /^xstate\.done\.actor\.(.+)$/.exec(e);
@@ -60,7 +60,7 @@ function shortName(path: string): string {
 }
 
 /** A sibling target by its key (`launching` from `starting.check`), anything else by its full path. */
-export function relativeName(source: string, target: string): string {
+function relativeName(source: string, target: string): string {
   const parentOf = (p: string) => (p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '');
   if (target !== '' && source !== '' && parentOf(source) === parentOf(target)) return target.slice(target.lastIndexOf('.') + 1);
   return shortName(target);

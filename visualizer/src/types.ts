@@ -4,7 +4,7 @@
  * them and are checked against a real daemon by test/browser/visualizer.test.ts.
  */
 
-export interface ErrorInfo {
+interface ErrorInfo {
   code: string;
   message: string;
   at?: number;
@@ -85,7 +85,7 @@ export interface MachineNodeJson {
   order?: number;
 }
 
-export interface ToolInfo {
+interface ToolInfo {
   name: string;
   description?: string;
   inputSchema?: unknown;

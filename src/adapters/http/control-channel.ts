@@ -34,14 +34,14 @@ import type { HttpServerHandle } from './http-server.js';
 import { guardRequest, isLoopbackHost, loopbackAllowedHosts } from './request-guards.js';
 import type { LogRecord, LogTap } from '../log/log-tap.js';
 
-export const CONTROL_LEDGER_OWNER = 'control';
+const CONTROL_LEDGER_OWNER = 'control';
 
 /** Commands one connection may have in flight; more are answered with E_BUSY at once. */
 const MAX_IN_FLIGHT_PER_CONNECTION = 32;
 /** How long close() waits for clients to answer the close frame before terminating them. */
 const CLOSE_GRACE_MS = 1_000;
 
-export type ControlSettings = Pick<
+type ControlSettings = Pick<
   Settings,
   'controlMaxConnections' | 'controlMaxPayloadBytes' | 'controlHeartbeatIntervalMs' | 'controlMaxBufferedBytes'
 >;

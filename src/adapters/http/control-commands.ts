@@ -10,7 +10,7 @@ import { ControlErrorCodes, type CommandArgs, type CommandName, type ControlErro
 import { REDACTED, redactUrl } from '../log/logger.js';
 
 /** A server as the channel shows it (the daemon's ServerView has more; the channel needs these). */
-export interface ControlServerView {
+interface ControlServerView {
   name: string;
   state: string;
   quarantined: boolean;
@@ -21,7 +21,7 @@ export interface ControlServerView {
  * them: policy, persistence and the actors live there; the channel only calls and reports. Each
  * throws a WardenError with a stable code (and `detail.issues` for an invalid entry).
  */
-export interface ServerCommands {
+interface ServerCommands {
   entry(name: string): ServerEntry | undefined;
   toolsOf(name: string): unknown[] | undefined;
   add(name: string, rawEntry: unknown, opts: { trusted?: boolean }): Promise<{ entry: ServerEntry }>;

@@ -20,13 +20,13 @@ import type { Logger } from 'pino';
 import { ErrorCodes, WardenError, httpStatusOf, pickCodes, type ErrorCode } from '../../core/error-codes.js';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 
-export const HTTP_LEDGER_OWNER = 'http';
+const HTTP_LEDGER_OWNER = 'http';
 
 /** The router's own codes: a view of the catalogue (src/core/error-catalogue.ts). */
 export const HttpErrorCodes = pickCodes(['NOT_FOUND', 'METHOD_NOT_ALLOWED', 'BODY_TOO_LARGE', 'INTERNAL']);
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
-export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface HttpServerOptions {
   host: string;
@@ -83,7 +83,7 @@ export function sendError(res: ServerResponse, status: number, code: string, mes
 }
 
 /** `{ error: { code, message } }` with the status the catalogue gives `code`. */
-export function sendCodedError(res: ServerResponse, code: ErrorCode, message: string, headers?: Record<string, string>): void {
+function sendCodedError(res: ServerResponse, code: ErrorCode, message: string, headers?: Record<string, string>): void {
   sendError(res, httpStatusOf(code), code, message, headers);
 }
 

@@ -57,7 +57,7 @@ export function loopbackAllowedHosts(port: number): string[] {
 }
 
 /** Splits a Host header into hostname and port string (port '' when absent). Undefined when malformed. */
-export function parseHostHeader(hostHeader: string): { hostname: string; port: string } | undefined {
+function parseHostHeader(hostHeader: string): { hostname: string; port: string } | undefined {
   const v = hostHeader.trim();
   if (v === '' || /[\s/@?#]/.test(v)) return undefined;
   if (v.startsWith('[')) {

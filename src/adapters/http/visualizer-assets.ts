@@ -30,8 +30,8 @@ import { checkHostHeader, isLoopbackHost, loopbackAllowedHosts } from './request
 /** The package root: this module compiles to dist/src/adapters/visualizer-assets.js. */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
-export const VISUALIZER_STATIC_DIR = join(PACKAGE_ROOT, 'visualizer', 'static');
-export const VISUALIZER_SCRIPT_DIR = join(PACKAGE_ROOT, 'dist', 'visualizer');
+const VISUALIZER_STATIC_DIR = join(PACKAGE_ROOT, 'visualizer', 'static');
+const VISUALIZER_SCRIPT_DIR = join(PACKAGE_ROOT, 'dist', 'visualizer');
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

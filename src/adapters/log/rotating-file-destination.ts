@@ -185,10 +185,6 @@ export class RotatingFileDestination {
   }
 }
 
-export function createRotatingFileDestination(opts: RotatingFileOptions): RotatingFileDestination {
-  return new RotatingFileDestination(opts);
-}
-
 function rmIfExists(p: string): void {
   try {
     fs.unlinkSync(p);

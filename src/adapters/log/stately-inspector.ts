@@ -19,7 +19,7 @@ import type { InspectionEvent } from 'xstate';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
 
-export { DEFAULT_INSPECT_URL } from '../../core/defaults.js';
+export { } from '../../core/defaults.js';
 
 export interface StatelyInspectorOptions {
   url: string;
@@ -43,7 +43,7 @@ export interface StatelyInspector {
 }
 
 /** JSON that survives cycles, actor refs (toJSON), functions and deep nesting. */
-export function safeJson(value: unknown, maxDepth = 12): string {
+function safeJson(value: unknown, maxDepth = 12): string {
   const stack: unknown[] = [];
   const walk = (v: unknown, depth: number): unknown => {
     if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;

@@ -51,7 +51,7 @@ export interface ProcessGroupDeps {
 
 export type { ExitInfo } from './exit-notice.js';
 
-export interface StopReport {
+interface StopReport {
   /** The step that emptied the group. */
   escalation: 'eof' | 'sigterm' | 'sigkill';
   durationMs: number;

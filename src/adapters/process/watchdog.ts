@@ -20,10 +20,10 @@ import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { ownerMarker, type InstanceIdentity } from '../../core/instance-identity.js';
 import { DISARM_MESSAGE, ENV_WATCHDOG, READY_MESSAGE } from '../../watchdog/watchdog-main.js';
 
-export { ENV_WATCHDOG } from '../../watchdog/watchdog-main.js';
+export { } from '../../watchdog/watchdog-main.js';
 
 /** Ledger owner of the watchdog entry. */
-export const WATCHDOG_LEDGER_OWNER = 'daemon';
+const WATCHDOG_LEDGER_OWNER = 'daemon';
 
 export interface WatchdogOptions {
   identity: InstanceIdentity;
@@ -56,7 +56,7 @@ const LOG_FILE_MAX_BYTES = 1024 * 1024;
 const RESPAWN_INITIAL_MS = 500;
 const RESPAWN_MAX_MS = 30_000;
 
-export function watchdogScriptPath(): string {
+function watchdogScriptPath(): string {
   return fileURLToPath(new URL('../../watchdog/watchdog-main.js', import.meta.url));
 }
 

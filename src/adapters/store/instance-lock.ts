@@ -24,13 +24,13 @@ import { isDaemonAlive, readDaemonFile } from './daemon-file.js';
 import { processStartTime } from '../process/proc-scan.js';
 import { sleep } from '../../core/clock.js';
 
-export const LOCK_FILE = 'daemon.lock';
+const LOCK_FILE = 'daemon.lock';
 export const lockFilePath = (dataDir: string) => join(dataDir, LOCK_FILE);
 /** The directory proper-lockfile creates; it exists exactly while someone holds (or held, then died) the lock. */
 export const lockDirPath = (dataDir: string) => `${lockFilePath(dataDir)}.lock`;
 
 /** How long a loser waits for the winner's daemon.json before saying "starting up". */
-export const DESCRIBE_HOLDER_WAIT_MS = 1_500;
+const DESCRIBE_HOLDER_WAIT_MS = 1_500;
 /** How often a start waiting for a dead daemon's lock to become stale retries. */
 const STALE_RETRY_MS = 100;
 
@@ -91,7 +91,7 @@ const lockInternals = createRequire(import.meta.url)('proper-lockfile/lib/lockfi
 
 
 /** The holder record in daemon.lock, if it parses (the file is empty before the first holder). */
-export async function readLockHolder(dataDir: string): Promise<LockHolder | undefined> {
+async function readLockHolder(dataDir: string): Promise<LockHolder | undefined> {
   try {
     const v = JSON.parse(await fs.readFile(lockFilePath(dataDir), 'utf8')) as Partial<LockHolder>;
     if (typeof v.pid !== 'number' || typeof v.processStartTime !== 'number') return undefined;
