@@ -86,16 +86,26 @@ const TOP_LEVEL_KEY_HINTS: Readonly<Record<string, string>> = {
 /** Largest delay Node timers accept (larger values fire after 1 ms). */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-interface SettingRule {
+/** A number within a range. */
+interface NumberRule {
   integer: boolean;
   min: number;
   max?: number;
 }
-const ms = (min: number): SettingRule => ({ integer: true, min, max: MAX_TIMER_MS });
-const count = (min: number): SettingRule => ({ integer: true, min });
+/** One of a fixed set of strings (e.g. a mode). */
+interface ChoiceRule {
+  choice: readonly string[];
+}
+/** A list of strings, each matching `item` (e.g. origins). */
+interface ListRule {
+  list: { pattern: RegExp; describe: string };
+}
+type SettingRule<V = unknown> = V extends number ? NumberRule : V extends readonly string[] ? ListRule : ChoiceRule;
+const ms = (min: number): NumberRule => ({ integer: true, min, max: MAX_TIMER_MS });
+const count = (min: number): NumberRule => ({ integer: true, min });
 
-/** The accepted range of every setting (docs/config.md shows the same table). */
-const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = Object.freeze({
+/** The accepted values of every setting (docs/config.md shows the same table). */
+const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> }> = Object.freeze({
   initTimeoutMs: ms(1),
   restartBackoffInitialMs: ms(0),
   restartBackoffMaxMs: ms(0),
@@ -129,6 +139,7 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = Object.f
   controlMaxBufferedBytes: count(1024),
   dockerCallTimeoutMs: ms(1),
   dockerStopGraceSeconds: { integer: true, min: 0, max: 3_600 },
+  allowedOrigins: { list: { pattern: /^https?:\/\/[^/\s?#]+$/, describe: 'an origin like "https://app.example"' } },
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -293,7 +304,7 @@ const ServerEntrySchema = z.object({
     .optional(),
 });
 
-function describeRule(r: SettingRule): string {
+function describeRule(r: NumberRule): string {
   let s: string;
   if (r.integer) s = r.min === 0 ? 'a non-negative integer' : r.min === 1 ? 'a positive integer' : `an integer >= ${r.min}`;
   else s = `a number >= ${r.min}`;
@@ -301,7 +312,27 @@ function describeRule(r: SettingRule): string {
   return s;
 }
 
-function settingSchema(rule: SettingRule) {
+function settingSchema(rule: NumberRule | ChoiceRule | ListRule): z.ZodType {
+  if ('choice' in rule) {
+    const desc = `one of ${rule.choice.map((c) => JSON.stringify(c)).join(', ')}`;
+    return z.unknown().superRefine((v, ctx) => {
+      if (typeof v !== 'string' || !rule.choice.includes(v)) {
+        ctx.addIssue({ code: 'custom', message: `expected ${desc}, got ${typeof v === 'string' ? JSON.stringify(v) : describeType(v)}` });
+      }
+    });
+  }
+  if ('list' in rule) {
+    const { pattern, describe } = rule.list;
+    return z
+      .array(z.string({ error: (iss) => `expected ${describe} as a string, got ${describeType(iss.input)}` }), {
+        error: (iss) => `expected an array of ${describe}s, got ${describeType(iss.input)}`,
+      })
+      .superRefine((list, ctx) => {
+        list.forEach((v, i) => {
+          if (!pattern.test(v)) ctx.addIssue({ code: 'custom', path: [i], message: `expected ${describe}, got ${JSON.stringify(v)}` });
+        });
+      });
+  }
   const desc = describeRule(rule);
   return z
     .number({ error: (iss) => `expected ${desc}, got ${describeType(iss.input)}` })
@@ -319,8 +350,8 @@ const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
 
 /** Any subset of Settings, each value range-checked per SETTING_RULES. */
 const SettingsSchema = z.object(
-  Object.fromEntries(SETTING_KEYS.map((k) => [k, settingSchema(SETTING_RULES[k]).optional()])) as {
-    [K in keyof Settings]: z.ZodOptional<ReturnType<typeof settingSchema>>;
+  Object.fromEntries(SETTING_KEYS.map((k) => [k, settingSchema(SETTING_RULES[k] as NumberRule | ChoiceRule | ListRule).optional()])) as {
+    [K in keyof Settings]: z.ZodOptional<z.ZodType<Settings[K]>>;
   },
 );
 
@@ -478,7 +509,7 @@ function parseSettingsInto(raw: unknown, issues: ConfigIssue[], warnings: Config
   const merged: Settings = { ...DEFAULT_SETTINGS };
   for (const k of SETTING_KEYS) {
     const v = parsed.data[k];
-    if (v !== undefined) merged[k] = v;
+    if (v !== undefined) (merged as Record<keyof Settings, unknown>)[k] = v;
   }
   for (const prefix of ['restartBackoff', 'reapBackoff'] as const) {
     const initial = merged[`${prefix}InitialMs`];

@@ -70,6 +70,12 @@ export interface Settings {
   dockerCallTimeoutMs: number;
   /** `docker stop` grace in whole seconds: the engine sends SIGTERM, waits this long, then SIGKILL. */
   dockerStopGraceSeconds: number;
+  /**
+   * Browser origins (`https://app.example`) allowed on /mcp and /ws besides the loopback ones, e.g. a
+   * web client served from another host. Requests without an Origin header (CLIs, SDK clients) are
+   * not affected.
+   */
+  allowedOrigins: readonly string[];
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -105,6 +111,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   controlMaxBufferedBytes: 1024 * 1024,
   dockerCallTimeoutMs: 10_000,
   dockerStopGraceSeconds: 2,
+  allowedOrigins: [],
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

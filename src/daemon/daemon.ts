@@ -238,6 +238,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       serverInfo: { name: 'mcp-warden', version: VERSION },
       auth: remote ? { bearerToken: token } : undefined,
       allowedHosts,
+      allowedOrigins: [...settings.allowedOrigins],
       maxBodyBytes: settings.httpMaxBodyBytes,
     });
     const f = front;
@@ -393,6 +394,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       daemon: { health, servers, subscribe: daemon.subscribe, stop, machineDefinition: daemon.machineDefinition, commands: registry },
       token,
       settings,
+      allowedOrigins: settings.allowedOrigins,
       logger: logger.child({ component: 'control' }),
       ledger,
       logTap,

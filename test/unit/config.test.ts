@@ -501,6 +501,19 @@ describe('settings', () => {
     for (const [k, v, re] of reject) assertIssue(bad({ mcpServers: {}, settings: { [k]: v } }).issues, `$.settings.${k}`, re);
   });
 
+  test('list settings: allowedOrigins takes origins and names the bad item', () => {
+    const origins = ['https://app.example', 'http://10.0.0.5:8080'];
+    assert.deepEqual(ok({ mcpServers: {}, settings: { allowedOrigins: origins } }).config.settings.allowedOrigins, origins);
+    assert.deepEqual(ok({ mcpServers: {} }).config.settings.allowedOrigins, []);
+    assertIssue(
+      bad({ mcpServers: {}, settings: { allowedOrigins: ['https://ok.example', 'app.example'] } }).issues,
+      '$.settings.allowedOrigins[1]',
+      /expected an origin like "https:\/\/app.example", got "app.example"/,
+    );
+    assertIssue(bad({ mcpServers: {}, settings: { allowedOrigins: ['https://a.example/path'] } }).issues, '$.settings.allowedOrigins[0]', /origin/);
+    assertIssue(bad({ mcpServers: {}, settings: { allowedOrigins: 'https://a.example' } }).issues, '$.settings.allowedOrigins', /an array/);
+  });
+
   test('a backoff maximum below its initial delay warns', () => {
     const { warnings } = ok({ mcpServers: {}, settings: { restartBackoffInitialMs: 5000, restartBackoffMaxMs: 100 } });
     assert.deepEqual(
