@@ -173,7 +173,7 @@ try {
   daemon = undefined;
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 } catch (err) {
-  process.stdout.write(`ERROR ${JSON.stringify(err instanceof Error ? err.stack ?? err.message : String(err))}\n`);
+  process.stdout.write(`ERROR ${JSON.stringify(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
   process.exitCode = 1;
 } finally {
   await daemon?.stop('bench failed').catch(() => undefined);

@@ -61,7 +61,9 @@ function ensureImage(log: (s: string) => void): { tag?: string; reason?: string 
   const built = spawnSync('bash', [script], { encoding: 'utf8', timeout: 600_000, cwd: REPO });
   const builtTag = built.stdout?.trim().split('\n').pop();
   if (built.status !== 0 || !builtTag) {
-    return { reason: `image build failed: ${(built.stderr || built.error?.message || '').trim().split('\n').slice(-2).join(' | ').slice(0, 200)}` };
+    return {
+      reason: `image build failed: ${(built.stderr || built.error?.message || '').trim().split('\n').slice(-2).join(' | ').slice(0, 200)}`,
+    };
   }
   return { tag: builtTag };
 }
@@ -71,7 +73,17 @@ export async function runContainers(
   cfg: { upstreams: number; reps: number; limitMs: number },
   log: (s: string) => void,
 ): Promise<ContainerResult> {
-  const res: ContainerResult = { ran: false, upstreams: cfg.upstreams, startMs: [], sigtermMs: [], sigtermLeft: [], sigkillMs: [], watchdogExitMs: [], removedByBench: 0, errors: [] };
+  const res: ContainerResult = {
+    ran: false,
+    upstreams: cfg.upstreams,
+    startMs: [],
+    sigtermMs: [],
+    sigtermLeft: [],
+    sigkillMs: [],
+    watchdogExitMs: [],
+    removedByBench: 0,
+    errors: [],
+  };
   const image = ensureImage(log);
   if (!image.tag) return { ...res, skipped: image.reason };
   res.image = image.tag;
@@ -96,7 +108,11 @@ export async function runContainers(
       return { ...res, skipped: `a docker entry did not reach running: ${err instanceof Error ? err.message.slice(0, 300) : String(err)}` };
     }
     if (containersOf(w.instanceId).length === 0) {
-      return { ...res, skipped: 'the docker entry reached running but no container carries its instance label: mcp-warden does not run `docker` entries in containers yet' };
+      return {
+        ...res,
+        skipped:
+          'the docker entry reached running but no container carries its instance label: mcp-warden does not run `docker` entries in containers yet',
+      };
     }
   } catch (err) {
     return { ...res, skipped: `probe failed: ${err instanceof Error ? err.message.slice(0, 300) : String(err)}` };
@@ -149,7 +165,9 @@ export async function runContainers(
         await reaper.killTree(k.pid, 500);
         reaper.removeDir(k.dataDir);
       }
-      log(`  rep ${rep + 1}/${cfg.reps}: start ${res.startMs.at(-1)?.toFixed(0)} ms, SIGTERM ${res.sigtermMs.at(-1)?.toFixed(0)} ms, SIGKILL → no containers ${Number.isFinite(res.sigkillMs.at(-1)!) ? `${res.sigkillMs.at(-1)!.toFixed(0)} ms` : 'not reaped'}`);
+      log(
+        `  rep ${rep + 1}/${cfg.reps}: start ${res.startMs.at(-1)?.toFixed(0)} ms, SIGTERM ${res.sigtermMs.at(-1)?.toFixed(0)} ms, SIGKILL → no containers ${Number.isFinite(res.sigkillMs.at(-1)!) ? `${res.sigkillMs.at(-1)!.toFixed(0)} ms` : 'not reaped'}`,
+      );
     } catch (err) {
       res.errors.push(`rep ${rep + 1}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300));
       log(`  ⚠ ${res.errors.at(-1)}`);

@@ -159,7 +159,9 @@ export async function runOverhead(
           };
         } catch (err) {
           await stopPeer(reaper, p);
-          throw new Error(`${err instanceof Error ? err.message : String(err)}; output: ${p.lastOutput().trim().slice(-200)}`, { cause: err });
+          throw new Error(`${err instanceof Error ? err.message : String(err)}; output: ${p.lastOutput().trim().slice(-200)}`, {
+            cause: err,
+          });
         }
       });
     }
@@ -225,7 +227,10 @@ export async function runOverhead(
       ok: true,
       seq: dist(t.seq),
       conc: { ...concDist, callsPerSec: (concDist.n / t.concWall) * 1000 },
-      raw: { seq: t.seq.map((r) => r.map((x) => Math.round(x * 1000) / 1000)), conc: t.conc.map((r) => r.map((x) => Math.round(x * 1000) / 1000)) },
+      raw: {
+        seq: t.seq.map((r) => r.map((x) => Math.round(x * 1000) / 1000)),
+        conc: t.conc.map((r) => r.map((x) => Math.round(x * 1000) / 1000)),
+      },
     });
   }
   const order = (r: TargetResult) => ['direct stdio', 'bare SDK HTTP', 'mcp-warden'].indexOf(r.id) + 1 || 10;
@@ -234,8 +239,6 @@ export async function runOverhead(
   const direct = live.find((t) => t.id === 'direct stdio' && !t.failed);
   const bare = live.find((t) => t.id === 'bare SDK HTTP' && !t.failed);
   const floor =
-    direct && bare
-      ? { seq: dist(composeFloor(bare.seq, direct.seq, 1)), conc: dist(composeFloor(bare.conc, direct.conc, 2)) }
-      : undefined;
+    direct && bare ? { seq: dist(composeFloor(bare.seq, direct.seq, 1)), conc: dist(composeFloor(bare.conc, direct.conc, 2)) } : undefined;
   return { config: cfg, targets: results, floor, wallMs: performance.now() - t0 };
 }

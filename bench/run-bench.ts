@@ -81,7 +81,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-const echo = { command: process.execPath, args: [ECHO_FIXTURE], label: 'the echo fixture (dist/test/fixtures/echo-server.js, SDK low-level Server over stdio)' };
+const echo = {
+  command: process.execPath,
+  args: [ECHO_FIXTURE],
+  label: 'the echo fixture (dist/test/fixtures/echo-server.js, SDK low-level Server over stdio)',
+};
 const everything = {
   command: process.execPath,
   args: [EVERYTHING_SERVER, 'stdio'],
@@ -90,8 +94,31 @@ const everything = {
 const overheadUpstream = process.env['BENCH_UPSTREAM'] === 'everything' ? everything : echo;
 
 async function runChurn(cycles: number, warmup: number): Promise<ChurnResult> {
-  const empty = { cycles, warmup, loopMs: 0, cycleMs: [], upMs: [], downMs: [], heapSamples: [], heapStart: 0, heapEnd: 0, rssBefore: 0, rssAfter: 0, handlesBefore: {}, handlesAfter: {}, fdsBefore: 0, fdsAfter: 0, ledgerSize: 0 };
-  const args = JSON.stringify({ cycles, warmup, sampleEvery: Math.max(1, Math.floor(cycles / 50)), command: process.execPath, args: [ECHO_FIXTURE, RUN_ARG] });
+  const empty = {
+    cycles,
+    warmup,
+    loopMs: 0,
+    cycleMs: [],
+    upMs: [],
+    downMs: [],
+    heapSamples: [],
+    heapStart: 0,
+    heapEnd: 0,
+    rssBefore: 0,
+    rssAfter: 0,
+    handlesBefore: {},
+    handlesAfter: {},
+    fdsBefore: 0,
+    fdsAfter: 0,
+    ledgerSize: 0,
+  };
+  const args = JSON.stringify({
+    cycles,
+    warmup,
+    sampleEvery: Math.max(1, Math.floor(cycles / 50)),
+    command: process.execPath,
+    args: [ECHO_FIXTURE, RUN_ARG],
+  });
   const child = reaper.spawn(process.execPath, ['--expose-gc', CHURN, args]);
   try {
     const inst = await waitForLine(child, /INSTANCE (\S+)/, 60_000, 'churn daemon');
@@ -112,7 +139,9 @@ async function main(): Promise<void> {
   log(`mcp-warden bench (run ${RUN_ID}${quick ? ', QUICK' : ''}; sections: ${sections.join(', ')})`);
   const env = envInfo();
   const loadStart = loadavg()[0]!;
-  log(`machine: ${env.nproc} CPUs, ${env.cpu}, ${env.memory}, Node ${env.node}; docker: ${env.docker.available ? env.docker.detail : 'no engine'}`);
+  log(
+    `machine: ${env.nproc} CPUs, ${env.cpu}, ${env.memory}, Node ${env.node}; docker: ${env.docker.available ? env.docker.detail : 'no engine'}`,
+  );
   const peers = sections.includes('overhead')
     ? installPeers(log)
     : { ok: false, reason: 'overhead section not run', versions: {}, installedNow: false };
@@ -145,7 +174,9 @@ async function main(): Promise<void> {
     section = 'churn';
     const cycles = quick ? 60 : 500;
     results.churn = await runChurn(cycles, quick ? 10 : 500);
-    log(results.churn.ok ? `  ${cycles} cycles in ${(results.churn.loopMs / 1000).toFixed(1)} s` : `  ⚠ churn failed: ${results.churn.error}`);
+    log(
+      results.churn.ok ? `  ${cycles} cycles in ${(results.churn.loopMs / 1000).toFixed(1)} s` : `  ⚠ churn failed: ${results.churn.error}`,
+    );
   }
   if (sections.includes('teardown')) {
     log('\n## teardown');

@@ -50,7 +50,15 @@ const HEALTH_POLL_MS = 25;
 
 export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string) => void): Promise<ScaleResult> {
   const t0 = performance.now();
-  const rows: ScaleRow[] = cfg.counts.map((n) => ({ n, wardenMs: [], wardenListenMs: [], plainMs: [], rssKiB: [], stopMs: [], errors: [] }));
+  const rows: ScaleRow[] = cfg.counts.map((n) => ({
+    n,
+    wardenMs: [],
+    wardenListenMs: [],
+    plainMs: [],
+    rssKiB: [],
+    stopMs: [],
+    errors: [],
+  }));
   const baseRssKiB: number[] = [];
   const upArgs = [...cfg.upstream.args, RUN_ARG];
 

@@ -19,17 +19,33 @@ const out = args.find((a) => !a.startsWith('--')) ?? join(root, 'docs', 'visuali
 
 const dataDir = await mkdtemp(join(tmpdir(), 'mcp-warden-shot-'));
 const configPath = join(dataDir, 'config.json');
-await writeFile(configPath, JSON.stringify({
-  mcpServers: {
-    demo: { command: process.execPath, args: [join(root, 'dist/src/demo/demo-server.js')] },
-    echo: { command: process.execPath, args: [join(root, 'dist/test/fixtures/echo-server.js')], quarantined: true },
-  },
-  settings: { stopEofGraceMs: 300 },
-}, null, 2));
+await writeFile(
+  configPath,
+  JSON.stringify(
+    {
+      mcpServers: {
+        demo: { command: process.execPath, args: [join(root, 'dist/src/demo/demo-server.js')] },
+        echo: { command: process.execPath, args: [join(root, 'dist/test/fixtures/echo-server.js')], quarantined: true },
+      },
+      settings: { stopEofGraceMs: 300 },
+    },
+    null,
+    2,
+  ),
+);
 const daemon = await startDaemon({ dataDir, configPath, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'warn', console: false });
 const browser = await chromium.launch({
   executablePath: process.env.MCP_WARDEN_CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, colorScheme: dark ? 'dark' : 'light' });

@@ -33,11 +33,9 @@ function runPhase(label, list, concurrency) {
   if (list.length === 0) return Promise.resolve(0);
   console.log(`\n=== ${label}: ${list.length} file(s), concurrency ${concurrency} ===`);
   return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let tail = '';
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);

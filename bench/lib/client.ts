@@ -65,12 +65,10 @@ export async function connectHttp(url: string, wire: 'streamable' | 'sse', what:
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
-    const transport =
-      wire === 'streamable' ? new StreamableHTTPClientTransport(new URL(url)) : new SSEClientTransport(new URL(url));
+    const transport = wire === 'streamable' ? new StreamableHTTPClientTransport(new URL(url)) : new SSEClientTransport(new URL(url));
     try {
       const { client, tool } = await connectOnce(transport, what);
-      const end =
-        transport instanceof StreamableHTTPClientTransport ? () => transport.terminateSession() : undefined;
+      const end = transport instanceof StreamableHTTPClientTransport ? () => transport.terminateSession() : undefined;
       return wrap(client, tool, end);
     } catch (err) {
       lastErr = err;

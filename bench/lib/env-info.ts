@@ -21,7 +21,11 @@ function sh(cmd: string, args: string[], timeout = 5_000): { ok: boolean; out: s
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout, cwd: REPO });
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
-    return { ok: false, out: code === 'ENOENT' ? `${cmd} not found` : code === 'ETIMEDOUT' ? `${cmd} ${args[0]} timed out after ${timeout} ms` : r.error.message };
+    return {
+      ok: false,
+      out:
+        code === 'ENOENT' ? `${cmd} not found` : code === 'ETIMEDOUT' ? `${cmd} ${args[0]} timed out after ${timeout} ms` : r.error.message,
+    };
   }
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
   return { ok: r.status === 0, out: r.status === 0 ? out : `${cmd} ${args[0]} exited ${r.status}: ${out}` };

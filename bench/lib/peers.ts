@@ -45,14 +45,15 @@ export function installPeers(log: (s: string) => void): PeerInstall {
   if (!present() || process.env['BENCH_REINSTALL_PEERS'] === '1') {
     log(`installing peers into ${PEERS_DIR} (npm install ${PEER_PACKAGES.join(' ')}) …`);
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    const r = spawnSync(
-      npm,
-      ['install', '--prefix', PEERS_DIR, '--no-audit', '--no-fund', '--loglevel=error', ...PEER_PACKAGES],
-      { encoding: 'utf8', timeout: 300_000 },
-    );
+    const r = spawnSync(npm, ['install', '--prefix', PEERS_DIR, '--no-audit', '--no-fund', '--loglevel=error', ...PEER_PACKAGES], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     installedNow = true;
     if (r.status !== 0 || !present()) {
-      const why = r.error ? r.error.message : `npm exited ${r.status}: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`;
+      const why = r.error
+        ? r.error.message
+        : `npm exited ${r.status}: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`;
       return { ok: false, reason: `npm install failed (${why.slice(0, 300)})`, versions: {}, installedNow };
     }
   }
@@ -77,7 +78,9 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number,
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what} exited (code ${child.exitCode}, signal ${child.signalCode}): ${out().trim().split('\n').slice(-3).join(' | ').slice(-300)}`);
+      throw new Error(
+        `${what} exited (code ${child.exitCode}, signal ${child.signalCode}): ${out().trim().split('\n').slice(-3).join(' | ').slice(-300)}`,
+      );
     }
     const ok = await new Promise<boolean>((res) => {
       const s = netConnect({ host: '127.0.0.1', port }, () => {

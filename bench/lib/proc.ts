@@ -221,8 +221,7 @@ export class Reaper {
     for (const p of processesWithArg(RUN_ID)) found.add(p);
     if (this.instances.size > 0) {
       for (const p of processesWithEnv('MCP_WARDEN_INSTANCE', (v) => this.instances.has(v))) found.add(p);
-      for (const p of processesWithEnv('MCP_WARDEN_WATCHDOG', (v) => [...this.instances].some((i) => v.endsWith(`:${i}`))))
-        found.add(p);
+      for (const p of processesWithEnv('MCP_WARDEN_WATCHDOG', (v) => [...this.instances].some((i) => v.endsWith(`:${i}`)))) found.add(p);
     }
     found.delete(process.pid);
     return [...found];

@@ -78,7 +78,10 @@ const isCode = (space: string) => space.startsWith('code');
 function churnHeapPerCycle(c: ChurnResult): HeapPerCycle {
   const xs = c.heapSamples.map(([i]) => i);
   const out: HeapPerCycle = {
-    slope: slope(xs, c.heapSamples.map(([, h]) => h)),
+    slope: slope(
+      xs,
+      c.heapSamples.map(([, h]) => h),
+    ),
     endToEnd: (c.heapEnd - c.heapStart) / c.cycles,
     dataSlope: Number.NaN,
     dataEndToEnd: Number.NaN,
@@ -88,7 +91,10 @@ function churnHeapPerCycle(c: ChurnResult): HeapPerCycle {
   if (sp && sp.length >= 2) {
     const data = (r: Record<string, number>) => Object.entries(r).reduce((a, [k, v]) => (isCode(k) ? a : a + v), 0);
     const code = (r: Record<string, number>) => Object.entries(r).reduce((a, [k, v]) => (isCode(k) ? a + v : a), 0);
-    out.dataSlope = slope(sp.map(([i]) => i), sp.map(([, r]) => data(r)));
+    out.dataSlope = slope(
+      sp.map(([i]) => i),
+      sp.map(([, r]) => data(r)),
+    );
     const first = sp[0]!;
     const last = sp[sp.length - 1]!;
     out.dataEndToEnd = (data(last[1]) - data(first[1])) / Math.max(1, last[0] - first[0]);
@@ -189,12 +195,15 @@ function overheadTables(o: OverheadResult, lines: string[]): void {
     const dir = direct?.[mode];
     const vsFloor = t.group === 'baseline' || !f ? '' : `${ratio(d.p50 / f.p50)} / ${ratio(d.p99 / f.p99)}`;
     const vsDirect = t.id === 'direct stdio' || !dir ? '' : `${ratio(d.p50 / dir.p50)} / ${ratio(d.p99 / dir.p99)}`;
-    const extra = mode === 'conc' ? ` | ${(t.conc!.callsPerSec).toFixed(0)}` : '';
+    const extra = mode === 'conc' ? ` | ${t.conc!.callsPerSec.toFixed(0)}` : '';
     const name = t.group === 'ours' ? `**${t.id}**` : t.id;
     return `| ${name} | ${ms(d.p50)} | ${ms(d.p99)} | ${d.n}${extra} | ${vsFloor} | ${vsDirect} | ${t.note} |`;
   };
   for (const mode of ['seq', 'conc'] as const) {
-    const title = mode === 'seq' ? 'Sequential (one call in flight)' : `Concurrency ${o.config.concurrency} (one session, ${o.config.concurrency} calls in flight)`;
+    const title =
+      mode === 'seq'
+        ? 'Sequential (one call in flight)'
+        : `Concurrency ${o.config.concurrency} (one session, ${o.config.concurrency} calls in flight)`;
     lines.push(`### ${title}`, '');
     lines.push(
       mode === 'seq'
@@ -247,7 +256,13 @@ export function renderReport(r: BenchResults): string {
   if (r.load) {
     L.push(
       `| Load average (1 min) | ${r.load.start.toFixed(2)} at start; during the run mean ${r.load.mean.toFixed(2)}, max ${r.load.max.toFixed(2)} (${r.load.samples} samples, every 2 s; includes the bench's own processes)` +
-        `${r.load.bySection ? `; mean per section: ${Object.entries(r.load.bySection).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}` : ''} |`,
+        `${
+          r.load.bySection
+            ? `; mean per section: ${Object.entries(r.load.bySection)
+                .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+                .join(', ')}`
+            : ''
+        } |`,
     );
   }
   L.push(`| Docker | ${e.docker.available ? e.docker.detail : `no engine (${e.docker.detail})`} |`, '');
@@ -338,12 +353,18 @@ export function renderReport(r: BenchResults): string {
       L.push(`| add → running p50 | ${ms(median(c.upMs))} | ${c.upMs.length} |`);
       L.push(`| remove → actor gone p50 | ${ms(median(c.downMs))} | ${c.downMs.length} |`);
       if (Number.isFinite(h.dataSlope)) {
-        L.push(`| heap per cycle without JIT code spaces: slope / (end − start) | ${kib(h.dataSlope)} / ${kib(h.dataEndToEnd)} | ${c.spaceSamples!.length} heap samples |`);
+        L.push(
+          `| heap per cycle without JIT code spaces: slope / (end − start) | ${kib(h.dataSlope)} / ${kib(h.dataEndToEnd)} | ${c.spaceSamples!.length} heap samples |`,
+        );
         L.push(`| JIT code spaces, growth over the measured cycles | ${kib(h.codeGrowth)} | |`);
       }
-      L.push(`| heap per cycle, all spaces: slope / (end − start) | ${kib(h.slope)} / ${kib(h.endToEnd)} | ${c.heapSamples.length} heap samples |`);
+      L.push(
+        `| heap per cycle, all spaces: slope / (end − start) | ${kib(h.slope)} / ${kib(h.endToEnd)} | ${c.heapSamples.length} heap samples |`,
+      );
       L.push(`| heap after GC, start → end | ${kib(c.heapStart)} → ${kib(c.heapEnd)} | |`);
-      L.push(`| RSS start → end (per cycle) | ${kib(c.rssBefore)} → ${kib(c.rssAfter)} (${kib((c.rssAfter - c.rssBefore) / c.cycles)}) | |`);
+      L.push(
+        `| RSS start → end (per cycle) | ${kib(c.rssBefore)} → ${kib(c.rssAfter)} (${kib((c.rssAfter - c.rssBefore) / c.cycles)}) | |`,
+      );
       L.push(`| active resources before | ${handleStr(c.handlesBefore)} | |`);
       L.push(`| active resources after | ${handleStr(c.handlesAfter)} | |`);
       L.push(`| open fds before → after | ${c.fdsBefore} → ${c.fdsAfter} | |`);
@@ -371,7 +392,9 @@ export function renderReport(r: BenchResults): string {
     );
     L.push(`| marker processes at the first scan after SIGKILL | ${median(t.sigkillAtStart)} | ${samples(t.sigkillAtStart)} |`);
     if (t.watchdogExitMs.length > 0) {
-      L.push(`| SIGKILL → the instance's watchdog has exited | ${t.watchdogExitMs.every(Number.isFinite) ? ms(median(t.watchdogExitMs)) : 'still running'} | ${samples(t.watchdogExitMs, fmt)} |`);
+      L.push(
+        `| SIGKILL → the instance's watchdog has exited | ${t.watchdogExitMs.every(Number.isFinite) ? ms(median(t.watchdogExitMs)) : 'still running'} | ${samples(t.watchdogExitMs, fmt)} |`,
+      );
     }
     L.push(`| processes the bench had to kill itself | ${t.killedByBench} | |`, '');
     for (const err of t.errors) L.push(`- ⚠ ${err}`);

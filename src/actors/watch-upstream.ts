@@ -8,10 +8,7 @@ import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
 import type { ServerEvent, ToolChangeInfo, UpstreamToolInfo, WatchInput } from '../machines/server-machine.js';
 
-export function createWatchUpstream(deps: {
-  logger: Logger;
-  checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
-}) {
+export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[] }) {
   return fromCallback<ServerEvent, WatchInput>(({ input, sendBack }) => {
     const session = input.session;
     if (!session) {

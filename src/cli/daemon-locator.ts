@@ -9,7 +9,6 @@
 import { daemonFilePath, isDaemonAlive, readDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
 import { liveLockHolder, type LockHolder } from '../adapters/store/instance-lock.js';
 
-
 export type DaemonLocation =
   /** daemon.json names a process that is alive. */
   | { kind: 'running'; info: DaemonInfo }
@@ -31,4 +30,3 @@ export async function locateDaemon(dataDir: string): Promise<DaemonLocation> {
   if (r.kind === 'corrupt') return { kind: 'corrupt', file: daemonFilePath(dataDir), reason: r.reason };
   return { kind: 'none' };
 }
-

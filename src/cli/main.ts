@@ -172,9 +172,7 @@ async function serve(argvIn: string[]): Promise<number> {
     allowRemote: values['allow-remote'] ?? false,
     inspectUrl: values.inspect,
   });
-  process.stdout.write(
-    `mcp-warden ${VERSION} listening on ${daemon.mcpUrl} (pid ${process.pid}, data dir ${dataDir})\n`,
-  );
+  process.stdout.write(`mcp-warden ${VERSION} listening on ${daemon.mcpUrl} (pid ${process.pid}, data dir ${dataDir})\n`);
 
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {

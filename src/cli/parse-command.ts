@@ -14,7 +14,9 @@ export function parseCommand<O extends Options>(
   argv: string[],
   options: O,
   help: string,
-): { values: ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'] } | { exit: number } {
+):
+  | { values: ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'] }
+  | { exit: number } {
   let values;
   try {
     ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options }));

@@ -69,11 +69,16 @@ function formatReport(r: ReapReport): string {
 }
 
 export async function runReap(argv: string[]): Promise<number> {
-  const parsed = parseCommand('reap', argv, {
-    'dry-run': { type: 'boolean' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  }, REAP_HELP);
+  const parsed = parseCommand(
+    'reap',
+    argv,
+    {
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    REAP_HELP,
+  );
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
   const report = await reapOrphans({ logger: pino({ enabled: false }), dryRun: values['dry-run'] ?? false });

@@ -188,7 +188,9 @@ export async function connectToDaemon(dataDir: string): Promise<ControlClient> {
   try {
     token = (await readFile(join(dataDir, 'token'), 'utf8')).trim();
   } catch (err) {
-    throw new NoDaemonError(`cannot read the control token ${join(dataDir, 'token')}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new NoDaemonError(
+      `cannot read the control token ${join(dataDir, 'token')}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   try {
     return await connectControl({ url: controlUrlOf(info.url), token });
@@ -202,7 +204,16 @@ export async function connectToDaemon(dataDir: string): Promise<ControlClient> {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function oneLine(s: string, max = 100): string {
@@ -250,7 +261,9 @@ function renderHuman(inv: Invocation, result: unknown): string {
       return r.changed ? `quarantined ${name}: its tools are hidden\n` : `${name} was already quarantined\n`;
     case 'tools': {
       const tools = (r.tools ?? []) as { name: string; description?: string; inputSchema?: unknown }[];
-      const lines = [`${name} (${String(r.state)}${r.quarantined ? ', quarantined' : ''}): ${tools.length} tool${tools.length === 1 ? '' : 's'}`];
+      const lines = [
+        `${name} (${String(r.state)}${r.quarantined ? ', quarantined' : ''}): ${tools.length} tool${tools.length === 1 ? '' : 's'}`,
+      ];
       if (tools.length === 0 && r.state !== 'running' && r.state !== 'quarantined') {
         lines.push('  (the server is not up; its tools are known once it runs)');
       }

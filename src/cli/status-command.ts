@@ -203,7 +203,12 @@ export function formatDuration(ms: number): string {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export function formatStatus(r: StatusReport): string {
@@ -256,11 +261,16 @@ export function formatStatus(r: StatusReport): string {
 }
 
 export async function runStatus(argv: string[]): Promise<number> {
-  const parsed = parseCommand('status', argv, {
-    'data-dir': { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  }, STATUS_HELP);
+  const parsed = parseCommand(
+    'status',
+    argv,
+    {
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    STATUS_HELP,
+  );
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
   const dataDir = resolve(values['data-dir'] ?? defaultDataDir());

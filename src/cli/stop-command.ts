@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { DEFAULT_SETTINGS } from '../core/settings.js';
 import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
-import { locateDaemon} from './daemon-locator.js';
+import { locateDaemon } from './daemon-locator.js';
 import { parseCommand } from './parse-command.js';
 import { defaultDataDir } from '../core/defaults.js';
 import { sleep } from '../core/clock.js';
@@ -80,11 +80,16 @@ async function finishStopped(dataDir: string, info: DaemonInfo, t0: number): Pro
 }
 
 export async function runStop(argv: string[]): Promise<number> {
-  const parsed = parseCommand('stop', argv, {
-    'data-dir': { type: 'string' },
-    'timeout-ms': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  }, STOP_HELP);
+  const parsed = parseCommand(
+    'stop',
+    argv,
+    {
+      'data-dir': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    STOP_HELP,
+  );
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
   const timeoutMs = parseTimeout(values['timeout-ms']);

@@ -78,12 +78,17 @@ function openWith(opener: string, url: string): Promise<{ ok: true } | { ok: fal
 }
 
 export async function runUi(argv: string[]): Promise<number> {
-  const parsed = parseCommand('ui', argv, {
-    'data-dir': { type: 'string' },
-    open: { type: 'boolean' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  }, UI_HELP);
+  const parsed = parseCommand(
+    'ui',
+    argv,
+    {
+      'data-dir': { type: 'string' },
+      open: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    UI_HELP,
+  );
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
   const dataDir = resolve(values['data-dir'] ?? defaultDataDir());

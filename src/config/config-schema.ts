@@ -15,23 +15,20 @@ import { parseDockerOptions } from './docker-options.js';
 import { describeType, joinPath } from './json-path.js';
 import { isPlainObject } from '../core/plain-object.js';
 // Re-exported: callers import them from here.
-export { };
+export {};
 
 // ---------------------------------------------------------------------------------------------
 // Result shapes
 // ---------------------------------------------------------------------------------------------
 
 export type ParseConfigResult =
-  | { ok: true; config: WardenConfig; warnings: ConfigWarning[] }
-  | { ok: false; issues: ConfigIssue[]; warnings: ConfigWarning[] };
+  { ok: true; config: WardenConfig; warnings: ConfigWarning[] } | { ok: false; issues: ConfigIssue[]; warnings: ConfigWarning[] };
 
 export type ParseServerEntryResult =
-  | { ok: true; entry: ServerEntry; warnings: ConfigWarning[] }
-  | { ok: false; issues: ConfigIssue[]; warnings: ConfigWarning[] };
+  { ok: true; entry: ServerEntry; warnings: ConfigWarning[] } | { ok: false; issues: ConfigIssue[]; warnings: ConfigWarning[] };
 
 export type ParseJsonResult =
-  | { ok: true; value: unknown; warnings: ConfigWarning[] }
-  | { ok: false; line: number; column: number; message: string };
+  { ok: true; value: unknown; warnings: ConfigWarning[] } | { ok: false; line: number; column: number; message: string };
 
 // ---------------------------------------------------------------------------------------------
 // Vocabulary
@@ -42,18 +39,7 @@ const REMOTE_SERVER_TYPES = ['http', 'sse', 'streamable-http', 'streamableHttp']
 const SERVER_TYPES = ['stdio', ...REMOTE_SERVER_TYPES] as const;
 
 /** Keys mcp-warden reads in a server entry. */
-const KNOWN_SERVER_KEYS = [
-  'command',
-  'args',
-  'env',
-  'cwd',
-  'type',
-  'url',
-  'headers',
-  'disabled',
-  'quarantined',
-  'docker',
-] as const;
+const KNOWN_SERVER_KEYS = ['command', 'args', 'env', 'cwd', 'type', 'url', 'headers', 'disabled', 'quarantined', 'docker'] as const;
 
 /** Top-level keys mcp-warden reads (`$schema` is accepted silently for editor support). */
 const KNOWN_TOP_LEVEL_KEYS = ['mcpServers', 'settings', '$schema'] as const;
@@ -146,7 +132,6 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-
 /** Edit distance counting insertions, deletions, substitutions and adjacent transpositions as 1. */
 function editDistance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
@@ -197,12 +182,11 @@ function warnUnknownKeys(
       continue;
     }
     // Explicit hints (aliases of other clients) win over spelling near-misses ("cmd" is not "cwd").
-    const suggestion = suggestKey(key, known.filter((k) => k !== '$schema'));
-    const hint = Object.hasOwn(hints, key)
-      ? hints[key]
-      : suggestion
-        ? `did you mean ${JSON.stringify(suggestion)}?`
-        : undefined;
+    const suggestion = suggestKey(
+      key,
+      known.filter((k) => k !== '$schema'),
+    );
+    const hint = Object.hasOwn(hints, key) ? hints[key] : suggestion ? `did you mean ${JSON.stringify(suggestion)}?` : undefined;
     warnings.push({
       path: p,
       message: hint ? `unknown key, ignored (${hint})` : 'unknown key, ignored',
@@ -334,16 +318,10 @@ function settingSchema(rule: NumberRule | ChoiceRule | ListRule): z.ZodType {
       });
   }
   const desc = describeRule(rule);
-  return z
-    .number({ error: (iss) => `expected ${desc}, got ${describeType(iss.input)}` })
-    .superRefine((v, ctx) => {
-      const ok =
-        Number.isFinite(v) &&
-        (!rule.integer || Number.isInteger(v)) &&
-        v >= rule.min &&
-        (rule.max === undefined || v <= rule.max);
-      if (!ok) ctx.addIssue({ code: 'custom', message: `expected ${desc}, got ${v}` });
-    });
+  return z.number({ error: (iss) => `expected ${desc}, got ${describeType(iss.input)}` }).superRefine((v, ctx) => {
+    const ok = Number.isFinite(v) && (!rule.integer || Number.isInteger(v)) && v >= rule.min && (rule.max === undefined || v <= rule.max);
+    if (!ok) ctx.addIssue({ code: 'custom', message: `expected ${desc}, got ${v}` });
+  });
 }
 
 const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -398,8 +376,7 @@ function parseServerEntryInto(
   // Cross-field rules, evaluated on the raw values so they are reported even when a type is wrong.
   const hasCommand = raw.command !== undefined;
   const hasUrl = raw.url !== undefined;
-  const declared =
-    typeof raw.type === 'string' && (SERVER_TYPES as readonly string[]).includes(raw.type) ? raw.type : undefined;
+  const declared = typeof raw.type === 'string' && (SERVER_TYPES as readonly string[]).includes(raw.type) ? raw.type : undefined;
   const kind: 'stdio' | 'remote' =
     declared !== undefined ? (declared === 'stdio' ? 'stdio' : 'remote') : hasUrl && !hasCommand ? 'remote' : 'stdio';
 
@@ -665,10 +642,7 @@ function scanJson(text: string): string[] {
     const word = /[A-Za-z_][A-Za-z0-9_]*/y;
     word.lastIndex = i;
     const w = word.exec(text);
-    fail(
-      i,
-      `unexpected ${w ? JSON.stringify(w[0]) : show(i)}; expected a value (a string, number, object, array, true, false or null)`,
-    );
+    fail(i, `unexpected ${w ? JSON.stringify(w[0]) : show(i)}; expected a value (a string, number, object, array, true, false or null)`);
   };
   const object = (p: string, depth: number): void => {
     i++; // {

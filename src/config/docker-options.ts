@@ -30,7 +30,6 @@ const DEFAULT_NETWORK = 'none';
 const NUL = '\u0000';
 const UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
-
 /** `"512m"`, `"1.5g"`, `"1048576"`, `"64MB"` → bytes; undefined when unparseable. */
 export function parseMemory(value: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$/i.exec(value);
@@ -75,8 +74,10 @@ export function parseDockerOptions(
   // network
   let network = DEFAULT_NETWORK;
   if (raw.network !== undefined) {
-    if (typeof raw.network !== 'string') issue(joinPath(at, 'network'), `expected "none", "bridge", "host" or a network name, got ${describeType(raw.network)}`);
-    else if (raw.network === '' || /[\s\u0000-\u001f]/.test(raw.network)) issue(joinPath(at, 'network'), 'must be a non-empty network name without whitespace');
+    if (typeof raw.network !== 'string')
+      issue(joinPath(at, 'network'), `expected "none", "bridge", "host" or a network name, got ${describeType(raw.network)}`);
+    else if (raw.network === '' || /[\s\u0000-\u001f]/.test(raw.network))
+      issue(joinPath(at, 'network'), 'must be a non-empty network name without whitespace');
     else network = raw.network;
   }
 
@@ -85,11 +86,13 @@ export function parseDockerOptions(
   if (raw.memory !== undefined) {
     const p = joinPath(at, 'memory');
     if (typeof raw.memory === 'number') {
-      if (!Number.isSafeInteger(raw.memory)) issue(p, `expected a whole number of bytes or a string like "512m", got ${describeType(raw.memory)}`);
+      if (!Number.isSafeInteger(raw.memory))
+        issue(p, `expected a whole number of bytes or a string like "512m", got ${describeType(raw.memory)}`);
       else memory = raw.memory;
     } else if (typeof raw.memory === 'string') {
       memory = parseMemory(raw.memory);
-      if (memory === undefined) issue(p, `expected a size like "512m", "1g", "256k" or a number of bytes, got ${JSON.stringify(raw.memory.slice(0, 40))}`);
+      if (memory === undefined)
+        issue(p, `expected a size like "512m", "1g", "256k" or a number of bytes, got ${JSON.stringify(raw.memory.slice(0, 40))}`);
     } else {
       issue(p, `expected a size like "512m" or a number of bytes, got ${describeType(raw.memory)}`);
     }
@@ -103,7 +106,10 @@ export function parseDockerOptions(
   let cpus: number | undefined;
   if (raw.cpus !== undefined) {
     if (typeof raw.cpus !== 'number' || !Number.isFinite(raw.cpus) || raw.cpus <= 0 || raw.cpus > 1024) {
-      issue(joinPath(at, 'cpus'), `expected a number of CPUs greater than 0 (e.g. 0.5 or 2), got ${typeof raw.cpus === 'number' ? raw.cpus : describeType(raw.cpus)}`);
+      issue(
+        joinPath(at, 'cpus'),
+        `expected a number of CPUs greater than 0 (e.g. 0.5 or 2), got ${typeof raw.cpus === 'number' ? raw.cpus : describeType(raw.cpus)}`,
+      );
     } else if (raw.cpus < 0.01) {
       issue(joinPath(at, 'cpus'), `must be at least 0.01 (the engine refuses less), got ${raw.cpus}`);
     } else cpus = raw.cpus;
@@ -133,7 +139,8 @@ export function parseDockerOptions(
     } else {
       for (const [k, v] of Object.entries(raw.env)) {
         const p = joinPath(joinPath(at, 'env'), k);
-        if (k.length === 0 || k.includes('=') || k.includes(NUL)) issue(p, 'environment variable names must be non-empty and must not contain "=" or NUL');
+        if (k.length === 0 || k.includes('=') || k.includes(NUL))
+          issue(p, 'environment variable names must be non-empty and must not contain "=" or NUL');
         else if (typeof v !== 'string') issue(p, `expected a string value, got ${describeType(v)}`);
         else if (v.includes(NUL)) issue(p, 'value must not contain NUL characters');
         else env[k] = v;

@@ -146,7 +146,8 @@ export function connectControl(opts: ControlClientOptions): Promise<ControlClien
         return;
       }
       if (!client) {
-        if (msg.type !== 'snapshot') return fail(new ControlRequestError('E_PROTOCOL', `expected a snapshot first, got "${String(msg.type)}"`));
+        if (msg.type !== 'snapshot')
+          return fail(new ControlRequestError('E_PROTOCOL', `expected a snapshot first, got "${String(msg.type)}"`));
         settled = true;
         clearTimeout(connectTimer);
         client = makeClient(msg);

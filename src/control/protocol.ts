@@ -60,7 +60,7 @@ const ServerNameSchema = z
 const NameArgs = z.strictObject({ name: ServerNameSchema });
 
 const ErrorInfoSchema = z.object({
-  code: z.string().describe('A stable E_* code (ControlErrorCodes or the daemon\'s error codes).'),
+  code: z.string().describe("A stable E_* code (ControlErrorCodes or the daemon's error codes)."),
   message: z.string(),
   /** Config validation problems (server.add); paths are JSON paths as in a whole config file. */
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
@@ -91,12 +91,12 @@ const CommandArgsSchemas = {
   'server.enable': NameArgs.describe('Persist `disabled: false` (if it was true) and start the server.'),
   'server.disable': NameArgs.describe('Persist `disabled: true` and stop the server (the entry is kept).'),
   'server.restart': NameArgs.describe('Stop and start the server again (also leaves a crash-loop halt).'),
-  'server.approve': NameArgs.describe('Persist `quarantined: false` and expose the server\'s tools.'),
-  'server.quarantine': NameArgs.describe('Persist `quarantined: true` and hide the server\'s tools (it keeps running).'),
+  'server.approve': NameArgs.describe("Persist `quarantined: false` and expose the server's tools."),
+  'server.quarantine': NameArgs.describe("Persist `quarantined: true` and hide the server's tools (it keeps running)."),
   'server.tools': NameArgs.describe('The tools the server listed (name, description, schemas), also while quarantined.'),
   reap: z
     .strictObject({ dryRun: z.boolean().optional().describe('Only report what would be killed.') })
-    .describe('Run the startup reaper now: kill what dead daemon instances left behind (never a live daemon\'s). Returns its report.'),
+    .describe("Run the startup reaper now: kill what dead daemon instances left behind (never a live daemon's). Returns its report."),
   shutdown: z.strictObject({}).describe('Reply, then stop the daemon gracefully.'),
 } as const;
 
@@ -144,11 +144,7 @@ const commandMessageSchemas = COMMAND_NAMES.map((name) =>
   }),
 );
 
-export const ClientMessageSchema = z.union([
-  SubscribeMessageSchema,
-  PingMessageSchema,
-  ...commandMessageSchemas,
-]);
+export const ClientMessageSchema = z.union([SubscribeMessageSchema, PingMessageSchema, ...commandMessageSchemas]);
 
 // ---------------------------------------------------------------------------------------------
 // Daemon → client
@@ -191,9 +187,7 @@ export const SnapshotMessageSchema = z
     }),
     servers: z.array(ServerViewSchema),
     ledger: z.record(z.string(), ResourceCountsSchema).describe('Resource counts per owner and kind.'),
-    machine: z
-      .record(z.string(), z.unknown())
-      .describe('The server statechart definition (xstate machine.toJSON()), for drawing.'),
+    machine: z.record(z.string(), z.unknown()).describe('The server statechart definition (xstate machine.toJSON()), for drawing.'),
   })
   .describe('Sent once, first, on every connection.');
 
@@ -266,7 +260,10 @@ export function decodeClientMessage(text: string): Decoded {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { kind: 'error', error: { code: ControlErrorCodes.BAD_JSON, message: `not valid JSON: ${clipText((err as Error).message, 120)}` } };
+    return {
+      kind: 'error',
+      error: { code: ControlErrorCodes.BAD_JSON, message: `not valid JSON: ${clipText((err as Error).message, 120)}` },
+    };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { kind: 'error', error: { code: ControlErrorCodes.BAD_MESSAGE, message: 'expected a JSON object with a "type"' } };
@@ -286,30 +283,51 @@ export function decodeClientMessage(text: string): Decoded {
         return {
           kind: 'bad-command',
           id,
-          error: { code: ControlErrorCodes.BAD_MESSAGE, message: `unknown field(s) in command message: ${extra.slice(0, 5).map((k) => clipText(k, 32)).join(', ')}` },
+          error: {
+            code: ControlErrorCodes.BAD_MESSAGE,
+            message: `unknown field(s) in command message: ${extra
+              .slice(0, 5)
+              .map((k) => clipText(k, 32))
+              .join(', ')}`,
+          },
         };
       }
       if (!isCommandName(command)) {
         return {
           kind: 'bad-command',
           id,
-          error: { code: ControlErrorCodes.UNKNOWN_COMMAND, message: `unknown command "${clipText(command)}"; known: ${COMMAND_NAMES.join(', ')}` },
+          error: {
+            code: ControlErrorCodes.UNKNOWN_COMMAND,
+            message: `unknown command "${clipText(command)}"; known: ${COMMAND_NAMES.join(', ')}`,
+          },
         };
       }
       const args = CommandArgsSchemas[command].safeParse(env.data.args === undefined ? {} : env.data.args);
       if (!args.success) {
-        return { kind: 'bad-command', id, error: { code: ControlErrorCodes.BAD_ARGS, message: `${command}: ${describeIssues(args.error)}` } };
+        return {
+          kind: 'bad-command',
+          id,
+          error: { code: ControlErrorCodes.BAD_ARGS, message: `${command}: ${describeIssues(args.error)}` },
+        };
       }
       return { kind: 'command', id, command, args: args.data };
     }
     case 'subscribe': {
       const r = SubscribeMessageSchema.safeParse(value);
-      if (!r.success) return { kind: 'error', error: { code: ControlErrorCodes.BAD_MESSAGE, message: `invalid subscribe message: ${describeIssues(r.error)}` } };
+      if (!r.success)
+        return {
+          kind: 'error',
+          error: { code: ControlErrorCodes.BAD_MESSAGE, message: `invalid subscribe message: ${describeIssues(r.error)}` },
+        };
       return { kind: 'subscribe', logs: [...new Set(r.data.logs)] };
     }
     case 'ping': {
       const r = PingMessageSchema.safeParse(value);
-      if (!r.success) return { kind: 'error', error: { code: ControlErrorCodes.BAD_MESSAGE, message: `invalid ping message: ${describeIssues(r.error)}` } };
+      if (!r.success)
+        return {
+          kind: 'error',
+          error: { code: ControlErrorCodes.BAD_MESSAGE, message: `invalid ping message: ${describeIssues(r.error)}` },
+        };
       return { kind: 'ping', id: r.data.id };
     }
     default:

@@ -206,12 +206,11 @@ export type ErrorKey = keyof typeof ErrorCatalogue;
 export type ErrorCode = (typeof ErrorCatalogue)[ErrorKey]['code'];
 
 /** key → code, e.g. ErrorCodes.UNKNOWN_TOOL === 'E_UNKNOWN_TOOL'. */
-export const ErrorCodes = Object.freeze(
-  Object.fromEntries(Object.entries(ErrorCatalogue).map(([k, spec]) => [k, spec.code])),
-) as { readonly [K in ErrorKey]: (typeof ErrorCatalogue)[K]['code'] };
+export const ErrorCodes = Object.freeze(Object.fromEntries(Object.entries(ErrorCatalogue).map(([k, spec]) => [k, spec.code]))) as {
+  readonly [K in ErrorKey]: (typeof ErrorCatalogue)[K]['code'];
+};
 
 const byCode: ReadonlyMap<string, ErrorSpec> = new Map(Object.values(ErrorCatalogue).map((s) => [s.code, s]));
-
 
 /** Every catalogue entry, in catalogue order. */
 export function allErrorSpecs(): readonly ErrorSpec[] {

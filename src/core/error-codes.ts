@@ -100,4 +100,3 @@ export function toErrorInfo(err: unknown, fallback: ErrorCode, at: number): Erro
   const message = err instanceof Error ? err.message : String(err);
   return { code: fallback, message, at };
 }
-

@@ -9,15 +9,7 @@
  */
 
 export type ResourceKind =
-  | 'process-group'
-  | 'container'
-  | 'mcp-client'
-  | 'mcp-session'
-  | 'socket'
-  | 'timer'
-  | 'listener'
-  | 'subscription'
-  | 'file';
+  'process-group' | 'container' | 'mcp-client' | 'mcp-session' | 'socket' | 'timer' | 'listener' | 'subscription' | 'file';
 
 export interface ResourceSpec {
   kind: ResourceKind;

@@ -71,9 +71,7 @@ export function diffTools(tools: ToolLike[], approved: Record<string, ApprovedTo
       continue;
     }
     if (a.fingerprint === fingerprintTool(t)) continue;
-    const fields = (['description', 'inputSchema', 'outputSchema'] as const).filter(
-      (f) => canonicalJson(a[f]) !== canonicalJson(t[f]),
-    );
+    const fields = (['description', 'inputSchema', 'outputSchema'] as const).filter((f) => canonicalJson(a[f]) !== canonicalJson(t[f]));
     const parts = fields.map((f) => `${f}: ${clip(canonicalJson(a[f]))} → ${clip(canonicalJson(t[f]))}`);
     changes.push({ tool: t.name, kind: 'changed', fields, summary: `tool "${t.name}" changed: ${parts.join('; ')}` });
   }

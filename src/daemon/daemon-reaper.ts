@@ -70,7 +70,10 @@ export class DaemonReaper {
   async pass(): Promise<number> {
     const failures = await this.ledger.releaseOwned(REAPER_OWNER, 'force');
     for (const f of failures) {
-      this.logger.error({ resource: f.description, kind: f.kind, attempt: this.attempt + 1, err: f.message }, `reaper attempt failed: ${f.description}: ${f.message}`);
+      this.logger.error(
+        { resource: f.description, kind: f.kind, attempt: this.attempt + 1, err: f.message },
+        `reaper attempt failed: ${f.description}: ${f.message}`,
+      );
     }
     const remaining = await this.ledger.audit(REAPER_OWNER);
     this.pending?.recordPass(failures);

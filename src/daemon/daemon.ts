@@ -98,7 +98,6 @@ export interface Daemon {
   failure?(): WardenError | undefined;
 }
 
-
 function toMachineInput(name: string, entry: ServerEntry, settings: Settings): ServerMachineInput {
   return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };
 }
@@ -126,9 +125,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const dataDir = opts.dataDir;
   const configPath = opts.configPath ?? join(dataDir, 'config.json');
   if (!opts.configPath) {
-    await ensureConfigFile(configPath, () =>
-      makeDefaultConfig({ nodePath: process.execPath, demoServerPath: resolveDemoServerPath() }),
-    );
+    await ensureConfigFile(configPath, () => makeDefaultConfig({ nodePath: process.execPath, demoServerPath: resolveDemoServerPath() }));
   }
   const loaded = await loadConfigFile(configPath);
   const config: WardenConfig = loaded.config;
@@ -193,7 +190,10 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   // Containers a previous run's reaper could not remove (pending-reap.json): retried before anything starts.
   await reaper.resumePending();
   let root: SupervisorActorRef | undefined;
-  const catalog = new SupervisorCatalog(() => root, () => settings.toolCallTimeoutMs);
+  const catalog = new SupervisorCatalog(
+    () => root,
+    () => settings.toolCallTimeoutMs,
+  );
 
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;

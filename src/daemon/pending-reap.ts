@@ -86,7 +86,9 @@ function readPendingReap(dataDir: string): { containers: PendingContainer[]; err
       lastError: typeof c.lastError === 'string' ? c.lastError : null,
     }));
     const dropped = parsed.containers.length - containers.length;
-    return dropped > 0 ? { containers, error: `${file}: ${dropped} malformed entr${dropped === 1 ? 'y' : 'ies'} ignored`, corrupt: true } : { containers };
+    return dropped > 0
+      ? { containers, error: `${file}: ${dropped} malformed entr${dropped === 1 ? 'y' : 'ies'} ignored`, corrupt: true }
+      : { containers };
   } catch (err) {
     return { containers: [], error: `${file} is not valid JSON: ${(err as Error).message}`, corrupt: true };
   }
@@ -169,7 +171,16 @@ export class PendingReapStore {
     }
     this.dirty = true;
     this.logger.warn(
-      { file: this.file, containers: containers.map((c) => ({ id: c.containerId.slice(0, 12), name: c.name, server: c.server, since: c.since, attempts: c.attempts })) },
+      {
+        file: this.file,
+        containers: containers.map((c) => ({
+          id: c.containerId.slice(0, 12),
+          name: c.name,
+          server: c.server,
+          since: c.since,
+          attempts: c.attempts,
+        })),
+      },
       `taking over ${containers.length} container(s) a previous run could not remove (pending-reap.json)`,
     );
     for (const c of containers) {
@@ -194,7 +205,8 @@ export class PendingReapStore {
       logger: this.logger,
       timeoutMs: this.opts.dockerCallTimeoutMs,
     });
-    if (!r?.removed) throw new Error(`removing container ${ref.slice(0, 12)} failed (engine ${this.engine()}): ${r?.error ?? 'unknown error'}`);
+    if (!r?.removed)
+      throw new Error(`removing container ${ref.slice(0, 12)} failed (engine ${this.engine()}): ${r?.error ?? 'unknown error'}`);
   }
 
   /** inspect → 404 means gone; any other answer (or none) means not verifiably gone. */
@@ -238,7 +250,13 @@ export class PendingReapStore {
       const record = this.records.get(e.id)!;
       this.records.delete(e.id);
       this.logger.info(
-        { file: this.file, containerId: record.containerId.slice(0, 12), name: record.name, server: record.server, attempts: record.attempts },
+        {
+          file: this.file,
+          containerId: record.containerId.slice(0, 12),
+          name: record.name,
+          server: record.server,
+          attempts: record.attempts,
+        },
         `container ${record.name || record.containerId.slice(0, 12)} is verifiably gone; removed from pending-reap.json`,
       );
       this.save();

@@ -14,11 +14,9 @@ import type { ResourceKind } from '../core/resource-ledger.js';
 import { viewOfSnapshot, type ServerView } from './server-view.js';
 import { serverActorsOf, serverActorId, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 
-
 /** What UIs and the control channel receive: a server's view changed, or a server was removed. */
 export type DaemonEvent =
-  | { type: 'server'; server: ServerView; previousState: string | null; at: number }
-  | { type: 'server-removed'; name: string; at: number };
+  { type: 'server'; server: ServerView; previousState: string | null; at: number } | { type: 'server-removed'; name: string; at: number };
 
 export interface ServerEventsDeps {
   logger: Logger;

@@ -170,7 +170,9 @@ export class ServerRegistry {
       this.entries.delete(name);
       // The entry is gone from the file; a stale approval could only matter if the name came back,
       // and then it must start from the policy again, so a failed delete is logged, not fatal.
-      await this.opts.approvals.delete(name).catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
+      await this.opts.approvals
+        .delete(name)
+        .catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
       this.actorsOrThrow().stop(name);
       this.opts.onRemoved?.(name);
       return { name, removed: true as const };

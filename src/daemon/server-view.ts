@@ -5,7 +5,14 @@ import type { StateValue } from 'xstate';
 import type { ErrorInfo } from '../core/error-codes.js';
 import type { ResourceKind } from '../core/resource-ledger.js';
 import type { ServerEntry } from '../config/config-types.js';
-import { serverActorId, serverActorOf, serverActorsOf, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
+import {
+  serverActorId,
+  serverActorOf,
+  serverActorsOf,
+  type ServerActorRef,
+  type ServerSnapshot,
+  type SupervisorActorRef,
+} from './server-actors.js';
 
 export interface ServerView {
   name: string;

@@ -141,7 +141,15 @@ function classify(
       const serverKey = env[ENV_SERVER];
       const server =
         role === 'upstream' && serverKey?.startsWith(`${owner.instanceId}/`) ? serverKey.slice(owner.instanceId.length + 1) : null;
-      out.push({ proc: p, role, marker: value, instanceId: owner.instanceId, ownerPid: owner.pid, ownerStartTime: owner.startTime, server });
+      out.push({
+        proc: p,
+        role,
+        marker: value,
+        instanceId: owner.instanceId,
+        ownerPid: owner.pid,
+        ownerStartTime: owner.startTime,
+        server,
+      });
       break;
     }
   }
@@ -201,7 +209,12 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
           return !owner || owner.instanceId === selfInstanceId || isOwnerAlive(owner);
         },
         timeoutMs: opts.dockerCallTimeoutMs ?? 10_000,
-      }).catch((err: unknown) => ({ containers: [], errors: [`container reap failed: ${(err as Error)?.message ?? String(err)}`] }) as Awaited<ReturnType<typeof reapOrphanContainers>>);
+      }).catch(
+        (err: unknown) =>
+          ({ containers: [], errors: [`container reap failed: ${(err as Error)?.message ?? String(err)}`] }) as Awaited<
+            ReturnType<typeof reapOrphanContainers>
+          >,
+      );
 
   let escalation: ReapReport['escalation'] = 'none';
   let survivors: number[] = [];
@@ -269,7 +282,14 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
     }
     const ctrs = containers
       .filter((c) => c.instanceId === inst.instanceId)
-      .map((c) => ({ id: c.id.slice(0, 12), name: c.name, server: c.server, state: c.state, removed: c.removed, ...(c.error ? { err: c.error } : {}) }));
+      .map((c) => ({
+        id: c.id.slice(0, 12),
+        name: c.name,
+        server: c.server,
+        state: c.state,
+        removed: c.removed,
+        ...(c.error ? { err: c.error } : {}),
+      }));
     if (ctrs.length > 0) {
       const removed = ctrs.filter((c) => c.removed).length;
       logger[!dryRun && removed < ctrs.length ? 'error' : 'warn'](

@@ -14,11 +14,9 @@ import { z } from 'zod';
 
 const server = new McpServer({ name: 'mcp-warden-demo', version: '0.1.0' });
 
-server.registerTool(
-  'echo',
-  { description: 'Returns the given text unchanged.', inputSchema: { text: z.string() } },
-  async ({ text }) => ({ content: [{ type: 'text', text }] }),
-);
+server.registerTool('echo', { description: 'Returns the given text unchanged.', inputSchema: { text: z.string() } }, async ({ text }) => ({
+  content: [{ type: 'text', text }],
+}));
 
 server.registerTool(
   'add',
@@ -41,7 +39,7 @@ server.registerTool(
   },
   async ({ seconds }, extra) => {
     const token = extra._meta?.progressToken;
-    for (let done = 0; done < seconds; ) {
+    for (let done = 0; done < seconds;) {
       await sleep(1000, extra.signal);
       done++;
       if (token !== undefined) {

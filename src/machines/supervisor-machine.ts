@@ -32,7 +32,7 @@ interface SupervisorContext {
 }
 
 // Kept for importers of the old location; the accessor module is src/daemon/server-actors.ts.
-export { } from './server-machine.js';
+export {} from './server-machine.js';
 
 type ServerCommand = 'STOP' | 'RESTART' | 'APPROVE' | 'QUARANTINE';
 

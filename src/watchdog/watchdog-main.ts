@@ -126,7 +126,12 @@ export const reapContainersStep: ReapStep = async (instanceId, ctx) => {
   }));
   const failed = containers.filter((c) => !c.removed);
   if (failed.length === 0) {
-    ctx.log('warn', `removed ${containers.length} container(s) of the dead daemon`, { instanceId, engine, durationMs: Date.now() - t0, containers });
+    ctx.log('warn', `removed ${containers.length} container(s) of the dead daemon`, {
+      instanceId,
+      engine,
+      durationMs: Date.now() - t0,
+      containers,
+    });
     return;
   }
   ctx.log('error', `${failed.length} container(s) of the dead daemon could not be removed`, { instanceId, engine, containers });

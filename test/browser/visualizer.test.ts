@@ -42,9 +42,7 @@ async function stateLines(page: Page, name: string): Promise<string[]> {
   return page.$$eval(
     '#log .log-line.log-state',
     (lines, n) =>
-      lines
-        .filter((l) => l.querySelector('.log-server')?.textContent === n)
-        .map((l) => l.querySelector('.log-text')?.textContent ?? ''),
+      lines.filter((l) => l.querySelector('.log-server')?.textContent === n).map((l) => l.querySelector('.log-text')?.textContent ?? ''),
     name,
   );
 }
@@ -138,7 +136,23 @@ describe('visualizer in a real browser', { skip: browserSuiteSkip('visualizer') 
     assert.match((await server(page, 'echo').getAttribute('class')) ?? '', /\bs-quarantined\b/);
 
     // The statechart, drawn from the snapshot's machine definition, highlights the selected server's state.
-    for (const path of ['starting', 'starting.check', 'starting.launching', 'starting.backoff', 'starting.halted', 'running', 'quarantined', 'stopping', 'reaping', 'reaping.auditing', 'reaping.forcing', 'reaping.backoff', 'reaping.handingOver', 'reaping.settled', 'stopped']) {
+    for (const path of [
+      'starting',
+      'starting.check',
+      'starting.launching',
+      'starting.backoff',
+      'starting.halted',
+      'running',
+      'quarantined',
+      'stopping',
+      'reaping',
+      'reaping.auditing',
+      'reaping.forcing',
+      'reaping.backoff',
+      'reaping.handingOver',
+      'reaping.settled',
+      'stopped',
+    ]) {
       assert.equal(await page.locator(`#chart .st[data-path="${path}"]`).count(), 1, `state box ${path}`);
     }
     assert.match((await page.locator('#chart .st[data-path="stopped"]').getAttribute('class')) ?? '', /\bst-final\b/);
@@ -190,7 +204,9 @@ describe('visualizer in a real browser', { skip: browserSuiteSkip('visualizer') 
     await page.click('#add-submit');
     await server(page, 'added').and(page.locator('[data-state="running"]')).waitFor();
     assert.equal(await page.locator('#add-dialog[open]').count(), 0, 'the dialog closes after a successful add');
-    const config = JSON.parse(await readFile(configPath, 'utf8')) as { mcpServers: Record<string, { args?: string[]; env?: Record<string, string>; quarantined?: boolean }> };
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as {
+      mcpServers: Record<string, { args?: string[]; env?: Record<string, string>; quarantined?: boolean }>;
+    };
     assert.deepEqual(config.mcpServers.added?.args, [demoServer]);
     assert.deepEqual(config.mcpServers.added?.env, { DEMO_GREETING: 'hello' });
     assert.notEqual(config.mcpServers.added?.quarantined, true);
@@ -223,40 +239,48 @@ describe('visualizer in a real browser', { skip: browserSuiteSkip('visualizer') 
     assert.match(await server(page, 'demo').innerText(), new RegExp(`pid ${pidAfter}`));
   });
 
-  it('approves the quarantined server from the page; its tools appear in tools/list of a real MCP client', { timeout: 60_000 }, async () => {
-    const client = new Client({ name: 'visualizer-test', version: '1.0.0' });
-    const transport = new StreamableHTTPClientTransport(new URL(daemon!.mcpUrl));
-    await client.connect(transport);
-    try {
-      const names = async () => (await client.listTools()).tools.map((t) => t.name);
-      assert.ok(!(await names()).some((n) => n.startsWith('echo__')), 'quarantined tools must not be listed');
+  it(
+    'approves the quarantined server from the page; its tools appear in tools/list of a real MCP client',
+    { timeout: 60_000 },
+    async () => {
+      const client = new Client({ name: 'visualizer-test', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(daemon!.mcpUrl));
+      await client.connect(transport);
+      try {
+        const names = async () => (await client.listTools()).tools.map((t) => t.name);
+        assert.ok(!(await names()).some((n) => n.startsWith('echo__')), 'quarantined tools must not be listed');
 
-      await server(page, 'echo').locator('.server-select').click();
-      await page.click('#detail [data-action="approve"]');
-      const dialog = page.locator('#tools-dialog[open]');
-      await dialog.waitFor();
-      // The tools it would expose: names, descriptions, schemas.
-      await dialog.locator('.tool[data-tool="echo"]').waitFor();
-      assert.match(await dialog.locator('.tool[data-tool="echo"]').innerText(), /Echoes the message back/);
-      assert.match(await dialog.locator('.tool[data-tool="echo"] pre.schema').textContent() ?? '', /"message"/);
-      assert.equal(await dialog.locator('.tool').count(), 3);
-      await dialog.locator('[data-action="approve-confirm"]').click();
-      await page.locator('#tools-dialog[open]').waitFor({ state: 'detached' });
-      await server(page, 'echo').and(page.locator('[data-state="running"]')).waitFor();
+        await server(page, 'echo').locator('.server-select').click();
+        await page.click('#detail [data-action="approve"]');
+        const dialog = page.locator('#tools-dialog[open]');
+        await dialog.waitFor();
+        // The tools it would expose: names, descriptions, schemas.
+        await dialog.locator('.tool[data-tool="echo"]').waitFor();
+        assert.match(await dialog.locator('.tool[data-tool="echo"]').innerText(), /Echoes the message back/);
+        assert.match((await dialog.locator('.tool[data-tool="echo"] pre.schema').textContent()) ?? '', /"message"/);
+        assert.equal(await dialog.locator('.tool').count(), 3);
+        await dialog.locator('[data-action="approve-confirm"]').click();
+        await page.locator('#tools-dialog[open]').waitFor({ state: 'detached' });
+        await server(page, 'echo').and(page.locator('[data-state="running"]')).waitFor();
 
-      const listed = await waitFor(async () => (await names()).includes('echo__echo'), { timeoutMs: UI_TIMEOUT, intervalMs: 100 });
-      assert.ok(listed, `echo__echo not in tools/list: ${JSON.stringify(await names())}`);
-      const config = JSON.parse(await readFile(configPath, 'utf8')) as { mcpServers: Record<string, { quarantined?: boolean }> };
-      assert.equal(config.mcpServers.echo?.quarantined, false);
-    } finally {
-      await transport.terminateSession().catch(() => undefined);
-      await client.close().catch(() => undefined);
-    }
-  });
+        const listed = await waitFor(async () => (await names()).includes('echo__echo'), { timeoutMs: UI_TIMEOUT, intervalMs: 100 });
+        assert.ok(listed, `echo__echo not in tools/list: ${JSON.stringify(await names())}`);
+        const config = JSON.parse(await readFile(configPath, 'utf8')) as { mcpServers: Record<string, { quarantined?: boolean }> };
+        assert.equal(config.mcpServers.echo?.quarantined, false);
+      } finally {
+        await transport.terminateSession().catch(() => undefined);
+        await client.close().catch(() => undefined);
+      }
+    },
+  );
 
   it('shows the diff of a re-quarantined server (E_TOOLS_CHANGED) when reviewing it for approval', { timeout: 60_000 }, async () => {
     const toolsFile = join(dataDir, 'tools.json');
-    const tool = (name: string, description: string) => ({ name, description, inputSchema: { type: 'object', properties: { q: { type: 'string' } } } });
+    const tool = (name: string, description: string) => ({
+      name,
+      description,
+      inputSchema: { type: 'object', properties: { q: { type: 'string' } } },
+    });
     await writeFile(toolsFile, JSON.stringify([tool('search', 'Searches the web')]));
     await page.click('#add-btn');
     await page.fill('#add-form [name=name]', 'files');
@@ -267,10 +291,13 @@ describe('visualizer in a real browser', { skip: browserSuiteSkip('visualizer') 
     await page.click('#add-submit');
     await server(page, 'files').and(page.locator('[data-state="running"]')).waitFor();
     // Trusted on first use: its fingerprints are recorded.
-    const recorded = await waitFor(async () => {
-      const a = await readFile(join(dataDir, 'approvals.json'), 'utf8').catch(() => '{}');
-      return Boolean((JSON.parse(a) as { servers?: Record<string, unknown> }).servers?.files);
-    }, { timeoutMs: 5_000 });
+    const recorded = await waitFor(
+      async () => {
+        const a = await readFile(join(dataDir, 'approvals.json'), 'utf8').catch(() => '{}');
+        return Boolean((JSON.parse(a) as { servers?: Record<string, unknown> }).servers?.files);
+      },
+      { timeoutMs: 5_000 },
+    );
     assert.ok(recorded, 'approval fingerprints recorded');
 
     // The rug pull: a changed description, seen at the next restart (started from the page).
@@ -354,7 +381,9 @@ describe('visualizer in a real browser', { skip: browserSuiteSkip('visualizer') 
       assert.match(await other.locator('#detail').innerText(), /mcp-warden ui/);
       await other.goto(`${daemon!.url}/#token=${'x'.repeat(43)}`);
       await other.locator('#conn', { hasText: /disconnected — retrying in \d+s/ }).waitFor();
-      await other.locator('#log .log-line', { hasText: 'cannot connect: no answer from the daemon: not running, or the token is wrong' }).waitFor();
+      await other
+        .locator('#log .log-line', { hasText: 'cannot connect: no answer from the daemon: not running, or the token is wrong' })
+        .waitFor();
       assert.equal(other.url(), `${daemon!.url}/`);
       assert.equal(await other.locator('.server').count(), 0);
     } finally {

@@ -148,7 +148,9 @@ export function cliDaemonHarness(opts: CliDaemonHarnessOptions) {
     }
     for (const pid of strayPids) kill(pid, 'SIGKILL');
     const clean = await waitFor(
-      () => [...instanceIds].every((id) => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0) && [...strayPids].every((p) => !alive(p)),
+      () =>
+        [...instanceIds].every((id) => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0) &&
+        [...strayPids].every((p) => !alive(p)),
       { timeoutMs: 3_000 },
     );
     strayPids.clear();
@@ -165,7 +167,9 @@ export function cliDaemonHarness(opts: CliDaemonHarnessOptions) {
       assert.ok(exited, `daemon ${d.pid} still running`);
     }
     for (const id of instanceIds) {
-      const ok = await waitFor(() => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0, { timeoutMs: opts.instanceGoneTimeoutMs });
+      const ok = await waitFor(() => processesWithMarker(id).length === 0 && watchdogsOf(id).length === 0, {
+        timeoutMs: opts.instanceGoneTimeoutMs,
+      });
       assert.ok(ok, `instance ${id}: processes ${JSON.stringify(processesWithMarker(id))}, watchdogs ${JSON.stringify(watchdogsOf(id))}`);
       await opts.assertInstanceLeftNothing?.(id);
     }
@@ -186,7 +190,11 @@ export function cliDaemonHarness(opts: CliDaemonHarnessOptions) {
     return file;
   }
 
-  async function serveOnce(dataDir: string, config: string, env: Record<string, string>): Promise<Serve | { exitCode: number | null; stderr: string }> {
+  async function serveOnce(
+    dataDir: string,
+    config: string,
+    env: Record<string, string>,
+  ): Promise<Serve | { exitCode: number | null; stderr: string }> {
     const child = spawn(NODE, [CLI, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--config', config], {
       env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -285,10 +293,15 @@ export function cliDaemonHarness(opts: CliDaemonHarnessOptions) {
 
   function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      execFile(NODE, [CLI, ...args], { env: childEnv(env), timeout: opts.cliTimeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      });
+      execFile(
+        NODE,
+        [CLI, ...args],
+        { env: childEnv(env), timeout: opts.cliTimeoutMs, maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
     });
   }
 

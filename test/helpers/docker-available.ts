@@ -53,7 +53,10 @@ export async function dockerSuiteSkip(suite: string): Promise<false | string> {
 /** In a Docker suite's `before`: the engine, or a loud failure. */
 export async function requireDocker(): Promise<{ docker: Docker; address: string; version: string }> {
   const p = await probeDocker();
-  if (!p.ok) throw new Error(`*** DOCKER ENGINE REQUIRED${process.env.CI ? ' (CI is set)' : ''}: no Docker engine at ${p.address} (${p.reason}); run scripts/ensure-docker.sh ***`);
+  if (!p.ok)
+    throw new Error(
+      `*** DOCKER ENGINE REQUIRED${process.env.CI ? ' (CI is set)' : ''}: no Docker engine at ${p.address} (${p.reason}); run scripts/ensure-docker.sh ***`,
+    );
   return p;
 }
 

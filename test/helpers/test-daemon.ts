@@ -49,10 +49,7 @@ export interface TestDaemon {
   close(): Promise<void>;
 }
 
-export async function startTestDaemon(
-  mcpServers: Record<string, unknown>,
-  settings: Partial<Settings> = {},
-): Promise<TestDaemon> {
+export async function startTestDaemon(mcpServers: Record<string, unknown>, settings: Partial<Settings> = {}): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mcp-warden-test-'));
   const configPath = join(dataDir, 'config.json');
   writeFileSync(configPath, JSON.stringify({ mcpServers, settings: { ...FAST_SETTINGS, ...settings } }, null, 2));

@@ -161,7 +161,9 @@ function statesOf(messages: DaemonMessage[], name: string): string[] {
 }
 
 function stateCount(messages: DaemonMessage[], name: string, state: string): number {
-  return messages.filter((m) => m.type === 'event' && m.event.type === 'server' && m.event.server.name === name && m.event.server.state === state).length;
+  return messages.filter(
+    (m) => m.type === 'event' && m.event.type === 'server' && m.event.server.name === name && m.event.server.state === state,
+  ).length;
 }
 
 const stoppedCount = (messages: DaemonMessage[], name: string) => stateCount(messages, name, 'stopped');
@@ -284,7 +286,9 @@ describe('control channel', () => {
     assert.ok(!JSON.stringify(added).includes('do-not-echo-me'));
     assert.ok(await waitFor(() => statesOf(messages, 'ev1').includes('running'), { timeoutMs: 15_000 }), 'ev1 reaches running');
 
-    const tools = await c.request<{ tools: { name: string; description?: string; inputSchema: unknown }[] }>('server.tools', { name: 'ev1' });
+    const tools = await c.request<{ tools: { name: string; description?: string; inputSchema: unknown }[] }>('server.tools', {
+      name: 'ev1',
+    });
     assert.ok(tools.tools.some((t) => t.name === 'echo' && typeof t.description === 'string' && typeof t.inputSchema === 'object'));
 
     await c.request('server.remove', { name: 'ev1' });
@@ -302,7 +306,6 @@ describe('control channel', () => {
     for (const m of messages) assert.ok(DaemonMessageSchema.safeParse(m).success, `schema of ${JSON.stringify(m).slice(0, 200)}`);
     await c.close();
   });
-
 
   it('a server added without --trusted starts quarantined (persisted) and reaches clients only after approval', async () => {
     const c = await connect(s);
@@ -379,7 +382,10 @@ describe('control channel', () => {
     assert.ok(Array.isArray(report.errors));
 
     const list = await c.request<{ servers: { name: string }[] }>('server.list');
-    assert.deepEqual(list.servers.map((v) => v.name), ['keep']);
+    assert.deepEqual(
+      list.servers.map((v) => v.name),
+      ['keep'],
+    );
     assert.ok(!JSON.stringify(messages).includes('sk-secret-value-1234'), 'no secret in any event');
     await c.close();
     // Restore the initial file content for the cycle test's comparison.
@@ -433,7 +439,9 @@ describe('control channel', () => {
       assert.ok(await waitFor(() => stoppedCount(own, 'cyc') > stoppedBefore, { timeoutMs: 15_000, intervalMs: 5 }), `cycle ${i} stops`);
     }
     const ms = Date.now() - t0;
-    process.stderr.write(`# control-channel: ${CYCLES} add/remove cycles (${waitedRunning} up to running) in ${ms} ms, ${(ms / CYCLES).toFixed(1)} ms/cycle\n`);
+    process.stderr.write(
+      `# control-channel: ${CYCLES} add/remove cycles (${waitedRunning} up to running) in ${ms} ms, ${(ms / CYCLES).toFixed(1)} ms/cycle\n`,
+    );
 
     // Every subscriber saw every cycle end, in order, and none was dropped.
     for (const r of received) {
@@ -445,10 +453,7 @@ describe('control channel', () => {
 
     const settled = await waitFor(() => JSON.stringify(s.daemon.ledger.counts()) === JSON.stringify(baseline), { timeoutMs: 5_000 });
     assert.ok(settled, `ledger back to baseline: ${JSON.stringify(s.daemon.ledger.counts())} vs ${JSON.stringify(baseline)}`);
-    assert.deepEqual(
-      Object.keys(s.daemon.ledger.counts()).sort(),
-      Object.keys(baseline).sort(),
-    );
+    assert.deepEqual(Object.keys(s.daemon.ledger.counts()).sort(), Object.keys(baseline).sort());
     for (const owner of Object.keys(baseline)) assert.ok(['http', 'front', 'control', 'daemon'].includes(owner), `baseline owner ${owner}`);
     assert.deepEqual(processesWithMarker(s.daemon.identity.instanceId), [], 'no upstream process left');
     assert.equal(await readFile(s.configPath, 'utf8'), s.initialText, 'config file back to its initial content');
@@ -524,7 +529,15 @@ describe('control channel', () => {
         case 5: {
           // A known, non-destructive-when-invalid command with args that cannot validate (strict: extra key).
           const cmd = pick(safeCommands);
-          const args = pick([{ name: 'keep', ['zz' + randString(4)]: 1 }, 'not-an-object', 42, [], { name: 7 }, { name: null }, { entry: {} }]);
+          const args = pick([
+            { name: 'keep', ['zz' + randString(4)]: 1 },
+            'not-an-object',
+            42,
+            [],
+            { name: 7 },
+            { name: null },
+            { entry: {} },
+          ]);
           frames.push(JSON.stringify({ type: 'command', id: `f${i}`, command: cmd, args }));
           break;
         }
@@ -571,7 +584,10 @@ describe('control channel', () => {
     big.sendRaw('x'.repeat(maxPayload + 1));
     assert.equal((await big.closed).code, 1009);
 
-    assert.deepEqual(((await c.request('server.list')) as { servers: { name: string }[] }).servers.map((v) => v.name), ['keep']);
+    assert.deepEqual(
+      ((await c.request('server.list')) as { servers: { name: string }[] }).servers.map((v) => v.name),
+      ['keep'],
+    );
     const health = await getHealth(s.daemon.url);
     assert.equal(health.status, 200);
     assert.equal(health.body.status, 'ok');
@@ -585,7 +601,10 @@ describe('control channel', () => {
     const run = (command: string, ...args: string[]) => runCli([command, '--data-dir', s.dir, ...args]);
     const list = await run('servers', 'list', '--json');
     assert.equal(list.code, 0, list.stderr);
-    assert.deepEqual((JSON.parse(list.stdout) as { result: { servers: { name: string }[] } }).result.servers.map((v) => v.name), ['keep']);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as { result: { servers: { name: string }[] } }).result.servers.map((v) => v.name),
+      ['keep'],
+    );
     const human = await run('servers');
     assert.match(human.stdout, /^NAME +STATE +TOOLS +PID +QUARANTINED +LAST ERROR\nkeep +disabled +0 +- +no +-\n$/);
 
@@ -771,7 +790,9 @@ describe('control channel: shutdown and the Stately inspector', () => {
         await waitFor(() => seen.some((e) => e.type === '@xstate.snapshot' && e.sessionId === serverSession), { timeoutMs: 10_000 }),
         'snapshots of server:demo',
       );
-      assert.ok(seen.some((e) => e.type === '@xstate.actor' && e.name === 'supervisor' || e.name === '(machine)' || e.type === '@xstate.actor'));
+      assert.ok(
+        seen.some((e) => (e.type === '@xstate.actor' && e.name === 'supervisor') || e.name === '(machine)' || e.type === '@xstate.actor'),
+      );
       assert.ok(!JSON.stringify(seen).includes(d.token), 'the token never reaches the inspector');
     } finally {
       await d.daemon.stop();

@@ -88,7 +88,10 @@ test('countdown sends progress notifications and returns liftoff', async () => {
   // The SDK's StdioClientTransport may drop the last progress notification when it arrives in the
   // same chunk as the result (it dispatches responses before notifications); our own transport does
   // not (test/integration/daemon-federation.test.ts checks the exact sequence through the daemon).
-  assert.ok(progress.every((p, i) => p.progress === i + 1), JSON.stringify(progress));
+  assert.ok(
+    progress.every((p, i) => p.progress === i + 1),
+    JSON.stringify(progress),
+  );
   assert.equal(progress[0]!.total, 2);
 });
 
@@ -124,7 +127,11 @@ test('raw JSON-RPC: notifications/cancelled stops the countdown server-side; SIG
     return pred();
   };
   try {
-    send({ id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+    send({
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+    });
     assert.ok(await waitFor(() => msgs.some((m) => m.id === 1), 5000), 'initialize answered');
     send({ method: 'notifications/initialized' });
     send({ id: 2, method: 'tools/call', params: { name: 'countdown', arguments: { seconds: 30 }, _meta: { progressToken: 'p1' } } });

@@ -22,8 +22,18 @@ import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
 import type { DockerOptions } from '../../src/config/config-types.js';
 import { LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from '../../src/adapters/docker/container-labels.js';
 import { createDockerClient, engineAddress } from '../../src/adapters/docker/docker-engine.js';
-import { listManagedContainers, reapOrphanContainers, removeContainers, removeInstanceContainers } from '../../src/adapters/docker/managed-containers.js';
-import { startContainer, type ContainerHandle, type ContainerSettings, type ContainerSpec } from '../../src/adapters/docker/container-run.js';
+import {
+  listManagedContainers,
+  reapOrphanContainers,
+  removeContainers,
+  removeInstanceContainers,
+} from '../../src/adapters/docker/managed-containers.js';
+import {
+  startContainer,
+  type ContainerHandle,
+  type ContainerSettings,
+  type ContainerSpec,
+} from '../../src/adapters/docker/container-run.js';
 import { connectUpstream } from '../../src/adapters/mcp/upstream-client.js';
 import { processStartTime } from '../../src/adapters/process/proc-scan.js';
 import { memoryLogger, newInstanceId, waitFor, type CapturedLog } from '../helpers/leak-check.js';
@@ -168,10 +178,15 @@ describe('docker adapter: requests on the wire (fake engine)', () => {
     assert.equal(labels[LABEL_SERVER], 'wire');
     assert.match(labels[LABEL_LAUNCH]!, /^[0-9a-f]{10}$/);
     // 500 on create: unknown whether it exists, so it was looked up by its launch label (none): settled.
-    assert.ok(seen.some((s) => s.url.includes('/containers/json') && decodeURIComponent(s.url).includes(`${LABEL_LAUNCH}=${labels[LABEL_LAUNCH]}`)));
+    assert.ok(
+      seen.some((s) => s.url.includes('/containers/json') && decodeURIComponent(s.url).includes(`${LABEL_LAUNCH}=${labels[LABEL_LAUNCH]}`)),
+    );
     assert.equal(ledger.size(), 0);
     for (const l of lines) assert.ok(!JSON.stringify(l).includes(SECRET), `secret in a log line: ${JSON.stringify(l)}`);
-    assert.ok(lines.some((l) => l.level === 50 && /creating container/.test(l.msg)), 'the failed call is logged as an error');
+    assert.ok(
+      lines.some((l) => l.level === 50 && /creating container/.test(l.msg)),
+      'the failed call is logged as an error',
+    );
   });
 });
 
@@ -219,7 +234,14 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       await body(rig);
       const clean = await waitFor(async () => (await labelled()) === 0, { timeoutMs: 3_000, intervalMs: 100 });
       assert.ok(clean, `${await labelled()} container(s) labelled ${LABEL_INSTANCE}=${instanceId} left behind`);
-      assert.equal(ledger.size(), 0, `ledger not empty: ${ledger.all().map((e) => e.description).join(', ')}`);
+      assert.equal(
+        ledger.size(),
+        0,
+        `ledger not empty: ${ledger
+          .all()
+          .map((e) => e.description)
+          .join(', ')}`,
+      );
       for (const l of lines) assert.ok(!JSON.stringify(l).includes(SECRET), `secret in a log line: ${JSON.stringify(l)}`);
     } finally {
       // Whatever happened, nothing outlives the test.
@@ -285,7 +307,8 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       assert.deepEqual(await handle.stop(), report);
       t.diagnostic(`timings: start ${startMs} ms, initialize ${initMs} ms, echo ${callMs} ms, stop+remove ${stopMs} ms`);
       const started = rig.lines.find((l) => l.msg === 'container started');
-      if (started) t.diagnostic(`engine calls: create ${started.createMs} ms, attach+wait ${started.attachMs} ms, start ${started.startMs} ms`);
+      if (started)
+        t.diagnostic(`engine calls: create ${started.createMs} ms, attach+wait ${started.attachMs} ms, start ${started.startMs} ms`);
     });
   });
 
@@ -313,7 +336,10 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       await conn.close();
       const report = await handle.stop();
       assert.equal(report.escalation, 'sigterm');
-      assert.ok(report.durationMs < SETTINGS.stopEofGraceMs + SETTINGS.dockerStopGraceSeconds * 1_000 + SLACK_MS, `${report.durationMs} ms`);
+      assert.ok(
+        report.durationMs < SETTINGS.stopEofGraceMs + SETTINGS.dockerStopGraceSeconds * 1_000 + SLACK_MS,
+        `${report.durationMs} ms`,
+      );
     });
   });
 
@@ -431,7 +457,10 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       assert.equal(err.code, ErrorCodes.DOCKER_UNAVAILABLE);
       assert.ok(err.message.includes(`unix://${deadSocket}`), err.message);
       assert.deepEqual(seen, [], 'nothing was ever acquired');
-      assert.ok(rig.lines.some((l) => l.level === 50 && l.engine === `unix://${deadSocket}`), 'logged with the address');
+      assert.ok(
+        rig.lines.some((l) => l.level === 50 && l.engine === `unix://${deadSocket}`),
+        'logged with the address',
+      );
     });
   });
 
@@ -496,7 +525,10 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       const { results } = await removeInstanceContainers(rig.instanceId, { docker: rig.docker });
       const removeMs = Date.now() - t0;
       assert.equal(results.length, 2);
-      assert.ok(results.every((r) => r.removed), JSON.stringify(results));
+      assert.ok(
+        results.every((r) => r.removed),
+        JSON.stringify(results),
+      );
       assert.ok(removeMs < 3_000, `${removeMs} ms`);
       // The owner's audit now finds both gone and settles them.
       assert.deepEqual(await rig.ledger.audit(rig.owner), []);
@@ -534,14 +566,23 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       // Only this test's containers are judged dead; anyone else's are "alive" and untouched.
       const isOwnerAlive = (m: string) => m !== deadOwner;
       const dry = await reapOrphanContainers({ docker: rig.docker, dryRun: true, isOwnerAlive });
-      assert.deepEqual(dry.containers.map((c) => [c.id, c.removed]), [[dead.containerId, false]]);
+      assert.deepEqual(
+        dry.containers.map((c) => [c.id, c.removed]),
+        [[dead.containerId, false]],
+      );
       const t0 = Date.now();
       const real = await reapOrphanContainers({ docker: rig.docker, dryRun: false, isOwnerAlive });
       const ms = Date.now() - t0;
       assert.deepEqual(real.errors, []);
-      assert.deepEqual(real.containers.map((c) => [c.id, c.removed, c.server]), [[dead.containerId, true, 'orphans']]);
+      assert.deepEqual(
+        real.containers.map((c) => [c.id, c.removed, c.server]),
+        [[dead.containerId, true, 'orphans']],
+      );
       assert.ok(ms < 3_000, `${ms} ms`);
-      assert.deepEqual((await listManagedContainers({ docker: rig.docker, instanceId: rig.instanceId })).map((c) => c.id), [live.containerId]);
+      assert.deepEqual(
+        (await listManagedContainers({ docker: rig.docker, instanceId: rig.instanceId })).map((c) => c.id),
+        [live.containerId],
+      );
       // The live one's own stop, and the dead one's audit, leave nothing.
       await live.stop();
       assert.deepEqual(await rig.ledger.audit(rig.owner), []);
@@ -558,9 +599,13 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
 
   it('the docker CLI sees no mcp-warden container of this process afterwards', () => {
     // One listing with the label in it: a per-id inspect races with other suites' containers going away.
-    const out = execFileSync('docker', ['ps', '-a', '--filter', `label=${LABEL_OWNER}`, '--format', `{{.ID}} {{.Label "${LABEL_OWNER}"}}`], {
-      encoding: 'utf8',
-    });
+    const out = execFileSync(
+      'docker',
+      ['ps', '-a', '--filter', `label=${LABEL_OWNER}`, '--format', `{{.ID}} {{.Label "${LABEL_OWNER}"}}`],
+      {
+        encoding: 'utf8',
+      },
+    );
     const mine = out
       .split('\n')
       .filter(Boolean)

@@ -159,7 +159,9 @@ function recordViews(td: TestDaemon, name: string): { views: ServerView[]; stop:
 function stallablePid(t: TestContext): number | undefined {
   const pid = ensuredDockerdPid();
   if (pid === undefined || process.env.DOCKER_HOST) {
-    console.error('\n*** DOCKER STALL TEST SKIPPED: no dockerd pid file from scripts/ensure-docker.sh (or DOCKER_HOST points elsewhere) ***\n');
+    console.error(
+      '\n*** DOCKER STALL TEST SKIPPED: no dockerd pid file from scripts/ensure-docker.sh (or DOCKER_HOST points elsewhere) ***\n',
+    );
     t.skip('no dockerd started by scripts/ensure-docker.sh');
     return undefined;
   }
@@ -170,7 +172,10 @@ function stallablePid(t: TestContext): number | undefined {
  * An in-process daemon with the demo server running in a container, and budgets small enough that
  * removing it while the engine is stalled fails fast: one engine attempt per removal, short stops.
  */
-async function demoToStall(settings: { dockerCallTimeoutMs: number; reapMaxAttempts: number }): Promise<{ td: TestDaemon; id: string; container: ManagedContainer }> {
+async function demoToStall(settings: {
+  dockerCallTimeoutMs: number;
+  reapMaxAttempts: number;
+}): Promise<{ td: TestDaemon; id: string; container: ManagedContainer }> {
   const td = await inProcessDaemon(
     { demo: demoInContainer() },
     {
@@ -218,7 +223,14 @@ async function withStalledEngine(
 /** A CLI daemon with three containerised servers (demo, ignore-eof, ignore-sigterm) running, and its watchdog. */
 async function serveThreeContainers(label: string): Promise<{ dir: string; s: Serve; wd: ProcInfo }> {
   const dir = harness.tempDataDir(label);
-  const s = await harness.serve(dir, harness.writeConfig(dir, { demo: demoInContainer(), 'ignore-eof': ignoreEofInContainer(), 'ignore-sigterm': ignoreSigtermInContainer() }));
+  const s = await harness.serve(
+    dir,
+    harness.writeConfig(dir, {
+      demo: demoInContainer(),
+      'ignore-eof': ignoreEofInContainer(),
+      'ignore-sigterm': ignoreSigtermInContainer(),
+    }),
+  );
   await harness.waitRunning(s, ['demo', 'ignore-eof', 'ignore-sigterm']);
   assert.equal((await containersOf(s.instanceId)).length, 3);
   const wd = onlyWatchdog(s.instanceId);
@@ -236,7 +248,10 @@ async function doubleKillRound(t: TestContext): Promise<string> {
   assert.ok(await waitFor(() => !alive(wd.pid), { timeoutMs: 2_000 }));
   // The demo server exits on stdin EOF (its container is auto-removed); ignore-eof's survives.
   assert.ok(
-    await waitFor(async () => (await containersOf(a.instanceId)).every((c) => c.server === 'ignore-eof'), { timeoutMs: 5_000, intervalMs: 100 }),
+    await waitFor(async () => (await containersOf(a.instanceId)).every((c) => c.server === 'ignore-eof'), {
+      timeoutMs: 5_000,
+      intervalMs: 100,
+    }),
   );
   const orphans = await containersOf(a.instanceId);
   if (orphans.length === 0) return 'the orphan was removed before the dry run';
@@ -261,7 +276,10 @@ async function doubleKillRound(t: TestContext): Promise<string> {
   const still = (await containersOf(a.instanceId)).length;
   if (still === 0 && !human.stdout.includes(orphans[0]!.name)) return 'the orphan was removed during the dry run';
   assert.match(human.stdout, new RegExp(`instance ${a.instanceId} \\(daemon pid ${a.pid}, not running\\)`));
-  assert.match(human.stdout, new RegExp(`container ${orphans[0]!.name} \\(${orphans[0]!.id.slice(0, 12)}, running\\) server ignore-eof\\n`));
+  assert.match(
+    human.stdout,
+    new RegExp(`container ${orphans[0]!.name} \\(${orphans[0]!.id.slice(0, 12)}, running\\) server ignore-eof\\n`),
+  );
   assert.equal(still, 1, 'the dry run removed a container');
 
   // The next serve on the data dir: gone before it listens, and it says so.
@@ -273,7 +291,11 @@ async function doubleKillRound(t: TestContext): Promise<string> {
     },
   });
   const readyMs = Date.now() - t0;
-  assert.deepEqual((await containersOf(a.instanceId)).map((c) => c.name), [], 'not removed before the successor listened');
+  assert.deepEqual(
+    (await containersOf(a.instanceId)).map((c) => c.name),
+    [],
+    'not removed before the successor listened',
+  );
   const says = new RegExp(`removed 1 of 1 orphaned container\\(s\\) of dead instance ${a.instanceId}`);
   if (presentBefore === 0) return 'the orphan was removed while the successor waited for the lock';
   if (!says.test(b.stderr()) && !/orphaned container/.test(b.stderr())) {
@@ -344,7 +366,10 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     assert.equal((await containersOf(id, 'demo')).length, 1);
     const t0 = Date.now();
     assert.deepEqual(await td.daemon.registry.remove('demo'), { name: 'demo', removed: true });
-    const gone = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), { timeoutMs: 10_000, intervalMs: 25 });
+    const gone = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+    });
     assert.ok(gone, `after removal: ${JSON.stringify(await containersOf(id, 'demo'))}, view ${JSON.stringify(td.view('demo'))}`);
     t.diagnostic(`server removed → its container gone after ${Date.now() - t0} ms`);
     // The other server's container is untouched.
@@ -358,7 +383,10 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     const { dir, s, wd } = await serveThreeContainers('term');
     const stopMs = await harness.stopWithSigterm(s, 3_000);
     // Verified gone before the daemon exited: no polling.
-    assert.deepEqual((await containersOf(s.instanceId)).map((c) => c.name), []);
+    assert.deepEqual(
+      (await containersOf(s.instanceId)).map((c) => c.name),
+      [],
+    );
     assert.ok(await waitFor(() => !alive(wd.pid), { timeoutMs: 2_000 }), 'the watchdog survived a clean stop');
     assert.doesNotMatch(readFileSync(join(dir, 'watchdog.log'), 'utf8'), /reaping instance/);
     t.diagnostic(`SIGTERM → exit 0 after ${stopMs} ms, 3 containers removed`);
@@ -417,13 +445,19 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     const t0 = Date.now();
     try {
       stall = await withStalledEngine(pid, () => void td.daemon.registry.remove('demo'), sawBackoff, 8_000);
-      const removed = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), { timeoutMs: 20_000, intervalMs: 50 });
+      const removed = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && !td.view('demo'), {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+      });
       assert.ok(removed, `after the stall: ${JSON.stringify(await containersOf(id, 'demo'))}, view ${JSON.stringify(td.view('demo'))}`);
     } finally {
       rec.stop();
     }
     const totalMs = Date.now() - t0;
-    assert.ok(stall.conditionMet, `no reaping.backoff with an attempt and an error while stalled: ${JSON.stringify(rec.views.map((v) => [v.state, v.reapAttempt, v.lastError?.code]))}`);
+    assert.ok(
+      stall.conditionMet,
+      `no reaping.backoff with an attempt and an error while stalled: ${JSON.stringify(rec.views.map((v) => [v.state, v.reapAttempt, v.lastError?.code]))}`,
+    );
     const reaping = rec.views.filter((v) => v.state.startsWith('reaping.'));
     const states = [...new Set(reaping.map((v) => v.state))];
     assert.ok(states.includes('reaping.forcing') && states.includes('reaping.backoff'), states.join(', '));
@@ -451,7 +485,15 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     try {
       const td = await inProcessDaemon(
         { stubborn: ignoreEofInContainer() },
-        { dockerCallTimeoutMs: 2_000, dockerStopGraceSeconds: 0, stopEofGraceMs: 100, stopKillGraceMs: 300, reapBackoffInitialMs: 200, reapBackoffMaxMs: 500, reapMaxAttempts: 10 },
+        {
+          dockerCallTimeoutMs: 2_000,
+          dockerStopGraceSeconds: 0,
+          stopEofGraceMs: 100,
+          stopKillGraceMs: 300,
+          reapBackoffInitialMs: 200,
+          reapBackoffMaxMs: 500,
+          reapMaxAttempts: 10,
+        },
       );
       const id = td.daemon.identity.instanceId;
       await td.waitForState('stubborn', 'running', 30_000);
@@ -469,7 +511,10 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
       const t0 = Date.now();
       try {
         assert.deepEqual(await td.daemon.registry.remove('stubborn'), { name: 'stubborn', removed: true });
-        const done = await waitFor(async () => !td.view('stubborn') && (await containersOf(id, 'stubborn')).length === 0, { timeoutMs: 30_000, intervalMs: 50 });
+        const done = await waitFor(async () => !td.view('stubborn') && (await containersOf(id, 'stubborn')).length === 0, {
+          timeoutMs: 30_000,
+          intervalMs: 50,
+        });
         assert.ok(done, `view ${JSON.stringify(td.view('stubborn'))}; removal calls ${removals().length}`);
       } finally {
         rec.stop();
@@ -485,12 +530,19 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
         [1, 2, 3],
         'reapAttempt counts the forced attempts, one by one',
       );
-      assert.equal(removals().length, attempts + 1, `one removal call per release: ${removals().length} calls, ${attempts} forced attempts + the polite one`);
+      assert.equal(
+        removals().length,
+        attempts + 1,
+        `one removal call per release: ${removals().length} calls, ${attempts} forced attempts + the polite one`,
+      );
       assert.deepEqual(
         removals().map((r) => r.action),
         ['fail', 'fail', 'fail', 'pass'],
       );
-      assert.ok(rec.views.some((v) => v.state === 'stopped'), `the actor reached stopped: ${[...new Set(rec.views.map((v) => v.state))].join(' → ')}`);
+      assert.ok(
+        rec.views.some((v) => v.state === 'stopped'),
+        `the actor reached stopped: ${[...new Set(rec.views.map((v) => v.state))].join(' → ')}`,
+      );
       await assert.rejects(docker.getContainer(container.id).inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
       t.diagnostic(
         `states ${[...new Set(rec.views.map((v) => v.state))].join(' → ')}; ${removals().length} removal calls for ${attempts} forced attempts; last error "${failed.at(-1)!.lastError!.message.slice(0, 200)}"; removed ${Date.now() - t0} ms after the stop`,
@@ -542,11 +594,19 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     // The server actor could finish: the reaper owns what it could not remove.
     assert.ok(await waitFor(() => !td.view('demo'), { timeoutMs: 5_000 }), JSON.stringify(td.view('demo')));
 
-    const gone = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && pending()?.containers.length === 0, { timeoutMs: 20_000, intervalMs: 50 });
-    assert.ok(gone, `after the stall: containers ${JSON.stringify(await containersOf(id, 'demo'))}, pending-reap.json ${JSON.stringify(pending())}`);
+    const gone = await waitFor(async () => (await containersOf(id, 'demo')).length === 0 && pending()?.containers.length === 0, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+    assert.ok(
+      gone,
+      `after the stall: containers ${JSON.stringify(await containersOf(id, 'demo'))}, pending-reap.json ${JSON.stringify(pending())}`,
+    );
     const h = td.daemon.health() as { ledger: Record<string, Record<string, number>> };
     assert.equal(h.ledger.reaper, undefined, JSON.stringify(h.ledger));
-    t.diagnostic(`engine stalled ${stall.stalledMs} ms; handed over and persisted (${entry.attempts} failed reaper attempt(s): "${entry.lastError!.slice(0, 120)}"), then removed and dropped from the file`);
+    t.diagnostic(
+      `engine stalled ${stall.stalledMs} ms; handed over and persisted (${entry.attempts} failed reaper attempt(s): "${entry.lastError!.slice(0, 120)}"), then removed and dropped from the file`,
+    );
     await closeInProcess(td);
     await harness.assertNothingLeft();
   });
@@ -561,7 +621,12 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
       Image: image,
       Entrypoint: [IMAGE_NODE],
       Cmd: ['-e', 'setInterval(() => {}, 1e9)'],
-      Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: markerId, [LABEL_SERVER]: 'left', [LABEL_OWNER]: `${process.pid}:${processStartTime(process.pid)}:${markerId}` },
+      Labels: {
+        [LABEL_MANAGED]: 'true',
+        [LABEL_INSTANCE]: markerId,
+        [LABEL_SERVER]: 'left',
+        [LABEL_OWNER]: `${process.pid}:${processStartTime(process.pid)}:${markerId}`,
+      },
       HostConfig: { Init: true, NetworkMode: 'none' },
     });
     await created.start();
@@ -571,7 +636,14 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
       JSON.stringify({
         updatedAt: new Date().toISOString(),
         containers: [
-          { containerId: created.id, name: 'left-behind', server: 'left', since: '2020-01-01T00:00:00.000Z', attempts: 3, lastError: 'no answer' },
+          {
+            containerId: created.id,
+            name: 'left-behind',
+            server: 'left',
+            since: '2020-01-01T00:00:00.000Z',
+            attempts: 3,
+            lastError: 'no answer',
+          },
           { containerId: bogus, name: 'already-gone', server: 'gone', since: '2020-01-01T00:00:00.000Z', attempts: 1, lastError: null },
         ],
       }),

@@ -735,7 +735,9 @@ describe('mcp front: Streamable HTTP wire', () => {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, headersAfterMs, totalMs: performance.now() - t0 }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, headersAfterMs, totalMs: performance.now() - t0 }),
+          );
           res.on('error', reject);
         },
       );
@@ -802,7 +804,16 @@ describe('mcp front: Streamable HTTP wire', () => {
         ['wrong content type', post(fx.url, sid, call(21, 'demo__echo'), { 'content-type': 'text/plain' }), 415, -32000],
         ['not JSON-RPC', post(fx.url, sid, { hello: 'world' }), 400, -32700],
         ['empty batch', post(fx.url, sid, []), 400, -32600],
-        ['batch over 100', post(fx.url, sid, Array.from({ length: 101 }, (_, i) => call(100 + i, 'demo__echo'))), 400, -32600],
+        [
+          'batch over 100',
+          post(
+            fx.url,
+            sid,
+            Array.from({ length: 101 }, (_, i) => call(100 + i, 'demo__echo')),
+          ),
+          400,
+          -32600,
+        ],
         ['unsupported protocol version', post(fx.url, sid, call(22, 'demo__echo'), { 'mcp-protocol-version': '1999-01-01' }), 400, -32000],
         ['second initialize', post(fx.url, sid, { jsonrpc: '2.0', id: 23, method: 'initialize', params: {} }), 400, -32600],
         ['duplicate ids in one batch', post(fx.url, sid, [call(24, 'demo__echo'), call(24, 'demo__echo')]), 400, -32600],
@@ -864,7 +875,10 @@ describe('mcp front: Streamable HTTP wire', () => {
     fx.catalog.slowStarted = deferred<AbortSignal>();
     const pending = post(fx.url, sid, call(40, 'demo__slow'));
     const signal = await fx.catalog.slowStarted.promise;
-    const del = await raw(fx.url, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION } });
+    const del = await raw(fx.url, {
+      method: 'DELETE',
+      headers: { 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+    });
     assert.equal(del.status, 200);
     const res = await pending;
     assert.equal(res.status, 200);
@@ -966,7 +980,17 @@ describe('http server', () => {
 
 describe('request guards', () => {
   it('recognises loopback hosts', () => {
-    for (const h of ['localhost', 'LOCALHOST', 'localhost.', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
+    for (const h of [
+      'localhost',
+      'LOCALHOST',
+      'localhost.',
+      '127.0.0.1',
+      '127.1.2.3',
+      '::1',
+      '[::1]',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+    ]) {
       assert.equal(isLoopbackHost(h), true, h);
     }
     for (const h of ['evil.localhost', '128.0.0.1', '0.0.0.0', '::', '10.0.0.1', 'example.com', '', '[::2]', '::ffff:10.0.0.1']) {

@@ -75,7 +75,10 @@ async function reapJson(dryRun: boolean): Promise<ReapReport> {
 async function settledPids(instanceId: string): Promise<number[]> {
   let last = '';
   for (let i = 0; i < 40; i++) {
-    const now = processesWithMarker(instanceId).map((p) => p.pid).sort().join(',');
+    const now = processesWithMarker(instanceId)
+      .map((p) => p.pid)
+      .sort()
+      .join(',');
     if (now === last) break;
     last = now;
     await new Promise((r) => setTimeout(r, 250));
@@ -130,7 +133,10 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
       { timeoutMs: 3_000, intervalMs: 10 },
     );
     const left = processesWithMarker(s.instanceId);
-    assert.ok(clean, `after 3 s: ${left.length} survivor(s) ${left.map((p) => `${p.pid}/${p.comm}`).join(', ')}; watchdog alive: ${alive(wd.pid)}`);
+    assert.ok(
+      clean,
+      `after 3 s: ${left.length} survivor(s) ${left.map((p) => `${p.pid}/${p.comm}`).join(', ')}; watchdog alive: ${alive(wd.pid)}`,
+    );
     assert.ok(!alive(sleeper.pid));
     const wlog = readFileSync(join(dir, 'watchdog.log'), 'utf8');
     assert.match(wlog, /daemon gone without disarming/);
@@ -163,7 +169,8 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
     const says = new RegExp(`reaped \\d+ orphaned process\\(es\\) of dead instance ${a.instanceId}`);
     assert.match(b.stderr(), says);
     assert.match(readFileSync(join(dir, 'daemon.log'), 'utf8'), says);
-    for (const p of survivors) assert.ok(b.stderr().includes(String(p.pid)) || readFileSync(join(dir, 'daemon.log'), 'utf8').includes(`"pid":${p.pid}`));
+    for (const p of survivors)
+      assert.ok(b.stderr().includes(String(p.pid)) || readFileSync(join(dir, 'daemon.log'), 'utf8').includes(`"pid":${p.pid}`));
     console.log(`# SIGKILL both → ${survivors.length} survivors, reaped by the next serve before it listened`);
 
     await harness.waitRunning(b, ['echo']);
@@ -176,7 +183,11 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
     const liveDir = harness.tempDataDir('live');
     const live = await harness.serve(
       liveDir,
-      harness.writeConfig(liveDir, { echo: HOSTILE.echo!, 'ignore-sigterm': HOSTILE['ignore-sigterm']!, 'grandchild-sh': HOSTILE['grandchild-sh']! }),
+      harness.writeConfig(liveDir, {
+        echo: HOSTILE.echo!,
+        'ignore-sigterm': HOSTILE['ignore-sigterm']!,
+        'grandchild-sh': HOSTILE['grandchild-sh']!,
+      }),
     );
     const deadDir = harness.tempDataDir('dead');
     const dead = await harness.serve(
@@ -187,8 +198,13 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
         'grandchild-sh': HOSTILE['grandchild-sh']!,
       }),
     );
-    await Promise.all([harness.waitRunning(live, ['echo', 'ignore-sigterm', 'grandchild-sh']), harness.waitRunning(dead, ['ignore-eof', 'ignore-sigterm', 'grandchild-sh'])]);
-    const livePids = processesWithMarker(live.instanceId).map((p) => p.pid).sort();
+    await Promise.all([
+      harness.waitRunning(live, ['echo', 'ignore-sigterm', 'grandchild-sh']),
+      harness.waitRunning(dead, ['ignore-eof', 'ignore-sigterm', 'grandchild-sh']),
+    ]);
+    const livePids = processesWithMarker(live.instanceId)
+      .map((p) => p.pid)
+      .sort();
     const liveWd = onlyWatchdog(live.instanceId);
     // The dead daemon's watchdog stays, stopped: an orphaned watchdog for the reaper to find.
     const deadWd = await harness.killDaemonWithWatchdogStopped(dead, { trackWatchdog: true });
@@ -198,15 +214,34 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
     // Dry run: listed, not signalled.
     const dry = await reapJson(true);
     assert.equal(dry.dryRun, true);
-    assert.deepEqual(dry.containers.filter((c) => c.instanceId === dead.instanceId), [], 'the dead daemon ran no containers');
+    assert.deepEqual(
+      dry.containers.filter((c) => c.instanceId === dead.instanceId),
+      [],
+      'the dead daemon ran no containers',
+    );
     const listed = dry.processes.filter((p) => p.instanceId === dead.instanceId);
-    assert.deepEqual(listed.filter((p) => p.role === 'upstream').map((p) => p.pid).sort(), orphanPids);
-    assert.deepEqual(listed.filter((p) => p.role === 'watchdog').map((p) => p.pid), [deadWd.pid]);
+    assert.deepEqual(
+      listed
+        .filter((p) => p.role === 'upstream')
+        .map((p) => p.pid)
+        .sort(),
+      orphanPids,
+    );
+    assert.deepEqual(
+      listed.filter((p) => p.role === 'watchdog').map((p) => p.pid),
+      [deadWd.pid],
+    );
     assert.ok(listed.some((p) => p.server === 'grandchild-sh' && /sleep 3600/.test(p.command)));
     assert.ok(dry.instances.some((i) => i.instanceId === dead.instanceId && i.ownerPid === dead.pid));
     assert.ok(!dry.processes.some((p) => p.instanceId === live.instanceId), 'dry run lists a live daemon');
     assert.ok(listed.every((p) => !p.killed));
-    assert.deepEqual(processesWithMarker(dead.instanceId).map((p) => p.pid).sort(), orphanPids, 'dry run killed something');
+    assert.deepEqual(
+      processesWithMarker(dead.instanceId)
+        .map((p) => p.pid)
+        .sort(),
+      orphanPids,
+      'dry run killed something',
+    );
     assert.ok(alive(deadWd.pid));
     const human = await harness.runCli(['reap', '--dry-run']);
     assert.equal(human.code, 0);
@@ -223,7 +258,12 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
     assert.equal(processesWithMarker(dead.instanceId).length, 0);
     assert.ok(!alive(deadWd.pid));
     assert.ok(!real.processes.some((p) => p.instanceId === live.instanceId), 'reap touched a live daemon');
-    assert.deepEqual(processesWithMarker(live.instanceId).map((p) => p.pid).sort(), livePids);
+    assert.deepEqual(
+      processesWithMarker(live.instanceId)
+        .map((p) => p.pid)
+        .sort(),
+      livePids,
+    );
     assert.ok(alive(liveWd.pid));
     assert.ok(alive(live.pid));
     await harness.waitRunning(live, ['echo', 'ignore-sigterm', 'grandchild-sh']);
@@ -256,10 +296,15 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
     };
     const forged = sleeper(forgedId, forgedOwner);
     const honest = sleeper(honestId, honestOwner);
-    assert.ok(await waitFor(() => processesWithMarker(forgedId).length === 1 && processesWithMarker(honestId).length === 1, { timeoutMs: 3_000 }));
+    assert.ok(
+      await waitFor(() => processesWithMarker(forgedId).length === 1 && processesWithMarker(honestId).length === 1, { timeoutMs: 3_000 }),
+    );
 
     const dry = await reapJson(true);
-    assert.deepEqual(dry.processes.filter((p) => p.instanceId === forgedId).map((p) => p.pid), [forged]);
+    assert.deepEqual(
+      dry.processes.filter((p) => p.instanceId === forgedId).map((p) => p.pid),
+      [forged],
+    );
     assert.ok(!dry.processes.some((p) => p.instanceId === honestId), 'a live owner was judged dead');
     assert.ok(alive(forged));
 
@@ -267,7 +312,7 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
     const r = real.processes.find((p) => p.pid === forged);
     assert.ok(r?.killed);
     assert.ok(!alive(forged));
-    assert.ok(alive(honest), 'the live owner\'s process was killed');
+    assert.ok(alive(honest), "the live owner's process was killed");
     kill(honest, 'SIGKILL');
     await harness.assertNothingLeft();
   });

@@ -12,8 +12,22 @@ import { describe, it } from 'node:test';
 import type { Logger } from 'pino';
 import { ResourceLedger, type LedgerChange } from '../../src/core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
-import { spawnProcessGroup, startProcessGroup, type ProcessGroupHandle, type ProcessGroupSettings } from '../../src/adapters/process/process-group.js';
-import { findByEnv, groupMembers, listProcesses, parseStat, processStartTime, readEnviron, readProc, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import {
+  spawnProcessGroup,
+  startProcessGroup,
+  type ProcessGroupHandle,
+  type ProcessGroupSettings,
+} from '../../src/adapters/process/process-group.js';
+import {
+  findByEnv,
+  groupMembers,
+  listProcesses,
+  parseStat,
+  processStartTime,
+  readEnviron,
+  readProc,
+  type ProcInfo,
+} from '../../src/adapters/process/proc-scan.js';
 import { drainStderr } from '../../src/adapters/process/stderr-drain.js';
 import {
   assertNoProcessesWithMarker,
@@ -79,7 +93,14 @@ async function withRig(name: string, body: (rig: Rig) => Promise<void>): Promise
   };
   await runLeakChecked(() => body(rig), {
     verify: async () => {
-      assert.equal(ledger.size(), 0, `ledger not empty: ${ledger.all().map((e) => e.description).join(', ')}`);
+      assert.equal(
+        ledger.size(),
+        0,
+        `ledger not empty: ${ledger
+          .all()
+          .map((e) => e.description)
+          .join(', ')}`,
+      );
       await assertNoProcessesWithMarker(instanceId, 1_000);
     },
     cleanup: async () => {
@@ -125,7 +146,10 @@ describe('proc-scan', () => {
     assert.equal(readEnviron(2 ** 22 + 1), undefined);
     assert.deepEqual(groupMembers(2 ** 22 + 1), []);
     assert.equal(readEnviron(process.pid)?.PATH, process.env.PATH);
-    assert.deepEqual(findByEnv('MCP_WARDEN_NO_SUCH_VARIABLE', () => true), []);
+    assert.deepEqual(
+      findByEnv('MCP_WARDEN_NO_SUCH_VARIABLE', () => true),
+      [],
+    );
   });
 });
 
@@ -219,8 +243,14 @@ describe('process groups', () => {
       assert.equal(entry.kind, 'process-group');
       assert.equal(entry.description, `pgid ${h.pgid}: echo`);
       assert.deepEqual(entry.facts, { pid: h.pid, pgid: h.pgid });
-      assert.deepEqual(groupMembers(h.pgid).map((p) => p.pid), [h.pid]);
-      assert.deepEqual(processesWithMarker(rig.instanceId).map((p) => p.pid), [h.pid]);
+      assert.deepEqual(
+        groupMembers(h.pgid).map((p) => p.pid),
+        [h.pid],
+      );
+      assert.deepEqual(
+        processesWithMarker(rig.instanceId).map((p) => p.pid),
+        [h.pid],
+      );
       assert.equal(h.isGone(), false);
       assert.equal(await entry.isGone!(), false);
 
@@ -231,7 +261,10 @@ describe('process groups', () => {
       assert.deepEqual(await h.exited, { code: 0, signal: null });
       assert.equal(h.isGone(), true);
       assert.deepEqual(groupMembers(h.pgid), []);
-      assert.deepEqual(rig.changes.map((c) => c.type), ['acquired', 'settled']);
+      assert.deepEqual(
+        rig.changes.map((c) => c.type),
+        ['acquired', 'settled'],
+      );
       // Everything we attached is gone and the pipes are closed.
       await waitFor(() => h.stdout.destroyed, { timeoutMs: 500 });
       for (const [s, events] of [
@@ -276,7 +309,9 @@ describe('process groups', () => {
       const script = `sleep 3600 & exec '${NODE}' '${fixture('echo-server')}'`;
       const h = rig.spawn('sh', ['-c', script]);
       await h.spawned;
-      assert.ok(await waitFor(() => groupMembers(h.pgid).length === 2 && rig.stderrLines().some((l) => l.includes('ready')), { timeoutMs: 5_000 }));
+      assert.ok(
+        await waitFor(() => groupMembers(h.pgid).length === 2 && rig.stderrLines().some((l) => l.includes('ready')), { timeoutMs: 5_000 }),
+      );
       const sleeper = groupMembers(h.pgid).find((p) => p.pid !== h.pid);
       assert.ok(sleeper);
       assert.equal(sleeper.comm, 'sleep');

@@ -63,10 +63,10 @@ test(`${SESSIONS} MCP sessions opened and closed (some expired by TTL) leave not
     assert.ok(drained, `sessions left in the ledger: ${t.daemon.ledger.countFor('front')}`);
     assert.equal((t.daemon.health() as { sessions: number }).sessions, 0);
 
-    const back = await waitFor(
-      () => Object.entries(handleSummary()).every(([k, n]) => n <= (base[k] ?? 0)),
-      { timeoutMs: 10_000, intervalMs: 100 },
-    );
+    const back = await waitFor(() => Object.entries(handleSummary()).every(([k, n]) => n <= (base[k] ?? 0)), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     assert.ok(back, `active handles grew: before ${JSON.stringify(base)} after ${JSON.stringify(handleSummary())}`);
     console.log(`session churn: ${SESSIONS} sessions, ${abandoned} expired by TTL; handles ${JSON.stringify(handleSummary())}`);
   } finally {

@@ -17,7 +17,6 @@ import { findByEnv, processStartTime, readProc } from '../../src/adapters/proces
 import { collectStatus } from '../../src/cli/status-command.js';
 import { sleep } from '../../src/core/clock.js';
 
-
 /** The test runner's environment without its plumbing and without any MCP_WARDEN_* variable. */
 function cliEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -205,7 +204,10 @@ test('20 concurrent serve on one data dir: exactly one runs, 19 exit with code 4
       assert.equal(l.out.stdout, '', 'a loser prints nothing on stdout');
       latencies.push(l.exitedAt! - l.startedAt);
       // A loser took the lock first thing: it started nothing of its own.
-      assert.deepEqual(findByEnv('MCP_WARDEN_OWNER', (v) => v.startsWith(`${l.pid}:`)), []);
+      assert.deepEqual(
+        findByEnv('MCP_WARDEN_OWNER', (v) => v.startsWith(`${l.pid}:`)),
+        [],
+      );
     }
     const withUrl = losers.filter((l) => l.out.stderr.includes(`(pid ${winner.pid}, ${info.url})`)).length;
     t.diagnostic(

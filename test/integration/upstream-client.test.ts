@@ -135,7 +135,11 @@ describe('upstream client against server-everything', () => {
       // Cancellation: a 30 s operation, aborted after 300 ms, rejects promptly with our reason.
       const controller = new AbortController();
       const reason = new Error('cancelled by the downstream client');
-      const call = conn.callTool('trigger-long-running-operation', { duration: 30, steps: 30 }, { timeoutMs: 60_000, signal: controller.signal });
+      const call = conn.callTool(
+        'trigger-long-running-operation',
+        { duration: 30, steps: 30 },
+        { timeoutMs: 60_000, signal: controller.signal },
+      );
       await new Promise((r) => setTimeout(r, 300));
       const abortedAt = Date.now();
       controller.abort(reason);
@@ -193,7 +197,10 @@ describe('upstream client against fixtures', () => {
       // 3 + 2 + 6 = 11 tools in pages of 2: pages 0..5 (stderr may lag behind stdout).
       const pages = () => rig.stderrLines().filter((l) => l.startsWith('tools/list page'));
       await waitFor(() => pages().length >= 6, { timeoutMs: 1_000 });
-      assert.deepEqual(pages(), [0, 1, 2, 3, 4, 5].map((i) => `tools/list page ${i}`));
+      assert.deepEqual(
+        pages(),
+        [0, 1, 2, 3, 4, 5].map((i) => `tools/list page ${i}`),
+      );
       assert.equal(rig.warnings().filter((w) => w.startsWith('dropping malformed upstream tool')).length, MALFORMED_TOOLS.length);
       assert.equal(JSON.stringify(tools.find((t) => t.name === 'complex_schema')), JSON.stringify(COMPLEX_TOOL));
       assert.equal(JSON.stringify(tools.find((t) => t.name === 'broken_output_schema')), JSON.stringify(BROKEN_OUTPUT_TOOL));
@@ -223,12 +230,18 @@ describe('upstream client against fixtures', () => {
       const progress: UpstreamProgress[] = [];
       const ok = await conn.callTool('slow', { steps: 6, intervalMs: 100 }, { timeoutMs: 250, onprogress: (p) => progress.push(p) });
       assert.equal(text(ok), 'slow done after 6 steps');
-      assert.deepEqual(progress.map((p) => p.progress), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(
+        progress.map((p) => p.progress),
+        [1, 2, 3, 4, 5, 6],
+      );
       assert.deepEqual(progress[5], { progress: 6, total: 6, message: 'step 6' });
 
       // Without progress the same deadline expires: E_UPSTREAM_TIMEOUT, and the SDK cancels upstream.
       const t0 = Date.now();
-      await assert.rejects(conn.callTool('slow', { steps: 6, intervalMs: 100 }, { timeoutMs: 250 }), isWardenError(ErrorCodes.UPSTREAM_TIMEOUT));
+      await assert.rejects(
+        conn.callTool('slow', { steps: 6, intervalMs: 100 }, { timeoutMs: 250 }),
+        isWardenError(ErrorCodes.UPSTREAM_TIMEOUT),
+      );
       const took = Date.now() - t0;
       assert.ok(took >= 240 && took < 600, `timeout after ${took} ms`);
       assert.ok(await waitFor(() => rig.stderrLines().filter((l) => l.startsWith('slow cancelled')).length === 1, { timeoutMs: 1_000 }));
@@ -340,7 +353,10 @@ describe('upstream client against fixtures', () => {
       const ticks = rig.stderrLines().filter((l) => l.startsWith('tick ')).length;
       const logged = rig.stderrLines().length;
       assert.ok(logged <= 100 * (elapsedS + 2), `${logged} stderr lines logged in ${elapsedS} s`);
-      assert.ok(rig.warnings().some((w) => /^\d+ stderr lines dropped$/.test(w)), 'no drop summary');
+      assert.ok(
+        rig.warnings().some((w) => /^\d+ stderr lines dropped$/.test(w)),
+        'no drop summary',
+      );
       for (const l of rig.stderrLines()) assert.ok(Buffer.byteLength(l) <= SETTINGS.stderrMaxLineBytes, 'untruncated line');
       await conn.close();
       const report = await h.stop();
@@ -355,7 +371,7 @@ describe('process stdio transport', () => {
   it('reports unparsable lines and keeps going; close detaches and reports once', () =>
     withRig('transport', async (rig) => {
       const script =
-        "process.stdout.write('not json\\n{\"jsonrpc\":\"2.0\",\"method\":\"notifications/hello\"}\\n{\"half\":');" +
+        'process.stdout.write(\'not json\\n{"jsonrpc":"2.0","method":"notifications/hello"}\\n{"half":\');' +
         "process.stdin.on('data', (d) => process.stdout.write(d));";
       const h = await rig.spawn(['-e', script]);
       const transport = new ProcessStdioTransport(h);

@@ -36,8 +36,7 @@ function marked(id: InstanceIdentity): number {
   return c.pid!;
 }
 
-const watchdogsOf = (id: InstanceIdentity) =>
-  findByEnv('MCP_WARDEN_WATCHDOG', (v) => parseOwnerMarker(v)?.instanceId === id.instanceId);
+const watchdogsOf = (id: InstanceIdentity) => findByEnv('MCP_WARDEN_WATCHDOG', (v) => parseOwnerMarker(v)?.instanceId === id.instanceId);
 
 describe('watchdog adapter', { timeout: 60_000 }, () => {
   it('arms a detached watchdog without the instance marker; a clean disarm leaves the instance alone', async () => {
@@ -86,7 +85,10 @@ describe('watchdog adapter', { timeout: 60_000 }, () => {
       });
       const t0 = Date.now();
       const failures = await ledger.sweep('force');
-      assert.deepEqual(failures.map((f) => f.description), ['stuck']);
+      assert.deepEqual(
+        failures.map((f) => f.description),
+        ['stuck'],
+      );
       assert.ok(!alive(wdPid), 'watchdog exited');
       for (const p of pids) assert.ok(!alive(p), `marked process ${p} survived the hand-over`);
       assert.ok(lines.some((l) => /closing the pipe without disarming/.test(l.msg)));

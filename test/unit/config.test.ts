@@ -16,12 +16,7 @@ import {
 } from '../../src/config/config-schema.js';
 import type { ConfigIssue, ConfigWarning, WardenConfig } from '../../src/config/config-types.js';
 import { makeDefaultConfig, resolveDemoServerPath } from '../../src/config/default-config.js';
-import {
-  ensureConfigFile,
-  loadConfigFile,
-  updateConfigFile,
-  writeConfigAtomic,
-} from '../../src/adapters/store/config-file.js';
+import { ensureConfigFile, loadConfigFile, updateConfigFile, writeConfigAtomic } from '../../src/adapters/store/config-file.js';
 
 const BASE = '/home/user/.config/mcp-warden';
 
@@ -209,7 +204,10 @@ describe('parseConfig: malformed fields report path and reason', () => {
 
   test('names with special characters are quoted in paths', () => {
     const { issues } = bad(server({ command: 5 }, 'my server'));
-    assert.ok(issues.some((i) => i.path === '$.mcpServers["my server"].command'), JSON.stringify(issues));
+    assert.ok(
+      issues.some((i) => i.path === '$.mcpServers["my server"].command'),
+      JSON.stringify(issues),
+    );
     assert.ok(issues.some((i) => i.path === '$.mcpServers["my server"]' && /invalid server name/.test(i.message)));
   });
 
@@ -226,21 +224,13 @@ describe('parseConfig: malformed fields report path and reason', () => {
   test('command/url combinations', () => {
     assertIssue(bad(server({})).issues, '$.mcpServers.s', /missing "command"/);
     assertIssue(bad(server({ args: ['x'] })).issues, '$.mcpServers.s', /missing "command"/);
-    assertIssue(
-      bad(server({ command: 'npx', url: 'https://x.test/mcp' })).issues,
-      '$.mcpServers.s',
-      /both "command" and "url"/,
-    );
+    assertIssue(bad(server({ command: 'npx', url: 'https://x.test/mcp' })).issues, '$.mcpServers.s', /both "command" and "url"/);
     assertIssue(
       bad(server({ type: 'http', command: 'npx', url: 'https://x.test/mcp' })).issues,
       '$.mcpServers.s',
       /both "command" and "url"/,
     );
-    assertIssue(
-      bad(server({ type: 'stdio', url: 'https://x.test/mcp' })).issues,
-      '$.mcpServers.s.type',
-      /type "stdio" needs "command"/,
-    );
+    assertIssue(bad(server({ type: 'stdio', url: 'https://x.test/mcp' })).issues, '$.mcpServers.s.type', /type "stdio" needs "command"/);
     assertIssue(bad(server({ type: 'sse', command: 'npx' })).issues, '$.mcpServers.s', /remote server type and needs "url"/);
     assertIssue(bad(server({ type: 'http' })).issues, '$.mcpServers.s', /needs "url"/);
   });
@@ -280,14 +270,20 @@ describe('parseConfig: malformed fields report path and reason', () => {
 describe('parseConfig: unknown and foreign keys', () => {
   test('unknown server keys warn with path and a suggestion', () => {
     const { issues, warnings } = bad(server({ comand: 'npx', args: [] }, 'memory'));
-    assert.ok(warnings.some((w) => w.path === '$.mcpServers.memory.comand' && w.message === 'unknown key, ignored (did you mean "command"?)' && w.level === 'warning'), JSON.stringify(warnings));
+    assert.ok(
+      warnings.some(
+        (w) =>
+          w.path === '$.mcpServers.memory.comand' &&
+          w.message === 'unknown key, ignored (did you mean "command"?)' &&
+          w.level === 'warning',
+      ),
+      JSON.stringify(warnings),
+    );
     assertIssue(issues, '$.mcpServers.memory', /missing "command"/);
   });
 
   test('suggestions: typos, case, aliases; none for unrelated keys', () => {
-    const { warnings } = ok(
-      server({ command: 'x', Args: [], evn: {}, cmd: 'y', serverUrl: 'u', enabled: true, banana: 1 }),
-    );
+    const { warnings } = ok(server({ command: 'x', Args: [], evn: {}, cmd: 'y', serverUrl: 'u', enabled: true, banana: 1 }));
     const byPath = new Map(warnings.map((w) => [w.path, w]));
     assert.match(byPath.get('$.mcpServers.s.Args')!.message, /did you mean "args"\?/);
     assert.match(byPath.get('$.mcpServers.s.evn')!.message, /did you mean "env"\?/);
@@ -356,9 +352,7 @@ describe('parseConfig: unknown and foreign keys', () => {
 describe('parseConfig: remote servers', () => {
   for (const type of ['http', 'sse', 'streamable-http', 'streamableHttp']) {
     test(`type "${type}" is accepted and marked remote`, () => {
-      const { config, warnings } = ok(
-        server({ type, url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } }),
-      );
+      const { config, warnings } = ok(server({ type, url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } }));
       assert.deepEqual(warnings, []);
       assert.deepEqual(config.mcpServers.s, {
         type: 'remote',
@@ -510,7 +504,11 @@ describe('settings', () => {
       '$.settings.allowedOrigins[1]',
       /expected an origin like "https:\/\/app.example", got "app.example"/,
     );
-    assertIssue(bad({ mcpServers: {}, settings: { allowedOrigins: ['https://a.example/path'] } }).issues, '$.settings.allowedOrigins[0]', /origin/);
+    assertIssue(
+      bad({ mcpServers: {}, settings: { allowedOrigins: ['https://a.example/path'] } }).issues,
+      '$.settings.allowedOrigins[0]',
+      /origin/,
+    );
     assertIssue(bad({ mcpServers: {}, settings: { allowedOrigins: 'https://a.example' } }).issues, '$.settings.allowedOrigins', /an array/);
   });
 
@@ -529,11 +527,17 @@ describe('parseServerEntry', () => {
     assert.ok(r.ok);
     assert.equal(r.entry.cwd, '/cfg/data');
     assert.equal(r.entry.type, 'stdio');
-    const e = parseServerEntry('memory', { command: 'npx', args: [1] , foo: 1}, '/cfg');
+    const e = parseServerEntry('memory', { command: 'npx', args: [1], foo: 1 }, '/cfg');
     assert.equal(e.ok, false);
     if (!e.ok) {
-      assert.deepEqual(e.issues.map((i) => i.path), ['$.mcpServers.memory.args[0]']);
-      assert.deepEqual(e.warnings.map((w) => w.path), ['$.mcpServers.memory.foo']);
+      assert.deepEqual(
+        e.issues.map((i) => i.path),
+        ['$.mcpServers.memory.args[0]'],
+      );
+      assert.deepEqual(
+        e.warnings.map((w) => w.path),
+        ['$.mcpServers.memory.foo'],
+      );
     }
     const n = parseServerEntry('a__b', { command: 'x' }, '/cfg');
     assert.equal(n.ok, false);
@@ -552,7 +556,11 @@ describe('parseServerEntry', () => {
     assert.equal(r.ok, false);
     const c = parseConfig({ mcpServers: hostile }, { baseDir: '/cfg' });
     assert.equal(c.ok, false);
-    const getter = { get command(): string { throw new Error('boom'); } };
+    const getter = {
+      get command(): string {
+        throw new Error('boom');
+      },
+    };
     assert.equal(parseServerEntry('x', getter, '/cfg').ok, false);
     assert.equal(parseConfig(undefined, { baseDir: '/' }).ok, false);
   });
@@ -617,7 +625,10 @@ describe('loadConfigFile', () => {
     const { config, warnings } = await loadConfigFile(file);
     assert.equal(config.mcpServers.a?.cwd, path.join(dir, 'sub'));
     assert.equal(config.settings.maxSessions, 3);
-    assert.deepEqual(warnings.map((w) => w.path), ['$.mcpServers.a.foo']);
+    assert.deepEqual(
+      warnings.map((w) => w.path),
+      ['$.mcpServers.a.foo'],
+    );
   });
 
   test('accepts a UTF-8 BOM and reports duplicate keys', async () => {
@@ -626,7 +637,10 @@ describe('loadConfigFile', () => {
     await writeFile(file, '\uFEFF{"mcpServers": {"a": {"command": "x"}}, "mcpServers": {"b": {"command": "y"}}}');
     const { config, warnings } = await loadConfigFile(file);
     assert.deepEqual(Object.keys(config.mcpServers), ['b']);
-    assert.deepEqual(warnings.map((w) => w.path), ['$.mcpServers']);
+    assert.deepEqual(
+      warnings.map((w) => w.path),
+      ['$.mcpServers'],
+    );
   });
 
   test('invalid JSON: CONFIG_INVALID naming the file, line and column', async () => {
@@ -822,10 +836,16 @@ describe('updateConfigFile', () => {
 
   test('an unreadable or invalid-JSON file is reported, not overwritten', async () => {
     const dir = await tempDir();
-    await expectWardenError(updateConfigFile(path.join(dir, 'missing.json'), () => {}), ErrorCodes.CONFIG_UNREADABLE);
+    await expectWardenError(
+      updateConfigFile(path.join(dir, 'missing.json'), () => {}),
+      ErrorCodes.CONFIG_UNREADABLE,
+    );
     const file = path.join(dir, 'broken.json');
     await writeFile(file, '{"mcpServers": {,}}');
-    const err = await expectWardenError(updateConfigFile(file, () => {}), ErrorCodes.CONFIG_INVALID);
+    const err = await expectWardenError(
+      updateConfigFile(file, () => {}),
+      ErrorCodes.CONFIG_INVALID,
+    );
     assert.match(err.message, /line 1, column 17/);
     assert.equal(await readFile(file, 'utf8'), '{"mcpServers": {,}}');
   });

@@ -62,7 +62,11 @@ describe('control protocol', () => {
       ['{"type":"command","id":{},"command":"server.list"}', 'error', ControlErrorCodes.BAD_MESSAGE],
       ['{"type":"command","id":1,"command":"nope"}', 'bad-command', ControlErrorCodes.UNKNOWN_COMMAND],
       ['{"type":"command","id":1,"command":"server.remove","args":{"name":7}}', 'bad-command', ControlErrorCodes.BAD_ARGS],
-      [`{"type":"command","id":1,"command":"server.remove","args":{"name":"a","token":"${secret}"}}`, 'bad-command', ControlErrorCodes.BAD_ARGS],
+      [
+        `{"type":"command","id":1,"command":"server.remove","args":{"name":"a","token":"${secret}"}}`,
+        'bad-command',
+        ControlErrorCodes.BAD_ARGS,
+      ],
       ['{"type":"command","id":1,"command":"server.list","extra":true}', 'bad-command', ControlErrorCodes.BAD_MESSAGE],
       ['{"type":"command","id":1,"command":"server.list","args":null}', 'bad-command', ControlErrorCodes.BAD_ARGS],
       ['{"type":"subscribe","logs":"a"}', 'error', ControlErrorCodes.BAD_MESSAGE],
@@ -81,11 +85,26 @@ describe('control protocol', () => {
 
   it('describes what the daemon sends', () => {
     const view = {
-      name: 'a', state: 'running', quarantined: false, attempt: 0, restartsInWindow: 0, reapAttempt: 0,
-      lastError: null, pid: 12, toolCount: 2, upSince: 1, resources: { 'process-group': 1 },
+      name: 'a',
+      state: 'running',
+      quarantined: false,
+      attempt: 0,
+      restartsInWindow: 0,
+      reapAttempt: 0,
+      lastError: null,
+      pid: 12,
+      toolCount: 2,
+      upSince: 1,
+      resources: { 'process-group': 1 },
     };
     const samples = [
-      { type: 'snapshot', daemon: { instanceId: 'x', version: '0.1.0', uptimeMs: 5, pid: 1 }, servers: [view], ledger: { http: { socket: 1 } }, machine: { id: 'server' } },
+      {
+        type: 'snapshot',
+        daemon: { instanceId: 'x', version: '0.1.0', uptimeMs: 5, pid: 1 },
+        servers: [view],
+        ledger: { http: { socket: 1 } },
+        machine: { id: 'server' },
+      },
       { type: 'event', event: { type: 'server', server: view, previousState: null, at: 1 } },
       { type: 'event', event: { type: 'server-removed', name: 'a', at: 1 } },
       { type: 'log', server: 'a', record: { level: 30, msg: 'hi' } },
@@ -100,8 +119,13 @@ describe('control protocol', () => {
 
   it('redacts env values, headers and URL secrets when echoing an entry', () => {
     const r = redactEntry({
-      type: 'remote', args: [], env: { A: 'secret-a' }, url: 'https://u:p@h.example/mcp?api_key=k&x=1',
-      headers: { Authorization: 'Bearer t' }, disabled: false, quarantined: false,
+      type: 'remote',
+      args: [],
+      env: { A: 'secret-a' },
+      url: 'https://u:p@h.example/mcp?api_key=k&x=1',
+      headers: { Authorization: 'Bearer t' },
+      disabled: false,
+      quarantined: false,
     });
     const text = JSON.stringify(r);
     for (const s of ['secret-a', 'u:p@', 'api_key=k', 'Bearer t']) assert.ok(!text.includes(s), s);

@@ -50,9 +50,19 @@ describe('docker options', () => {
   });
 
   test('errors name the JSON path', () => {
-    assert.deepEqual(issuesOf(entry({})), ['$.mcpServers.mem.docker: missing "image" (the container image to run, e.g. "mcp/memory:latest")']);
+    assert.deepEqual(issuesOf(entry({})), [
+      '$.mcpServers.mem.docker: missing "image" (the container image to run, e.g. "mcp/memory:latest")',
+    ]);
     const all = issuesOf(
-      entry({ image: 7, network: '', memory: '2x', cpus: 0, volumes: ['data:/data', '/a:b', '/a:/b:rx', 3], env: { A: 1 }, extraHostConfig: [] }),
+      entry({
+        image: 7,
+        network: '',
+        memory: '2x',
+        cpus: 0,
+        volumes: ['data:/data', '/a:b', '/a:/b:rx', 3],
+        env: { A: 1 },
+        extraHostConfig: [],
+      }),
     );
     const paths = all.map((s) => s.split(':')[0]);
     assert.deepEqual(paths, [
@@ -70,7 +80,10 @@ describe('docker options', () => {
     assert.match(all[4]!, /named volumes are not supported/);
     assert.match(issuesOf(entry({ image: 'x', memory: '1m' }))[0]!, /at least 6 MiB/);
     assert.match(issuesOf(entry('mcp/memory'))[0]!, /^\$\.mcpServers\.mem\.docker: expected an object, got a string/);
-    assert.match(issuesOf(entry({ image: 'x' }, { cwd: 'rel' }))[0]!, /^\$\.mcpServers\.mem\.cwd: with "docker", cwd is the working directory inside the container/);
+    assert.match(
+      issuesOf(entry({ image: 'x' }, { cwd: 'rel' }))[0]!,
+      /^\$\.mcpServers\.mem\.cwd: with "docker", cwd is the working directory inside the container/,
+    );
   });
 
   test('unknown keys and managed HostConfig keys warn', () => {
@@ -79,7 +92,11 @@ describe('docker options', () => {
     assert.deepEqual(r.entry.docker?.extraHostConfig, { Privileged: false });
     assert.deepEqual(
       r.warnings.map((w) => w.path),
-      ['$.mcpServers.mem.docker.imgae', '$.mcpServers.mem.docker.extraHostConfig.Init', '$.mcpServers.mem.docker.extraHostConfig.NetworkMode'],
+      [
+        '$.mcpServers.mem.docker.imgae',
+        '$.mcpServers.mem.docker.extraHostConfig.Init',
+        '$.mcpServers.mem.docker.extraHostConfig.NetworkMode',
+      ],
     );
   });
 
@@ -99,7 +116,9 @@ describe('docker options', () => {
     assert.ok(MIN_MEMORY_BYTES === 6 * 1024 * 1024);
     assert.equal(parseVolume('/a:/b', '/x'), '/a:/b');
     assert.equal(parseVolume('../a:/b:rw', '/x/y'), '/x/a:/b:rw');
-    assert.deepEqual(parseVolume('~/a:/b', '/x'), { error: '"~" is not expanded; use an absolute host path (or one relative to the config file)' });
+    assert.deepEqual(parseVolume('~/a:/b', '/x'), {
+      error: '"~" is not expanded; use an absolute host path (or one relative to the config file)',
+    });
   });
 
   test('docker settings are configurable and range-checked', () => {

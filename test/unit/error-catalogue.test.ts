@@ -9,14 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import {
-  ErrorCatalogue,
-  ErrorCodes,
-  WardenError,
-  allErrorSpecs,
-  httpStatusOf,
-  rpcCodeOf,
-} from '../../src/core/error-codes.js';
+import { ErrorCatalogue, ErrorCodes, WardenError, allErrorSpecs, httpStatusOf, rpcCodeOf } from '../../src/core/error-codes.js';
 import { ControlErrorCodes } from '../../src/control/protocol.js';
 import { HttpErrorCodes } from '../../src/adapters/http/http-server.js';
 import { headerValue } from '../../src/adapters/http/headers.js';
@@ -27,8 +20,10 @@ const DOC = fileURLToPath(new URL('../../../docs/error-codes.md', import.meta.ur
 
 /** The codes exported before the catalogue existed: none may disappear or change its value. */
 const EARLIER = {
-  ErrorCodes: 'E_CONFIG_INVALID E_CONFIG_UNREADABLE E_REMOTE_UNSUPPORTED E_SPAWN_FAILED E_INIT_TIMEOUT E_INIT_FAILED E_UPSTREAM_EXITED E_CRASH_LOOP E_STOP_FAILED E_REAP_FAILED E_UNKNOWN_TOOL E_SERVER_UNAVAILABLE E_QUARANTINED E_TOOLS_CHANGED E_APPROVALS_CORRUPT E_UPSTREAM_ERROR E_UPSTREAM_TIMEOUT E_SHUTTING_DOWN E_TOO_MANY_SESSIONS E_FORBIDDEN_HOST E_FORBIDDEN_ORIGIN E_UNAUTHORIZED E_LISTEN_FAILED E_NON_LOOPBACK_REFUSED E_DATA_DIR_UNWRITABLE E_ALREADY_RUNNING E_LOCK_COMPROMISED E_DOCKER_UNAVAILABLE E_DOCKER_FAILED E_DOCKER_IMAGE_MISSING E_CONTAINER_EXITED E_INTERNAL',
-  ControlErrorCodes: 'E_BAD_JSON E_BAD_MESSAGE E_UNKNOWN_COMMAND E_BAD_ARGS E_SERVER_EXISTS E_UNKNOWN_SERVER E_SERVER_DISABLED E_NOT_AVAILABLE E_BUSY E_SHUTTING_DOWN E_TOO_MANY_CONNECTIONS E_BAD_SUBPROTOCOL E_INTERNAL',
+  ErrorCodes:
+    'E_CONFIG_INVALID E_CONFIG_UNREADABLE E_REMOTE_UNSUPPORTED E_SPAWN_FAILED E_INIT_TIMEOUT E_INIT_FAILED E_UPSTREAM_EXITED E_CRASH_LOOP E_STOP_FAILED E_REAP_FAILED E_UNKNOWN_TOOL E_SERVER_UNAVAILABLE E_QUARANTINED E_TOOLS_CHANGED E_APPROVALS_CORRUPT E_UPSTREAM_ERROR E_UPSTREAM_TIMEOUT E_SHUTTING_DOWN E_TOO_MANY_SESSIONS E_FORBIDDEN_HOST E_FORBIDDEN_ORIGIN E_UNAUTHORIZED E_LISTEN_FAILED E_NON_LOOPBACK_REFUSED E_DATA_DIR_UNWRITABLE E_ALREADY_RUNNING E_LOCK_COMPROMISED E_DOCKER_UNAVAILABLE E_DOCKER_FAILED E_DOCKER_IMAGE_MISSING E_CONTAINER_EXITED E_INTERNAL',
+  ControlErrorCodes:
+    'E_BAD_JSON E_BAD_MESSAGE E_UNKNOWN_COMMAND E_BAD_ARGS E_SERVER_EXISTS E_UNKNOWN_SERVER E_SERVER_DISABLED E_NOT_AVAILABLE E_BUSY E_SHUTTING_DOWN E_TOO_MANY_CONNECTIONS E_BAD_SUBPROTOCOL E_INTERNAL',
   HttpErrorCodes: 'E_NOT_FOUND E_METHOD_NOT_ALLOWED E_BODY_TOO_LARGE E_INTERNAL',
 };
 
@@ -65,13 +60,16 @@ describe('error catalogue', () => {
     assert.equal(rpcCodeOf(ErrorCodes.SPAWN_FAILED), -32603);
   });
 
-  it('docs/error-codes.md lists every code exactly once, with the catalogue\'s numbers', () => {
+  it("docs/error-codes.md lists every code exactly once, with the catalogue's numbers", () => {
     const rows = new Map<string, string[]>();
     for (const line of readFileSync(DOC, 'utf8').split('\n')) {
       const m = /^\| `(E_[A-Z_]+)` \|(.*)\|$/.exec(line);
       if (!m) continue;
       assert.ok(!rows.has(m[1]!), `${m[1]} is listed twice`);
-      rows.set(m[1]!, m[2]!.split('|').map((c) => c.trim()));
+      rows.set(
+        m[1]!,
+        m[2]!.split('|').map((c) => c.trim()),
+      );
     }
     for (const spec of allErrorSpecs()) {
       const cells = rows.get(spec.code);
@@ -112,7 +110,10 @@ describe('upstream JSON-RPC errors on /mcp', () => {
 
     // no upstream answer (e.g. a malformed tools/list): the catalogue's fallback, our message
     const bare = toMcpError(new WardenError(ErrorCodes.UPSTREAM_ERROR, 'fx: tools/list result has no tools array'), 't');
-    assert.deepEqual([bare.code, bare.message, bare.data], [-32603, 'fx: tools/list result has no tools array', { code: 'E_UPSTREAM_ERROR' }]);
+    assert.deepEqual(
+      [bare.code, bare.message, bare.data],
+      [-32603, 'fx: tools/list result has no tools array', { code: 'E_UPSTREAM_ERROR' }],
+    );
   });
 });
 

@@ -50,7 +50,8 @@ test('held: a second acquire fails with E_ALREADY_RUNNING', async () => {
     const lock = await acquireInstanceLock(dir, { staleMs: 3_000, updateMs: 1_000, onCompromised: noop });
     await assert.rejects(
       acquireInstanceLock(dir, { staleMs: 3_000, updateMs: 1_000, onCompromised: noop, describeWaitMs: 50 }),
-      (err: unknown) => err instanceof WardenError && err.code === 'E_ALREADY_RUNNING' && /^mcp-warden is already running \(/.test(err.message),
+      (err: unknown) =>
+        err instanceof WardenError && err.code === 'E_ALREADY_RUNNING' && /^mcp-warden is already running \(/.test(err.message),
     );
     await lock.release();
   } finally {

@@ -4,14 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import {
-  createLogger,
-  redactUrl,
-  redactEnv,
-  serverLogger,
-  LOG_LEVELS,
-  formatConsoleLine,
-} from '../../src/adapters/log/logger.js';
+import { createLogger, redactUrl, redactEnv, serverLogger, LOG_LEVELS, formatConsoleLine } from '../../src/adapters/log/logger.js';
 import { RotatingFileDestination } from '../../src/adapters/log/rotating-file-destination.js';
 
 const tmpRoots: string[] = [];
@@ -57,7 +50,6 @@ describe('rotating file destination', () => {
       logger.info({ seq, pad }, 'filler');
       seq++;
       written += pad.length + 60; // roughly the line length; exact sizes are measured from the files
-
     }
     close();
 
@@ -194,8 +186,14 @@ describe('redaction', () => {
       ['https://user@example.com:8443/mcp?x=1', 'https://example.com:8443/mcp?x=1'],
       ['https://example.com/sse?token=abc', 'https://example.com/sse?token=[redacted]'],
       ['https://example.com/sse?Token=abc&page=2', 'https://example.com/sse?Token=[redacted]&page=2'],
-      ['https://example.com/?API_KEY=1&apikey=2&client_secret=3&password=4', 'https://example.com/?API_KEY=[redacted]&apikey=[redacted]&client_secret=[redacted]&password=[redacted]'],
-      ['https://s3.example.com/o?X-Amz-Signature=ab&X-Amz-Expires=60', 'https://s3.example.com/o?X-Amz-Signature=[redacted]&X-Amz-Expires=60'],
+      [
+        'https://example.com/?API_KEY=1&apikey=2&client_secret=3&password=4',
+        'https://example.com/?API_KEY=[redacted]&apikey=[redacted]&client_secret=[redacted]&password=[redacted]',
+      ],
+      [
+        'https://s3.example.com/o?X-Amz-Signature=ab&X-Amz-Expires=60',
+        'https://s3.example.com/o?X-Amz-Signature=[redacted]&X-Amz-Expires=60',
+      ],
       ['https://example.com/?sig=zz&Auth=yy', 'https://example.com/?sig=[redacted]&Auth=[redacted]'],
       ['https://example.com/cb#access_token=zz&state=s', 'https://example.com/cb#access_token=[redacted]&state=s'],
       ['https://example.com/path#section', 'https://example.com/path#section'],

@@ -41,10 +41,7 @@ function allStateNodes(node: AnyStateNode): AnyStateNode[] {
 }
 
 const nodes = allStateNodes(machine.root);
-const allTransitions: AnyTransitionDefinition[] = nodes.flatMap((n) => [
-  ...[...n.transitions.values()].flat(),
-  ...(n.always ?? []),
-]);
+const allTransitions: AnyTransitionDefinition[] = nodes.flatMap((n) => [...[...n.transitions.values()].flat(), ...(n.always ?? [])]);
 
 const err = new Error('scripted failure');
 const CHANGE = { tool: 't', kind: 'changed', fields: ['description'], summary: 'tool "t" changed' };
@@ -55,8 +52,7 @@ function eventsFor(): AnyEventObject[] {
   for (const type of types) {
     if (type === 'xstate.done.actor.launch') {
       out.push({ type, output: { pid: 7, tools: [] } }, { type, output: { pid: 7, tools: [], toolChanges: [CHANGE] } });
-    }
-    else if (type === 'xstate.done.actor.audit') {
+    } else if (type === 'xstate.done.actor.audit') {
       out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } });
     } else if (type.startsWith('xstate.error.actor.')) out.push({ type, error: err });
     else if (type === 'UPSTREAM_EXITED') out.push({ type, code: 1, signal: null });
@@ -70,11 +66,7 @@ const EVENTS = eventsFor();
 test('generated paths cover every transition of the server machine on a real actor', () => {
   const taken = new Set<AnyTransitionDefinition>();
   let replays = 0;
-  const inputs = [
-    input,
-    { ...input, quarantined: true },
-    { ...input, remote: true },
-  ];
+  const inputs = [input, { ...input, quarantined: true }, { ...input, remote: true }];
   for (const inp of inputs) {
     const paths = getShortestPaths(machine, {
       input: inp,

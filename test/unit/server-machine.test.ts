@@ -339,9 +339,13 @@ test('APPROVE before launch completes still counts; QUARANTINE during stopping i
   h.actor.stop();
 });
 
-
 test('integrity: changed tools at launch or on list_changed send the server to quarantined with the diff', async () => {
-  const change = { tool: 'echo', kind: 'changed' as const, fields: ['description'], summary: 'tool "echo" changed: description: "a" → "b"' };
+  const change = {
+    tool: 'echo',
+    kind: 'changed' as const,
+    fields: ['description'],
+    summary: 'tool "echo" changed: description: "a" → "b"',
+  };
   let launches = 0;
   const h = harness({
     script: {

@@ -222,7 +222,10 @@ test('remove, disable, enable and restart keep file, approvals and actors in ste
     await f.approvals.set('a', { approvedAt: 'then', by: 'person', tools: {} });
     assert.deepEqual(await f.registry.setEnabled('b', false), { name: 'b', changed: true });
     assert.equal(f.fileEntry('b')?.disabled, true);
-    await rejectsWith(Promise.resolve().then(() => f.registry.restart('b')), ErrorCodes.SERVER_DISABLED);
+    await rejectsWith(
+      Promise.resolve().then(() => f.registry.restart('b')),
+      ErrorCodes.SERVER_DISABLED,
+    );
     assert.deepEqual(await f.registry.setEnabled('b', true), { name: 'b', changed: true });
     assert.equal(f.fileEntry('b')?.disabled, false);
     f.registry.restart('b');

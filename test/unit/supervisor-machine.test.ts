@@ -33,7 +33,9 @@ function make(opts: { releaseGate?: Promise<void>; teardown?: Teardown; settings
         await opts.releaseGate;
         await t.release?.(input.owner);
       }),
-      auditOwned: fromPromise<{ remaining: number }, { name: string; owner: string }>(async ({ input }) => t.audit?.(input.owner) ?? { remaining: 0 }),
+      auditOwned: fromPromise<{ remaining: number }, { name: string; owner: string }>(
+        async ({ input }) => t.audit?.(input.owner) ?? { remaining: 0 },
+      ),
       forceRelease: fromPromise(async (): Promise<void> => undefined),
       handOver: fromPromise<void, { name: string; owner: string }>(async ({ input }) => t.handOver?.(input.owner)),
     },

@@ -104,7 +104,12 @@ const chart = new Statechart(els.chart);
 
 function toast(text: string, kind: 'ok' | 'error' = 'ok'): void {
   const close = h('button', { class: 'toast-close', type: 'button', 'aria-label': 'dismiss', title: 'dismiss' }, '×');
-  const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, h('span', { class: 'toast-text' }, text), close);
+  const el = h(
+    'div',
+    { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+    h('span', { class: 'toast-text' }, text),
+    close,
+  );
   close.addEventListener('click', () => el.remove());
   els.toasts.appendChild(el);
   // Errors stay until dismissed; confirmations fade.
@@ -184,7 +189,10 @@ function onSnapshot(s: SnapshotMessage): void {
   }
   if (state.selected === null || !seen.has(state.selected)) state.selected = sortedNames()[0] ?? null;
   chart.setMachine(s.machine);
-  log(`connected to mcp-warden ${s.daemon.version} (instance ${s.daemon.instanceId}, pid ${s.daemon.pid}): ${s.servers.length} server${s.servers.length === 1 ? '' : 's'}`, 'log-conn');
+  log(
+    `connected to mcp-warden ${s.daemon.version} (instance ${s.daemon.instanceId}, pid ${s.daemon.pid}): ${s.servers.length} server${s.servers.length === 1 ? '' : 's'}`,
+    'log-conn',
+  );
   render();
 }
 
@@ -295,7 +303,8 @@ function renderStatus(): void {
   }
   const d = state.daemon;
   if (!d) els.daemon.textContent = '';
-  else if (s.kind === 'open') els.daemon.textContent = `v${d.version} · pid ${d.pid} · up ${duration(d.uptimeMs + (Date.now() - state.snapshotAt))}`;
+  else if (s.kind === 'open')
+    els.daemon.textContent = `v${d.version} · pid ${d.pid} · up ${duration(d.uptimeMs + (Date.now() - state.snapshotAt))}`;
   else els.daemon.textContent = `last seen: v${d.version} · pid ${d.pid} (what is shown may be out of date)`;
 }
 
@@ -311,7 +320,10 @@ function renderServers(): void {
   const names = sortedNames();
   replaceChildren(els.serverCount, String(names.length));
   if (names.length === 0) {
-    replaceChildren(els.servers, h('p', { class: 'empty' }, state.status.kind === 'open' ? 'No servers configured. Add one.' : 'Not connected.'));
+    replaceChildren(
+      els.servers,
+      h('p', { class: 'empty' }, state.status.kind === 'open' ? 'No servers configured. Add one.' : 'Not connected.'),
+    );
     return;
   }
   const list = h('ul', { class: 'server-list' });
@@ -334,7 +346,9 @@ function renderServers(): void {
           { class: 'server-row' },
           h('span', { class: 'server-name' }, name),
           badge(s.state),
-          s.quarantined && s.state !== 'quarantined' ? h('span', { class: 'badge s-quarantined', title: 'its tools are hidden until approved' }, 'quarantined') : null,
+          s.quarantined && s.state !== 'quarantined'
+            ? h('span', { class: 'badge s-quarantined', title: 'its tools are hidden until approved' }, 'quarantined')
+            : null,
           draining ? h('span', { class: 'badge draining', title: `still holds: ${resourceText(s.resources)}` }, 'draining') : null,
           removing ? h('span', { class: 'badge removing-badge' }, 'removing') : null,
         ),
@@ -343,10 +357,20 @@ function renderServers(): void {
           { class: 'server-facts' },
           h('span', null, `${s.toolCount} tool${s.toolCount === 1 ? '' : 's'}`),
           h('span', null, whereText(s)),
-          h('span', { title: 'launch attempt / restarts within the intensity window / reap attempt' }, `attempt ${s.attempt} · restarts ${s.restartsInWindow} · reap ${s.reapAttempt}`),
+          h(
+            'span',
+            { title: 'launch attempt / restarts within the intensity window / reap attempt' },
+            `attempt ${s.attempt} · restarts ${s.restartsInWindow} · reap ${s.reapAttempt}`,
+          ),
         ),
         s.lastError
-          ? h('span', { class: 'server-error', title: s.lastError.message }, h('b', null, s.lastError.code), ' ', oneLine(s.lastError.message, 90))
+          ? h(
+              'span',
+              { class: 'server-error', title: s.lastError.message },
+              h('b', null, s.lastError.code),
+              ' ',
+              oneLine(s.lastError.message, 90),
+            )
           : null,
         draining ? h('span', { class: 'server-draining' }, `draining: ${resourceText(s.resources)}`) : null,
       ),
@@ -363,7 +387,12 @@ function select(name: string): void {
   if (window.matchMedia('(max-width: 800px)').matches) els.detail.scrollIntoView({ behavior: 'smooth', block: 'start' });
 }
 
-function actionButton(label: string, key: string, onclick: () => void, opts: { cls?: string; title?: string; disabled?: boolean } = {}): HTMLButtonElement {
+function actionButton(
+  label: string,
+  key: string,
+  onclick: () => void,
+  opts: { cls?: string; title?: string; disabled?: boolean } = {},
+): HTMLButtonElement {
   const busy = state.busy.has(key);
   return h(
     'button',
@@ -398,34 +427,62 @@ function renderDetail(): void {
       title: disabled ? 'enable it first' : 'stop and start it again (also leaves a crash-loop halt)',
     }),
     disabled
-      ? actionButton('Enable', `enable:${name}`, () => void run(`enable ${name}`, 'server.enable', { name }, `enable:${name}`), { title: 'persist "disabled": false and start it' })
-      : actionButton('Disable', `disable:${name}`, () => void run(`disable ${name}`, 'server.disable', { name }, `disable:${name}`), { title: 'persist "disabled": true and stop it (the entry is kept)' }),
+      ? actionButton('Enable', `enable:${name}`, () => void run(`enable ${name}`, 'server.enable', { name }, `enable:${name}`), {
+          title: 'persist "disabled": false and start it',
+        })
+      : actionButton('Disable', `disable:${name}`, () => void run(`disable ${name}`, 'server.disable', { name }, `disable:${name}`), {
+          title: 'persist "disabled": true and stop it (the entry is kept)',
+        }),
     s.quarantined
-      ? actionButton('Review & approve…', `approve:${name}`, () => void openTools(name, true), { cls: 'primary', title: 'see the tools it would expose, then approve' })
-      : actionButton('Quarantine', `quarantine:${name}`, () => void run(`quarantine ${name}`, 'server.quarantine', { name }, `quarantine:${name}`), { title: 'hide its tools until approved (it keeps running)' }),
+      ? actionButton('Review & approve…', `approve:${name}`, () => void openTools(name, true), {
+          cls: 'primary',
+          title: 'see the tools it would expose, then approve',
+        })
+      : actionButton(
+          'Quarantine',
+          `quarantine:${name}`,
+          () => void run(`quarantine ${name}`, 'server.quarantine', { name }, `quarantine:${name}`),
+          { title: 'hide its tools until approved (it keeps running)' },
+        ),
     actionButton('Tools', `tools:${name}`, () => void openTools(name, false), { title: 'the tools it lists (also while quarantined)' }),
     confirming
-      ? actionButton('Confirm remove', `remove:${name}`, () => {
-          state.confirmRemove = null;
-          state.removing.add(name);
-          void run(`remove ${name}`, 'server.remove', { name }, `remove:${name}`).then((r) => {
-            if (r === undefined) state.removing.delete(name);
+      ? actionButton(
+          'Confirm remove',
+          `remove:${name}`,
+          () => {
+            state.confirmRemove = null;
+            state.removing.add(name);
+            void run(`remove ${name}`, 'server.remove', { name }, `remove:${name}`).then((r) => {
+              if (r === undefined) state.removing.delete(name);
+              render();
+            });
+          },
+          { cls: 'danger', title: 'stop it and delete its entry from the config file' },
+        )
+      : actionButton(
+          'Remove…',
+          `remove:${name}`,
+          () => {
+            state.confirmRemove = { name, until: Date.now() + 5_000 };
             render();
-          });
-        }, { cls: 'danger', title: 'stop it and delete its entry from the config file' })
-      : actionButton('Remove…', `remove:${name}`, () => {
-          state.confirmRemove = { name, until: Date.now() + 5_000 };
-          render();
-          window.setTimeout(render, 5_100);
-        }, { cls: 'danger-outline', title: 'stop it and delete its entry (asks to confirm)' }),
+            window.setTimeout(render, 5_100);
+          },
+          { cls: 'danger-outline', title: 'stop it and delete its entry (asks to confirm)' },
+        ),
   );
-  const fact = (k: string, v: string | HTMLElement, title?: string) => h('div', { class: 'fact', title }, h('dt', null, k), h('dd', null, v));
+  const fact = (k: string, v: string | HTMLElement, title?: string) =>
+    h('div', { class: 'fact', title }, h('dt', null, k), h('dd', null, v));
   const err = s.lastError;
   replaceChildren(
     els.detail,
-    h('div', { class: 'detail-head' }, h('h2', { class: 'detail-name' }, name), badge(s.state),
+    h(
+      'div',
+      { class: 'detail-head' },
+      h('h2', { class: 'detail-name' }, name),
+      badge(s.state),
       s.quarantined && s.state !== 'quarantined' ? h('span', { class: 'badge s-quarantined' }, 'tools hidden') : null,
-      isDraining(s) ? h('span', { class: 'badge draining' }, 'draining') : null),
+      isDraining(s) ? h('span', { class: 'badge draining' }, 'draining') : null,
+    ),
     h('p', { class: 'hint' }, stateHint(s.state)),
     actions,
     h(
@@ -440,7 +497,12 @@ function renderDetail(): void {
       fact('holds', resourceText(s.resources), 'its resources in the ledger'),
     ),
     err
-      ? h('div', { class: 'last-error' }, h('div', null, h('b', null, err.code), err.at ? h('time', null, ` at ${clock(err.at)}`) : null), h('pre', null, err.message))
+      ? h(
+          'div',
+          { class: 'last-error' },
+          h('div', null, h('b', null, err.code), err.at ? h('time', null, ` at ${clock(err.at)}`) : null),
+          h('pre', null, err.message),
+        )
       : null,
   );
   replaceChildren(byId('chart-caption'), `Server statechart — `, h('b', null, name), ` is in `, h('code', null, s.state));
@@ -537,7 +599,13 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
   });
   replaceChildren(
     els.toolsBody,
-    h('p', null, `State `, h('code', null, r.state), r.quarantined ? ' · quarantined: these tools are hidden from clients until approved.' : ' · its tools are exposed.'),
+    h(
+      'p',
+      null,
+      `State `,
+      h('code', null, r.state),
+      r.quarantined ? ' · quarantined: these tools are hidden from clients until approved.' : ' · its tools are exposed.',
+    ),
     changed
       ? h('div', { class: 'tool-diff' }, h('b', null, 'Changed since the last approval (E_TOOLS_CHANGED):'), h('pre', null, changed))
       : null,
@@ -554,7 +622,10 @@ function field(name: string): HTMLInputElement | HTMLTextAreaElement {
 }
 
 function lines(text: string): string[] {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 function entryFromForm(): { name: string; entry: Record<string, unknown>; trusted: boolean } {
@@ -569,12 +640,18 @@ function entryFromForm(): { name: string; entry: Record<string, unknown>; truste
     } catch (err) {
       throw new Error(`JSON entry: not valid JSON (${(err as Error).message})`, { cause: err });
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('JSON entry: expected an object such as {"command": "npx", "args": ["-y", "pkg"]}');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('JSON entry: expected an object such as {"command": "npx", "args": ["-y", "pkg"]}');
     entry = parsed as Record<string, unknown>;
   } else {
     const command = field('command').value.trim();
     if (!command) throw new Error('command: required (or give a JSON entry)');
-    entry = { command, args: field('args').value.split(/\r?\n/).filter((a) => a.trim() !== '') };
+    entry = {
+      command,
+      args: field('args')
+        .value.split(/\r?\n/)
+        .filter((a) => a.trim() !== ''),
+    };
     const env: Record<string, string> = {};
     for (const l of lines(field('env').value)) {
       const eq = l.indexOf('=');
@@ -612,7 +689,10 @@ els.addForm.addEventListener('submit', async (ev) => {
   const submit = byId<HTMLButtonElement>('add-submit');
   submit.disabled = true;
   try {
-    const r = await connection!.request<{ name: string; started: boolean; warnings?: { path: string; message: string }[] }>('server.add', args);
+    const r = await connection!.request<{ name: string; started: boolean; warnings?: { path: string; message: string }[] }>(
+      'server.add',
+      args,
+    );
     const notes = (r.warnings ?? []).map((w) => `${w.path}: ${w.message}`);
     log(`added${r.started ? ' (starting)' : ' (disabled)'}${notes.length ? `; notes: ${notes.join('; ')}` : ''}`, 'log-ok', r.name);
     toast(`added ${r.name}`);
@@ -623,7 +703,14 @@ els.addForm.addEventListener('submit', async (ev) => {
     render();
   } catch (err) {
     const text = errorText(err);
-    const issues = err instanceof CommandError && err.issues?.length ? h('ul', null, err.issues.map((i) => h('li', null, `${i.path}: ${i.message}`))) : null;
+    const issues =
+      err instanceof CommandError && err.issues?.length
+        ? h(
+            'ul',
+            null,
+            err.issues.map((i) => h('li', null, `${i.path}: ${i.message}`)),
+          )
+        : null;
     replaceChildren(els.addError, `Not added: ${err instanceof CommandError ? `${err.code}: ${err.message}` : text}`, issues);
     log(`add ${args.name} failed: ${text}`, 'log-error', args.name || undefined);
     toast(`add ${args.name} failed: ${text}`, 'error');
@@ -639,7 +726,15 @@ function showNoToken(): void {
   const form = h(
     'form',
     { class: 'token-form' },
-    h('p', null, 'This page needs the daemon\'s token. Open it with the URL that ', h('code', null, 'mcp-warden ui'), ' prints, or paste the token from ', h('code', null, '<data-dir>/token'), ':'),
+    h(
+      'p',
+      null,
+      "This page needs the daemon's token. Open it with the URL that ",
+      h('code', null, 'mcp-warden ui'),
+      ' prints, or paste the token from ',
+      h('code', null, '<data-dir>/token'),
+      ':',
+    ),
     input,
     h('button', { type: 'submit', class: 'primary' }, 'Connect'),
   );

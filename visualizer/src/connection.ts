@@ -147,7 +147,9 @@ export class Connection {
       if (this.ws === ws) this.ws = null;
       for (const [id, p] of this.pending) {
         window.clearTimeout(p.timer);
-        p.reject(new CommandError({ code: 'E_DISCONNECTED', message: 'the connection to the daemon closed before the command was answered' }));
+        p.reject(
+          new CommandError({ code: 'E_DISCONNECTED', message: 'the connection to the daemon closed before the command was answered' }),
+        );
         this.pending.delete(id);
       }
       if (this.stopped) return;

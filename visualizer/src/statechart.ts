@@ -108,7 +108,9 @@ export class Statechart {
   private build(node: MachineNodeJson, path: string, parent: NodeInfo | undefined): HTMLElement {
     const children = Object.values(node.states ?? {});
     const transitions = [...(node.always ?? []), ...(node.transitions ?? [])];
-    const isInitial = parent !== undefined && parent.node.initial?.target?.[0] !== undefined &&
+    const isInitial =
+      parent !== undefined &&
+      parent.node.initial?.target?.[0] !== undefined &&
       targetPath(this.machineId, parent.node.initial.target[0]) === path;
     const key = node.key;
     const top = path.split('.')[0] ?? '';
@@ -138,14 +140,15 @@ export class Statechart {
       const guard = guardLabel(t);
       const actions = actionLabels(t);
       const title = [
-        targets.length ? `${eventLabel(t)}: goes to ${targets.map(shortName).join(', ')}` : `${eventLabel(t)}: handled here without leaving the state`,
+        targets.length
+          ? `${eventLabel(t)}: goes to ${targets.map(shortName).join(', ')}`
+          : `${eventLabel(t)}: handled here without leaving the state`,
         guard ? `only if ${guard}` : '',
         actions.length ? `actions: ${actions.join(', ')}` : '',
-      ].filter(Boolean).join('; ');
-      const parts = [
-        h('span', { class: 'st-ev' }, eventLabel(t)),
-        guard ? h('span', { class: 'st-guard' }, ` [${guard}]`) : null,
-      ];
+      ]
+        .filter(Boolean)
+        .join('; ');
+      const parts = [h('span', { class: 'st-ev' }, eventLabel(t)), guard ? h('span', { class: 'st-guard' }, ` [${guard}]`) : null];
       const actionsEl = actions.length ? h('span', { class: 'st-actions' }, ` / ${actions.join(', ')}`) : null;
       if (targets.length === 0) {
         // Transitions that do not leave the state share one line: ↺ APPROVE, QUARANTINE
@@ -173,7 +176,11 @@ export class Statechart {
       list.appendChild(li);
     }
     if (internals.length) {
-      const li = h('li', { class: 'st-t st-t-internal', title: 'events handled here without leaving the state' }, h('span', { class: 'st-arrow' }, '↺ '));
+      const li = h(
+        'li',
+        { class: 'st-t st-t-internal', title: 'events handled here without leaving the state' },
+        h('span', { class: 'st-arrow' }, '↺ '),
+      );
       internals.forEach((el, i) => {
         if (i > 0) li.appendChild(document.createTextNode(', '));
         li.appendChild(el);
@@ -230,8 +237,11 @@ export class Statechart {
     const defs = svg(
       'defs',
       null,
-      svg('marker', { id: 'arrowhead', viewBox: '0 0 10 10', refX: '9', refY: '5', markerWidth: '7', markerHeight: '7', orient: 'auto-start-reverse' },
-        svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' })),
+      svg(
+        'marker',
+        { id: 'arrowhead', viewBox: '0 0 10 10', refX: '9', refY: '5', markerWidth: '7', markerHeight: '7', orient: 'auto-start-reverse' },
+        svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }),
+      ),
     );
     const paths: SVGElement[] = [];
     const pairs: Array<{ from: string; to: string; cls: string }> = [];

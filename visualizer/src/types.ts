@@ -28,8 +28,7 @@ export interface ServerView {
 }
 
 export type DaemonEvent =
-  | { type: 'server'; server: ServerView; previousState: string | null; at: number }
-  | { type: 'server-removed'; name: string; at: number };
+  { type: 'server'; server: ServerView; previousState: string | null; at: number } | { type: 'server-removed'; name: string; at: number };
 
 export interface DaemonInfo {
   instanceId: string;

@@ -82,8 +82,6 @@ const EXIT_FLUSH_MS = 150;
 const REWATCH_STEP_MS = 200;
 const REWATCH_MAX_MS = 2_000;
 
-
-
 /**
  * Creates, attaches and starts a container for `spec`. Resolves with a running container's handle.
  * Rejects with WardenError:
@@ -125,7 +123,6 @@ export async function startContainer(spec: ContainerSpec, deps: ContainerDeps): 
     throw err;
   }
 }
-
 
 class ContainerRun implements ContainerHandle {
   readonly kind = 'container' as const;
@@ -199,9 +196,13 @@ class ContainerRun implements ContainerHandle {
   /** Between launch steps: a stop requested meanwhile wins. */
   private abortIfStopping(step: string): void {
     if (this.stopping || this.finalized) {
-      throw new WardenError(ErrorCodes.DOCKER_FAILED, `${this.spec.server}: start of container ${this.name} abandoned after ${step}: the server is being stopped`, {
-        container: this.name,
-      });
+      throw new WardenError(
+        ErrorCodes.DOCKER_FAILED,
+        `${this.spec.server}: start of container ${this.name} abandoned after ${step}: the server is being stopped`,
+        {
+          container: this.name,
+        },
+      );
     }
   }
 
@@ -349,7 +350,15 @@ class ContainerRun implements ContainerHandle {
   private fail(err: DockerCallError, what: string, code?: ErrorCode): WardenError {
     const wErr = toWarden(err, this.address, what, code);
     this.log.error(
-      { container: this.name, op: err.op, err: err.message, statusCode: err.info.statusCode, errno: err.info.errno, timedOut: err.info.timedOut, code: wErr.code },
+      {
+        container: this.name,
+        op: err.op,
+        err: err.message,
+        statusCode: err.info.statusCode,
+        errno: err.info.errno,
+        timedOut: err.info.timedOut,
+        code: wErr.code,
+      },
       wErr.message,
     );
     return wErr;
@@ -528,7 +537,9 @@ class ContainerRun implements ContainerHandle {
     const timeoutMs = this.settings.dockerCallTimeoutMs;
     const started = Date.now();
     try {
-      const ids = this.containerId ? [this.containerId] : (await listLaunchContainers(this.docker, this.launchId, timeoutMs)).map((c) => c.Id);
+      const ids = this.containerId
+        ? [this.containerId]
+        : (await listLaunchContainers(this.docker, this.launchId, timeoutMs)).map((c) => c.Id);
       for (const id of ids) await removeContainer(this.docker, id, timeoutMs);
       if (!(await this.probeGone())) {
         throw new DockerCallError('remove', `remove: ${this.name} still exists after its removal`, { timedOut: false, timeoutMs });

@@ -17,7 +17,9 @@ const VERIFY_POLL_MS = 50;
  */
 export async function stopContainer(docker: Docker, id: string, graceSeconds: number, timeoutMs: number): Promise<void> {
   try {
-    await dockerCall('stop', timeoutMs + graceSeconds * 1_000, (abortSignal) => docker.getContainer(id).stop({ t: graceSeconds, abortSignal }));
+    await dockerCall('stop', timeoutMs + graceSeconds * 1_000, (abortSignal) =>
+      docker.getContainer(id).stop({ t: graceSeconds, abortSignal }),
+    );
   } catch (e) {
     const err = asCallError(e, 'stop');
     if (!isDone(err)) throw err;
@@ -27,7 +29,9 @@ export async function stopContainer(docker: Docker, id: string, graceSeconds: nu
 /** SIGKILL through the API. */
 export async function killContainer(docker: Docker, id: string, timeoutMs: number): Promise<void> {
   try {
-    await dockerCall('kill', timeoutMs, (abortSignal) => docker.getContainer(id).kill({ signal: 'SIGKILL', abortSignal } as Record<string, unknown>));
+    await dockerCall('kill', timeoutMs, (abortSignal) =>
+      docker.getContainer(id).kill({ signal: 'SIGKILL', abortSignal } as Record<string, unknown>),
+    );
   } catch (e) {
     const err = asCallError(e, 'kill');
     if (!isDone(err)) throw err;
@@ -53,7 +57,9 @@ export async function containerGone(docker: Docker, id: string, timeoutMs: numbe
  */
 export async function removeContainer(docker: Docker, id: string, timeoutMs: number): Promise<void> {
   try {
-    await dockerCall('remove', timeoutMs, (abortSignal) => docker.getContainer(id).remove({ force: true, v: true, abortSignal } as Record<string, unknown>));
+    await dockerCall('remove', timeoutMs, (abortSignal) =>
+      docker.getContainer(id).remove({ force: true, v: true, abortSignal } as Record<string, unknown>),
+    );
   } catch (e) {
     const err = asCallError(e, 'remove');
     if (!isDone(err)) throw err;
@@ -62,7 +68,10 @@ export async function removeContainer(docker: Docker, id: string, timeoutMs: num
   for (;;) {
     if (await containerGone(docker, id, Math.max(1, until - Date.now()))) return;
     if (Date.now() >= until) {
-      throw new DockerCallError('remove', `remove: container ${id.slice(0, 12)} still exists ${timeoutMs} ms after its removal`, { timedOut: false, timeoutMs });
+      throw new DockerCallError('remove', `remove: container ${id.slice(0, 12)} still exists ${timeoutMs} ms after its removal`, {
+        timedOut: false,
+        timeoutMs,
+      });
     }
     await new Promise<void>((r) => setTimeout(r, VERIFY_POLL_MS));
   }

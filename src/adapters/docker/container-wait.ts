@@ -49,7 +49,12 @@ export function watchContainerExit(
         clearTimeout(timer);
         if (err) {
           if (ctl.signal.aborted && !headers) {
-            reject(new DockerCallError('wait', `wait: no answer from the engine within ${timeoutMs} ms (aborted)`, { timedOut: true, timeoutMs }));
+            reject(
+              new DockerCallError('wait', `wait: no answer from the engine within ${timeoutMs} ms (aborted)`, {
+                timedOut: true,
+                timeoutMs,
+              }),
+            );
           } else {
             reject(wrapRaw('wait', err, timeoutMs));
           }

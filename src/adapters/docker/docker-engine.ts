@@ -16,7 +16,6 @@ import type Docker from 'dockerode';
 import { ErrorCodes, WardenError, type ErrorCode } from '../../core/error-codes.js';
 import { errnoOf } from '../../core/errno.js';
 
-
 /**
  * A dockerode client for DOCKER_HOST (unix://, tcp://, ssh://, with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH)
  * or the default socket (~/.docker/run/docker.sock if present, else /var/run/docker.sock). Any global
@@ -80,7 +79,17 @@ export function engineAddress(docker?: Docker): string {
 // ---------------------------------------------------------------------------------------------
 
 /** Connection-level errors: the request never reached an engine (so it created nothing). */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'EPERM', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOTSOCK']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENOTSOCK',
+]);
 
 /** A failed Engine API call, with what is known about why. */
 export class DockerCallError extends Error {
@@ -101,7 +110,6 @@ function statusOf(err: unknown): number | undefined {
   const s = (err as { statusCode?: unknown } | null)?.statusCode;
   return typeof s === 'number' ? s : undefined;
 }
-
 
 function engineMessageOf(err: unknown): string | undefined {
   const json = (err as { json?: unknown } | null)?.json;
@@ -169,7 +177,11 @@ export function toWarden(err: DockerCallError, address: string, what: string, co
   };
   if (code) return new WardenError(code, `${what}: ${err.message}`, detail);
   if (err.unreachable) {
-    return new WardenError(ErrorCodes.DOCKER_UNAVAILABLE, `${what}: Docker engine at ${address} is not reachable (${err.info.errno}: ${err.message})`, detail);
+    return new WardenError(
+      ErrorCodes.DOCKER_UNAVAILABLE,
+      `${what}: Docker engine at ${address} is not reachable (${err.info.errno}: ${err.message})`,
+      detail,
+    );
   }
   return new WardenError(ErrorCodes.DOCKER_FAILED, `${what}: ${err.message} (engine ${address})`, detail);
 }

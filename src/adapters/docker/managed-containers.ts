@@ -220,7 +220,10 @@ export async function reapOrphanContainers(
   }
   if (reports.length > 0) {
     opts.logger?.warn(
-      { containers: reports.map((r) => ({ name: r.name, server: r.server, instanceId: r.instanceId, removed: r.removed })), dryRun: opts.dryRun },
+      {
+        containers: reports.map((r) => ({ name: r.name, server: r.server, instanceId: r.instanceId, removed: r.removed })),
+        dryRun: opts.dryRun,
+      },
       `${opts.dryRun ? 'found' : 'reaped'} ${reports.filter((r) => opts.dryRun || r.removed).length} of ${reports.length} orphaned container(s) of dead daemons`,
     );
   }

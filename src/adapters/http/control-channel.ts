@@ -324,7 +324,11 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
       sendJson(conn, { type: 'error', code: ControlErrorCodes.BAD_MESSAGE, message: 'binary frames are not supported; send JSON text' });
       return;
     }
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data).toString('utf8');
     const msg = decodeClientMessage(text);
     switch (msg.kind) {
       case 'error':
@@ -346,7 +350,10 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
             type: 'result',
             id: msg.id,
             ok: false,
-            error: { code: ControlErrorCodes.BUSY, message: `more than ${MAX_IN_FLIGHT_PER_CONNECTION} commands in flight on this connection; wait for results` },
+            error: {
+              code: ControlErrorCodes.BUSY,
+              message: `more than ${MAX_IN_FLIGHT_PER_CONNECTION} commands in flight on this connection; wait for results`,
+            },
           });
           return;
         }

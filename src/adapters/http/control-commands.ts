@@ -63,7 +63,6 @@ export function redactEntry(entry: ServerEntry): Record<string, unknown> {
   return out;
 }
 
-
 export async function executeCommand(command: CommandName, args: unknown, ctx: CommandContext): Promise<CommandOutcome> {
   try {
     return { ok: true, result: await runCommand(command, args, ctx) };

@@ -274,11 +274,11 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
       reject(
-        new WardenError(
-          ErrorCodes.LISTEN_FAILED,
-          `cannot listen on ${opts.host}:${opts.port}: ${listenFailureReason(err)}`,
-          { host: opts.host, port: opts.port, errno: err.code ?? 'unknown' },
-        ),
+        new WardenError(ErrorCodes.LISTEN_FAILED, `cannot listen on ${opts.host}:${opts.port}: ${listenFailureReason(err)}`, {
+          host: opts.host,
+          port: opts.port,
+          errno: err.code ?? 'unknown',
+        }),
       );
     };
     const onListening = () => {

@@ -19,7 +19,7 @@ import type { InspectionEvent } from 'xstate';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
 
-export { } from '../../core/defaults.js';
+export {} from '../../core/defaults.js';
 
 export interface StatelyInspectorOptions {
   url: string;

@@ -48,7 +48,6 @@ export interface MarkerKillResult {
 
 const DEFAULT_POLL_MS = 25;
 
-
 function isDead(p: ProcInfo): boolean {
   return p.state === 'Z' || p.state === 'X';
 }

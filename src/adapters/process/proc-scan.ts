@@ -36,7 +36,10 @@ export function parseStat(text: string): ProcInfo | undefined {
   const pid = Number.parseInt(text.slice(0, open).trim(), 10);
   const comm = text.slice(open + 1, close);
   // After ')' come fields 3.. separated by single spaces: state(3) ppid(4) pgrp(5) ... starttime(22).
-  const rest = text.slice(close + 1).trim().split(/\s+/);
+  const rest = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   if (rest.length < 20) return undefined;
   const state = rest[0]!;
   const ppid = Number.parseInt(rest[1]!, 10);

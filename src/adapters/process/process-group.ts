@@ -94,7 +94,6 @@ export async function startProcessGroup(spec: ProcessGroupSpec, deps: ProcessGro
   return handle;
 }
 
-
 function spawnFailure(spec: ProcessGroupSpec, err: unknown): WardenError {
   const code = errnoOf(err);
   let reason = err instanceof Error ? err.message : String(err);
@@ -219,8 +218,7 @@ class ProcessGroup implements ProcessGroupHandle {
       this.log.debug({ err: err.message }, 'child process error');
     });
     this.listen(child, 'exit', (code: number | null, signal: NodeJS.Signals | null) => this.onChildExit(code, signal));
-    const swallow = (which: string) => (err: Error) =>
-      this.log.debug({ err: err.message, code: errnoOf(err) }, `${which} error ignored`);
+    const swallow = (which: string) => (err: Error) => this.log.debug({ err: err.message, code: errnoOf(err) }, `${which} error ignored`);
     this.listen(this.stdin, 'error', swallow('stdin'));
     this.listen(this.stdout, 'error', swallow('stdout'));
   }

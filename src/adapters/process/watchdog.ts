@@ -20,7 +20,7 @@ import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { ownerMarker, type InstanceIdentity } from '../../core/instance-identity.js';
 import { DISARM_MESSAGE, ENV_WATCHDOG, READY_MESSAGE } from '../../watchdog/watchdog-main.js';
 
-export { } from '../../watchdog/watchdog-main.js';
+export {} from '../../watchdog/watchdog-main.js';
 
 /** Ledger owner of the watchdog entry. */
 const WATCHDOG_LEDGER_OWNER = 'daemon';
@@ -171,7 +171,9 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
       }
       child.stdin?.destroy();
       await Promise.race([exitedP, new Promise((r) => setTimeout(r, 1_000))]);
-      const why = exited ? `exited (code ${child.exitCode ?? child.signalCode}) before it was ready` : `was not ready within ${readyTimeoutMs} ms`;
+      const why = exited
+        ? `exited (code ${child.exitCode ?? child.signalCode}) before it was ready`
+        : `was not ready within ${readyTimeoutMs} ms`;
       throw new WardenError(ErrorCodes.INTERNAL, `the watchdog (${script}) ${why}; see its log`);
     }
     // The daemon must be able to exit while the watchdog runs: the pipe and the child are not event-loop holders.
@@ -282,7 +284,10 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
         }
         await Promise.race([r.exited, new Promise((res) => setTimeout(res, 1_000))]);
       }
-      log.info({ watchdogPid: r.child.pid, handedOver: handOver, ms: Date.now() - t0, exitCode: r.child.exitCode }, handOver ? 'watchdog reaped and exited' : 'watchdog disarmed');
+      log.info(
+        { watchdogPid: r.child.pid, handedOver: handOver, ms: Date.now() - t0, exitCode: r.child.exitCode },
+        handOver ? 'watchdog reaped and exited' : 'watchdog disarmed',
+      );
       facts.pid = -1;
       entry?.settle();
     })();

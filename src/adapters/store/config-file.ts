@@ -16,7 +16,6 @@ export interface LoadedConfig {
   warnings: ConfigWarning[];
 }
 
-
 function ioError(action: 'read' | 'write' | 'create', file: string, err: unknown): WardenError {
   if (err instanceof WardenError) return err;
   const errno = errnoOf(err) ?? 'EUNKNOWN';

@@ -36,10 +36,7 @@ export async function removeDaemonFile(dataDir: string, instanceId: string): Pro
   await fs.rm(daemonFilePath(dataDir), { force: true });
 }
 
-export type DaemonFileRead =
-  | { kind: 'ok'; info: DaemonInfo }
-  | { kind: 'missing' }
-  | { kind: 'corrupt'; reason: string };
+export type DaemonFileRead = { kind: 'ok'; info: DaemonInfo } | { kind: 'missing' } | { kind: 'corrupt'; reason: string };
 
 export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
   let text: string;

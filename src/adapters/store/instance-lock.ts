@@ -89,7 +89,6 @@ const lockInternals = createRequire(import.meta.url)('proper-lockfile/lib/lockfi
   getLocks(): Record<string, LockInternals | undefined>;
 };
 
-
 /** The holder record in daemon.lock, if it parses (the file is empty before the first holder). */
 async function readLockHolder(dataDir: string): Promise<LockHolder | undefined> {
   try {
@@ -155,10 +154,7 @@ export async function inspectLockHolder(dataDir: string, waitMs: number, exceptP
  * else the defaults. The config file is only peeked at (never created); a missing or invalid one
  * gives the defaults here and is reported by the real load, which happens after the lock is taken.
  */
-export async function lockTimingFor(
-  configPath: string,
-  override: Partial<Settings> = {},
-): Promise<{ staleMs: number; updateMs: number }> {
+export async function lockTimingFor(configPath: string, override: Partial<Settings> = {}): Promise<{ staleMs: number; updateMs: number }> {
   let settings: Settings = DEFAULT_SETTINGS;
   if (override.lockStaleMs === undefined || override.lockUpdateMs === undefined) {
     try {
