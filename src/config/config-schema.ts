@@ -112,6 +112,8 @@ export const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule }> = O
   upstreamRequestTimeoutMs: ms(1),
   sessionIdleTtlMs: ms(1),
   maxSessions: count(1),
+  clientRequestTimeoutMs: ms(1),
+  mcpListPageSize: count(1),
   mcpKeepAliveMs: ms(0),
   shutdownBudgetMs: ms(1),
   stderrLinesPerSecond: count(0),

@@ -230,7 +230,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   await reaper.resumePending();
   const entries = new Map<string, ServerEntry>(Object.entries(config.mcpServers));
   let root: AnyActorRef | undefined;
-  const catalog = new SupervisorCatalog(() => root, sessions, () => settings.toolCallTimeoutMs);
+  const catalog = new SupervisorCatalog(() => root, sessions, () => settings.toolCallTimeoutMs, {
+    logger: logger.child({ component: 'catalog' }),
+  });
 
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;
@@ -278,7 +280,10 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       maxBodyBytes: settings.httpMaxBodyBytes,
     });
     const f = front;
-    for (const method of ['GET', 'POST', 'DELETE']) http.route(method, '/mcp', (req, res) => f.handle(req, res));
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      http.route(method, '/mcp', (req, res) => f.handle(req, res));
+      http.routePrefix(method, '/mcp/', (req, res) => f.handle(req, res)); // /mcp/<server>: the front reads the path
+    }
   } catch (err) {
     await cleanupPartial();
     throw err;
