@@ -108,6 +108,8 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   upstreamRequestTimeoutMs: ms(1),
   sessionIdleTtlMs: ms(1),
   maxSessions: count(1),
+  clientRequestTimeoutMs: ms(1),
+  mcpListPageSize: count(1),
   mcpKeepAliveMs: ms(0),
   shutdownBudgetMs: ms(1),
   stderrLinesPerSecond: count(0),

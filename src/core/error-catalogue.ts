@@ -27,6 +27,7 @@ export interface ErrorSpec {
 export const RpcCodes = {
   PARSE_ERROR: -32700,
   INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
   INVALID_PARAMS: -32602,
   INTERNAL: -32603,
   /** Generic server error: HTTP-level refusals (and the SDK's own transport refusals). */
@@ -36,6 +37,8 @@ export const RpcCodes = {
   SERVER_UNAVAILABLE: -32003,
   QUARANTINED: -32004,
   SHUTTING_DOWN: -32005,
+  /** MCP's "resource not found" (specification, resources/read). */
+  RESOURCE_NOT_FOUND: -32002,
 } as const;
 
 export const ErrorCatalogue = {
@@ -102,6 +105,32 @@ export const ErrorCatalogue = {
     where: ['/mcp'],
     meaning: 'the upstream did not answer within toolCallTimeoutMs',
     rpc: RpcCodes.REQUEST_TIMEOUT,
+  },
+
+  UNKNOWN_RESOURCE: {
+    code: 'E_UNKNOWN_RESOURCE',
+    where: ['/mcp'],
+    meaning: 'a resource URI no running server owns (not of the form mcp-warden://<server>/<uri> on /mcp)',
+    rpc: RpcCodes.RESOURCE_NOT_FOUND,
+  },
+  UNKNOWN_PROMPT: {
+    code: 'E_UNKNOWN_PROMPT',
+    where: ['/mcp'],
+    meaning: 'no such prompt (or completion reference)',
+    rpc: RpcCodes.INVALID_PARAMS,
+  },
+  BAD_CURSOR: { code: 'E_BAD_CURSOR', where: ['/mcp'], meaning: 'a list cursor mcp-warden did not issue', rpc: RpcCodes.INVALID_PARAMS },
+  NO_CLIENT_REQUEST: {
+    code: 'E_NO_CLIENT_REQUEST',
+    where: ['/mcp'],
+    meaning: 'sent to an upstream: its sampling/elicitation/roots request came while no client request to it was in flight',
+    rpc: RpcCodes.METHOD_NOT_FOUND,
+  },
+  CLIENT_CAPABILITY_MISSING: {
+    code: 'E_CLIENT_CAPABILITY_MISSING',
+    where: ['/mcp'],
+    meaning: 'sent to an upstream: the client its request was routed to did not declare sampling, elicitation or roots',
+    rpc: RpcCodes.METHOD_NOT_FOUND,
   },
 
   // ---- HTTP refusals (/mcp and the router) -----------------------------------------------------

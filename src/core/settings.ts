@@ -27,8 +27,15 @@ export interface Settings {
   upstreamRequestTimeoutMs: number;
   /** MCP sessions on /mcp idle longer than this are closed. */
   sessionIdleTtlMs: number;
-  /** At most this many concurrent MCP sessions on /mcp. */
+  /**
+   * At most this many concurrent MCP sessions on /mcp (and /mcp/<server>). At the cap a new
+   * `initialize` evicts the least recently used session with no request in flight.
+   */
   maxSessions: number;
+  /** Deadline of a server-to-client request (sampling, elicitation, roots) relayed to a client session. */
+  clientRequestTimeoutMs: number;
+  /** Items per page of resources/list, resources/templates/list and prompts/list on /mcp. */
+  mcpListPageSize: number;
   /**
    * Keep-alive interval on /mcp responses still open: an SSE comment on streams (a POST's, the GET
    * stream), a newline before a JSON answer still waiting. 0 = none.
@@ -95,6 +102,8 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   upstreamRequestTimeoutMs: 30_000,
   sessionIdleTtlMs: 30 * 60_000,
   maxSessions: 64,
+  clientRequestTimeoutMs: 120_000,
+  mcpListPageSize: 100,
   mcpKeepAliveMs: 15_000,
   shutdownBudgetMs: 15_000,
   stderrLinesPerSecond: 100,

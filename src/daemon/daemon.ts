@@ -193,6 +193,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const catalog = new SupervisorCatalog(
     () => root,
     () => settings.toolCallTimeoutMs,
+    {
+      logger: logger.child({ component: 'catalog' }),
+    },
   );
 
   let http: HttpServerHandle | undefined;
@@ -242,7 +245,10 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       maxBodyBytes: settings.httpMaxBodyBytes,
     });
     const f = front;
-    for (const method of ['GET', 'POST', 'DELETE']) http.route(method, '/mcp', (req, res) => f.handle(req, res));
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      http.route(method, '/mcp', (req, res) => f.handle(req, res));
+      http.routePrefix(method, '/mcp/', (req, res) => f.handle(req, res)); // /mcp/<server>: the front reads the path
+    }
   } catch (err) {
     await cleanupPartial();
     throw err;

@@ -1,38 +1,96 @@
 /**
  * The ToolCatalog the MCP front serves, read from the live actor system: only servers in `running`
- * contribute tools; a call is routed by its `<server>__` prefix to the session held in that
- * server actor's context (the actor that owns the connection). Change notifications come from
- * `notify()`, which the server event stream (server-events.ts) calls on every server change; a
- * cheap signature keeps `list_changed` to real changes.
+ * contribute tools, resources and prompts; a request is routed by its `<server>__` prefix (or the
+ * `mcp-warden://<server>/` of a URI, or the scope of `/mcp/<server>`) to that server's connection.
+ * Change notifications come from `notify()`, which the server event stream (server-events.ts) calls on
+ * every server change; a cheap signature keeps `list_changed` to real changes.
+ *
+ * Per running server it keeps a ServerLink: the connection it listens to (notifications, server-to-
+ * client requests), the cached resource/prompt lists (dropped on the upstream's list_changed or a new
+ * connection), the calls in flight (to route sampling/elicitation/roots requests) and the resource
+ * subscriptions held upstream (reference-counted over sessions, renewed on a new connection).
  */
-import { ErrorCodes, WardenError } from '../core/error-codes.js';
+import type { Logger } from 'pino';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCodes, WardenError, rpcCodeOf } from '../core/error-codes.js';
 import {
+  proxyUri,
+  resolveUri,
   splitToolName,
   TOOL_SEPARATOR,
   type CatalogCallOptions,
   type CatalogCallResult,
+  type CatalogCapabilities,
+  type CatalogEvent,
+  type CatalogRequestOptions,
   type CatalogTool,
+  type DownstreamPeer,
   type ToolCatalog,
 } from '../core/tool-catalog.js';
+import { MAX_TOOL_PAGES, type UpstreamConnection } from '../adapters/mcp/upstream-client.js';
+import { isPlainObject } from '../core/plain-object.js';
 import { serverActorsOf, serverSnapshotOf, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 import { stateString } from './server-view.js';
 
+type JsonObject = Record<string, unknown>;
+type ListKind = 'resources' | 'resourceTemplates' | 'prompts';
+const LIST_METHODS: Record<ListKind, { method: string; field: string }> = {
+  resources: { method: 'resources/list', field: 'resources' },
+  resourceTemplates: { method: 'resources/templates/list', field: 'resourceTemplates' },
+  prompts: { method: 'prompts/list', field: 'prompts' },
+};
+
+/** What the catalog holds for one server's current connection. */
+interface ServerLink {
+  readonly name: string;
+  readonly connection: UpstreamConnection;
+  readonly off: Array<() => void>;
+  readonly lists: Partial<Record<ListKind, Promise<JsonObject[]>>>;
+  /** Calls and routed requests in flight that carry a peer, in start order (the last is the most recent). */
+  readonly inflight: Set<{ peer?: DownstreamPeer }>;
+}
+
+export interface SupervisorCatalogOptions {
+  logger?: Logger;
+}
+
 export class SupervisorCatalog implements ToolCatalog {
   private readonly listeners = new Set<() => void>();
+  private readonly eventListeners = new Set<(e: CatalogEvent) => void>();
+  private readonly links = new Map<string, ServerLink>();
+  /** Upstream resource subscriptions: server → upstream URI → number of sessions subscribed. */
+  private readonly subscriptions = new Map<string, Map<string, number>>();
   /** Running servers' names and tools arrays, in order, as of the last notification. */
   private signature: unknown[] = [];
   private closing = false;
+  private readonly logger: Logger | undefined;
 
   constructor(
     private readonly root: () => SupervisorActorRef | undefined,
     private readonly toolCallTimeoutMs: () => number,
-  ) {}
+    options: SupervisorCatalogOptions = {},
+  ) {
+    this.logger = options.logger;
+  }
+
+  /** A server's live upstream connection: it travels with the server actor, in its context. */
+  private connectionOf(name: string): UpstreamConnection | undefined {
+    return serverSnapshotOf(this.root(), name)?.context.session?.connection;
+  }
 
   private servers(): ServerSnapshot[] {
     return serverActorsOf(this.root()).map(({ ref }) => ref.getSnapshot());
   }
 
-  listTools(): CatalogTool[] {
+  private server(name: string): ServerSnapshot | undefined {
+    return serverSnapshotOf(this.root(), name);
+  }
+
+  listTools(scope?: string): CatalogTool[] {
+    if (scope !== undefined) {
+      const s = this.server(scope);
+      return s && s.value === 'running' ? s.context.tools.map((t) => ({ ...t })) : [];
+    }
     const out: CatalogTool[] = [];
     for (const s of this.servers()) {
       if (s.value !== 'running') continue;
@@ -43,15 +101,16 @@ export class SupervisorCatalog implements ToolCatalog {
 
   async callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
     if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
-    const parts = splitToolName(name);
+    const scope = opts.scope;
+    const parts = scope === undefined ? splitToolName(name) : { server: scope, tool: name };
     if (!parts) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
-    const s = serverSnapshotOf(this.root(), parts.server);
+    const s = this.server(parts.server);
     if (!s) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name} (no server "${parts.server}")`);
     if (s.value === 'quarantined') {
       throw new WardenError(ErrorCodes.QUARANTINED, `server "${parts.server}" is quarantined until a person approves it`);
     }
-    const session = s.context.session;
-    if (s.value !== 'running' || !session) {
+    const connection = this.connectionOf(parts.server);
+    if (s.value !== 'running' || !connection) {
       const state = s.status === 'done' ? 'stopped' : stateString(s.value);
       const why = s.context.lastError ? `: ${s.context.lastError.message}` : '';
       throw new WardenError(ErrorCodes.SERVER_UNAVAILABLE, `server "${parts.server}" is not running (${state})${why}`);
@@ -59,11 +118,324 @@ export class SupervisorCatalog implements ToolCatalog {
     if (!s.context.tools.some((t) => t.name === parts.tool)) {
       throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
     }
-    return session.connection.callTool(parts.tool, args, {
-      signal: opts.signal,
-      timeoutMs: this.toolCallTimeoutMs(),
-      onprogress: opts.onprogress,
+    // The options object itself marks the call in flight: no allocation on the hot path.
+    const link = opts.peer ? this.link(parts.server, connection) : undefined;
+    link?.inflight.add(opts);
+    try {
+      const result = await connection.callTool(parts.tool, args, {
+        signal: opts.signal,
+        timeoutMs: this.toolCallTimeoutMs(),
+        onprogress: opts.onprogress,
+      });
+      if (scope === undefined) translateContentUris(parts.server, result);
+      return result;
+    } finally {
+      link?.inflight.delete(opts);
+    }
+  }
+
+  // ---- resources, prompts, completion, logging ---------------------------------------------------
+
+  hasServer(name: string): boolean {
+    return this.server(name) !== undefined;
+  }
+
+  /** Running servers with a connection (the scoped one only, when given), links attached. */
+  private targets(scope?: string): ServerLink[] {
+    const out: ServerLink[] = [];
+    for (const s of scope === undefined ? this.servers() : [this.server(scope)]) {
+      if (!s || s.value !== 'running') continue;
+      const c = this.connectionOf(s.context.name);
+      if (c) out.push(this.link(s.context.name, c));
+    }
+    return out;
+  }
+
+  capabilities(scope?: string): CatalogCapabilities {
+    const caps: CatalogCapabilities = {};
+    for (const l of this.targets(scope)) {
+      const up = l.connection.capabilities;
+      const res = up['resources'];
+      if (isPlainObject(res)) {
+        caps.resources ??= { listChanged: true };
+        if (res['subscribe'] === true) caps.resources.subscribe = true;
+      }
+      if (isPlainObject(up['prompts'])) caps.prompts = { listChanged: true };
+      if (isPlainObject(up['completions'])) caps.completions = {};
+      if (isPlainObject(up['logging'])) caps.logging = {};
+    }
+    return caps;
+  }
+
+  instructions(scope?: string): string | undefined {
+    const targets = this.targets(scope);
+    if (scope !== undefined) return targets[0]?.connection.instructions;
+    const parts = targets.flatMap((l) => (l.connection.instructions ? [`## ${l.name}\n\n${l.connection.instructions}`] : []));
+    return parts.length > 0 ? parts.join('\n\n') : undefined;
+  }
+
+  listResources(scope?: string): Promise<JsonObject[]> {
+    return this.collect('resources', scope, 'resources', (server, r) =>
+      typeof r['uri'] === 'string' ? { ...r, uri: proxyUri(server, r['uri']) } : undefined,
+    );
+  }
+
+  listResourceTemplates(scope?: string): Promise<JsonObject[]> {
+    return this.collect('resourceTemplates', scope, 'resources', (server, t) =>
+      typeof t['uriTemplate'] === 'string' ? { ...t, uriTemplate: proxyUri(server, t['uriTemplate']) } : undefined,
+    );
+  }
+
+  listPrompts(scope?: string): Promise<JsonObject[]> {
+    return this.collect('prompts', scope, 'prompts', (server, p) =>
+      typeof p['name'] === 'string' ? { ...p, name: `${server}${TOOL_SEPARATOR}${p['name']}` } : undefined,
+    );
+  }
+
+  /** Every target's cached list, translated for the federated view (items it cannot translate are dropped). */
+  private async collect(
+    kind: ListKind,
+    scope: string | undefined,
+    capability: string,
+    federate: (server: string, item: JsonObject) => JsonObject | undefined,
+  ): Promise<JsonObject[]> {
+    const targets = this.targets(scope).filter((l) => isPlainObject(l.connection.capabilities[capability]));
+    const lists = await Promise.all(targets.map((l) => this.cachedList(l, kind)));
+    if (scope !== undefined) return lists[0] ?? [];
+    const out: JsonObject[] = [];
+    lists.forEach((list, i) => {
+      for (const item of list) {
+        const t = federate(targets[i]!.name, item);
+        if (t) out.push(t);
+      }
     });
+    return out;
+  }
+
+  /** All pages of one list, fetched once per connection until the upstream says it changed. */
+  private cachedList(link: ServerLink, kind: ListKind): Promise<JsonObject[]> {
+    const cached = link.lists[kind];
+    if (cached) return cached;
+    const { method, field } = LIST_METHODS[kind];
+    const p = (async () => {
+      const items: JsonObject[] = [];
+      const seen = new Set<string>();
+      let cursor: string | undefined;
+      for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+        const result = await link.connection.request(method, cursor === undefined ? {} : { cursor }, {
+          timeoutMs: this.toolCallTimeoutMs(),
+        });
+        const list = result[field];
+        if (!Array.isArray(list)) break;
+        for (const item of list) if (isPlainObject(item)) items.push(item);
+        const next = result['nextCursor'];
+        if (typeof next !== 'string' || seen.has(next)) break;
+        seen.add(next);
+        cursor = next;
+      }
+      return items;
+    })();
+    link.lists[kind] = p;
+    // A failure is not cached: the next list asks again.
+    p.catch((err: unknown) => {
+      if (link.lists[kind] === p) delete link.lists[kind];
+      this.logger?.warn({ server: link.name, method, err: String(err) }, 'upstream list failed; listed as empty');
+    });
+    return p.catch(() => []);
+  }
+
+  async route(method: string, params: JsonObject, opts: CatalogRequestOptions): Promise<JsonObject> {
+    if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
+    const scope = opts.scope;
+    let server: string;
+    let upstreamParams: JsonObject;
+    if (method === 'prompts/get') {
+      const name = typeof params['name'] === 'string' ? params['name'] : '';
+      const parts = scope === undefined ? splitToolName(name) : { server: scope, tool: name };
+      if (!parts) throw new WardenError(ErrorCodes.UNKNOWN_PROMPT, `Unknown prompt: ${name}`);
+      server = parts.server;
+      upstreamParams = { ...params, name: parts.tool };
+    } else if (method === 'completion/complete') {
+      const ref = isPlainObject(params['ref']) ? params['ref'] : {};
+      if (ref['type'] === 'ref/prompt' && typeof ref['name'] === 'string') {
+        const parts = scope === undefined ? splitToolName(ref['name']) : { server: scope, tool: ref['name'] };
+        if (!parts) throw new WardenError(ErrorCodes.UNKNOWN_PROMPT, `Unknown prompt: ${ref['name']}`);
+        server = parts.server;
+        upstreamParams = { ...params, ref: { ...ref, name: parts.tool } };
+      } else if (ref['type'] === 'ref/resource' && typeof ref['uri'] === 'string') {
+        const r = resolveUri(ref['uri'], scope);
+        if (!r) throw new WardenError(ErrorCodes.UNKNOWN_RESOURCE, `Unknown resource: ${ref['uri']}`);
+        server = r.server;
+        upstreamParams = { ...params, ref: { ...ref, uri: r.uri } };
+      } else {
+        throw new McpError(
+          rpcCodeOf(ErrorCodes.UNKNOWN_PROMPT),
+          'completion/complete: ref must be a ref/prompt with a name or a ref/resource with a uri',
+        );
+      }
+    } else {
+      const uri = typeof params['uri'] === 'string' ? params['uri'] : '';
+      const r = resolveUri(uri, scope);
+      if (!r) throw new WardenError(ErrorCodes.UNKNOWN_RESOURCE, `Unknown resource: ${uri}`);
+      server = r.server;
+      upstreamParams = { ...params, uri: r.uri };
+    }
+    const s = this.server(server);
+    if (!s) {
+      const code = method === 'prompts/get' ? ErrorCodes.UNKNOWN_PROMPT : ErrorCodes.UNKNOWN_RESOURCE;
+      throw new WardenError(code, `no server "${server}"`);
+    }
+    if (s.value === 'quarantined')
+      throw new WardenError(ErrorCodes.QUARANTINED, `server "${server}" is quarantined until a person approves it`);
+    const connection = this.connectionOf(server);
+    if (s.value !== 'running' || !connection) throw new WardenError(ErrorCodes.SERVER_UNAVAILABLE, `server "${server}" is not running`);
+    const link = this.link(server, connection);
+    if (method === 'resources/subscribe' || method === 'resources/unsubscribe') {
+      return this.changeSubscription(link, method, upstreamParams, opts.signal);
+    }
+    link.inflight.add(opts);
+    try {
+      const result = await connection.request(method, upstreamParams, {
+        signal: opts.signal,
+        timeoutMs: this.toolCallTimeoutMs(),
+        onprogress: opts.onprogress,
+      });
+      if (scope === undefined) {
+        if (method === 'resources/read') translateUris(server, result['contents']);
+        else if (method === 'prompts/get' && Array.isArray(result['messages'])) {
+          for (const m of result['messages']) if (isPlainObject(m)) translateContentUris(server, { content: [m['content']] });
+        }
+      }
+      return result;
+    } finally {
+      link.inflight.delete(opts);
+    }
+  }
+
+  /** Subscriptions are counted per (server, URI): upstream hears the first subscribe and the last unsubscribe. */
+  private async changeSubscription(link: ServerLink, method: string, params: JsonObject, signal: AbortSignal): Promise<JsonObject> {
+    const uri = params['uri'] as string;
+    let counts = this.subscriptions.get(link.name);
+    if (!counts) this.subscriptions.set(link.name, (counts = new Map()));
+    const n = counts.get(uri) ?? 0;
+    if (method === 'resources/subscribe') {
+      counts.set(uri, n + 1);
+      if (n > 0) return {};
+      try {
+        return await link.connection.request(method, params, { signal, timeoutMs: this.toolCallTimeoutMs() });
+      } catch (err) {
+        this.dropSubscription(link.name, uri);
+        throw err;
+      }
+    }
+    if (n === 0) return {};
+    this.dropSubscription(link.name, uri);
+    if (n > 1) return {};
+    return link.connection.request(method, params, { signal, timeoutMs: this.toolCallTimeoutMs() });
+  }
+
+  private dropSubscription(server: string, uri: string): void {
+    const counts = this.subscriptions.get(server);
+    const n = counts?.get(uri) ?? 0;
+    if (n <= 1) counts?.delete(uri);
+    else counts!.set(uri, n - 1);
+  }
+
+  async setLoggingLevel(level: string, scope?: string): Promise<void> {
+    const targets = this.targets(scope).filter((l) => isPlainObject(l.connection.capabilities['logging']));
+    await Promise.all(
+      targets.map((l) =>
+        l.connection.request('logging/setLevel', { level }, { timeoutMs: this.toolCallTimeoutMs() }).catch((err: unknown) => {
+          this.logger?.warn({ server: l.name, err: String(err) }, 'logging/setLevel failed upstream');
+        }),
+      ),
+    );
+  }
+
+  rootsChanged(scope?: string): void {
+    for (const l of this.targets(scope)) l.connection.notify('notifications/roots/list_changed');
+  }
+
+  onEvent(listener: (e: CatalogEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  private emit(e: CatalogEvent): void {
+    for (const l of this.eventListeners) {
+      try {
+        l(e);
+      } catch {
+        // a subscriber's failure is its own
+      }
+    }
+  }
+
+  /** The link of `name`'s current connection, attached on first use; a new connection replaces the old link. */
+  private link(name: string, connection: UpstreamConnection): ServerLink {
+    const old = this.links.get(name);
+    if (old && old.connection === connection) return old;
+    if (old) this.unlink(old);
+    const link: ServerLink = { name, connection, off: [], lists: {}, inflight: new Set() };
+    this.links.set(name, link);
+    link.off.push(
+      connection.onNotification((method, params) => this.onUpstreamNotification(link, method, params)),
+      connection.setClientRequestHandler((method, params, signal) => this.clientRequest(link, method, params, signal)),
+      connection.onClose(() => {
+        if (this.links.get(name) === link) this.unlink(link);
+      }),
+    );
+    // A restarted upstream lost its subscriptions: renew them.
+    for (const uri of this.subscriptions.get(name)?.keys() ?? []) {
+      connection.request('resources/subscribe', { uri }, { timeoutMs: this.toolCallTimeoutMs() }).catch((err: unknown) => {
+        this.logger?.warn({ server: name, uri, err: String(err) }, 'renewing a resource subscription failed');
+      });
+    }
+    if (old) {
+      this.emit({ kind: 'resources-changed', server: name });
+      this.emit({ kind: 'prompts-changed', server: name });
+    }
+    return link;
+  }
+
+  private unlink(link: ServerLink): void {
+    if (this.links.get(link.name) === link) this.links.delete(link.name);
+    for (const off of link.off.splice(0)) off();
+    link.inflight.clear();
+  }
+
+  private onUpstreamNotification(link: ServerLink, method: string, params: JsonObject): void {
+    switch (method) {
+      case 'notifications/resources/list_changed':
+        delete link.lists.resources;
+        delete link.lists.resourceTemplates;
+        return this.emit({ kind: 'resources-changed', server: link.name });
+      case 'notifications/prompts/list_changed':
+        delete link.lists.prompts;
+        return this.emit({ kind: 'prompts-changed', server: link.name });
+      case 'notifications/resources/updated':
+        if (typeof params['uri'] === 'string') this.emit({ kind: 'resource-updated', server: link.name, uri: params['uri'], params });
+        return;
+      case 'notifications/message':
+        return this.emit({ kind: 'log', server: link.name, params });
+    }
+  }
+
+  /**
+   * A server-to-client request of the upstream (stdio carries no related request id): one call of a
+   * session in flight → that session; several → the most recently started; none → a JSON-RPC error.
+   */
+  private clientRequest(link: ServerLink, method: string, params: JsonObject | undefined, signal: AbortSignal): Promise<JsonObject> {
+    let peer: DownstreamPeer | undefined;
+    for (const call of link.inflight) if (call.peer) peer = call.peer;
+    if (!peer) {
+      return Promise.reject(
+        new McpError(rpcCodeOf(ErrorCodes.NO_CLIENT_REQUEST), `${method}: no client request to this server is in flight to answer it`, {
+          code: ErrorCodes.NO_CLIENT_REQUEST,
+        }),
+      );
+    }
+    return peer.clientRequest(method, params, signal);
   }
 
   subscribe(listener: () => void): () => void {
@@ -83,6 +455,7 @@ export class SupervisorCatalog implements ToolCatalog {
     } catch {
       next = [Symbol('unknown')];
     }
+    this.syncLinks();
     const prev = this.signature;
     if (prev.length === next.length && prev.every((x, i) => x === next[i])) return;
     this.signature = next;
@@ -95,8 +468,46 @@ export class SupervisorCatalog implements ToolCatalog {
     }
   }
 
+  /** Attach running servers' connections (so their notifications are heard before anyone lists), drop gone ones. */
+  private syncLinks(): void {
+    try {
+      const running = new Set<string>();
+      for (const s of this.servers()) if (s.value === 'running') running.add(s.context.name);
+      for (const name of running) {
+        const c = this.connectionOf(name);
+        if (c) this.link(name, c);
+      }
+      for (const link of [...this.links.values()]) if (!running.has(link.name)) this.unlink(link);
+    } catch (err) {
+      this.logger?.warn({ err: String(err) }, 'catalog link sync failed');
+    }
+  }
+
   /** New calls fail with SHUTTING_DOWN from now on. */
   close(): void {
     this.closing = true;
+    for (const link of [...this.links.values()]) this.unlink(link);
+  }
+}
+
+/** In place: `uri` of each item (resource contents) → the federated form. */
+function translateUris(server: string, items: unknown): void {
+  if (!Array.isArray(items)) return;
+  for (const item of items) if (isPlainObject(item) && typeof item['uri'] === 'string') item['uri'] = proxyUri(server, item['uri']);
+}
+
+/**
+ * In place: resource_link and embedded resource items of a result's `content` → federated URIs, so a
+ * client can read them through the proxy. A loop over content, no allocation unless a link is found.
+ */
+function translateContentUris(server: string, result: JsonObject): void {
+  const content = result['content'];
+  if (!Array.isArray(content)) return;
+  for (const item of content) {
+    if (!isPlainObject(item)) continue;
+    if (item['type'] === 'resource_link' && typeof item['uri'] === 'string') item['uri'] = proxyUri(server, item['uri']);
+    else if (item['type'] === 'resource' && isPlainObject(item['resource']) && typeof item['resource']['uri'] === 'string') {
+      item['resource']['uri'] = proxyUri(server, item['resource']['uri']);
+    }
   }
 }

@@ -70,6 +70,34 @@ class FakeCatalog implements ToolCatalog {
     return TOOLS;
   }
 
+  // Tools only: the rest of the contract is exercised through a real daemon (mcp-full.test.ts).
+  hasServer(): boolean {
+    return false;
+  }
+  capabilities() {
+    return {};
+  }
+  instructions(): undefined {
+    return undefined;
+  }
+  async listResources() {
+    return [];
+  }
+  async listResourceTemplates() {
+    return [];
+  }
+  async listPrompts() {
+    return [];
+  }
+  async route(): Promise<Record<string, unknown>> {
+    throw new Error('not routed in this test');
+  }
+  async setLoggingLevel(): Promise<void> {}
+  rootsChanged(): void {}
+  onEvent(): () => void {
+    return () => undefined;
+  }
+
   async callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
     this.calls.push({ name, args, opts });
     if (name.startsWith('fail__')) {
@@ -544,28 +572,48 @@ describe('mcp front: non-loopback style binds', () => {
 });
 
 describe('mcp front: session lifecycle', () => {
-  it('caps sessions: the (cap+1)th initialize gets 503 E_TOO_MANY_SESSIONS, live ones survive', async () => {
+  const initBody = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'x', version: '0' } },
+  });
+
+  it('at the cap, a new initialize evicts the least recently used idle session; busy sessions are never evicted', async () => {
     const fx = await setup({ maxSessions: 3 });
     try {
       const clients = [await connect(fx.url), await connect(fx.url), await connect(fx.url)];
       assert.equal(fx.front.sessionCount(), 3);
-      const res = await raw(fx.url, {
-        headers: MCP_HEADERS,
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'x', version: '0' } },
-        }),
-      });
+      // clients[1] and [2] are used again: clients[0] is now the least recently used.
+      await clients[1]!.client.listTools();
+      await clients[2]!.client.listTools();
+      const res = await raw(fx.url, { headers: MCP_HEADERS, body: initBody });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(fx.front.sessionCount(), 3);
+      await assert.rejects(clients[0]!.client.listTools(), 'the evicted session is gone');
+      for (const c of clients.slice(1)) assert.equal((await c.client.listTools()).tools.length, TOOLS.length);
+      for (const c of clients) await disconnect(c);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('caps sessions: when every session has a request in flight, initialize gets 503 E_TOO_MANY_SESSIONS', async () => {
+    const fx = await setup({ maxSessions: 2 });
+    try {
+      const clients = [await connect(fx.url), await connect(fx.url)];
+      const running: Promise<unknown>[] = [];
+      for (const c of clients) {
+        fx.catalog.slowStarted = deferred<AbortSignal>();
+        running.push(c.client.callTool({ name: 'demo__slow', arguments: {} }).catch((e: unknown) => e));
+        await fx.catalog.slowStarted.promise;
+      }
+      const res = await raw(fx.url, { headers: MCP_HEADERS, body: initBody });
       assert.equal(res.status, 503);
       assert.equal((JSON.parse(res.text) as { error: { data: { code: string } } }).error.data.code, ErrorCodes.TOO_MANY_SESSIONS);
-      await assert.rejects(connect(fx.url));
-      for (const c of clients) assert.equal((await c.client.listTools()).tools.length, TOOLS.length);
-      await disconnect(clients.pop()!);
-      const again = await connect(fx.url);
-      clients.push(again);
+      assert.equal(fx.front.sessionCount(), 2);
       for (const c of clients) await disconnect(c);
+      await Promise.all(running);
       assert.equal(fx.front.sessionCount(), 0);
       assert.equal(fx.ledger.countFor('front'), 0);
     } finally {

@@ -39,7 +39,18 @@ function fakeSession(name: string, pid: number): UpstreamSession {
   return {
     name,
     handle: { pid, onExit: fail },
-    connection: { listTools: fail, callTool: fail, onToolsChanged: fail, onClose: fail, close: fail },
+    connection: {
+      capabilities: {},
+      listTools: fail,
+      callTool: fail,
+      request: fail,
+      notify: fail,
+      onNotification: fail,
+      setClientRequestHandler: fail,
+      onToolsChanged: fail,
+      onClose: fail,
+      close: fail,
+    },
     toJSON: () => ({ name, pid, upstream: 'fake' }),
   };
 }

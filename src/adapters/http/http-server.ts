@@ -57,6 +57,8 @@ export interface HttpServerHandle {
   /** The actually bound port. */
   readonly port: number;
   route(method: string, path: string, handler: RouteHandler): void;
+  /** Every path that starts with `prefix` (e.g. `/mcp/` for `/mcp/<server>`), unless an exact route matches. */
+  routePrefix(method: string, prefix: string, handler: RouteHandler): void;
   onUpgrade(path: string, handler: UpgradeHandler): void;
   /** Open TCP connections right now (including upgraded ones and idle keep-alive ones). */
   connectionCount(): number;
@@ -159,6 +161,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const { logger, ledger } = opts;
   const graceMs = opts.closeGraceMs ?? 1000;
   const routes = new Map<string, Map<string, RouteHandler>>();
+  const prefixRoutes: Array<{ prefix: string; byMethod: Map<string, RouteHandler> }> = [];
   const upgrades = new Map<string, UpgradeHandler>();
   const conns = new Map<Socket, ConnState>();
   let closing = false;
@@ -221,7 +224,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req);
     const method = (req.method ?? 'GET').toUpperCase();
-    const byMethod = routes.get(path);
+    const byMethod = routes.get(path) ?? prefixRoutes.find((r) => path.startsWith(r.prefix))?.byMethod;
     if (!byMethod) return sendCodedError(res, HttpErrorCodes.NOT_FOUND, `Not found: ${path.slice(0, 200)}`);
     const handler = byMethod.get(method);
     if (!handler) {
@@ -344,6 +347,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       if (!byMethod) routes.set(path, (byMethod = new Map()));
       if (byMethod.has(m)) throw new Error(`route ${m} ${path} already registered`);
       byMethod.set(m, handler);
+    },
+    routePrefix(method, prefix, handler) {
+      const m = method.toUpperCase();
+      let entry = prefixRoutes.find((r) => r.prefix === prefix);
+      if (!entry) prefixRoutes.push((entry = { prefix, byMethod: new Map() }));
+      if (entry.byMethod.has(m)) throw new Error(`route ${m} ${prefix}* already registered`);
+      entry.byMethod.set(m, handler);
     },
     onUpgrade(path, handler) {
       if (upgrades.has(path)) throw new Error(`upgrade handler for ${path} already registered`);

@@ -7,8 +7,6 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { isPlainObject } from '../../core/plain-object.js';
 
-
-
 export function isRequestId(v: unknown): v is RequestId {
   return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
 }
@@ -23,7 +21,12 @@ export function isJsonRpcMessage(m: unknown): m is JSONRPCMessage {
   if ('result' in m) return isRequestId(m['id']) && isPlainObject(m['result']);
   if ('error' in m) {
     const e = m['error'];
-    return (m['id'] === undefined || isRequestId(m['id'])) && isPlainObject(e) && typeof e['code'] === 'number' && typeof e['message'] === 'string';
+    return (
+      (m['id'] === undefined || isRequestId(m['id'])) &&
+      isPlainObject(e) &&
+      typeof e['code'] === 'number' &&
+      typeof e['message'] === 'string'
+    );
   }
   return false;
 }

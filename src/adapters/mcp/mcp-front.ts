@@ -34,9 +34,20 @@ import { z } from 'zod';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { Protocol, type RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import {
+  CompleteRequestSchema,
   ErrorCode as McpErrorCode,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
+  LoggingLevelSchema,
   McpError,
+  ReadResourceRequestSchema,
+  RootsListChangedNotificationSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
   isInitializeRequest,
   type ServerNotification,
   type ServerRequest,
@@ -54,7 +65,16 @@ import {
 } from '../../core/error-codes.js';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
-import type { CatalogCallResult, ProgressUpdate, ToolCatalog } from '../../core/tool-catalog.js';
+import {
+  proxyUri,
+  resolveUri,
+  type CatalogCallOptions,
+  type CatalogCallResult,
+  type CatalogEvent,
+  type DownstreamPeer,
+  type ProgressUpdate,
+  type ToolCatalog,
+} from '../../core/tool-catalog.js';
 import { readBody, sendJson } from '../http/http-server.js';
 import { guardRequest } from '../http/request-guards.js';
 import { headerValue } from '../http/headers.js';
@@ -70,7 +90,8 @@ const MAX_SWEEP_INTERVAL_MS = 30_000;
 
 export interface McpFrontOptions {
   catalog: ToolCatalog;
-  settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs' | 'mcpKeepAliveMs'>;
+  settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs' | 'mcpKeepAliveMs'> &
+    Partial<Pick<Settings, 'clientRequestTimeoutMs' | 'mcpListPageSize'>>;
   logger: Logger;
   ledger: ResourceLedger;
   clock?: Clock;
@@ -90,7 +111,7 @@ export interface McpFrontOptions {
 }
 
 export interface McpFront {
-  /** Handles GET/POST/DELETE /mcp. Never rejects. */
+  /** Handles GET/POST/DELETE /mcp and /mcp/<server> (the path says which). Never rejects. */
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** Open sessions, including ones whose initialize is still in flight. */
   sessionCount(): number;
@@ -139,6 +160,16 @@ type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 interface Session {
   readonly seq: number;
+  /** The server of `/mcp/<server>`; undefined on the federated `/mcp`. */
+  readonly scope: string | undefined;
+  /** Routes the upstreams' server-to-client requests to this session (catalog, CatalogCallOptions.peer). */
+  readonly peer: DownstreamPeer;
+  /** Open POSTs (requests in flight); a session without one may be evicted at maxSessions. */
+  openPosts: number;
+  /** Resource subscriptions: `<server>\n<upstream uri>` → the URI as this client gave it. */
+  readonly subscriptions: Map<string, string>;
+  /** Set by logging/setLevel: less severe notifications/message are not relayed to this session. */
+  logLevel: number | undefined;
   id: string | undefined;
   readonly transport: StreamableHttpTransport;
   readonly server: Server;
@@ -153,11 +184,43 @@ interface Session {
   readonly calls: Set<AbortController>;
 }
 
-
 function shortId(id: string | undefined): string {
   return id ? id.slice(0, 8) : '(initializing)';
 }
 
+/** Accepts any JSON object as a client's answer, as is (no stripping: it goes upstream unchanged). */
+const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { message: 'result is not a JSON object' });
+
+const LOG_SEVERITY = new Map<string, number>(LoggingLevelSchema.options.map((l, i) => [l, i]));
+
+/** The capability a client must declare for each server-to-client request. */
+const CLIENT_CAPABILITY_OF: Record<string, 'sampling' | 'elicitation' | 'roots'> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+/** The path's scope: undefined for `/mcp`, the server for `/mcp/<server>`, null for anything else. */
+export function scopeOfPath(url: string | undefined): string | undefined | null {
+  const raw = url ?? '/';
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  if (path === '/mcp') return undefined;
+  const m = /^\/mcp\/([A-Za-z0-9_-]+)$/.exec(path);
+  return m ? m[1]! : null;
+}
+
+/** Opaque list cursors: the offset of the next page. */
+function encodeCursor(offset: number): string {
+  return Buffer.from(`o:${offset}`).toString('base64url');
+}
+
+function decodeCursor(cursor: unknown): number {
+  if (cursor === undefined) return 0;
+  const m = typeof cursor === 'string' ? /^o:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString()) : null;
+  if (!m) throw new FrontMcpError(rpcCodeOf(ErrorCodes.BAD_CURSOR), 'Invalid cursor', { code: ErrorCodes.BAD_CURSOR });
+  return Number(m[1]);
+}
 
 /** An HTTP-level refusal: JSON-RPC error body, `id: null`, status and JSON-RPC code from the catalogue. */
 function refuse(res: ServerResponse, code: ErrorCode, message: string, headers?: Record<string, string>): void {
@@ -191,7 +254,12 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   let closePromise: Promise<void> | undefined;
   let sweepTimer: unknown;
 
-  const unsubscribe = catalog.subscribe(() => {
+  const clientRequestTimeoutMs = opts.settings.clientRequestTimeoutMs ?? DEFAULT_SETTINGS.clientRequestTimeoutMs;
+  const pageSize = opts.settings.mcpListPageSize ?? DEFAULT_SETTINGS.mcpListPageSize;
+  /** Resource subscriptions: `<server>\n<upstream uri>` → sessions subscribed to it. */
+  const subscribers = new Map<string, Set<Session>>();
+
+  const unsubscribeTools = catalog.subscribe(() => {
     for (const s of sessions) {
       if (!s.initialized || s.closed) continue;
       try {
@@ -204,6 +272,45 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       }
     }
   });
+
+  const unsubscribeEvents = catalog.onEvent((e) => relay(e));
+
+  /** An upstream's notification → the sessions it concerns (federated ones, and those of `/mcp/<server>`). */
+  function relay(e: CatalogEvent): void {
+    if (e.kind === 'resource-updated') {
+      for (const s of subscribers.get(`${e.server}\n${e.uri}`) ?? []) {
+        const uri = s.scope === undefined ? proxyUri(e.server, e.uri) : e.uri;
+        deliver(s, { method: 'notifications/resources/updated', params: { ...e.params, uri } });
+      }
+      return;
+    }
+    for (const s of sessions) {
+      if (!s.initialized || s.closed || (s.scope !== undefined && s.scope !== e.server)) continue;
+      if (e.kind === 'resources-changed') deliver(s, { method: 'notifications/resources/list_changed' });
+      else if (e.kind === 'prompts-changed') deliver(s, { method: 'notifications/prompts/list_changed' });
+      else {
+        const level = LOG_SEVERITY.get(String(e.params['level']));
+        if (s.logLevel !== undefined && level !== undefined && level < s.logLevel) continue;
+        let params = e.params;
+        if (s.scope === undefined) {
+          const lg = params['logger'];
+          params = { ...params, logger: typeof lg === 'string' && lg.length > 0 ? `${e.server}/${lg}` : e.server };
+        }
+        deliver(s, { method: 'notifications/message', params });
+      }
+    }
+  }
+
+  /** A notification to one session; one it did not negotiate (capability) or cannot receive is dropped. */
+  function deliver(s: Session, n: { method: string; params?: Record<string, unknown> }): void {
+    try {
+      s.server.notification(n as ServerNotification).catch((err: unknown) => {
+        logger.debug({ session: shortId(s.id), method: n.method, err: String(err) }, 'notification not delivered');
+      });
+    } catch (err) {
+      logger.debug({ session: shortId(s.id), method: n.method, err: String(err) }, 'notification not delivered');
+    }
+  }
 
   // ---- idle sweep: one timer for all sessions, armed only while sessions exist -------------------
 
@@ -237,6 +344,8 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     detach(s);
     for (const c of s.calls) c.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, `session closed: ${reason}`));
     s.calls.clear();
+    for (const [key, uri] of s.subscriptions) dropSubscriber(s, key, uri);
+    s.subscriptions.clear();
     s.ledger.settle();
     logger.debug({ session: shortId(s.id), reason, open: sessions.size }, 'mcp session closed');
   }
@@ -258,7 +367,126 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     return s.closing;
   }
 
-  async function createSession(): Promise<Session> {
+  /** The session no longer wants `key`; the catalog unsubscribes upstream when nobody does. */
+  function dropSubscriber(s: Session, key: string, uri: string): void {
+    const set = subscribers.get(key);
+    set?.delete(s);
+    if (set && set.size === 0) subscribers.delete(key);
+    catalog
+      .route('resources/unsubscribe', { uri }, { signal: AbortSignal.timeout(opts.settings.toolCallTimeoutMs), scope: s.scope })
+      .catch((err: unknown) => logger.debug({ uri, err: String(err) }, 'resources/unsubscribe failed upstream'));
+  }
+
+  /** A server-to-client request of an upstream, routed to this session by the catalog. */
+  async function clientRequest(
+    s: Session,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
+    const needed = CLIENT_CAPABILITY_OF[method];
+    const caps = s.server.getClientCapabilities();
+    if (!needed || !caps?.[needed]) {
+      throw new FrontMcpError(
+        rpcCodeOf(ErrorCodes.CLIENT_CAPABILITY_MISSING),
+        `${method}: the client session this request was routed to did not declare the ${needed ?? method} capability`,
+        { code: ErrorCodes.CLIENT_CAPABILITY_MISSING },
+      );
+    }
+    if (s.closed || s.closing)
+      throw new FrontMcpError(RpcCodes.SERVER_ERROR, `${method}: the client session is gone`, { code: ErrorCodes.SHUTTING_DOWN });
+    try {
+      return await s.server.request((params === undefined ? { method } : { method, params }) as ServerRequest, AnyObjectResult, {
+        signal,
+        timeout: clientRequestTimeoutMs,
+      });
+    } catch (err) {
+      // The client's own error goes upstream as it was, without the SDK's "MCP error <code>: " prefix.
+      if (err instanceof McpError) throw upstreamMcpError(upstreamRpcErrorOf(err));
+      throw err;
+    }
+  }
+
+  function pageOf<T>(items: T[], cursor: unknown): { items: T[]; nextCursor?: string } {
+    const start = decodeCursor(cursor);
+    if (start > items.length) throw new FrontMcpError(rpcCodeOf(ErrorCodes.BAD_CURSOR), 'Invalid cursor', { code: ErrorCodes.BAD_CURSOR });
+    const end = start + pageSize;
+    return end < items.length ? { items: items.slice(start, end), nextCursor: encodeCursor(end) } : { items: items.slice(start) };
+  }
+
+  function paged(field: string, items: Record<string, unknown>[], cursor: unknown): ServerResult {
+    const p = pageOf(items, cursor);
+    const result: Record<string, unknown> = { [field]: p.items };
+    if (p.nextCursor !== undefined) result['nextCursor'] = p.nextCursor;
+    return result as ServerResult;
+  }
+
+  /** A request routed by the catalog; errors mapped like tools/call's. */
+  async function routed(s: Session, method: string, params: Record<string, unknown>, extra: Extra): Promise<ServerResult> {
+    try {
+      return (await catalog.route(method, params, {
+        signal: extra.signal,
+        peer: s.peer,
+        scope: s.scope,
+      })) as ServerResult;
+    } catch (err) {
+      throw toMcpError(err, String(params['name'] ?? params['uri'] ?? method));
+    }
+  }
+
+  async function subscribe(s: Session, uri: string, extra: Extra, on: boolean): Promise<ServerResult> {
+    const r = resolveUri(uri, s.scope);
+    if (!r) {
+      throw new FrontMcpError(rpcCodeOf(ErrorCodes.UNKNOWN_RESOURCE), `Unknown resource: ${uri}`, { code: ErrorCodes.UNKNOWN_RESOURCE });
+    }
+    const key = `${r.server}\n${r.uri}`;
+    if (on) {
+      if (s.subscriptions.has(key)) return {} as ServerResult;
+      await routed(s, 'resources/subscribe', { uri }, extra);
+      if (s.closed || s.closing) return {} as ServerResult;
+      s.subscriptions.set(key, uri);
+      let set = subscribers.get(key);
+      if (!set) subscribers.set(key, (set = new Set()));
+      set.add(s);
+    } else if (s.subscriptions.delete(key)) {
+      dropSubscriber(s, key, uri);
+    }
+    return {} as ServerResult;
+  }
+
+  function registerHandlers(s: Session, server: Server, caps: ReturnType<ToolCatalog['capabilities']>): void {
+    const scope = s.scope;
+    if (caps.resources) {
+      server.setRequestHandler(ListResourcesRequestSchema, async (r) =>
+        paged('resources', await catalog.listResources(scope), r.params?.cursor),
+      );
+      server.setRequestHandler(ListResourceTemplatesRequestSchema, async (r) =>
+        paged('resourceTemplates', await catalog.listResourceTemplates(scope), r.params?.cursor),
+      );
+      server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => routed(s, 'resources/read', r.params, extra));
+      if (caps.resources.subscribe) {
+        server.setRequestHandler(SubscribeRequestSchema, (r, extra) => subscribe(s, r.params.uri, extra, true));
+        server.setRequestHandler(UnsubscribeRequestSchema, (r, extra) => subscribe(s, r.params.uri, extra, false));
+      }
+    }
+    if (caps.prompts) {
+      server.setRequestHandler(ListPromptsRequestSchema, async (r) => paged('prompts', await catalog.listPrompts(scope), r.params?.cursor));
+      server.setRequestHandler(GetPromptRequestSchema, (r, extra) => routed(s, 'prompts/get', r.params, extra));
+    }
+    if (caps.completions) {
+      server.setRequestHandler(CompleteRequestSchema, (r, extra) => routed(s, 'completion/complete', r.params, extra));
+    }
+    if (caps.logging) {
+      server.setRequestHandler(SetLevelRequestSchema, async (r) => {
+        s.logLevel = LOG_SEVERITY.get(r.params.level);
+        await catalog.setLoggingLevel(r.params.level, scope);
+        return {} as ServerResult;
+      });
+    }
+    server.setNotificationHandler(RootsListChangedNotificationSchema, () => catalog.rootsChanged(scope));
+  }
+
+  async function createSession(scope: string | undefined): Promise<Session> {
     const n = ++seq;
     const calls = new Set<AbortController>();
     // `s` is completed below; the callbacks only run once it is.
@@ -273,23 +501,36 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
         logger.debug({ session: shortId(id), open: sessions.size }, 'mcp session opened');
       },
     });
+    // What the upstreams offer as this session starts (the union, or the one upstream of a scope).
+    const caps = catalog.capabilities(scope);
+    const instructions = catalog.instructions(scope);
     const server = new Server(
       { name: serverInfo.name, version: serverInfo.version },
       {
-        capabilities: { tools: { listChanged: true } },
-        debouncedNotificationMethods: ['notifications/tools/list_changed'],
+        capabilities: { tools: { listChanged: true }, ...caps },
+        ...(instructions !== undefined ? { instructions } : {}),
+        debouncedNotificationMethods: [
+          'notifications/tools/list_changed',
+          'notifications/resources/list_changed',
+          'notifications/prompts/list_changed',
+        ],
         jsonSchemaValidator: passThroughSchemaValidator,
       },
     );
     const handle = ledger.acquire(FRONT_LEDGER_OWNER, {
       kind: 'mcp-session',
-      description: `mcp session #${n} on /mcp`,
+      description: `mcp session #${n} on /mcp${scope === undefined ? '' : `/${scope}`}`,
       release: () => closeSession(s, 'released by ledger'),
       isGone: () => s.closed,
       facts: { seq: n },
     });
     s = {
       seq: n,
+      scope,
+      peer: { clientRequest: (method, params, signal) => clientRequest(s, method, params, signal) },
+      openPosts: 0,
+      subscriptions: new Map(),
+      logLevel: undefined,
       id: undefined,
       transport,
       server,
@@ -305,16 +546,21 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
 
     server.oninitialized = () => {
       s.initialized = true;
+      // A new session with roots: upstreams that cached another client's roots ask again.
+      if (server.getClientCapabilities()?.roots) catalog.rootsChanged(scope);
     };
     server.onclose = () => finalize(s, 'transport closed');
     server.onerror = (err) => logger.debug({ session: shortId(s.id), err: err.message }, 'mcp session protocol error');
-    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: catalog.listTools() }) as unknown as ServerResult);
+    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: catalog.listTools(scope) }) as unknown as ServerResult);
+    registerHandlers(s, server, caps);
     // Base registration on purpose: see the header comment (no re-validation of upstream results).
-    (Protocol.prototype.setRequestHandler as (this: Server, schema: typeof CallToolWireSchema, h: (r: CallToolWire, e: Extra) => Promise<ServerResult>) => void).call(
-      server,
-      CallToolWireSchema,
-      (request, extra) => callTool(s, request, extra),
-    );
+    (
+      Protocol.prototype.setRequestHandler as (
+        this: Server,
+        schema: typeof CallToolWireSchema,
+        h: (r: CallToolWire, e: Extra) => Promise<ServerResult>,
+      ) => void
+    ).call(server, CallToolWireSchema, (request, extra) => callTool(s, request, extra));
 
     try {
       await server.connect(transport);
@@ -388,7 +634,10 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
 
         let pending: Promise<CatalogCallResult>;
         try {
-          pending = Promise.resolve(catalog.callTool(name, args, onprogress ? { signal: ctl.signal, onprogress } : { signal: ctl.signal }));
+          // One options object per call, as before: it also marks the call in flight for routing.
+          const callOpts: CatalogCallOptions = { signal: ctl.signal, peer: s.peer, scope: s.scope };
+          if (onprogress) callOpts.onprogress = onprogress;
+          pending = Promise.resolve(catalog.callTool(name, args, callOpts));
         } catch (err) {
           pending = Promise.reject(err);
         }
@@ -425,6 +674,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
 
   async function handleInner(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
+    const scope = scopeOfPath(req.url);
     const refused = guardRequest(req, guard);
     if (refused) {
       logger.debug({ code: refused.code, host: req.headers.host, origin: req.headers.origin }, 'mcp request refused');
@@ -456,6 +706,11 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
     }
 
+    // After the guards: an unauthenticated caller learns nothing about which servers exist.
+    if (scope === null || (scope !== undefined && !catalog.hasServer(scope))) {
+      return refuse(res, ErrorCodes.NOT_FOUND, 'Not found: no such MCP endpoint');
+    }
+
     const sid = headerValue(req.headers['mcp-session-id']);
     if (sid === null) return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: duplicated mcp-session-id header');
 
@@ -463,7 +718,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     let created = false;
     if (sid !== undefined) {
       const found = byId.get(sid);
-      if (!found || found.closed || found.closing) {
+      if (!found || found.closed || found.closing || found.scope !== scope) {
         return refuse(res, ErrorCodes.SESSION_NOT_FOUND, 'Session not found');
       }
       session = found;
@@ -472,22 +727,25 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       if (method !== 'POST' || !isInit) {
         return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: Mcp-Session-Id header is required');
       }
-      if (sessions.size >= maxSessions) {
-        logger.warn({ maxSessions }, 'mcp session refused: too many sessions');
+      if (sessions.size >= maxSessions && !evictOne()) {
+        logger.warn({ maxSessions }, 'mcp session refused: too many sessions, every one with a request in flight');
         return refuse(res, ErrorCodes.TOO_MANY_SESSIONS, `Too many MCP sessions (at most ${maxSessions}); close one and retry`);
       }
-      session = await createSession();
+      session = await createSession(scope);
       created = true;
     }
 
     // Activity: an open exchange keeps the session alive; its end restarts the idle clock.
+    const post = method === 'POST';
     session.openExchanges++;
+    if (post) session.openPosts++;
     session.lastActivity = clock.now();
     let counted = true;
     res.once('close', () => {
       if (!counted) return;
       counted = false;
       session.openExchanges--;
+      if (post) session.openPosts--;
       session.lastActivity = clock.now();
     });
 
@@ -499,6 +757,22 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     }
   }
 
+  /**
+   * At maxSessions: close the least recently used session with no POST in flight (an open GET stream
+   * does not protect it: clients that never DELETE keep one open). False when every session is busy.
+   */
+  function evictOne(): boolean {
+    let victim: Session | undefined;
+    for (const s of sessions) {
+      if (s.closed || s.closing || s.openPosts > 0 || s.calls.size > 0) continue;
+      if (!victim || s.lastActivity < victim.lastActivity) victim = s;
+    }
+    if (!victim) return false;
+    logger.info({ session: shortId(victim.id), maxSessions }, 'mcp session evicted: least recently used at maxSessions');
+    void closeSession(victim, 'evicted at maxSessions');
+    return true;
+  }
+
   return {
     handle,
     sessionCount: () => sessions.size,
@@ -506,7 +780,8 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       if (closePromise) return closePromise;
       closed = true;
       closePromise = (async () => {
-        unsubscribe();
+        unsubscribeTools();
+        unsubscribeEvents();
         if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
         sweepTimer = undefined;
         await Promise.allSettled([...sessions].map((s) => closeSession(s, 'front closing')));

@@ -12,8 +12,10 @@
  * - SSE (`text/event-stream`) when a request of the POST carries `_meta.progressToken`: progress
  *   notifications are sent as events before the answer, then the stream ends.
  * - JSON (`application/json`) otherwise: one body, the answer (an array in request order for a
- *   batch), written when every request is answered. Nothing but the answer can be tied to such a
- *   request in this server (it sends no server→client requests), so nothing has to be streamed.
+ *   batch), written when every request is answered. Progress is the only notification tied to a
+ *   request, so nothing else has to be streamed.
+ * - Server-to-client requests (sampling, elicitation, roots, relayed from upstreams) go on the GET
+ *   stream; without one, send() rejects at once, so the upstream gets an error instead of a hang.
  * - While a response waits, a keep-alive goes out every keepAliveMs: an SSE comment, or for JSON a
  *   newline before the value (JSON allows leading whitespace), so a long call meets neither a
  *   client's body timeout (undici: 300 s) nor an idle proxy.
@@ -72,8 +74,6 @@ const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 } as const;
 
-
-
 function isRequest(m: JSONRPCMessage): boolean {
   return 'method' in m && 'id' in m;
 }
@@ -102,7 +102,6 @@ function mediaEssence(header: string | undefined): string {
 function sseEvent(message: JSONRPCMessage): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 }
-
 
 function sendRpcError(res: ServerResponse, status: number, code: number, message: string, headers?: Record<string, string>): void {
   if (res.headersSent) return void res.end();
@@ -304,9 +303,11 @@ export class StreamableHttpTransport implements Transport {
     const rid = response ? message.id : options?.relatedRequestId;
     if (rid === undefined) {
       if (response) throw new Error('Cannot send a response on a standalone SSE stream unless resuming a previous client request');
-      // Unrelated server notifications go to the GET stream; without one they are dropped (as the SDK does).
+      // Unrelated server messages go to the GET stream; without one notifications are dropped (as the
+      // SDK does) and requests fail, since no answer could ever come.
       const s = this.standalone;
       if (s && !s.res.writableEnded && !s.res.destroyed) s.res.write(sseEvent(message));
+      else if (isRequest(message)) throw new Error('the client has no open GET stream to receive a server request on');
       return;
     }
     const ex = this.exchanges.get(rid);
@@ -318,7 +319,11 @@ export class StreamableHttpTransport implements Transport {
       if (ex.gone) return;
       if (!ex.sse) {
         // Cannot happen with this server (see the header); say so rather than corrupt a JSON body.
-        this.onerror?.(new Error(`dropped ${'method' in message ? message.method : 'a message'} tied to request ${String(rid)}: its answer is a JSON body`));
+        this.onerror?.(
+          new Error(
+            `dropped ${'method' in message ? message.method : 'a message'} tied to request ${String(rid)}: its answer is a JSON body`,
+          ),
+        );
         return;
       }
       ex.res.write(sseEvent(message));

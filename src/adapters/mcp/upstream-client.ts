@@ -10,6 +10,7 @@
  * The connection never owns the process: closing it ends stdin; the ProcessGroupHandle stops it.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Protocol } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -54,11 +55,57 @@ export interface UpstreamConnection {
   callTool(name: string, args: Record<string, unknown> | undefined, opts: UpstreamCallOptions): Promise<Record<string, unknown>>;
   /** `notifications/tools/list_changed` from the upstream. Returns an unsubscribe function. */
   onToolsChanged(listener: () => void): () => void;
+  /** The upstream's `capabilities` from initialize (resources, prompts, completions, logging, …). */
+  readonly capabilities: Record<string, unknown>;
+  /**
+   * Any other request (resources/*, prompts/*, completion/complete, logging/setLevel), raw result.
+   * Rejects like callTool.
+   */
+  request(method: string, params: Record<string, unknown> | undefined, opts: UpstreamCallOptions): Promise<Record<string, unknown>>;
+  /** Sends a notification upstream (e.g. notifications/roots/list_changed); never throws. */
+  notify(method: string, params?: Record<string, unknown>): void;
+  /**
+   * The upstream's notifications that a proxy relays (RELAYED_UPSTREAM_NOTIFICATIONS), params as they
+   * came. Returns an unsubscribe function.
+   */
+  onNotification(listener: (method: string, params: Record<string, unknown>) => void): () => void;
+  /**
+   * Answers the upstream's server-to-client requests (sampling/createMessage, elicitation/create,
+   * roots/list). Until one is set, and after the returned function is called, they get a JSON-RPC error.
+   */
+  setClientRequestHandler(handler: ClientRequestHandler): () => void;
   /** The session ended (process exited, stdout closed, or close()). Called once. */
   onClose(listener: () => void): () => void;
   /** Ends the session (stdin EOF). Does not stop the process. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Answers one server-to-client request; rejecting (McpError or WardenError) sends the upstream an error. */
+export type ClientRequestHandler = (
+  method: string,
+  params: Record<string, unknown> | undefined,
+  signal: AbortSignal,
+) => Promise<Record<string, unknown>>;
+
+/** Server-to-client requests the proxy answers on its clients' behalf (docs/mcp-endpoint.md). */
+export const CLIENT_REQUEST_METHODS = ['sampling/createMessage', 'elicitation/create', 'roots/list'] as const;
+
+/** Upstream notifications relayed to clients (besides tools/list_changed and progress). */
+export const RELAYED_UPSTREAM_NOTIFICATIONS = [
+  'notifications/resources/updated',
+  'notifications/resources/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/message',
+] as const;
+
+/**
+ * Declared at initialize so upstreams offer their sampling/elicitation/roots features; each request is
+ * answered by a client session that has the capability, or refused (mcp-front.ts).
+ */
+const PROXY_CLIENT_CAPABILITIES = { sampling: {}, elicitation: {}, roots: { listChanged: true } };
+
+/** No client session to answer a server-to-client request: the error the upstream gets. */
+export const NO_CLIENT_HANDLER_RPC_CODE = ErrorCode.MethodNotFound;
 
 export interface ConnectUpstreamOptions {
   /** Server name, for logs and errors. */
@@ -76,7 +123,6 @@ export const MAX_TOOL_PAGES = 100;
 
 const DEFAULT_CLIENT_INFO = { name: 'mcp-warden', version: '0.1.0' };
 
-
 /** Accepts any JSON object and returns it as is (no copying, no stripping). */
 const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { message: 'result is not a JSON object' });
 
@@ -85,18 +131,17 @@ const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { messa
  * Rejects with WardenError(E_INIT_TIMEOUT | E_INIT_FAILED), or with `signal.reason` when aborted.
  * On failure the transport is closed (stdin ended); stopping the process stays with the caller.
  */
-export async function connectUpstream(
-  handle: TransportProcess | Upstream,
-  opts: ConnectUpstreamOptions,
-): Promise<UpstreamConnection> {
+export async function connectUpstream(handle: TransportProcess | Upstream, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
   const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
   const transport = new ProcessStdioTransport(handle);
   const client = new Client(opts.clientInfo ?? DEFAULT_CLIENT_INFO, {
-    capabilities: {},
+    capabilities: PROXY_CLIENT_CAPABILITIES,
     jsonSchemaValidator: passThroughSchemaValidator,
   });
 
   const toolsChanged = new Set<() => void>();
+  const notificationListeners = new Set<(method: string, params: Record<string, unknown>) => void>();
+  let clientRequestHandler: ClientRequestHandler | undefined;
   const closeListeners = new Set<() => void>();
   let closed = false;
 
@@ -110,12 +155,39 @@ export async function connectUpstream(
     const listeners = [...closeListeners];
     closeListeners.clear();
     toolsChanged.clear();
+    notificationListeners.clear();
+    clientRequestHandler = undefined;
     for (const l of listeners) safeCall(l);
   };
   client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
     log.debug('tools/list_changed');
     for (const l of [...toolsChanged]) safeCall(l);
   });
+
+  // Base registrations (no re-validation, params passed through as they came): see the header.
+  const baseSetNotification = Protocol.prototype.setNotificationHandler as (
+    this: Client,
+    schema: z.ZodType<{ method: string; params?: unknown }>,
+    h: (n: { method: string; params?: unknown }) => void,
+  ) => void;
+  for (const method of RELAYED_UPSTREAM_NOTIFICATIONS) {
+    baseSetNotification.call(client, z.object({ method: z.literal(method), params: z.unknown().optional() }), (n) => {
+      const params = isPlainObject(n.params) ? n.params : {};
+      for (const l of [...notificationListeners]) safeCall(() => l(method, params));
+    });
+  }
+  const baseSetRequest = Protocol.prototype.setRequestHandler as (
+    this: Client,
+    schema: z.ZodType<{ method: string; params?: unknown }>,
+    h: (r: { method: string; params?: unknown }, extra: { signal: AbortSignal }) => Promise<Record<string, unknown>>,
+  ) => void;
+  for (const method of CLIENT_REQUEST_METHODS) {
+    baseSetRequest.call(client, z.object({ method: z.literal(method), params: z.unknown().optional() }), async (r, extra) => {
+      const h = clientRequestHandler;
+      if (!h) throw new McpError(NO_CLIENT_HANDLER_RPC_CODE, `${method}: no client session of mcp-warden can answer it now`);
+      return h(method, isPlainObject(r.params) ? r.params : undefined, extra.signal);
+    });
+  }
 
   const init = linkSignal(opts.signal);
   try {
@@ -124,11 +196,10 @@ export async function connectUpstream(
     await transport.close().catch(() => undefined);
     if (opts.signal?.aborted) throw opts.signal.reason;
     if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
-      throw new WardenError(
-        ErrorCodes.INIT_TIMEOUT,
-        `${opts.name}: no answer to initialize within ${opts.requestTimeoutMs} ms`,
-        { server: opts.name, timeoutMs: opts.requestTimeoutMs },
-      );
+      throw new WardenError(ErrorCodes.INIT_TIMEOUT, `${opts.name}: no answer to initialize within ${opts.requestTimeoutMs} ms`, {
+        server: opts.name,
+        timeoutMs: opts.requestTimeoutMs,
+      });
     }
     if (err instanceof McpError) {
       const upstream = upstreamRpcErrorOf(err);
@@ -148,6 +219,7 @@ export async function connectUpstream(
       ? { name: serverVersion.name, version: String(serverVersion.version ?? '') }
       : undefined;
   const instructions = client.getInstructions();
+  const capabilities = (client.getServerCapabilities() ?? {}) as Record<string, unknown>;
   log.debug({ serverInfo }, 'upstream initialized');
 
   /**
@@ -239,18 +311,49 @@ export async function connectUpstream(
   ): Promise<Record<string, unknown>> {
     const params: Record<string, unknown> = { name };
     if (args !== undefined) params.arguments = args;
-    return request({ method: 'tools/call', params }, {
-      signal: callOpts.signal,
-      timeoutMs: callOpts.timeoutMs,
-      onprogress: callOpts.onprogress,
-    });
+    return request(
+      { method: 'tools/call', params },
+      {
+        signal: callOpts.signal,
+        timeoutMs: callOpts.timeoutMs,
+        onprogress: callOpts.onprogress,
+      },
+    );
   }
 
   return {
     serverInfo,
     instructions,
+    capabilities,
     listTools,
     callTool,
+    request(method, params, callOpts) {
+      return request(params === undefined ? { method } : { method, params }, {
+        signal: callOpts.signal,
+        timeoutMs: callOpts.timeoutMs,
+        onprogress: callOpts.onprogress,
+      });
+    },
+    notify(method, params) {
+      if (closed) return;
+      client
+        .notification((params === undefined ? { method } : { method, params }) as Parameters<typeof client.notification>[0])
+        .catch((err: unknown) => log.debug({ method, err: messageOf(err) }, 'notification not delivered upstream'));
+    },
+    onNotification(listener) {
+      if (closed) return () => undefined;
+      notificationListeners.add(listener);
+      return () => {
+        notificationListeners.delete(listener);
+      };
+    },
+    setClientRequestHandler(handler) {
+      if (closed) return () => undefined;
+      clientRequestHandler = handler;
+      return () => {
+        if (clientRequestHandler === handler) clientRequestHandler = undefined;
+      };
+    },
     onToolsChanged(listener) {
       if (closed) return () => undefined;
       toolsChanged.add(listener);
