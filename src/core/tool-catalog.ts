@@ -116,14 +116,14 @@ export function splitToolName(name: string): { server: string; tool: string } | 
 }
 
 /** Federated resource URIs: `mcp-warden://<server>/<upstream uri, unencoded>` (docs/mcp-endpoint.md). */
-export const PROXY_URI_PREFIX = 'mcp-warden://';
+const PROXY_URI_PREFIX = 'mcp-warden://';
 
 export function proxyUri(server: string, uri: string): string {
   return `${PROXY_URI_PREFIX}${server}/${uri}`;
 }
 
 /** The inverse of proxyUri; undefined for a URI that is not of that form. */
-export function splitProxyUri(uri: string): { server: string; uri: string } | undefined {
+function splitProxyUri(uri: string): { server: string; uri: string } | undefined {
   if (!uri.startsWith(PROXY_URI_PREFIX)) return undefined;
   const slash = uri.indexOf('/', PROXY_URI_PREFIX.length);
   if (slash <= PROXY_URI_PREFIX.length) return undefined;

@@ -8,7 +8,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { isJsonRpcMessage } from './json-rpc-message.js';
 
 /** The SDK's default (STDIO_DEFAULT_MAX_BUFFER_SIZE): 10 MiB. */
-export const DEFAULT_MAX_LINE_BUFFER_BYTES = 10 * 1024 * 1024;
+const DEFAULT_MAX_LINE_BUFFER_BYTES = 10 * 1024 * 1024;
 
 export class JsonRpcLineBuffer {
   private buffer: Buffer | undefined;

@@ -7,7 +7,7 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { isPlainObject } from '../../core/plain-object.js';
 
-export function isRequestId(v: unknown): v is RequestId {
+function isRequestId(v: unknown): v is RequestId {
   return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
 }
 

@@ -82,7 +82,7 @@ import { StreamableHttpTransport } from './streamable-http-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 
-export const FRONT_LEDGER_OWNER = 'front';
+const FRONT_LEDGER_OWNER = 'front';
 
 /** Added to toolCallTimeoutMs: the front's own deadline only fires if the catalog never settles. */
 const BACKSTOP_MARGIN_MS = 2_000;
@@ -120,7 +120,7 @@ export interface McpFront {
 }
 
 /** An McpError whose wire message is exactly `message` (McpError itself prefixes "MCP error <code>: "). */
-export class FrontMcpError extends McpError {
+class FrontMcpError extends McpError {
   constructor(code: number, message: string, data: { code: string; [k: string]: unknown }) {
     super(code, message, data);
     this.message = message;
@@ -201,7 +201,7 @@ const CLIENT_CAPABILITY_OF: Record<string, 'sampling' | 'elicitation' | 'roots'>
 };
 
 /** The path's scope: undefined for `/mcp`, the server for `/mcp/<server>`, null for anything else. */
-export function scopeOfPath(url: string | undefined): string | undefined | null {
+function scopeOfPath(url: string | undefined): string | undefined | null {
   const raw = url ?? '/';
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);

@@ -40,9 +40,9 @@ import { isPlainObject } from '../../core/plain-object.js';
 import { headerValue } from '../http/headers.js';
 
 /** The SDK transport's batch limit, kept so both refuse the same inputs. */
-export const MAX_BATCH_MESSAGES = 100;
+const MAX_BATCH_MESSAGES = 100;
 /** JSON-RPC error sent for requests still open when the session closes (the SDK's ConnectionClosed). */
-export const SESSION_CLOSED_RPC_CODE = -32000;
+const SESSION_CLOSED_RPC_CODE = -32000;
 
 export interface StreamableHttpTransportOptions {
   sessionIdGenerator: () => string;

@@ -21,7 +21,7 @@ import { ProcessStdioTransport, type TransportProcess } from '../process/process
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 
-export interface UpstreamTool {
+interface UpstreamTool {
   name: string;
   description?: string;
   /** The upstream JSON Schema object, unchanged. */
@@ -35,7 +35,7 @@ export interface UpstreamProgress {
   message?: string;
 }
 
-export interface UpstreamCallOptions {
+interface UpstreamCallOptions {
   signal?: AbortSignal;
   /** Request deadline; reset by every progress notification. */
   timeoutMs: number;
@@ -81,17 +81,17 @@ export interface UpstreamConnection {
 }
 
 /** Answers one server-to-client request; rejecting (McpError or WardenError) sends the upstream an error. */
-export type ClientRequestHandler = (
+type ClientRequestHandler = (
   method: string,
   params: Record<string, unknown> | undefined,
   signal: AbortSignal,
 ) => Promise<Record<string, unknown>>;
 
 /** Server-to-client requests the proxy answers on its clients' behalf (docs/mcp-endpoint.md). */
-export const CLIENT_REQUEST_METHODS = ['sampling/createMessage', 'elicitation/create', 'roots/list'] as const;
+const CLIENT_REQUEST_METHODS = ['sampling/createMessage', 'elicitation/create', 'roots/list'] as const;
 
 /** Upstream notifications relayed to clients (besides tools/list_changed and progress). */
-export const RELAYED_UPSTREAM_NOTIFICATIONS = [
+const RELAYED_UPSTREAM_NOTIFICATIONS = [
   'notifications/resources/updated',
   'notifications/resources/list_changed',
   'notifications/prompts/list_changed',
@@ -105,7 +105,7 @@ export const RELAYED_UPSTREAM_NOTIFICATIONS = [
 const PROXY_CLIENT_CAPABILITIES = { sampling: {}, elicitation: {}, roots: { listChanged: true } };
 
 /** No client session to answer a server-to-client request: the error the upstream gets. */
-export const NO_CLIENT_HANDLER_RPC_CODE = ErrorCode.MethodNotFound;
+const NO_CLIENT_HANDLER_RPC_CODE = ErrorCode.MethodNotFound;
 
 export interface ConnectUpstreamOptions {
   /** Server name, for logs and errors. */
