@@ -13,7 +13,7 @@ import { ErrorCatalogue, ErrorCodes, WardenError, allErrorSpecs, httpStatusOf, r
 import { ControlErrorCodes } from '../../src/control/protocol.js';
 import { HttpErrorCodes } from '../../src/adapters/http/http-server.js';
 import { headerValue } from '../../src/adapters/http/headers.js';
-import { toMcpError } from '../../src/adapters/mcp/mcp-front.js';
+import { toMcpError } from '../../src/adapters/mcp/front-errors.js';
 import { stripMcpErrorPrefix, upstreamRpcErrorOf } from '../../src/adapters/mcp/upstream-rpc-error.js';
 
 const DOC = fileURLToPath(new URL('../../../docs/error-codes.md', import.meta.url));

@@ -8,6 +8,9 @@
  * idle sweep, the transport closing, front.close(). Nothing per session survives it: the session maps,
  * its in-flight calls (aborted), its streams (closed by the transport), its ledger entry.
  *
+ * Beside this file: the tools/call hot path (front-call-tool.ts), list paging (front-paging.ts) and error
+ * mapping (front-errors.ts).
+ *
  * Errors: every status and JSON-RPC code comes from the error catalogue (src/core/error-catalogue.ts);
  * docs/mcp-endpoint.md has the tables. A `tools/call` that fails gets the catalogue's JSON-RPC code for
  * the WardenError's code and `error.data.code`; an upstream's own JSON-RPC error (E_UPSTREAM_ERROR with
@@ -32,10 +35,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { Protocol, type RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import { Protocol } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import {
   CompleteRequestSchema,
-  ErrorCode as McpErrorCode,
   GetPromptRequestSchema,
   ListPromptsRequestSchema,
   ListResourcesRequestSchema,
@@ -54,33 +56,19 @@ import {
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
-import {
-  ErrorCodes,
-  RpcCodes,
-  WardenError,
-  httpStatusOf,
-  rpcCodeOf,
-  type ErrorCode,
-  type UpstreamRpcError,
-} from '../../core/error-codes.js';
+import { ErrorCodes, RpcCodes, WardenError, rpcCodeOf } from '../../core/error-codes.js';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
-import {
-  proxyUri,
-  resolveUri,
-  type CatalogCallOptions,
-  type CatalogCallResult,
-  type CatalogEvent,
-  type DownstreamPeer,
-  type ProgressUpdate,
-  type ToolCatalog,
-} from '../../core/tool-catalog.js';
-import { readBody, sendJson } from '../http/http-server.js';
+import { proxyUri, resolveUri, type CatalogEvent, type DownstreamPeer, type ToolCatalog } from '../../core/tool-catalog.js';
+import { readBody } from '../http/http-server.js';
 import { guardRequest } from '../http/request-guards.js';
 import { headerValue } from '../http/headers.js';
 import { StreamableHttpTransport } from './streamable-http-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
+import { FrontMcpError, refuse, toMcpError, upstreamMcpError } from './front-errors.js';
+import { paged } from './front-paging.js';
+import { CallToolWireSchema, callTool, type CallToolWire, type Extra } from './front-call-tool.js';
 
 const FRONT_LEDGER_OWNER = 'front';
 
@@ -118,45 +106,6 @@ export interface McpFront {
   /** Stops accepting, aborts in-flight tool calls, closes every session. Idempotent. */
   close(): Promise<void>;
 }
-
-/** An McpError whose wire message is exactly `message` (McpError itself prefixes "MCP error <code>: "). */
-class FrontMcpError extends McpError {
-  constructor(code: number, message: string, data: { code: string; [k: string]: unknown }) {
-    super(code, message, data);
-    this.message = message;
-  }
-}
-
-/** Maps anything `catalog.callTool` rejects with to the MCP error sent downstream. */
-export function toMcpError(err: unknown, toolName: string): McpError {
-  if (err instanceof WardenError) {
-    const upstream = err.code === ErrorCodes.UPSTREAM_ERROR ? err.detail?.upstream : undefined;
-    if (upstream) return upstreamMcpError(upstream);
-    const message = err.code === ErrorCodes.UNKNOWN_TOOL ? `Unknown tool: ${toolName}` : err.message;
-    return new FrontMcpError(rpcCodeOf(err.code), message, { code: err.code });
-  }
-  if (err instanceof McpError) {
-    const d = err.data;
-    if (d && typeof d === 'object' && typeof (d as { code?: unknown }).code === 'string') return err;
-    return upstreamMcpError(upstreamRpcErrorOf(err));
-  }
-  return new FrontMcpError(RpcCodes.INTERNAL, 'Internal error', { code: ErrorCodes.INTERNAL });
-}
-
-/** The upstream's code and message as they were; its data, untouched, beside our code (docs/error-codes.md). */
-function upstreamMcpError(u: UpstreamRpcError): McpError {
-  const code = Number.isSafeInteger(u.code) ? u.code : rpcCodeOf(ErrorCodes.UPSTREAM_ERROR);
-  const data = u.data === undefined ? { code: ErrorCodes.UPSTREAM_ERROR } : { code: ErrorCodes.UPSTREAM_ERROR, upstream: u.data };
-  return new FrontMcpError(code, u.message, data);
-}
-
-/**
- * tools/call as it comes off the wire: validated by hand (InvalidParams on failure), never stripped.
- * Registered through Protocol.prototype.setRequestHandler so Server does not re-validate the result.
- */
-const CallToolWireSchema = z.object({ method: z.literal('tools/call'), params: z.unknown().optional() });
-type CallToolWire = z.infer<typeof CallToolWireSchema>;
-type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 interface Session {
   readonly seq: number;
@@ -210,23 +159,6 @@ function scopeOfPath(url: string | undefined): string | undefined | null {
   return m ? m[1]! : null;
 }
 
-/** Opaque list cursors: the offset of the next page. */
-function encodeCursor(offset: number): string {
-  return Buffer.from(`o:${offset}`).toString('base64url');
-}
-
-function decodeCursor(cursor: unknown): number {
-  if (cursor === undefined) return 0;
-  const m = typeof cursor === 'string' ? /^o:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString()) : null;
-  if (!m) throw new FrontMcpError(rpcCodeOf(ErrorCodes.BAD_CURSOR), 'Invalid cursor', { code: ErrorCodes.BAD_CURSOR });
-  return Number(m[1]);
-}
-
-/** An HTTP-level refusal: JSON-RPC error body, `id: null`, status and JSON-RPC code from the catalogue. */
-function refuse(res: ServerResponse, code: ErrorCode, message: string, headers?: Record<string, string>): void {
-  sendJson(res, httpStatusOf(code), { jsonrpc: '2.0', error: { code: rpcCodeOf(code), message, data: { code } }, id: null }, headers);
-}
-
 export function createMcpFront(opts: McpFrontOptions): McpFront {
   const { catalog, ledger, serverInfo } = opts;
   const logger = opts.logger;
@@ -254,6 +186,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   let closePromise: Promise<void> | undefined;
   let sweepTimer: unknown;
 
+  const callDeps = { catalog, clock, callDeadlineMs, logger };
   const clientRequestTimeoutMs = opts.settings.clientRequestTimeoutMs ?? DEFAULT_SETTINGS.clientRequestTimeoutMs;
   const pageSize = opts.settings.mcpListPageSize ?? DEFAULT_SETTINGS.mcpListPageSize;
   /** Resource subscriptions: `<server>\n<upstream uri>` → sessions subscribed to it. */
@@ -407,20 +340,6 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     }
   }
 
-  function pageOf<T>(items: T[], cursor: unknown): { items: T[]; nextCursor?: string } {
-    const start = decodeCursor(cursor);
-    if (start > items.length) throw new FrontMcpError(rpcCodeOf(ErrorCodes.BAD_CURSOR), 'Invalid cursor', { code: ErrorCodes.BAD_CURSOR });
-    const end = start + pageSize;
-    return end < items.length ? { items: items.slice(start, end), nextCursor: encodeCursor(end) } : { items: items.slice(start) };
-  }
-
-  function paged(field: string, items: Record<string, unknown>[], cursor: unknown): ServerResult {
-    const p = pageOf(items, cursor);
-    const result: Record<string, unknown> = { [field]: p.items };
-    if (p.nextCursor !== undefined) result['nextCursor'] = p.nextCursor;
-    return result as ServerResult;
-  }
-
   /** A request routed by the catalog; errors mapped like tools/call's. */
   async function routed(s: Session, method: string, params: Record<string, unknown>, extra: Extra): Promise<ServerResult> {
     try {
@@ -458,10 +377,10 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     const scope = s.scope;
     if (caps.resources) {
       server.setRequestHandler(ListResourcesRequestSchema, async (r) =>
-        paged('resources', await catalog.listResources(scope), r.params?.cursor),
+        paged('resources', await catalog.listResources(scope), r.params?.cursor, pageSize),
       );
       server.setRequestHandler(ListResourceTemplatesRequestSchema, async (r) =>
-        paged('resourceTemplates', await catalog.listResourceTemplates(scope), r.params?.cursor),
+        paged('resourceTemplates', await catalog.listResourceTemplates(scope), r.params?.cursor, pageSize),
       );
       server.setRequestHandler(ReadResourceRequestSchema, (r, extra) => routed(s, 'resources/read', r.params, extra));
       if (caps.resources.subscribe) {
@@ -470,7 +389,9 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       }
     }
     if (caps.prompts) {
-      server.setRequestHandler(ListPromptsRequestSchema, async (r) => paged('prompts', await catalog.listPrompts(scope), r.params?.cursor));
+      server.setRequestHandler(ListPromptsRequestSchema, async (r) =>
+        paged('prompts', await catalog.listPrompts(scope), r.params?.cursor, pageSize),
+      );
       server.setRequestHandler(GetPromptRequestSchema, (r, extra) => routed(s, 'prompts/get', r.params, extra));
     }
     if (caps.completions) {
@@ -560,7 +481,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
         schema: typeof CallToolWireSchema,
         h: (r: CallToolWire, e: Extra) => Promise<ServerResult>,
       ) => void
-    ).call(server, CallToolWireSchema, (request, extra) => callTool(s, request, extra));
+    ).call(server, CallToolWireSchema, (request, extra) => callTool(callDeps, s, request, extra));
 
     try {
       await server.connect(transport);
@@ -570,94 +491,6 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     }
     scheduleSweep();
     return s;
-  }
-
-  async function callTool(s: Session, request: CallToolWire, extra: Extra): Promise<ServerResult> {
-    const params = request.params;
-    if (!isPlainObject(params) || typeof params['name'] !== 'string') {
-      throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string');
-    }
-    const name = params['name'];
-    const args = params['arguments'];
-    if (args !== undefined && !isPlainObject(args)) {
-      throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object');
-    }
-    const token = extra._meta?.progressToken;
-    const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
-
-    const ctl = new AbortController();
-    const onDownstreamAbort = () => ctl.abort(extra.signal.reason);
-    if (extra.signal.aborted) ctl.abort(extra.signal.reason);
-    else extra.signal.addEventListener('abort', onDownstreamAbort, { once: true });
-    s.calls.add(ctl);
-    if (s.closed) ctl.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, 'session closed'));
-
-    try {
-      const result = await new Promise<CatalogCallResult>((resolve, reject) => {
-        let settled = false;
-        let timer: unknown;
-        const settle = (fn: () => void) => {
-          if (settled) return;
-          settled = true;
-          clock.clearTimeout(timer);
-          ctl.signal.removeEventListener('abort', onAbort);
-          fn();
-        };
-        const arm = () => {
-          clock.clearTimeout(timer);
-          timer = clock.setTimeout(() => {
-            const err = new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`);
-            settle(() => reject(err));
-            ctl.abort(err);
-          }, callDeadlineMs);
-          unrefHandle(timer);
-        };
-        // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
-        const onAbort = () => settle(() => reject(ctl.signal.reason));
-        if (ctl.signal.aborted) return onAbort();
-        ctl.signal.addEventListener('abort', onAbort, { once: true });
-        arm();
-
-        const onprogress =
-          progressToken === undefined
-            ? undefined
-            : (u: ProgressUpdate) => {
-                if (settled) return;
-                arm(); // progress proves liveness, as resetTimeoutOnProgress does upstream
-                const p: Record<string, unknown> = { progressToken, progress: u.progress };
-                if (u.total !== undefined) p['total'] = u.total;
-                if (u.message !== undefined) p['message'] = u.message;
-                extra
-                  .sendNotification({ method: 'notifications/progress', params: p } as ServerNotification)
-                  .catch((err: unknown) => logger.debug({ err: String(err) }, 'progress not delivered'));
-              };
-
-        let pending: Promise<CatalogCallResult>;
-        try {
-          // One options object per call, as before: it also marks the call in flight for routing.
-          const callOpts: CatalogCallOptions = { signal: ctl.signal, peer: s.peer, scope: s.scope };
-          if (onprogress) callOpts.onprogress = onprogress;
-          pending = Promise.resolve(catalog.callTool(name, args, callOpts));
-        } catch (err) {
-          pending = Promise.reject(err);
-        }
-        pending.then(
-          (r) => settle(() => resolve(r)),
-          (e) => settle(() => reject(e)),
-        );
-      });
-      if (!isPlainObject(result)) throw new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result');
-      return result as ServerResult;
-    } catch (err) {
-      const mapped = toMcpError(err, name);
-      if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
-        logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
-      }
-      throw mapped;
-    } finally {
-      s.calls.delete(ctl);
-      extra.signal.removeEventListener('abort', onDownstreamAbort);
-    }
   }
 
   // ---- HTTP entry point ---------------------------------------------------------------------------

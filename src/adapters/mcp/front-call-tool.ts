@@ -1,0 +1,137 @@
+/**
+ * The tools/call path of the MCP front, the hot path: validate by hand, forward to the catalog with
+ * our own abort controller (downstream cancellation, session close and the backstop deadline all end
+ * up there), relay progress with the client's own token, map failures with front-errors.ts.
+ *
+ * tools/call is registered through Protocol.prototype.setRequestHandler (see mcp-front.ts), so the
+ * SDK's Server does not re-validate (and strip) the upstream's result.
+ */
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import {
+  ErrorCode as McpErrorCode,
+  McpError,
+  type ServerNotification,
+  type ServerRequest,
+  type ServerResult,
+} from '@modelcontextprotocol/sdk/types.js';
+import { unrefHandle, type Clock } from '../../core/clock.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { isPlainObject } from '../../core/plain-object.js';
+import type { CatalogCallOptions, CatalogCallResult, DownstreamPeer, ProgressUpdate, ToolCatalog } from '../../core/tool-catalog.js';
+import { toMcpError } from './front-errors.js';
+
+/**
+ * tools/call as it comes off the wire: validated by hand (InvalidParams on failure), never stripped.
+ * Registered through Protocol.prototype.setRequestHandler so Server does not re-validate the result.
+ */
+export const CallToolWireSchema = z.object({ method: z.literal('tools/call'), params: z.unknown().optional() });
+export type CallToolWire = z.infer<typeof CallToolWireSchema>;
+export type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+export interface CallToolDeps {
+  catalog: ToolCatalog;
+  clock: Clock;
+  /** The front's own deadline: toolCallTimeoutMs plus a margin, only fires if the catalog never settles. */
+  callDeadlineMs: number;
+  logger: Logger;
+}
+
+/** What a tool call needs of its session. */
+export interface CallingSession {
+  readonly scope: string | undefined;
+  readonly peer: DownstreamPeer;
+  readonly closed: boolean;
+  /** Our own controller per in-flight tools/call; the session aborts them when it closes. */
+  readonly calls: Set<AbortController>;
+}
+
+export async function callTool(deps: CallToolDeps, s: CallingSession, request: CallToolWire, extra: Extra): Promise<ServerResult> {
+  const { catalog, clock, callDeadlineMs, logger } = deps;
+  const params = request.params;
+  if (!isPlainObject(params) || typeof params['name'] !== 'string') {
+    throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string');
+  }
+  const name = params['name'];
+  const args = params['arguments'];
+  if (args !== undefined && !isPlainObject(args)) {
+    throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object');
+  }
+  const token = extra._meta?.progressToken;
+  const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
+
+  const ctl = new AbortController();
+  const onDownstreamAbort = () => ctl.abort(extra.signal.reason);
+  if (extra.signal.aborted) ctl.abort(extra.signal.reason);
+  else extra.signal.addEventListener('abort', onDownstreamAbort, { once: true });
+  s.calls.add(ctl);
+  if (s.closed) ctl.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, 'session closed'));
+
+  try {
+    const result = await new Promise<CatalogCallResult>((resolve, reject) => {
+      let settled = false;
+      let timer: unknown;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clock.clearTimeout(timer);
+        ctl.signal.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const arm = () => {
+        clock.clearTimeout(timer);
+        timer = clock.setTimeout(() => {
+          const err = new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`);
+          settle(() => reject(err));
+          ctl.abort(err);
+        }, callDeadlineMs);
+        unrefHandle(timer);
+      };
+      // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
+      const onAbort = () => settle(() => reject(ctl.signal.reason));
+      if (ctl.signal.aborted) return onAbort();
+      ctl.signal.addEventListener('abort', onAbort, { once: true });
+      arm();
+
+      const onprogress =
+        progressToken === undefined
+          ? undefined
+          : (u: ProgressUpdate) => {
+              if (settled) return;
+              arm(); // progress proves liveness, as resetTimeoutOnProgress does upstream
+              const p: Record<string, unknown> = { progressToken, progress: u.progress };
+              if (u.total !== undefined) p['total'] = u.total;
+              if (u.message !== undefined) p['message'] = u.message;
+              extra
+                .sendNotification({ method: 'notifications/progress', params: p } as ServerNotification)
+                .catch((err: unknown) => logger.debug({ err: String(err) }, 'progress not delivered'));
+            };
+
+      let pending: Promise<CatalogCallResult>;
+      try {
+        // One options object per call, as before: it also marks the call in flight for routing.
+        const callOpts: CatalogCallOptions = { signal: ctl.signal, peer: s.peer, scope: s.scope };
+        if (onprogress) callOpts.onprogress = onprogress;
+        pending = Promise.resolve(catalog.callTool(name, args, callOpts));
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      pending.then(
+        (r) => settle(() => resolve(r)),
+        (e) => settle(() => reject(e)),
+      );
+    });
+    if (!isPlainObject(result)) throw new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result');
+    return result as ServerResult;
+  } catch (err) {
+    const mapped = toMcpError(err, name);
+    if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
+      logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
+    }
+    throw mapped;
+  } finally {
+    s.calls.delete(ctl);
+    extra.signal.removeEventListener('abort', onDownstreamAbort);
+  }
+}
