@@ -36,16 +36,21 @@ function runPhase(label, list, concurrency) {
     const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    let tail = '';
+    // The counts are read from the runner's `ℹ <key> N` summary lines as they stream by: a failing
+    // run prints its long "failing tests" recap after them, so a fixed-size tail could miss them.
+    const counts = {};
+    let partial = '';
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
-      tail = (tail + chunk.toString()).slice(-4096);
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        const m = /^ℹ (\w+) (\d+)$/.exec(line);
+        if (m && m[1] in totals) counts[m[1]] = Number(m[2]);
+      }
     });
     child.on('close', (code) => {
-      for (const key of Object.keys(totals)) {
-        const m = new RegExp(`ℹ ${key} (\\d+)`).exec(tail);
-        if (m) totals[key] += Number(m[1]);
-      }
+      for (const key of Object.keys(totals)) totals[key] += counts[key] ?? 0;
       resolve(code ?? 1);
     });
   });
