@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findByEnv, readProc, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import { findByEnv, readProc, type ProcInfo } from './process-table.js';
 import { parseOwnerMarker } from '../../src/core/instance-identity.js';
 import type { ServerView } from '../../src/daemon/server-view.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from './leak-check.js';

@@ -35,7 +35,7 @@ import {
   type ContainerSpec,
 } from '../../src/adapters/docker/container-run.js';
 import { connectUpstream } from '../../src/adapters/mcp/upstream-client.js';
-import { processStartTime } from '../../src/adapters/process/proc-scan.js';
+import { processStartTime } from '../helpers/process-table.js';
 import { memoryLogger, newInstanceId, waitFor, type CapturedLog } from '../helpers/leak-check.js';
 import { dockerSuiteSkip, requireDocker } from '../helpers/docker-available.js';
 import { startEngineProxy } from '../helpers/docker-engine-proxy.js';

@@ -30,7 +30,7 @@ import type Docker from 'dockerode';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from '../../src/adapters/docker/container-labels.js';
 import { listManagedContainers, removeInstanceContainers, type ManagedContainer } from '../../src/adapters/docker/managed-containers.js';
 import { engineAddress } from '../../src/adapters/docker/docker-engine.js';
-import { processStartTime, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import { processStartTime, type ProcInfo } from '../helpers/process-table.js';
 import { parseOwnerMarker } from '../../src/core/instance-identity.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { PENDING_REAP_FILE, type PendingReapFile } from '../../src/daemon/pending-reap.js';

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { processStartTime, readEnviron, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import { processStartTime, readEnviron, type ProcInfo } from '../helpers/process-table.js';
 import { isOwnerAlive, parseOwnerMarker } from '../../src/core/instance-identity.js';
 import type { ReapReport } from '../../src/daemon/startup-reaper.js';
 import { alive, childEnv, cliDaemonHarness, kill, onlyWatchdog } from '../helpers/cli-daemon.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { NODE, cliMain, demoServer } from '../helpers/test-daemon.js';
 import { fixture } from '../helpers/process-fixtures.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from '../helpers/leak-check.js';
-import { findByEnv, processStartTime, readProc } from '../../src/adapters/process/proc-scan.js';
+import { findByEnv, processStartTime, readProc } from '../helpers/process-table.js';
 import { collectStatus } from '../../src/cli/status-command.js';
 import { sleep } from '../../src/core/clock.js';
 
