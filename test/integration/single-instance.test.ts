@@ -21,7 +21,9 @@ import { sleep } from '../../src/core/clock.js';
 function cliEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith('MCP_WARDEN_') || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
+    if (v === undefined || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
+    // MCP_WARDEN_PROCESS_TABLE stays: the portable pass (test/run-tests.mjs) runs these daemons on ps too.
+    if (k.startsWith('MCP_WARDEN_') && k !== 'MCP_WARDEN_PROCESS_TABLE') continue;
     env[k] = v;
   }
   return env;
