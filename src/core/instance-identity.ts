@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { processTable } from '../adapters/process/current-table.js';
-import { isDead } from '../adapters/process/process-table.js';
+import { EPOCH_MS_FLOOR, isDead } from '../adapters/process/process-table.js';
 
 export const ENV_INSTANCE = 'MCP_WARDEN_INSTANCE';
 export const ENV_OWNER = 'MCP_WARDEN_OWNER';
@@ -26,15 +26,21 @@ export function newInstanceIdentity(): InstanceIdentity {
   };
 }
 
-/** `<pid>:<startTime>:<instanceId>` */
+/**
+ * `<pid>:<startTime>:<instanceId>`; a wall-clock start time (the portable table's ms since the epoch)
+ * is written `w<ms>`, so a reader that only knows /proc ticks (an older mcp-warden) cannot parse it
+ * and leaves the process alone instead of comparing units and judging a live daemon dead.
+ */
 export function ownerMarker(id: InstanceIdentity): string {
-  return `${id.pid}:${id.startTime}:${id.instanceId}`;
+  return `${id.pid}:${id.startTime >= EPOCH_MS_FLOOR ? 'w' : ''}${id.startTime}:${id.instanceId}`;
 }
 
 export function parseOwnerMarker(value: string): InstanceIdentity | undefined {
-  const m = /^(\d+):(\d+):([A-Za-z0-9_-]+)$/.exec(value);
+  const m = /^(\d+):(w?)(\d+):([A-Za-z0-9_-]+)$/.exec(value);
   if (!m) return undefined;
-  return { pid: Number(m[1]), startTime: Number(m[2]), instanceId: m[3]! };
+  const startTime = Number(m[3]);
+  if ((m[2] === 'w') !== startTime >= EPOCH_MS_FLOOR) return undefined;
+  return { pid: Number(m[1]), startTime, instanceId: m[4]! };
 }
 
 /**

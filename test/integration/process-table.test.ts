@@ -19,6 +19,7 @@ import { isDead, resolveProcessTableKind, type ProcessTable } from '../../src/ad
 import { GroupMarks, applyGroupMarks, pruneGroupMarks, readGroupMarks } from '../../src/adapters/process/group-marks.js';
 import { killMarked, markedSnapshot } from '../../src/adapters/process/marker-kill.js';
 import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
+import { ownerMarker, parseOwnerMarker } from '../../src/core/instance-identity.js';
 import { assertNoProcessesWithMarker, newInstanceId, waitFor } from '../helpers/leak-check.js';
 
 const TIMEOUT_MS = 5_000;
@@ -222,5 +223,17 @@ describe('process tables', () => {
     assert.equal(resolveProcessTableKind('auto', { MCP_WARDEN_PROCESS_TABLE: 'portable' }), 'portable');
     assert.equal(resolveProcessTableKind('proc', { MCP_WARDEN_PROCESS_TABLE: 'portable' }), 'proc');
     assert.equal(resolveProcessTableKind('auto', {}), 'proc');
+  });
+});
+
+describe('owner markers across the two tables', () => {
+  it('writes a wall-clock start time as w<ms>, which a /proc-only reader cannot parse', () => {
+    const wall = ownerMarker({ pid: 42, startTime: Date.UTC(2026, 0, 1), instanceId: 'abc' });
+    assert.equal(wall, `42:w${Date.UTC(2026, 0, 1)}:abc`);
+    assert.equal(/^(\d+):(\d+):([A-Za-z0-9_-]+)$/.test(wall), false, 'the old marker syntax does not match');
+    assert.deepEqual(parseOwnerMarker(wall), { pid: 42, startTime: Date.UTC(2026, 0, 1), instanceId: 'abc' });
+    assert.equal(ownerMarker({ pid: 42, startTime: 987, instanceId: 'abc' }), '42:987:abc');
+    assert.equal(parseOwnerMarker('42:w987:abc'), undefined, 'w with ticks is malformed');
+    assert.equal(parseOwnerMarker(`42:${Date.UTC(2026, 0, 1)}:abc`), undefined, 'ms without w is malformed');
   });
 });
