@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import type Docker from 'dockerode';
 import { engineAddress } from '../adapters/docker/docker-engine.js';
 import { reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker/managed-containers.js';
-import type { ProcessEntry } from '../adapters/process/process-table.js';
+import { isDead, type ProcessEntry } from '../adapters/process/process-table.js';
 import { describeCommand, killMarked, markedSnapshot, protectedPids } from '../adapters/process/marker-kill.js';
 import { processTable } from '../adapters/process/current-table.js';
 import { pruneGroupMarks } from '../adapters/process/group-marks.js';
@@ -119,6 +119,14 @@ function classify(
   onlyMarkers?: Set<string>,
 ): Orphan[] {
   const alive = new Map<string, boolean>();
+  // Live owners are judged from the snapshot at hand: one ps run per scan on the portable table, not one per marker.
+  const byPid = new Map(table.map((p) => [p.pid, p] as const));
+  const ptable = processTable();
+  const ownerAlive = (owner: NonNullable<ReturnType<typeof parseOwnerMarker>>): boolean => {
+    const p = byPid.get(owner.pid);
+    if (p === undefined) return isOwnerAlive(owner); // not in this (filtered) snapshot: ask once
+    return !isDead(p) && (ptable.startTimeMatches(p, owner.startTime) ?? true);
+  };
   const isDeadMarker = (value: string): ReturnType<typeof parseOwnerMarker> | undefined => {
     if (onlyMarkers && !onlyMarkers.has(value)) return undefined;
     const owner = parseOwnerMarker(value);
@@ -126,7 +134,7 @@ function classify(
     if (deadCache.has(value)) return owner;
     let a = alive.get(value);
     if (a === undefined) {
-      a = isOwnerAlive(owner);
+      a = ownerAlive(owner);
       alive.set(value, a);
       if (!a) deadCache.add(value);
     }

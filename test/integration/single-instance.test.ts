@@ -435,7 +435,13 @@ test('status and stop with a stale daemon.json, a corrupt one, and none', { time
     const reused = h.dataDir(emptyConfig);
     writeFileSync(
       join(reused, 'daemon.json'),
-      JSON.stringify({ pid: process.pid, instanceId: 'reused', url: 'http://127.0.0.1:9', processStartTime: 1 }),
+      // Another start time in the unit of the table in use (a tick count means nothing to the portable one).
+      JSON.stringify({
+        pid: process.pid,
+        instanceId: 'reused',
+        url: 'http://127.0.0.1:9',
+        processStartTime: processStartTime(process.pid)! + 1,
+      }),
     );
     r = await h.cli(['status', '--data-dir', reused, '--json']);
     assert.equal(r.code, 1, r.stdout);
