@@ -24,7 +24,7 @@ import type Docker from 'dockerode';
 import { engineAddress } from '../adapters/docker/docker-engine.js';
 import { reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker/managed-containers.js';
 import { isDead, type ProcessEntry } from '../adapters/process/process-table.js';
-import { describeCommand, killMarked, markedSnapshot, protectedPids } from '../adapters/process/marker-kill.js';
+import { describeCommand, killMarked, markedSnapshotAsync, protectedPids } from '../adapters/process/marker-kill.js';
 import { processTable } from '../adapters/process/current-table.js';
 import { pruneGroupMarks } from '../adapters/process/group-marks.js';
 import { ENV_OWNER, ENV_SERVER, isOwnerAlive, parseOwnerMarker } from '../core/instance-identity.js';
@@ -189,7 +189,8 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
   let found: Orphan[] = [];
   let guard = new Set<number>([process.pid, 1]);
   try {
-    const snapshot = markedSnapshot(table, opts.marksDir);
+    // Asynchronous: `serve` holds its data-dir lock meanwhile and must keep refreshing it.
+    const snapshot = await markedSnapshotAsync(table, opts.marksDir);
     guard = protectedPids(snapshot);
     found = classify(snapshot, selfInstanceId, guard, deadCache);
   } catch (err) {

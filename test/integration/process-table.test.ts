@@ -78,6 +78,12 @@ describe('process tables', () => {
             mine.map((p) => p.pid).sort((a, b) => a - b),
           );
           assert.deepEqual(table.markersOf(sleeper.pid)?.MCP_WARDEN_INSTANCE, id);
+          const viaAsync = (await table.listAsync({ markers: true })).filter((p) => p.markers?.MCP_WARDEN_INSTANCE === id);
+          assert.deepEqual(
+            viaAsync.map((p) => p.pid).sort((a, b) => a - b),
+            mine.map((p) => p.pid).sort((a, b) => a - b),
+            'the non-blocking listing sees the same',
+          );
           assert.equal(table.get(pgid)?.startTime, leader.startTime);
           assert.equal(table.startTimeMatches(leader, leader.startTime), true);
           assert.equal(table.startTimeMatches(leader, leader.startTime + (name === 'proc' ? 1 : 1000)), false);
@@ -185,13 +191,17 @@ describe('process tables', () => {
     }
   });
 
-  it('a missing ps is E_PROCESS_TABLE_UNAVAILABLE, not an empty table', () => {
+  it('a missing ps is E_PROCESS_TABLE_UNAVAILABLE, not an empty table', async () => {
     const saved = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
       const table = new PortableProcessTable({ timeoutMs: TIMEOUT_MS });
       assert.throws(
         () => table.groupMembers(1),
+        (err: unknown) => err instanceof WardenError && err.code === ErrorCodes.PROCESS_TABLE_UNAVAILABLE,
+      );
+      await assert.rejects(
+        table.listAsync(),
         (err: unknown) => err instanceof WardenError && err.code === ErrorCodes.PROCESS_TABLE_UNAVAILABLE,
       );
     } finally {

@@ -78,6 +78,13 @@ export function markedSnapshot(table: ProcessTable, marksDir: string | undefined
   return all;
 }
 
+/** `markedSnapshot` without blocking the event loop while ps runs. */
+export async function markedSnapshotAsync(table: ProcessTable, marksDir: string | undefined): Promise<ProcessEntry[]> {
+  const all = await table.listAsync({ markers: true });
+  applyGroupMarks(all, readGroupMarks(marksDir), table);
+  return all;
+}
+
 const SECRET_ARG = /^(-{0,2}[^=\s]*(?:token|key|secret|passw|pwd|auth|credential|cookie)[^=\s]*=).+$/i;
 
 /** A command line for logs and reports: secret-looking `name=value` arguments and URL credentials redacted, length capped. */

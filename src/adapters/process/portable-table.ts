@@ -17,7 +17,7 @@
  * Environments of other users' processes (and on macOS of some of one's own) are not shown by `ps`:
  * their `markers` are undefined, and docs/guarantees.md ("Without /proc") says what covers them.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import {
   MARKER_PREFIX,
@@ -39,6 +39,7 @@ export interface PortableTableOptions {
 }
 
 const COLUMNS = 'pid=,ppid=,pgid=,stat=,lstart=,command=';
+const MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 // pid ppid pgid stat, then lstart "Thu Dec  3 06:30:55 2026", then the command line (may be empty).
 const LINE = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(\d{4})(?: (.*))?$/;
@@ -92,6 +93,24 @@ export function parseLsof(text: string): SocketOwner[] {
   return out;
 }
 
+function parseRows(text: string): Row[] {
+  const out: Row[] = [];
+  for (const line of text.split('\n')) {
+    const r = parsePsLine(line);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+function parseEnvironments(text: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\d+) (.*)$/.exec(line);
+    if (m) out.set(Number(m[1]), m[2]!);
+  }
+  return out;
+}
+
 function toInfo(r: Row): ProcessInfo {
   return { pid: r.pid, ppid: r.ppid, pgid: r.pgid, state: r.state, startTime: r.startTime, comm: r.comm };
 }
@@ -110,9 +129,39 @@ export class PortableProcessTable implements ProcessTable {
       env: this.env,
       encoding: 'utf8',
       timeout: this.opts.timeoutMs,
-      maxBuffer: 256 * 1024 * 1024,
+      maxBuffer: MAX_OUTPUT_BYTES,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    return this.outcome(cmd, args, r);
+  }
+
+  /** `run` without blocking the event loop. */
+  private runAsync(cmd: string, args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        cmd,
+        args,
+        { env: this.env, encoding: 'utf8', timeout: this.opts.timeoutMs, maxBuffer: MAX_OUTPUT_BYTES },
+        (err, stdout, stderr) => {
+          const code = (err as NodeJS.ErrnoException | null)?.code;
+          const timedOut = err !== null && (err as { killed?: boolean }).killed === true;
+          const spawnError =
+            typeof code === 'string' || timedOut
+              ? Object.assign(new Error(err!.message), { code: timedOut ? 'ETIMEDOUT' : code })
+              : undefined;
+          try {
+            resolve(
+              this.outcome(cmd, args, { error: spawnError, status: err ? (typeof code === 'number' ? code : 1) : 0, stdout, stderr }),
+            );
+          } catch (e) {
+            reject(e);
+          }
+        },
+      );
+    });
+  }
+
+  private outcome(cmd: string, args: string[], r: { error?: Error; status: number | null; stdout: string; stderr: string }): string {
     if (r.error) {
       const why =
         (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `did not finish within ${this.opts.timeoutMs} ms` : r.error.message;
@@ -133,28 +182,27 @@ export class PortableProcessTable implements ProcessTable {
     return r.stdout;
   }
 
+  private rowsArgs(select: string[]): string[] {
+    return [...select, '-ww', '-o', COLUMNS];
+  }
+
   private rows(select: string[]): Row[] {
-    const out: Row[] = [];
-    for (const line of this.run('ps', [...select, '-ww', '-o', COLUMNS]).split('\n')) {
-      const r = parsePsLine(line);
-      if (r) out.push(r);
-    }
-    return out;
+    return parseRows(this.run('ps', this.rowsArgs(select)));
+  }
+
+  /** ps arguments listing pid and command line with the environment appended (undefined: environments are not read). */
+  private environmentArgs(pids?: number[]): string[] | undefined {
+    if (this.opts.readEnvironments === false) return undefined;
+    const darwin = (this.opts.platform ?? process.platform) === 'darwin';
+    // procps takes the BSD `e` (environment) without a dash; macOS spells it -E.
+    const select = pids ? ['-p', pids.join(',')] : darwin ? ['-ax'] : ['ax'];
+    return darwin ? [...select, '-wwE', '-o', 'pid=,command='] : [...select, 'eww', '-o', 'pid=,command='];
   }
 
   /** pid → command line with the environment appended, for every process whose environment ps shows. */
   private environments(pids?: number[]): Map<number, string> {
-    const out = new Map<number, string>();
-    if (this.opts.readEnvironments === false) return out;
-    const darwin = (this.opts.platform ?? process.platform) === 'darwin';
-    // procps takes the BSD `e` (environment) without a dash; macOS spells it -E.
-    const select = pids ? ['-p', pids.join(',')] : darwin ? ['-ax'] : ['ax'];
-    const args = darwin ? [...select, '-wwE', '-o', 'pid=,command='] : [...select, 'eww', '-o', 'pid=,command='];
-    for (const line of this.run('ps', args).split('\n')) {
-      const m = /^\s*(\d+) (.*)$/.exec(line);
-      if (m) out.set(Number(m[1]), m[2]!);
-    }
-    return out;
+    const args = this.environmentArgs(pids);
+    return args ? parseEnvironments(this.run('ps', args)) : new Map();
   }
 
   private withMarkers(envs: Map<number, string>, e: ProcessEntry, r: Row): void {
@@ -166,8 +214,20 @@ export class PortableProcessTable implements ProcessTable {
   }
 
   list(opts: ListOptions = {}): ProcessEntry[] {
-    const rows = this.rows(['-ax']);
-    const envs = opts.markers ? this.environments() : undefined;
+    return this.entries(this.rows(['-ax']), opts.markers ? this.environments() : undefined, opts);
+  }
+
+  async listAsync(opts: ListOptions = {}): Promise<ProcessEntry[]> {
+    const envArgs = opts.markers ? this.environmentArgs() : undefined;
+    const [rowText, envText] = await Promise.all([
+      this.runAsync('ps', this.rowsArgs(['-ax'])),
+      envArgs ? this.runAsync('ps', envArgs) : Promise.resolve(undefined),
+    ]);
+    const envs = opts.markers ? (envText === undefined ? new Map<number, string>() : parseEnvironments(envText)) : undefined;
+    return this.entries(parseRows(rowText), envs, opts);
+  }
+
+  private entries(rows: Row[], envs: Map<number, string> | undefined, opts: ListOptions): ProcessEntry[] {
     return rows.map((r) => {
       const e: ProcessEntry = toInfo(r);
       if (opts.command) e.command = r.text === '' ? [] : r.text.split(' ');

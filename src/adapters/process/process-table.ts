@@ -68,6 +68,11 @@ export interface ProcessTable {
   readonly kind: ProcessTableKind;
   /** Every process (zombies included, flagged by `state`). */
   list(opts?: ListOptions): ProcessEntry[];
+  /**
+   * The same without blocking the event loop while a tool runs (the portable table): for the big
+   * scans of a daemon that must keep refreshing its data-dir lock meanwhile (the startup reap).
+   */
+  listAsync(opts?: ListOptions): Promise<ProcessEntry[]>;
   /** One process, or undefined when it does not exist (or cannot be seen). */
   get(pid: number): ProcessInfo | undefined;
   /** Live (non-zombie) members of process group `pgid`; reads no more than that group where the system allows. */
