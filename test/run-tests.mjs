@@ -3,7 +3,11 @@
 //     the watchdog or the next start to reap — and every daemon start reaps dead daemons' leftovers
 //     machine-wide, so a test running beside them could reap their orphans first;
 //  2. every other file, two at a time.
-// It ends with one combined line, `total: N passed, N failed, N skipped`.
+//  3. the exclusive files again with MCP_WARDEN_PROCESS_TABLE=portable: every daemon, watchdog and
+//     test helper then reads processes with ps/pgrep/lsof instead of /proc (the macOS path,
+//     src/adapters/process/process-table.ts), so the orphan, watchdog, reaper and single-instance
+//     guarantees are proven on both tables. MCP_WARDEN_PORTABLE_PASS=0 leaves it out (local use).
+// It ends with one combined line over all phases, `total: N passed, N failed, N skipped`.
 // MCP_WARDEN_TEST_FILTER=substring narrows the files (local use only).
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,12 +33,13 @@ if (selected.length === 0) {
 
 const totals = { pass: 0, fail: 0, skipped: 0, cancelled: 0 };
 
-function runPhase(label, list, concurrency) {
+function runPhase(label, list, concurrency, env = process.env) {
   if (list.length === 0) return Promise.resolve(0);
   console.log(`\n=== ${label}: ${list.length} file(s), concurrency ${concurrency} ===`);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env,
     });
     // The counts are read from the runner's `ℹ <key> N` summary lines as they stream by: a failing
     // run prints its long "failing tests" recap after them, so a fixed-size tail could miss them.
@@ -60,5 +65,12 @@ const exclusive = selected.filter((f) => EXCLUSIVE.test(f));
 const shared = selected.filter((f) => !EXCLUSIVE.test(f));
 const c1 = await runPhase('exclusive phase (tests that leave orphans on purpose)', exclusive, 1);
 const c2 = await runPhase('shared phase', shared, process.env.MCP_WARDEN_TEST_CONCURRENCY ?? '2');
+const portablePass = process.env.MCP_WARDEN_PORTABLE_PASS !== '0' && process.env.MCP_WARDEN_PROCESS_TABLE !== 'portable';
+const c3 = portablePass
+  ? await runPhase('exclusive phase again on the portable process table (ps, pgrep, lsof)', exclusive, 1, {
+      ...process.env,
+      MCP_WARDEN_PROCESS_TABLE: 'portable',
+    })
+  : 0;
 console.log(`\ntotal: ${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped} skipped`);
-process.exit(c1 !== 0 || c2 !== 0 ? 1 : 0);
+process.exit(c1 !== 0 || c2 !== 0 || c3 !== 0 ? 1 : 0);

@@ -13,6 +13,7 @@ import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { LaunchOutput, ToolChangeInfo, UpstreamSession, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { startProcessGroup } from '../adapters/process/process-group.js';
+import type { GroupMarks } from '../adapters/process/group-marks.js';
 import { startContainer } from '../adapters/docker/container-run.js';
 import type { Upstream } from '../adapters/upstream-handle.js';
 import type Docker from 'dockerode';
@@ -32,6 +33,8 @@ export interface LaunchDeps {
   docker: () => Docker;
   /** Integrity check of a fetched tool list against the approved fingerprints. */
   checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
+  /** Mark files of the process groups (the marker where environments are unreadable, docs/guarantees.md). */
+  groupMarks?: GroupMarks;
 }
 
 /** The daemon's environment minus our own markers (a daemon started by a daemon must not inherit them). */
@@ -74,8 +77,9 @@ export function createLaunchUpstream(deps: LaunchDeps) {
             env: { ...baseEnv(), ...entry.env, ...markerEnv(deps.identity, input.name) },
             cwd: entry.cwd,
             label: `${input.name}: ${entry.command}`,
+            markers: markerEnv(deps.identity, input.name),
           },
-          { ledger: deps.ledger, owner: input.owner, logger: log, settings },
+          { ledger: deps.ledger, owner: input.owner, logger: log, settings, marks: deps.groupMarks },
         );
     log.info({ kind: handle.kind, ...handle.describe() }, 'upstream started');
     signal.throwIfAborted();

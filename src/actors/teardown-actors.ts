@@ -12,7 +12,8 @@ import { fromPromise } from 'xstate';
 import type { ResourceLedger, ReleaseFailure } from '../core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { AuditOutput } from '../machines/server-machine.js';
-import { findByEnv, readProc, type ProcInfo } from '../adapters/process/proc-scan.js';
+import { processTable } from '../adapters/process/current-table.js';
+import { isDead, type ProcessInfo } from '../adapters/process/process-table.js';
 import { ENV_SERVER, type InstanceIdentity } from '../core/instance-identity.js';
 
 type OwnerInput = { name: string; owner: string };
@@ -30,14 +31,16 @@ function failureError(code: typeof ErrorCodes.STOP_FAILED | typeof ErrorCodes.RE
 }
 
 /** Processes carrying this server's marker that escaped its process group (setsid daemons). */
-function escapees(deps: TeardownDeps, name: string): ProcInfo[] {
+function escapees(deps: TeardownDeps, name: string): ProcessInfo[] {
   const key = `${deps.identity.instanceId}/${name}`;
-  return findByEnv(ENV_SERVER, (v) => v === key);
+  return processTable()
+    .list({ markers: true })
+    .filter((p) => !isDead(p) && p.markers?.[ENV_SERVER] === key);
 }
 
 /** SIGKILL what escaped; never the daemon's own group, whatever an escapee did with its pgid. */
 function killEscapees(deps: TeardownDeps, name: string): void {
-  const ownGroup = readProc(process.pid)?.pgid;
+  const ownGroup = processTable().get(process.pid)?.pgid;
   for (const p of escapees(deps, name)) {
     for (const target of p.pgid !== ownGroup && p.pgid > 1 ? [-p.pgid, p.pid] : [p.pid]) {
       try {
@@ -53,7 +56,7 @@ export function createTeardownActors(deps: TeardownDeps) {
   /** Escapees handed to the reaper, by server name: the id of the reaper's ledger entry for them. */
   const handedEscapees = new Map<string, string>();
   /** Escapees this server's actor still answers for (none while the reaper's entry for them lives). */
-  const ownEscapees = (name: string): ProcInfo[] => {
+  const ownEscapees = (name: string): ProcessInfo[] => {
     const id = handedEscapees.get(name);
     if (id !== undefined && deps.ledger.has(id)) return [];
     handedEscapees.delete(name);

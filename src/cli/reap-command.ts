@@ -5,12 +5,14 @@
 import pino from 'pino';
 import { reapOrphans, type ReapReport } from '../daemon/startup-reaper.js';
 import { parseCommand } from './parse-command.js';
+import { join } from 'node:path';
+import { defaultDataDir } from '../core/defaults.js';
 
 export const REAP_HELP = `Usage: mcp-warden reap [--dry-run] [--json]
 
 Finds processes and Docker containers left behind by mcp-warden daemons that are no longer running
 (killed with SIGKILL, crashed, or whose watchdog was killed too). It kills their process groups
-(SIGTERM, a short wait, then SIGKILL, verified by re-scanning /proc) and force-removes their
+(SIGTERM, a short wait, then SIGKILL, verified by re-scanning the process table) and force-removes their
 containers (verified by asking the engine).
 
 A process counts as left behind when its environment names an owner daemon (MCP_WARDEN_OWNER, or
@@ -81,7 +83,12 @@ export async function runReap(argv: string[]): Promise<number> {
   );
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
-  const report = await reapOrphans({ logger: pino({ enabled: false }), dryRun: values['dry-run'] ?? false });
+  // The default data dir's group marks stand in for environments ps cannot show (docs/guarantees.md, "Without /proc").
+  const report = await reapOrphans({
+    logger: pino({ enabled: false }),
+    dryRun: values['dry-run'] ?? false,
+    marksDir: join(defaultDataDir(), 'process-groups'),
+  });
   process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
   const containersLeft = (report.containers ?? []).some((c) => !report.dryRun && !c.removed);
   return report.survivors.length > 0 || containersLeft ? 1 : 0;

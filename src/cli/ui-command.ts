@@ -1,6 +1,7 @@
 /**
  * `mcp-warden ui [--data-dir DIR] [--open] [--json]`: prints the URL of the visualizer page of the
- * running daemon, `http://127.0.0.1:PORT/#token=<token>`, and with --open opens it with xdg-open.
+ * running daemon, `http://127.0.0.1:PORT/#token=<token>`, and with --open opens it with `open`
+ * (macOS) or xdg-open (elsewhere).
  *
  * The token rides in the URL fragment, which browsers never send to a server: the page reads it,
  * offers it as the WebSocket subprotocol entry `auth.<token>`, keeps it in sessionStorage (a reload
@@ -31,7 +32,7 @@ daemon: do not share it.
 
 Options:
   --data-dir DIR  data directory of the daemon (default $MCP_WARDEN_HOME or ~/.mcp-warden)
-  --open          also open the page in the default browser (xdg-open)
+  --open          also open the page in the default browser (open on macOS, xdg-open elsewhere)
   --json          print {"url": …} as JSON
   -h, --help      show this help
 
@@ -77,6 +78,11 @@ function openWith(opener: string, url: string): Promise<{ ok: true } | { ok: fal
   });
 }
 
+/** The platform's "open this URL in the default browser" command. */
+export function browserOpener(platform: NodeJS.Platform): string {
+  return platform === 'darwin' ? 'open' : 'xdg-open';
+}
+
 export async function runUi(argv: string[]): Promise<number> {
   const parsed = parseCommand(
     'ui',
@@ -113,9 +119,10 @@ export async function runUi(argv: string[]): Promise<number> {
   const url = visualizerUrl(loc.info.url, token);
   process.stdout.write(values.json ? JSON.stringify({ url }) + '\n' : `${url}\n`);
   if (!values.open) return UI_EXIT.ok;
-  const opener = findOnPath('xdg-open');
+  const openerName = browserOpener(process.platform);
+  const opener = findOnPath(openerName);
   if (!opener) {
-    process.stderr.write('mcp-warden ui: xdg-open is not installed; open the URL above in your browser\n');
+    process.stderr.write(`mcp-warden ui: ${openerName} is not installed; open the URL above in your browser\n`);
     return UI_EXIT.failed;
   }
   const opened = await openWith(opener, url);

@@ -73,6 +73,11 @@ export const ErrorCatalogue = {
   CRASH_LOOP: { code: 'E_CRASH_LOOP', where: ['server'], meaning: 'too many restarts within the restart window' },
   STOP_FAILED: { code: 'E_STOP_FAILED', where: ['server'], meaning: 'the polite stop did not release everything' },
   REAP_FAILED: { code: 'E_REAP_FAILED', where: ['server'], meaning: 'a forced release attempt failed' },
+  PROCESS_TABLE_UNAVAILABLE: {
+    code: 'E_PROCESS_TABLE_UNAVAILABLE',
+    where: ['start', 'server', 'log'],
+    meaning: 'the process table cannot be read (the portable one: ps, pgrep or lsof missing or too slow)',
+  },
   TOOLS_CHANGED: { code: 'E_TOOLS_CHANGED', where: ['server'], meaning: 'tools differ from what was approved; back in quarantine' },
   DOCKER_UNAVAILABLE: { code: 'E_DOCKER_UNAVAILABLE', where: ['server'], meaning: 'no Docker engine answers' },
   DOCKER_IMAGE_MISSING: { code: 'E_DOCKER_IMAGE_MISSING', where: ['server'], meaning: "the entry's image is not on the engine" },

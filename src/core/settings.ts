@@ -83,6 +83,10 @@ export interface Settings {
    * not affected.
    */
   allowedOrigins: readonly string[];
+  /** How processes are read: /proc, or ps/pgrep/lsof (adapters/process/process-table.ts); `auto` = /proc where it exists. */
+  processTable: 'auto' | 'proc' | 'portable';
+  /** Deadline of one ps, pgrep or lsof run of the portable process table. */
+  processTableTimeoutMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -121,6 +125,8 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   dockerCallTimeoutMs: 10_000,
   dockerStopGraceSeconds: 2,
   allowedOrigins: [],
+  processTable: 'auto',
+  processTableTimeoutMs: 5_000,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

@@ -34,6 +34,9 @@ import { DaemonReaper } from './daemon-reaper.js';
 import { newInstanceIdentity, type InstanceIdentity } from '../core/instance-identity.js';
 import { reapOrphans } from './startup-reaper.js';
 import { startWatchdog, type WatchdogHandle } from '../adapters/process/watchdog.js';
+import { processTable, useProcessTable } from '../adapters/process/current-table.js';
+import { GroupMarks } from '../adapters/process/group-marks.js';
+import { DEFAULT_SETTINGS } from '../core/settings.js';
 import { serverViews, type ServerView } from './server-view.js';
 import { serverActorOf, type SupervisorActorRef } from './server-actors.js';
 import { ServerEvents, type DaemonEvent } from './server-events.js';
@@ -102,8 +105,34 @@ function toMachineInput(name: string, entry: ServerEntry, settings: Settings): S
   return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };
 }
 
+/** `<data dir>/process-groups`: the group marks (adapters/process/group-marks.ts). */
+export function groupMarksDir(dataDir: string): string {
+  return join(dataDir, 'process-groups');
+}
+
+/**
+ * The process table comes first: the lock, the identity and the startup reap all read processes. A
+ * portable table without ps fails the start here (E_PROCESS_TABLE_UNAVAILABLE), not at the first stop.
+ */
+async function chooseProcessTable(configPath: string, override: Partial<Settings> = {}): Promise<void> {
+  let settings: Settings = DEFAULT_SETTINGS;
+  try {
+    settings = { ...(await loadConfigFile(configPath)).config.settings, ...override };
+  } catch {
+    settings = { ...DEFAULT_SETTINGS, ...override };
+  }
+  const table = useProcessTable({ choice: settings.processTable, timeoutMs: settings.processTableTimeoutMs });
+  if (!table.get(process.pid)) {
+    throw new WardenError(
+      ErrorCodes.PROCESS_TABLE_UNAVAILABLE,
+      `the ${table.kind} process table does not show this process (pid ${process.pid})`,
+    );
+  }
+}
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   await ensureDataDir(opts.dataDir);
+  await chooseProcessTable(opts.configPath ?? join(opts.dataDir, 'config.json'), opts.settingsOverride);
   // One daemon per data dir (docs/cli.md): the lock comes first, before the config is loaded (or
   // created), the port bound or any upstream started; a loser leaves no trace. Released last by
   // stop(), or here when the start fails half-way (after the partial-start cleanup).
@@ -176,6 +205,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     dryRun: false,
     selfInstanceId: identity.instanceId,
     dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
+    marksDir: groupMarksDir(dataDir),
   }).catch((err: unknown) => logger.error({ err }, 'startup reaper failed'));
   const ledger = new ResourceLedger();
   // One engine client for every containerised server (and the reaper), created on first use.
@@ -219,6 +249,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       ledger,
       logFile: join(dataDir, 'watchdog.log'),
       settleWaitMs: settings.stopKillGraceMs + 1_000,
+      processTable: processTable().kind,
+      processTableTimeoutMs: settings.processTableTimeoutMs,
+      marksDir: groupMarksDir(dataDir),
     });
     const remote = !isLoopbackHost(opts.listen.host);
     token = await ensureToken(dataDir);
@@ -282,6 +315,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         version: VERSION,
         checkTools,
         docker,
+        groupMarks: new GroupMarks(groupMarksDir(dataDir)),
       }),
       watchUpstream: createWatchUpstream({ logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
@@ -409,6 +443,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
           logger: logger.child({ component: 'startup-reaper' }),
           dryRun,
           selfInstanceId: identity.instanceId,
+          marksDir: groupMarksDir(dataDir),
         }),
     });
   } catch (err) {

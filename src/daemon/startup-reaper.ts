@@ -23,8 +23,10 @@ import type { Logger } from 'pino';
 import type Docker from 'dockerode';
 import { engineAddress } from '../adapters/docker/docker-engine.js';
 import { reapOrphanContainers, type ReapedContainerReport } from '../adapters/docker/managed-containers.js';
-import { listProcesses, readEnviron, type ProcInfo } from '../adapters/process/proc-scan.js';
-import { describeCommand, killMarked, protectedPids, readCmdline } from '../adapters/process/marker-kill.js';
+import { isDead, type ProcessEntry } from '../adapters/process/process-table.js';
+import { describeCommand, killMarked, markedSnapshotAsync, protectedPids } from '../adapters/process/marker-kill.js';
+import { processTable } from '../adapters/process/current-table.js';
+import { pruneGroupMarks } from '../adapters/process/group-marks.js';
 import { ENV_OWNER, ENV_SERVER, isOwnerAlive, parseOwnerMarker } from '../core/instance-identity.js';
 import { ENV_WATCHDOG } from '../watchdog/watchdog-main.js';
 
@@ -44,6 +46,11 @@ export interface ReapOptions {
   dockerCallTimeoutMs?: number;
   /** Skip the container step entirely (the report then says so in `docker.skipped`). */
   skipContainers?: boolean;
+  /**
+   * A data dir's group marks (adapters/process/group-marks.ts): processes whose environment the
+   * table cannot read get their group's markers from there; marks of dead owners' empty groups are removed.
+   */
+  marksDir?: string;
 }
 
 interface ReapedProcess {
@@ -94,7 +101,7 @@ export interface ReapReport {
 }
 
 interface Orphan {
-  proc: ProcInfo;
+  proc: ProcessEntry;
   role: 'upstream' | 'watchdog';
   marker: string;
   instanceId: string;
@@ -105,13 +112,21 @@ interface Orphan {
 
 /** Marker strings → alive? A dead owner never comes back; a live one is re-checked per scan. */
 function classify(
-  table: ProcInfo[],
+  table: ProcessEntry[],
   selfInstanceId: string | undefined,
   guard: Set<number>,
   deadCache: Set<string>,
   onlyMarkers?: Set<string>,
 ): Orphan[] {
   const alive = new Map<string, boolean>();
+  // Live owners are judged from the snapshot at hand: one ps run per scan on the portable table, not one per marker.
+  const byPid = new Map(table.map((p) => [p.pid, p] as const));
+  const ptable = processTable();
+  const ownerAlive = (owner: NonNullable<ReturnType<typeof parseOwnerMarker>>): boolean => {
+    const p = byPid.get(owner.pid);
+    if (p === undefined) return isOwnerAlive(owner); // not in this (filtered) snapshot: ask once
+    return !isDead(p) && (ptable.startTimeMatches(p, owner.startTime) ?? true);
+  };
   const isDeadMarker = (value: string): ReturnType<typeof parseOwnerMarker> | undefined => {
     if (onlyMarkers && !onlyMarkers.has(value)) return undefined;
     const owner = parseOwnerMarker(value);
@@ -119,7 +134,7 @@ function classify(
     if (deadCache.has(value)) return owner;
     let a = alive.get(value);
     if (a === undefined) {
-      a = isOwnerAlive(owner);
+      a = ownerAlive(owner);
       alive.set(value, a);
       if (!a) deadCache.add(value);
     }
@@ -128,7 +143,7 @@ function classify(
   const out: Orphan[] = [];
   for (const p of table) {
     if (p.state === 'Z' || p.state === 'X' || guard.has(p.pid)) continue;
-    const env = readEnviron(p.pid);
+    const env = p.markers;
     if (!env) continue;
     for (const [name, role] of [
       [ENV_OWNER, 'upstream'],
@@ -156,16 +171,28 @@ function classify(
   return out;
 }
 
+function safeCommandOf(pid: number): string[] {
+  try {
+    return processTable().commandOf(pid);
+  } catch {
+    return [];
+  }
+}
+
 export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
   const t0 = Date.now();
   const { logger, dryRun, selfInstanceId } = opts;
-  const guard = protectedPids();
+  const table = processTable();
   const deadCache = new Set<string>();
   const errors: string[] = [];
 
   let found: Orphan[] = [];
+  let guard = new Set<number>([process.pid, 1]);
   try {
-    found = classify(listProcesses(), selfInstanceId, guard, deadCache);
+    // Asynchronous: `serve` holds its data-dir lock meanwhile and must keep refreshing it.
+    const snapshot = await markedSnapshotAsync(table, opts.marksDir);
+    guard = protectedPids(snapshot);
+    found = classify(snapshot, selfInstanceId, guard, deadCache);
   } catch (err) {
     errors.push(`scan failed: ${(err as Error).message}`);
   }
@@ -179,7 +206,7 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
     server: o.server,
     ownerPid: o.ownerPid,
     ownerStartTime: o.ownerStartTime,
-    command: describeCommand(readCmdline(o.proc.pid), o.proc.comm),
+    command: describeCommand(safeCommandOf(o.proc.pid), o.proc.comm),
     killed: false,
   }));
   const byInstance = new Map<string, ReapedInstance>();
@@ -221,15 +248,28 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
   if (!dryRun && found.length > 0) {
     const markers = new Set(found.map((o) => o.marker));
     const result = await killMarked({
-      match: (table) => classify(table, selfInstanceId, guard, deadCache, markers).map((o) => o.proc),
+      match: (entries) => classify(entries, selfInstanceId, guard, deadCache, markers).map((o) => o.proc),
       termGraceMs: opts.termGraceMs ?? 500,
       deadlineMs: opts.deadlineMs ?? 5_000,
+      table,
+      marksDir: opts.marksDir,
     });
     escalation = result.escalation;
     survivors = result.survivors.map((p) => p.pid);
     errors.push(...result.errors);
     const alive = new Set(survivors);
     for (const p of processes) p.killed = !alive.has(p.pid);
+  }
+
+  if (!dryRun && opts.marksDir) {
+    try {
+      pruneGroupMarks(opts.marksDir, table.list(), (m) => {
+        const owner = parseOwnerMarker(m.markers[ENV_OWNER] ?? '');
+        return owner !== undefined && owner.instanceId !== selfInstanceId && !isOwnerAlive(owner);
+      });
+    } catch (err) {
+      errors.push(`pruning group marks failed: ${(err as Error).message}`);
+    }
   }
 
   const containerResult = await containerStep;

@@ -2,7 +2,8 @@
  * The watchdog: a tiny detached process that outlives a SIGKILLed daemon just long enough to end
  * everything the daemon started.
  *
- * Launched by src/adapters/process/watchdog.ts as `node watchdog-main.js [--term-grace-ms N] [--deadline-ms N]`
+ * Launched by src/adapters/process/watchdog.ts as `node watchdog-main.js [--term-grace-ms N] [--deadline-ms N]
+ * [--process-table proc|portable] [--process-table-timeout-ms N] [--marks-dir DIR]`
  * in its own session (setsid), with:
  *   env MCP_WARDEN_WATCHDOG=<daemonPid>:<daemonStartTime>:<instanceId>   (whom it guards; never
  *       MCP_WARDEN_INSTANCE, or it would reap itself; the startup reaper finds orphaned watchdogs by it)
@@ -21,8 +22,10 @@
  */
 import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { readEnviron, type ProcInfo } from '../adapters/process/proc-scan.js';
+import type { ProcessEntry } from '../adapters/process/process-table.js';
 import { describeCommand, killMarked } from '../adapters/process/marker-kill.js';
+import { processTable, useProcessTable } from '../adapters/process/current-table.js';
+import { pruneGroupMarks } from '../adapters/process/group-marks.js';
 import { ENV_INSTANCE, isOwnerAlive, parseOwnerMarker, type InstanceIdentity } from '../core/instance-identity.js';
 
 export const ENV_WATCHDOG = 'MCP_WARDEN_WATCHDOG';
@@ -37,6 +40,8 @@ export interface ReapStepContext {
   /** Absolute time (ms since epoch) by which the step should be done; the watchdog exits after it regardless. */
   deadline: number;
   termGraceMs: number;
+  /** The data dir's group marks, if the daemon named them. */
+  marksDir?: string;
   log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
 }
 
@@ -49,10 +54,15 @@ export type ReapStep = (instanceId: string, ctx: ReapStepContext) => Promise<voi
 /** SIGTERM → wait → SIGKILL every process group whose members carry MCP_WARDEN_INSTANCE=<instanceId>. */
 export const reapProcessesStep: ReapStep = async (instanceId, ctx) => {
   const result = await killMarked({
-    match: (table: ProcInfo[]) => table.filter((p) => readEnviron(p.pid)?.[ENV_INSTANCE] === instanceId),
+    match: (table: ProcessEntry[]) => table.filter((p) => p.markers?.[ENV_INSTANCE] === instanceId),
     termGraceMs: ctx.termGraceMs,
     deadlineMs: Math.max(0, ctx.deadline - Date.now()),
+    marksDir: ctx.marksDir,
   });
+  if (result.scanFailed) {
+    ctx.log('error', 'the process table cannot be read; nothing reaped', { instanceId, errors: result.errors });
+    throw new Error(result.errors.join('; '));
+  }
   const seen = result.seen.map((p) => ({ pid: p.pid, pgid: p.pgid, command: describeCommand(p.argv, p.comm) }));
   if (result.escalation === 'none') {
     ctx.log('info', 'no processes of the instance left', { instanceId });
@@ -70,6 +80,11 @@ export const reapProcessesStep: ReapStep = async (instanceId, ctx) => {
       errors: result.errors,
     });
     throw new Error(`${result.survivors.length} survivor(s)`);
+  }
+  try {
+    pruneGroupMarks(ctx.marksDir, processTable().list(), (m) => m.markers[ENV_INSTANCE] === instanceId);
+  } catch {
+    // marks of empty groups left: the next serve's reaper prunes them
   }
   if (result.errors.length) ctx.log('warn', 'some signals failed', { errors: result.errors });
 };
@@ -158,6 +173,11 @@ function numberArg(argv: string[], name: string, fallback: number): number {
   return Number.isFinite(v) && v >= 0 ? v : fallback;
 }
 
+function stringArg(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
 export async function runWatchdog(argv: string[]): Promise<number> {
   const marker = process.env[ENV_WATCHDOG];
   const owner = marker ? parseOwnerMarker(marker) : undefined;
@@ -171,6 +191,18 @@ export async function runWatchdog(argv: string[]): Promise<number> {
   }
   const termGraceMs = numberArg(argv, '--term-grace-ms', 500);
   const deadlineMs = numberArg(argv, '--deadline-ms', 5_000);
+  const marksDir = stringArg(argv, '--marks-dir');
+  const tableChoice = stringArg(argv, '--process-table') ?? 'auto';
+  if (tableChoice !== 'auto' && tableChoice !== 'proc' && tableChoice !== 'portable') {
+    log('error', `--process-table must be auto, proc or portable, not ${JSON.stringify(tableChoice)}`);
+    return 2;
+  }
+  try {
+    useProcessTable({ choice: tableChoice, timeoutMs: numberArg(argv, '--process-table-timeout-ms', 5_000) });
+  } catch (err) {
+    log('error', `no process table: ${(err as Error).message}`);
+    return 2;
+  }
   const { instanceId } = owner;
 
   return new Promise<number>((resolve) => {
@@ -197,7 +229,7 @@ export async function runWatchdog(argv: string[]): Promise<number> {
       const t0 = Date.now();
       const deadline = t0 + deadlineMs;
       log('warn', `daemon gone without disarming (${why}); reaping instance ${instanceId}`, { instanceId, ownerPid: owner.pid });
-      const ctx: ReapStepContext = { owner, deadline, termGraceMs, log };
+      const ctx: ReapStepContext = { owner, deadline, termGraceMs, marksDir, log };
       void Promise.allSettled(reapSteps.map((step) => step(instanceId, ctx))).then((results) => {
         const failed = results.filter((r) => r.status === 'rejected').length;
         for (const r of results) {
@@ -242,7 +274,7 @@ export async function runWatchdog(argv: string[]): Promise<number> {
     } catch {
       // ignore
     }
-    log('info', 'watching', { instanceId, ownerPid: owner.pid, termGraceMs, deadlineMs });
+    log('info', 'watching', { instanceId, ownerPid: owner.pid, termGraceMs, deadlineMs, processTable: processTable().kind });
   });
 }
 

@@ -11,11 +11,12 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findByEnv, readProc, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import { findByEnv, readProc, type ProcInfo } from './process-table.js';
 import { parseOwnerMarker } from '../../src/core/instance-identity.js';
 import type { ServerView } from '../../src/daemon/server-view.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from './leak-check.js';
 import { NODE } from './process-fixtures.js';
+import { ENV_PROCESS_TABLE } from '../../src/adapters/process/process-table.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -44,11 +45,15 @@ export function onlyWatchdog(instanceId: string): ProcInfo {
   return w[0]!;
 }
 
-/** This process's environment without the test runner's plumbing and any MCP_WARDEN_* of ours, plus `extra`. */
+/**
+ * This process's environment without the test runner's plumbing and any MCP_WARDEN_* of ours, plus
+ * `extra`; MCP_WARDEN_PROCESS_TABLE stays, so the daemons of the portable pass (test/run-tests.mjs) use ps too.
+ */
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith('MCP_WARDEN_') || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
+    if (v === undefined || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
+    if (k.startsWith('MCP_WARDEN_') && k !== ENV_PROCESS_TABLE) continue;
     env[k] = v;
   }
   return { ...env, ...extra };

@@ -5,6 +5,7 @@
  * green by silently skipping its Docker tests); locally it is skipped with a loud notice on stderr.
  * Start an engine with `scripts/ensure-docker.sh`.
  */
+import { processTable } from '../../src/adapters/process/current-table.js';
 import { readFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import { createDockerClient, dockerCall, engineAddress } from '../../src/adapters/docker/docker-engine.js';
@@ -72,9 +73,5 @@ export function ensuredDockerdPid(): number | undefined {
     return undefined;
   }
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd' ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return processTable().get(pid)?.comm === 'dockerd' ? pid : undefined;
 }

@@ -1,14 +1,14 @@
 /**
  * Leak checks for tests against real processes: every spawned process carries
  * MCP_WARDEN_INSTANCE=<unique id> in its environment (inherited by grandchildren), so after a test
- * we can find anything it left behind by scanning /proc, whatever its process group.
+ * we can find anything it left behind by scanning the process table, whatever its process group.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import { findByEnv, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
+import { findByEnv, type ProcInfo } from './process-table.js';
 
 export const MARKER_ENV = 'MCP_WARDEN_INSTANCE';
 

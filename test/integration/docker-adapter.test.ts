@@ -35,7 +35,8 @@ import {
   type ContainerSpec,
 } from '../../src/adapters/docker/container-run.js';
 import { connectUpstream } from '../../src/adapters/mcp/upstream-client.js';
-import { processStartTime } from '../../src/adapters/process/proc-scan.js';
+import { processStartTime } from '../helpers/process-table.js';
+import { ownerMarker } from '../../src/core/instance-identity.js';
 import { memoryLogger, newInstanceId, waitFor, type CapturedLog } from '../helpers/leak-check.js';
 import { dockerSuiteSkip, requireDocker } from '../helpers/docker-available.js';
 import { startEngineProxy } from '../helpers/docker-engine-proxy.js';
@@ -56,7 +57,8 @@ const SECRET = 'sk-test-0123456789-do-not-leak';
  * This process as a *live* owner: every daemon's startup reaper (and `mcp-warden reap`) removes
  * containers whose owner label names a dead daemon, so a suite running beside this one must see ours alive.
  */
-const LIVE_OWNER_PREFIX = `${process.pid}:${processStartTime(process.pid) ?? 0}`;
+const liveOwnerOf = (instanceId: string): string =>
+  ownerMarker({ pid: process.pid, startTime: processStartTime(process.pid) ?? 0, instanceId });
 
 function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
   const saved: Record<string, string | undefined> = {};
@@ -220,7 +222,7 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       spec: (command, args, extra = {}) => ({
         server: name,
         instanceId,
-        ownerMarker: `${LIVE_OWNER_PREFIX}:${instanceId}`,
+        ownerMarker: liveOwnerOf(instanceId),
         image,
         command,
         args,
@@ -271,7 +273,7 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       assert.equal(listed[0]!.id, handle.containerId);
       assert.equal(listed[0]!.server, 'demo');
       assert.equal(listed[0]!.state, 'running');
-      assert.equal(listed[0]!.owner, `${LIVE_OWNER_PREFIX}:${rig.instanceId}`);
+      assert.equal(listed[0]!.owner, liveOwnerOf(rig.instanceId));
 
       const inspect = await rig.docker.getContainer(handle.containerId).inspect();
       assert.ok(inspect.Config.Env.includes(`API_KEY=${SECRET}`), 'env reaches the container through Env');
@@ -560,7 +562,7 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
   it('reapOrphanContainers removes containers of dead owners only', async () => {
     await withRig('orphans', async (rig) => {
       const deadOwner = `999999:1:${rig.instanceId}-dead`;
-      const liveOwner = `${LIVE_OWNER_PREFIX}:${rig.instanceId}`;
+      const liveOwner = liveOwnerOf(rig.instanceId);
       const dead = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER], { ownerMarker: deadOwner }), rig.deps());
       const live = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER], { ownerMarker: liveOwner }), rig.deps());
       // Only this test's containers are judged dead; anyone else's are "alive" and untouched.

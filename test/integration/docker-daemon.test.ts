@@ -30,8 +30,8 @@ import type Docker from 'dockerode';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from '../../src/adapters/docker/container-labels.js';
 import { listManagedContainers, removeInstanceContainers, type ManagedContainer } from '../../src/adapters/docker/managed-containers.js';
 import { engineAddress } from '../../src/adapters/docker/docker-engine.js';
-import { processStartTime, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
-import { parseOwnerMarker } from '../../src/core/instance-identity.js';
+import { processStartTime, type ProcInfo } from '../helpers/process-table.js';
+import { ownerMarker, parseOwnerMarker } from '../../src/core/instance-identity.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { PENDING_REAP_FILE, type PendingReapFile } from '../../src/daemon/pending-reap.js';
 import type { ReapReport } from '../../src/daemon/startup-reaper.js';
@@ -341,7 +341,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
     assert.equal(c.state, 'running');
     assert.equal(c.image, image);
     assert.match(c.name, /^mcp-warden-demo-[0-9a-f]{10}$/);
-    assert.equal(c.owner, `${process.pid}:${processStartTime(process.pid)}:${id}`);
+    assert.equal(c.owner, ownerMarker({ pid: process.pid, startTime: processStartTime(process.pid)!, instanceId: id }));
 
     const { client, close } = await td.connect();
     const tools = (await client.listTools()).tools.map((x) => x.name).sort();
@@ -625,7 +625,7 @@ describe('docker isolation: real daemon, real engine', { skip: await dockerSuite
         [LABEL_MANAGED]: 'true',
         [LABEL_INSTANCE]: markerId,
         [LABEL_SERVER]: 'left',
-        [LABEL_OWNER]: `${process.pid}:${processStartTime(process.pid)}:${markerId}`,
+        [LABEL_OWNER]: ownerMarker({ pid: process.pid, startTime: processStartTime(process.pid)!, instanceId: markerId }),
       },
       HostConfig: { Init: true, NetworkMode: 'none' },
     });

@@ -13,8 +13,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { processStartTime, readEnviron, type ProcInfo } from '../../src/adapters/process/proc-scan.js';
-import { isOwnerAlive, parseOwnerMarker } from '../../src/core/instance-identity.js';
+import { processStartTime, readEnviron, type ProcInfo } from '../helpers/process-table.js';
+import { isOwnerAlive, ownerMarker, parseOwnerMarker } from '../../src/core/instance-identity.js';
 import type { ReapReport } from '../../src/daemon/startup-reaper.js';
 import { alive, childEnv, cliDaemonHarness, kill, onlyWatchdog } from '../helpers/cli-daemon.js';
 import { processesWithMarker, waitFor } from '../helpers/leak-check.js';
@@ -279,8 +279,8 @@ describe('orphan suite: real daemons with hostile upstreams', { timeout: 120_000
     const myStart = processStartTime(process.pid)!;
     const forgedId = `forged${process.pid}x${Date.now()}`;
     const honestId = `honest${process.pid}x${Date.now()}`;
-    const forgedOwner = `${process.pid}:${myStart + 1}:${forgedId}`;
-    const honestOwner = `${process.pid}:${myStart}:${honestId}`;
+    const forgedOwner = ownerMarker({ pid: process.pid, startTime: myStart + 1, instanceId: forgedId });
+    const honestOwner = ownerMarker({ pid: process.pid, startTime: myStart, instanceId: honestId });
     assert.equal(isOwnerAlive(parseOwnerMarker(forgedOwner)!), false);
     assert.equal(isOwnerAlive(parseOwnerMarker(honestOwner)!), true);
     const sleeper = (id: string, owner: string) => {

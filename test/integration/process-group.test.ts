@@ -2,6 +2,7 @@
  * Process groups against real processes: spawn failures, the stop escalation per hostile fixture,
  * grandchildren, the ledger paths (release, force release, audit), EPIPE, listener hygiene.
  * Also the pure parts underneath: /proc stat parsing and the stderr drain's rate limit.
+ * (Both process tables against real processes: test/integration/process-table.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,16 +19,8 @@ import {
   type ProcessGroupHandle,
   type ProcessGroupSettings,
 } from '../../src/adapters/process/process-group.js';
-import {
-  findByEnv,
-  groupMembers,
-  listProcesses,
-  parseStat,
-  processStartTime,
-  readEnviron,
-  readProc,
-  type ProcInfo,
-} from '../../src/adapters/process/proc-scan.js';
+import { findByEnv, groupMembers, listProcesses, processStartTime, readProc, type ProcInfo } from '../helpers/process-table.js';
+import { parseStat, readEnviron } from '../../src/adapters/process/proc-table.js';
 import { drainStderr } from '../../src/adapters/process/stderr-drain.js';
 import {
   assertNoProcessesWithMarker,
@@ -124,7 +117,7 @@ function assertSpawnFailed(err: unknown, ...fragments: string[]): true {
   return true;
 }
 
-describe('proc-scan', () => {
+describe('proc-table', () => {
   it('parses /proc/<pid>/stat with spaces and parentheses in comm', () => {
     const fields = Array.from({ length: 49 }, (_, i) => String(i + 3));
     fields[0] = 'S'; // state (3)

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { NODE, cliMain, demoServer } from '../helpers/test-daemon.js';
 import { fixture } from '../helpers/process-fixtures.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from '../helpers/leak-check.js';
-import { findByEnv, processStartTime, readProc } from '../../src/adapters/process/proc-scan.js';
+import { findByEnv, processStartTime, readProc } from '../helpers/process-table.js';
 import { collectStatus } from '../../src/cli/status-command.js';
 import { sleep } from '../../src/core/clock.js';
 
@@ -21,7 +21,9 @@ import { sleep } from '../../src/core/clock.js';
 function cliEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith('MCP_WARDEN_') || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
+    if (v === undefined || k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT') continue;
+    // MCP_WARDEN_PROCESS_TABLE stays: the portable pass (test/run-tests.mjs) runs these daemons on ps too.
+    if (k.startsWith('MCP_WARDEN_') && k !== 'MCP_WARDEN_PROCESS_TABLE') continue;
     env[k] = v;
   }
   return env;
@@ -433,7 +435,13 @@ test('status and stop with a stale daemon.json, a corrupt one, and none', { time
     const reused = h.dataDir(emptyConfig);
     writeFileSync(
       join(reused, 'daemon.json'),
-      JSON.stringify({ pid: process.pid, instanceId: 'reused', url: 'http://127.0.0.1:9', processStartTime: 1 }),
+      // Another start time in the unit of the table in use (a tick count means nothing to the portable one).
+      JSON.stringify({
+        pid: process.pid,
+        instanceId: 'reused',
+        url: 'http://127.0.0.1:9',
+        processStartTime: processStartTime(process.pid)! + 1,
+      }),
     );
     r = await h.cli(['status', '--data-dir', reused, '--json']);
     assert.equal(r.code, 1, r.stdout);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { findByEnv, processStartTime, readEnviron, readProc } from '../../src/adapters/process/proc-scan.js';
+import { findByEnv, processStartTime, readEnviron, readProc } from '../helpers/process-table.js';
 import { startWatchdog } from '../../src/adapters/process/watchdog.js';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
 import { ENV_INSTANCE, ENV_OWNER, ownerMarker, parseOwnerMarker, type InstanceIdentity } from '../../src/core/instance-identity.js';

@@ -19,7 +19,7 @@ import {
 } from '../../src/adapters/store/instance-lock.js';
 import { WardenError } from '../../src/core/error-codes.js';
 import { parseConfig } from '../../src/config/config-schema.js';
-import { processStartTime } from '../../src/adapters/process/proc-scan.js';
+import { processStartTime } from '../helpers/process-table.js';
 import { waitFor } from '../helpers/leak-check.js';
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'mcp-warden-lock-'));

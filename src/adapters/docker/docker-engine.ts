@@ -18,12 +18,15 @@ import { errnoOf } from '../../core/errno.js';
 
 /**
  * A dockerode client for DOCKER_HOST (unix://, tcp://, ssh://, with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH)
- * or the default socket (~/.docker/run/docker.sock if present, else /var/run/docker.sock). Any global
+ * or the default socket (`defaultSocketPath`: /var/run/docker.sock, else Docker Desktop's). Any global
  * timeout (DOCKER_CLIENT_TIMEOUT) is removed: every call here carries its own deadline, and a global
  * timeout would cut long-lived calls (wait, attach).
  */
 export function createDockerClient(options?: Docker.DockerOptions): Docker {
-  const docker = new (loadDockerode())(options);
+  const env = process.env.DOCKER_HOST;
+  // Without DOCKER_HOST, the socket we name in engineAddress is the one we use (not docker-modem's own guess).
+  const opts = options ?? (env && env !== 'unix://' ? undefined : { socketPath: defaultSocketPath() });
+  const docker = new (loadDockerode())(opts);
   (docker.modem as unknown as { timeout?: number }).timeout = undefined;
   return docker;
 }
@@ -46,9 +49,19 @@ export function defaultDocker(): Docker {
   return defaultClient;
 }
 
-function defaultSocketPath(): string {
-  const user = join(homedir(), '.docker', 'run', 'docker.sock');
-  return existsSync(user) ? user : '/var/run/docker.sock';
+/**
+ * The engine socket when DOCKER_HOST is unset: /var/run/docker.sock (Linux engines; Docker Desktop
+ * links it when allowed to), else Docker Desktop's per-user sockets (~/.docker/run/docker.sock on
+ * macOS and Linux, the older ~/Library/Containers/com.docker.docker/Data/docker.raw.sock on macOS),
+ * else /var/run/docker.sock again so errors name the usual place.
+ */
+export function defaultSocketPath(exists: (path: string) => boolean = existsSync, home: string = homedir()): string {
+  const candidates = [
+    '/var/run/docker.sock',
+    join(home, '.docker', 'run', 'docker.sock'),
+    join(home, 'Library', 'Containers', 'com.docker.docker', 'Data', 'docker.raw.sock'),
+  ];
+  return candidates.find((p) => exists(p)) ?? candidates[0]!;
 }
 
 /** The engine address a client talks to, e.g. `unix:///var/run/docker.sock` or `tcp://10.0.0.5:2376`. */

@@ -14,16 +14,22 @@
  * - SIGTERM, poll until `termGraceMs`, then SIGKILL (repeated for late forks) until nothing remains or
  *   `deadlineMs` passed. Never throws; failures are reported.
  */
-import { readFileSync } from 'node:fs';
-import { listProcesses, readProc, type ProcInfo } from './proc-scan.js';
 import { sleep } from '../../core/clock.js';
+import { processTable } from './current-table.js';
+import { applyGroupMarks, readGroupMarks } from './group-marks.js';
+import { isDead, type ProcessEntry, type ProcessInfo, type ProcessTable } from './process-table.js';
 
 export interface MarkerKillOptions {
   /**
-   * The processes to end, chosen from one snapshot of the process table (zombies already removed).
+   * The processes to end, chosen from one snapshot of the process table (zombies already removed;
+   * `markers` filled in, from the group marks of `marksDir` where an environment was unreadable).
    * Called on every poll, so processes forked meanwhile by a matched process are matched too.
    */
-  match: (table: ProcInfo[]) => ProcInfo[];
+  match: (table: ProcessEntry[]) => ProcessEntry[];
+  /** The process table (default: this process's). */
+  table?: ProcessTable;
+  /** A data dir's `process-groups` dir (adapters/process/group-marks.ts): markers for unreadable environments. */
+  marksDir?: string;
   /** How long to wait after SIGTERM before SIGKILL. */
   termGraceMs: number;
   /** Give up (reporting survivors) this long after the start. */
@@ -38,27 +44,26 @@ export interface MarkerKillResult {
   groups: number[];
   pids: number[];
   /** Every pid that was seen as remaining at some point (matched or member of a signalled group), with its command line. */
-  seen: Array<ProcInfo & { argv: string[] }>;
+  seen: Array<ProcessInfo & { argv: string[] }>;
   /** Still alive at the deadline (empty on success). */
-  survivors: ProcInfo[];
-  /** kill() failures other than ESRCH (e.g. EPERM). */
+  survivors: ProcessInfo[];
+  /** kill() failures other than ESRCH (e.g. EPERM), and a process table that could not be read. */
   errors: string[];
+  /** The process table could not be read (E_PROCESS_TABLE_UNAVAILABLE): nothing is verified, whatever `survivors` says. */
+  scanFailed?: boolean;
   durationMs: number;
 }
 
 const DEFAULT_POLL_MS = 25;
 
-function isDead(p: ProcInfo): boolean {
-  return p.state === 'Z' || p.state === 'X';
-}
-
 /** This process and its ancestors: never signalled by a reaper, whatever their markers say. */
-export function protectedPids(): Set<number> {
+export function protectedPids(snapshot: ProcessInfo[] = processTable().list()): Set<number> {
+  const byPid = new Map(snapshot.map((p) => [p.pid, p] as const));
   const out = new Set<number>();
   let pid = process.pid;
   for (let i = 0; i < 64 && pid > 1 && !out.has(pid); i++) {
     out.add(pid);
-    const info = readProc(pid);
+    const info = byPid.get(pid);
     if (!info) break;
     pid = info.ppid;
   }
@@ -66,14 +71,18 @@ export function protectedPids(): Set<number> {
   return out;
 }
 
-/** `/proc/<pid>/cmdline` as an argument list ([] for kernel threads or vanished processes). */
-export function readCmdline(pid: number): string[] {
-  try {
-    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return raw.split('\0').filter((s, i, a) => s !== '' || i < a.length - 1);
-  } catch {
-    return [];
-  }
+/** One snapshot with markers (from the group marks where an environment was unreadable). */
+export function markedSnapshot(table: ProcessTable, marksDir: string | undefined): ProcessEntry[] {
+  const all = table.list({ markers: true });
+  applyGroupMarks(all, readGroupMarks(marksDir), table);
+  return all;
+}
+
+/** `markedSnapshot` without blocking the event loop while ps runs. */
+export async function markedSnapshotAsync(table: ProcessTable, marksDir: string | undefined): Promise<ProcessEntry[]> {
+  const all = await table.listAsync({ markers: true });
+  applyGroupMarks(all, readGroupMarks(marksDir), table);
+  return all;
 }
 
 const SECRET_ARG = /^(-{0,2}[^=\s]*(?:token|key|secret|passw|pwd|auth|credential|cookie)[^=\s]*=).+$/i;
@@ -92,19 +101,40 @@ export function describeCommand(argv: string[], comm: string, maxChars = 300): s
 
 export async function killMarked(opts: MarkerKillOptions): Promise<MarkerKillResult> {
   const started = Date.now();
+  try {
+    return await killMarkedOrThrow(opts, started);
+  } catch (err) {
+    // Only the table throws (a portable table without ps): report it; never pretend the kill worked.
+    const message = `process table unreadable: ${(err as Error)?.message ?? String(err)}`;
+    return {
+      escalation: 'none',
+      groups: [],
+      pids: [],
+      seen: [],
+      survivors: [],
+      errors: [message],
+      durationMs: Date.now() - started,
+      scanFailed: true,
+    };
+  }
+}
+
+async function killMarkedOrThrow(opts: MarkerKillOptions, started: number): Promise<MarkerKillResult> {
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
-  const guard = protectedPids();
-  const selfPgid = readProc(process.pid)?.pgid;
+  const ptable = opts.table ?? processTable();
+  const first = ptable.list();
+  const guard = protectedPids(first);
+  const selfPgid = first.find((p) => p.pid === process.pid)?.pgid;
   const groups = new Set<number>();
   const singles = new Set<number>();
-  const seen = new Map<number, ProcInfo & { argv: string[] }>();
+  const seen = new Map<number, ProcessInfo & { argv: string[] }>();
   const errors: string[] = [];
 
-  const remaining = (): { procs: ProcInfo[]; matched: Set<number>; table: Map<number, ProcInfo> } => {
-    const all = listProcesses();
+  const remaining = (): { procs: ProcessInfo[]; matched: Set<number>; table: Map<number, ProcessInfo> } => {
+    const all = markedSnapshot(ptable, opts.marksDir);
     const table = new Map(all.map((p) => [p.pid, p] as const));
     const live = all.filter((p) => !isDead(p) && !guard.has(p.pid));
-    let matched: ProcInfo[] = [];
+    let matched: ProcessInfo[] = [];
     try {
       matched = opts.match(live);
     } catch (err) {
@@ -112,11 +142,22 @@ export async function killMarked(opts: MarkerKillOptions): Promise<MarkerKillRes
     }
     const matchedPids = new Set(matched.map((p) => p.pid));
     const procs = live.filter((p) => matchedPids.has(p.pid) || groups.has(p.pgid));
-    for (const p of procs) if (!seen.has(p.pid)) seen.set(p.pid, { ...p, argv: readCmdline(p.pid) });
+    for (const p of procs) {
+      if (!seen.has(p.pid))
+        seen.set(p.pid, {
+          pid: p.pid,
+          ppid: p.ppid,
+          pgid: p.pgid,
+          state: p.state,
+          startTime: p.startTime,
+          comm: p.comm,
+          argv: ptable.commandOf(p.pid),
+        });
+    }
     return { procs, matched: matchedPids, table };
   };
 
-  const groupAllowed = (pgid: number, matched: Set<number>, table: Map<number, ProcInfo>): boolean => {
+  const groupAllowed = (pgid: number, matched: Set<number>, table: Map<number, ProcessInfo>): boolean => {
     if (!(pgid > 1) || pgid === selfPgid || guard.has(pgid)) return false;
     const leader = table.get(pgid);
     return !leader || isDead(leader) || matched.has(pgid);
@@ -150,7 +191,7 @@ export async function killMarked(opts: MarkerKillOptions): Promise<MarkerKillRes
     }
   };
 
-  const result = (escalation: MarkerKillResult['escalation'], survivors: ProcInfo[]): MarkerKillResult => ({
+  const result = (escalation: MarkerKillResult['escalation'], survivors: ProcessInfo[]): MarkerKillResult => ({
     escalation,
     groups: [...groups],
     pids: [...singles],

@@ -4,7 +4,9 @@
  * The child is spawned `detached: true` (setsid: pgid = pid), so every descendant that does not
  * deliberately leave the group (sh -c wrappers, npx, `cmd &` grandchildren) is signalled together
  * via `-pgid`. The ledger entry (kind 'process-group') is settled only once the group is verifiably
- * empty: the direct child has exited AND /proc shows no live (non-zombie) member of the group.
+ * empty: the direct child has exited AND the process table (process-table.ts) shows no live
+ * (non-zombie) member of the group. With `marks`, the group also gets a mark file (group-marks.ts)
+ * from its spawn until that moment, the marker that survives where environments cannot be read.
  *
  * Stop escalation: stdin EOF → SIGTERM to the group → SIGKILL to the group, each step bounded by a
  * Settings grace period; survivors after the last step reject with E_STOP_FAILED (the entry stays in
@@ -21,7 +23,9 @@ import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import type { Settings } from '../../core/settings.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
-import { groupMembers } from './proc-scan.js';
+import { processTable } from './current-table.js';
+import type { GroupMarks } from './group-marks.js';
+import type { ProcessTable } from './process-table.js';
 import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
 import type { Upstream } from '../upstream-handle.js';
@@ -35,6 +39,8 @@ export interface ProcessGroupSpec {
   cwd?: string;
   /** Human-readable, secret-free label for logs and the ledger (e.g. the server name). */
   label: string;
+  /** The MCP_WARDEN_* markers of `env`, recorded in a group mark when `marks` is given. */
+  markers?: Record<string, string>;
 }
 
 export type ProcessGroupSettings = Pick<
@@ -47,6 +53,10 @@ export interface ProcessGroupDeps {
   owner: string;
   logger: Logger;
   settings: ProcessGroupSettings;
+  /** Where the group's mark file goes (the daemon's `<data dir>/process-groups`); none without. */
+  marks?: GroupMarks;
+  /** Default: this process's table. */
+  table?: ProcessTable;
 }
 
 export type { ExitInfo } from './exit-notice.js';
@@ -132,6 +142,7 @@ class ProcessGroup implements ProcessGroupHandle {
   private finalized = false;
   private finalizing = false;
   private readonly cleanups: Array<() => void> = [];
+  private readonly table: ProcessTable;
   private resolveSpawned!: () => void;
   private rejectSpawned!: (err: unknown) => void;
 
@@ -140,6 +151,7 @@ class ProcessGroup implements ProcessGroupHandle {
     private readonly deps: ProcessGroupDeps,
   ) {
     this.log = deps.logger.child({ component: 'process-group', label: spec.label });
+    this.table = deps.table ?? processTable();
     this.spawned = new Promise<void>((res, rej) => {
       this.resolveSpawned = res;
       this.rejectSpawned = rej;
@@ -211,6 +223,7 @@ class ProcessGroup implements ProcessGroupHandle {
 
     this.listen(child, 'spawn', () => {
       this.log.debug({ childPid: this.pid, command: spec.command }, 'spawned');
+      this.recordMark();
       this.resolveSpawned();
     });
     this.listen(child, 'error', (err: Error) => {
@@ -228,6 +241,36 @@ class ProcessGroup implements ProcessGroupHandle {
     this.cleanups.push(() => emitter.off(event, fn));
   }
 
+  private recordMark(): void {
+    const { marks } = this.deps;
+    if (!marks || !this.spec.markers || this.finalized || this.finalizing) return;
+    let leaderStartTime: number | undefined;
+    try {
+      leaderStartTime = this.table.get(this.pid)?.startTime;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'reading the group leader failed; its mark has no start time');
+    }
+    const failed = marks.record({
+      pgid: this.pgid,
+      ...(leaderStartTime !== undefined ? { leaderStartTime } : {}),
+      markers: this.spec.markers,
+    });
+    if (failed) this.log.warn({ dir: marks.dir, err: failed }, 'writing the process group mark failed');
+  }
+
+  /**
+   * Live members of the group; a table that cannot be read (E_PROCESS_TABLE_UNAVAILABLE) counts as
+   * "not empty", so nothing is settled unverified.
+   */
+  private members(): number[] {
+    try {
+      return this.table.groupMembers(this.pgid).map((p) => p.pid);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'the process table cannot be read; the group counts as not empty');
+      return [-1];
+    }
+  }
+
   onExit(listener: (info: ExitInfo) => void): () => void {
     return this.exit.onExit(listener);
   }
@@ -239,7 +282,7 @@ class ProcessGroup implements ProcessGroupHandle {
   isGone(): boolean {
     if (this.finalized) return true;
     if (!this.exitInfo) return false;
-    if (groupMembers(this.pgid).length > 0) return false;
+    if (this.members().length > 0) return false;
     // Verified empty (e.g. from the ledger audit): release our listeners too.
     this.finalize();
     return true;
@@ -321,7 +364,7 @@ class ProcessGroup implements ProcessGroupHandle {
   }
 
   private stopFailure(): WardenError {
-    const survivors = groupMembers(this.pgid).map((p) => p.pid);
+    const survivors = this.members();
     const childAlive = !this.exitInfo;
     const err = new WardenError(
       ErrorCodes.STOP_FAILED,
@@ -355,7 +398,7 @@ class ProcessGroup implements ProcessGroupHandle {
   }
 
   private groupEmpty(): boolean {
-    return this.exitInfo !== undefined && groupMembers(this.pgid).length === 0;
+    return this.exitInfo !== undefined && this.members().length === 0;
   }
 
   /** Polls (every POLL_MS, woken early on exit) until the group is empty or `ms` elapsed. */
@@ -373,7 +416,7 @@ class ProcessGroup implements ProcessGroupHandle {
     if (!this.exit.fire({ code, signal })) return;
     this.log.info({ childPid: this.pid, code, signal }, 'process exited');
     // Crashed or exited by itself with nothing left in the group: the resource is gone.
-    if (!this.stopRun && groupMembers(this.pgid).length === 0) this.finalize();
+    if (!this.stopRun && this.members().length === 0) this.finalize();
   }
 
   /** The group is verifiably empty: settle the ledger entry and drop every listener and timer. */
@@ -382,6 +425,7 @@ class ProcessGroup implements ProcessGroupHandle {
     this.finalizing = true;
     this.entry?.settle();
     this.entry = undefined;
+    if (this.pgid > 0) this.deps.marks?.forget(this.pgid);
     this.exit.wakeAll();
     const child = this.child;
     const finish = () => {

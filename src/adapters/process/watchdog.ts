@@ -19,6 +19,9 @@ import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { ownerMarker, type InstanceIdentity } from '../../core/instance-identity.js';
 import { DISARM_MESSAGE, ENV_WATCHDOG, READY_MESSAGE } from '../../watchdog/watchdog-main.js';
+import { processTable } from './current-table.js';
+import type { ProcessTableKind } from './process-table.js';
+import { DEFAULT_SETTINGS } from '../../core/settings.js';
 
 export {} from '../../watchdog/watchdog-main.js';
 
@@ -39,6 +42,11 @@ export interface WatchdogOptions {
   settleWaitMs?: number;
   /** How long to wait for the watchdog to report `ready`. Default 5000 ms. */
   readyTimeoutMs?: number;
+  /** The watchdog's process table (it does not inherit MCP_WARDEN_PROCESS_TABLE). Default: this process's kind. */
+  processTable?: ProcessTableKind;
+  processTableTimeoutMs?: number;
+  /** The data dir's group marks (adapters/process/group-marks.ts), read where environments are not. */
+  marksDir?: string;
 }
 
 export interface WatchdogHandle {
@@ -104,6 +112,18 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
   const settleWaitMs = opts.settleWaitMs ?? 3_000;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 5_000;
   const script = watchdogScriptPath();
+  const args = [
+    script,
+    '--term-grace-ms',
+    String(termGraceMs),
+    '--deadline-ms',
+    String(deadlineMs),
+    '--process-table',
+    opts.processTable ?? processTable().kind,
+    '--process-table-timeout-ms',
+    String(opts.processTableTimeoutMs ?? DEFAULT_SETTINGS.processTableTimeoutMs),
+    ...(opts.marksDir ? ['--marks-dir', opts.marksDir] : []),
+  ];
 
   let current: Running | undefined;
   let closing = false;
@@ -116,7 +136,7 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
     const logFd = openLog(opts.logFile);
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [script, '--term-grace-ms', String(termGraceMs), '--deadline-ms', String(deadlineMs)], {
+      child = spawn(process.execPath, args, {
         detached: true,
         stdio: ['pipe', 'pipe', logFd],
         env: watchdogEnv(identity),

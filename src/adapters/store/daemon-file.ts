@@ -4,7 +4,9 @@
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { readProc } from '../process/proc-scan.js';
+import { isOwnerAlive } from '../../core/instance-identity.js';
+import { processTable } from '../process/current-table.js';
+import { isDead } from '../process/process-table.js';
 
 export interface DaemonInfo {
   pid: number;
@@ -62,7 +64,14 @@ export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
  * not a zombie. A file without a start time (never written by this version) falls back to the pid.
  */
 export function isDaemonAlive(info: Pick<DaemonInfo, 'pid' | 'processStartTime'>): boolean {
-  const p = readProc(info.pid);
-  if (!p || p.state === 'Z' || p.state === 'X') return false;
-  return typeof info.processStartTime === 'number' && info.processStartTime > 0 ? p.startTime === info.processStartTime : true;
+  if (typeof info.processStartTime === 'number' && info.processStartTime > 0) {
+    return isOwnerAlive({ pid: info.pid, startTime: info.processStartTime, instanceId: '' });
+  }
+  let p;
+  try {
+    p = processTable().get(info.pid);
+  } catch {
+    return true;
+  }
+  return p !== undefined && !isDead(p);
 }

@@ -21,7 +21,7 @@ import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
 import { loadConfigFile } from './config-file.js';
 import { describeFsError } from './make-dirs.js';
 import { isDaemonAlive, readDaemonFile } from './daemon-file.js';
-import { processStartTime } from '../process/proc-scan.js';
+import { processTable } from '../process/current-table.js';
 import { sleep } from '../../core/clock.js';
 
 const LOCK_FILE = 'daemon.lock';
@@ -72,7 +72,7 @@ export interface InstanceLock {
 /** What the holder writes into daemon.lock right after acquiring. */
 export interface LockHolder {
   pid: number;
-  /** /proc/<pid>/stat field 22, to tell a reused pid apart. */
+  /** The holder's start time as its process table reads it (process-table.ts), to tell a reused pid apart. */
   processStartTime: number;
   acquiredAt: string;
 }
@@ -311,7 +311,7 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
   try {
     const holder: LockHolder = {
       pid: process.pid,
-      processStartTime: processStartTime(process.pid) ?? 0,
+      processStartTime: processTable().get(process.pid)?.startTime ?? 0,
       acquiredAt: new Date().toISOString(),
     };
     // Atomic replace: a concurrent reader sees the previous record or ours, never half of one.

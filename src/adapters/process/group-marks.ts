@@ -1,0 +1,106 @@
+/**
+ * The second marker of every supervised process group: a file `<data dir>/process-groups/<pgid>.json`
+ * holding the group's MCP_WARDEN_* markers, written right after the spawn and removed once the
+ * group is verifiably empty. Where a process's environment cannot be read (the portable table on
+ * macOS: `ps -E` shows only what the system lets it see), a process whose group has a mark gets the
+ * mark's markers instead, so the watchdog and the reapers of that data dir still find it
+ * (docs/guarantees.md, "Without /proc").
+ *
+ * A pgid is only reused once no process is left in the group, so a mark can only mislead after its
+ * group emptied while nobody removed the mark (the daemon died) and a new group took the number. The
+ * leader's recorded start time rules that out while the new leader lives; marks of dead owners are
+ * pruned once their group is empty.
+ */
+import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isDead, type ProcessEntry, type ProcessTable } from './process-table.js';
+
+export interface GroupMark {
+  pgid: number;
+  /** Start time of the group leader (pid = pgid) as the daemon's table read it; absent when unknown. */
+  leaderStartTime?: number;
+  markers: Record<string, string>;
+}
+
+/** The daemon's side: one file per live group. Never throws (a mark is a second line of defence, logged by the caller). */
+export class GroupMarks {
+  constructor(readonly dir: string) {}
+
+  record(mark: GroupMark): string | undefined {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(this.dir, `${mark.pgid}.json`), JSON.stringify(mark) + '\n', { mode: 0o600 });
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  forget(pgid: number): void {
+    removeMark(this.dir, pgid);
+  }
+}
+
+function removeMark(dir: string, pgid: number): void {
+  try {
+    unlinkSync(join(dir, `${pgid}.json`));
+  } catch {
+    // already gone
+  }
+}
+
+/** Every readable mark in `dir` (none when the dir does not exist). */
+export function readGroupMarks(dir: string | undefined): GroupMark[] {
+  if (!dir) return [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: GroupMark[] = [];
+  for (const name of names) {
+    if (!/^\d+\.json$/.test(name)) continue;
+    try {
+      const v = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<GroupMark>;
+      if (typeof v.pgid !== 'number' || typeof v.markers !== 'object' || v.markers === null) continue;
+      out.push({
+        pgid: v.pgid,
+        markers: v.markers,
+        ...(typeof v.leaderStartTime === 'number' ? { leaderStartTime: v.leaderStartTime } : {}),
+      });
+    } catch {
+      // half-written or foreign: ignored
+    }
+  }
+  return out;
+}
+
+/**
+ * Gives every entry whose environment was unreadable (`markers` undefined) the markers of its
+ * group's mark, unless the group's leader is alive and is not the process the mark was made for.
+ */
+export function applyGroupMarks(entries: ProcessEntry[], marks: GroupMark[], table: ProcessTable): void {
+  if (marks.length === 0) return;
+  const byPgid = new Map(marks.map((m) => [m.pgid, m] as const));
+  const byPid = new Map(entries.map((e) => [e.pid, e] as const));
+  for (const e of entries) {
+    if (e.markers !== undefined) continue;
+    const mark = byPgid.get(e.pgid);
+    if (!mark) continue;
+    const leader = byPid.get(mark.pgid);
+    if (leader && !isDead(leader) && mark.leaderStartTime !== undefined && table.startTimeMatches(leader, mark.leaderStartTime) === false) {
+      continue;
+    }
+    e.markers = { ...mark.markers };
+  }
+}
+
+/** Removes the marks of groups with no live member whose owner `isStale` says is gone. */
+export function pruneGroupMarks(dir: string | undefined, entries: ProcessEntry[], isStale: (mark: GroupMark) => boolean): void {
+  if (!dir) return;
+  const liveGroups = new Set(entries.filter((e) => !isDead(e)).map((e) => e.pgid));
+  for (const mark of readGroupMarks(dir)) {
+    if (!liveGroups.has(mark.pgid) && isStale(mark)) removeMark(dir, mark.pgid);
+  }
+}
