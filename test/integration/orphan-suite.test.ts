@@ -20,7 +20,10 @@ import { alive, childEnv, cliDaemonHarness, kill, onlyWatchdog } from '../helper
 import { processesWithMarker, waitFor } from '../helpers/leak-check.js';
 import { NODE, fixture } from '../helpers/process-fixtures.js';
 
-const SETTINGS = { stopEofGraceMs: 300, stopTermGraceMs: 500, stopKillGraceMs: 1000, initTimeoutMs: 2000 };
+// initTimeoutMs is generous on purpose: eight Node upstreams start at once, and on a loaded 2-core
+// machine a healthy one can need several seconds; hang-initialize then stays in launching, alive, which
+// is one more process for the reapers to find.
+const SETTINGS = { stopEofGraceMs: 300, stopTermGraceMs: 500, stopKillGraceMs: 1000, initTimeoutMs: 10_000 };
 
 type ServerSpec = { command: string; args: string[] };
 
