@@ -126,6 +126,7 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   dockerCallTimeoutMs: ms(1),
   dockerStopGraceSeconds: { integer: true, min: 0, max: 3_600 },
   allowedOrigins: { list: { pattern: /^https?:\/\/[^/\s?#]+$/, describe: 'an origin like "https://app.example"' } },
+  configReloadDebounceMs: ms(0),
 });
 
 // ---------------------------------------------------------------------------------------------

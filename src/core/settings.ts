@@ -76,6 +76,11 @@ export interface Settings {
    * not affected.
    */
   allowedOrigins: readonly string[];
+  /**
+   * Hot reload: after the config file's directory reports a change, wait this long without a further
+   * change before re-reading it (editors write in several steps: temp file, rename, chmod).
+   */
+  configReloadDebounceMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -112,6 +117,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   dockerCallTimeoutMs: 10_000,
   dockerStopGraceSeconds: 2,
   allowedOrigins: [],
+  configReloadDebounceMs: 200,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

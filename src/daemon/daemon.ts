@@ -45,6 +45,7 @@ import { createStatelyInspector, type StatelyInspector } from '../adapters/log/s
 import { CONTROL_PATH } from '../control/protocol.js';
 import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
+import { CONFIG_WATCH_OWNER, startConfigReload } from './config-reload.js';
 
 export { DEFAULT_HOST, DEFAULT_PORT } from '../core/defaults.js';
 
@@ -317,6 +318,16 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     });
   });
   rootActor.start();
+  // Hot reload: edits of the config file are applied through the registry (config-reload.ts).
+  const configReload = startConfigReload({
+    configPath,
+    registry,
+    ledger,
+    logger: logger.child({ component: 'config-reload' }),
+    settings,
+    fileSettings: config.settings,
+    onStatus: (status) => events.emit({ type: 'config', config: status, at: Date.now() }),
+  });
 
   const startedAt = new Date();
   const health = (): Record<string, unknown> => ({
@@ -327,6 +338,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     uptimeMs: Date.now() - startedAt.getTime(),
     sessions: frontHandle.sessionCount(),
     servers: servers(),
+    config: configReload.status(),
     ledger: ledger.counts(),
   });
   const servers = (): ServerView[] => serverViews(registry.list(), rootActor, ledger.counts());
@@ -340,6 +352,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     stopping ??= (async () => {
       const t0 = Date.now();
       logger.info({ reason }, 'shutting down');
+      // No edit of the config file may start anything from here on.
+      await ledger.releaseOwned(CONFIG_WATCH_OWNER);
       // First, while everything still runs: control clients get a close frame (1001), and their
       // sockets, timers and subscriptions are released.
       await control?.close().catch((err: unknown) => logger.warn({ err }, 'closing the control channel failed'));
