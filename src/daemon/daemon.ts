@@ -3,7 +3,7 @@
  * Start order acquires, stop order releases in reverse; a failure half-way releases what was
  * acquired so far. The actor system's effects are provided here (machines stay free of I/O).
  */
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import { ResourceLedger } from '../core/resource-ledger.js';
@@ -277,6 +277,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         version: VERSION,
         checkTools,
         docker,
+        configDir: dirname(resolve(configPath)),
       }),
       watchUpstream: createWatchUpstream({ logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
