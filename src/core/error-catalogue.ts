@@ -89,6 +89,12 @@ export const ErrorCatalogue = {
     meaning: "the tool's server exists but is not running",
     rpc: RpcCodes.SERVER_UNAVAILABLE,
   },
+  DAEMON_UNREACHABLE: {
+    code: 'E_DAEMON_UNREACHABLE',
+    where: ['/mcp'],
+    meaning: "`mcp-warden stdio` could not hand a request to the daemon's /mcp endpoint",
+    rpc: RpcCodes.SERVER_UNAVAILABLE,
+  },
   QUARANTINED: {
     code: 'E_QUARANTINED',
     where: ['/mcp'],
