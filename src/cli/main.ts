@@ -38,6 +38,8 @@ Commands:
   servers    list, add, remove, enable, disable, restart, approve, quarantine a running daemon's
              servers, or show a server's tools (mcp-warden servers --help)
   ui         print the URL of the web visualizer of the running daemon (--open: open it in a browser)
+  import     add the MCP servers another client configured (FILE, or --from CLIENT; --dry-run shows the diff)
+  connect    point a client (claude-desktop, cursor, windsurf, vscode, claude-code) at mcp-warden
   stdio      speak MCP on stdin/stdout, relayed to the daemon (started here if none runs), for
              clients that can only launch a command
   help       show this help (also: mcp-warden <command> --help)
@@ -211,6 +213,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./ui-command.js')).runUi(rest);
     case 'stdio':
       return (await import('./stdio-command.js')).runStdio(rest);
+    case 'import':
+      return (await import('./import-command.js')).runImport(rest);
+    case 'connect':
+      return (await import('./connect-command.js')).runConnect(rest);
     case 'version':
     case '--version':
     case '-v':
