@@ -17,8 +17,6 @@ import type { ConfigStatus } from './server-events.js';
 
 export const CONFIG_WATCH_OWNER = 'config-watch';
 
-export type { ConfigStatus } from './server-events.js';
-
 export interface ConfigReloadDeps {
   configPath: string;
   registry: ServerRegistry;

@@ -368,7 +368,7 @@ export class ServerRegistry {
 }
 
 /** Two validated entries mean the same server (key order aside). */
-export function sameEntry(a: ServerEntry, b: ServerEntry): boolean {
+function sameEntry(a: ServerEntry, b: ServerEntry): boolean {
   return canonical(a) === canonical(b);
 }
 

@@ -20,12 +20,6 @@ export interface SecretContext {
   baseDir: string;
 }
 
-/** True when the string holds at least one reference. */
-export function hasSecretRef(s: string): boolean {
-  REF.lastIndex = 0;
-  return REF.test(s);
-}
-
 /**
  * The entry with every reference expanded. Rejects with E_SECRET_UNRESOLVED listing every reference
  * that could not be resolved (an unset variable, an unreadable file), each with its JSON path.
