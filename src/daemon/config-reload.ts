@@ -91,23 +91,31 @@ export function startConfigReload(deps: ConfigReloadDeps): ConfigReload {
     return running;
   };
 
-  const watch = watchConfigFile({
-    file: configPath,
-    debounceMs: deps.settings.configReloadDebounceMs,
-    onChange: () => void apply(),
-    onError: (err) =>
-      logger.error({ err, file: configPath }, 'watching the config file failed; edits are no longer applied until a restart'),
-  });
+  let watch: ReturnType<typeof watchConfigFile>;
+  try {
+    watch = watchConfigFile({
+      file: configPath,
+      debounceMs: deps.settings.configReloadDebounceMs,
+      onChange: () => void apply(),
+      onError: (err) =>
+        logger.error({ err, file: configPath }, 'watching the config file failed; edits are no longer applied until a restart'),
+    });
+  } catch (err) {
+    // No watch (e.g. the inotify watch limit, ENOSPC): the daemon runs, without hot reload, and says so.
+    logger.error({ err, file: configPath }, 'cannot watch the config file; edits are applied only at the next start');
+    return { status: () => status, apply };
+  }
+  const w = watch;
   deps.ledger.acquire(CONFIG_WATCH_OWNER, {
     kind: 'listener',
     description: `watch of ${configPath}`,
     release: async () => {
       closed = true;
-      watch.close();
+      w.close();
       // An apply already running finishes inside the registry's queue; shutdown waits for that queue.
       await running;
     },
-    isGone: () => watch.closed,
+    isGone: () => w.closed,
   });
   return { status: () => status, apply };
 }

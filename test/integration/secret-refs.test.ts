@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoServer, everythingServer, NODE, startTestDaemon } from '../helpers/test-daemon.js';
 import { healthz } from '../helpers/cli-daemon.js';
@@ -15,19 +16,23 @@ test('${env:…} and ${file:…} reach the server; a missing variable fails that
   const fileSecret = `f1le-${process.pid}-${Date.now()}`;
   process.env.MCP_WARDEN_TEST_SECRET_ONE = secret;
   delete process.env.MCP_WARDEN_TEST_SECRET_MISSING;
-  const t = await startTestDaemon({
-    everything: {
-      command: NODE,
-      args: [everythingServer, 'stdio'],
-      env: { API_TOKEN: 'Bearer ${env:MCP_WARDEN_TEST_SECRET_ONE}', FROM_FILE: '${file:secret.txt}', PLAIN: 'no refs here' },
+  // Written before the start, so the first launch finds it (a relative path is covered in test/unit/secret-refs.test.ts).
+  const secretDir = mkdtempSync(join(tmpdir(), 'mcp-warden-secret-'));
+  const secretFile = join(secretDir, 'secret.txt');
+  writeFileSync(secretFile, `  ${fileSecret}\n`, { mode: 0o600 });
+  const t = await startTestDaemon(
+    {
+      everything: {
+        command: NODE,
+        args: [everythingServer, 'stdio'],
+        env: { API_TOKEN: 'Bearer ${env:MCP_WARDEN_TEST_SECRET_ONE}', FROM_FILE: `\${file:${secretFile}}`, PLAIN: 'no refs here' },
+      },
+      broken: { command: NODE, args: [demoServer], env: { KEY: '${env:MCP_WARDEN_TEST_SECRET_MISSING}' } },
     },
-    broken: { command: NODE, args: [demoServer], env: { KEY: '${env:MCP_WARDEN_TEST_SECRET_MISSING}' } },
-  });
+    // A slow retry, so the failed server is still showing its own error (not yet E_CRASH_LOOP) when looked at.
+    { restartBackoffInitialMs: 5_000, restartBackoffMaxMs: 5_000 },
+  );
   try {
-    // Relative to the config file's directory; trimmed.
-    writeFileSync(join(t.dataDir, 'secret.txt'), `  ${fileSecret}\n`, { mode: 0o600 });
-    // The file was written after start: restart so the launch reads it (first attempt may have failed on it).
-    t.daemon.registry.restart('everything');
     await t.waitForState('everything', 'running', 15_000);
     const { client } = await t.connect();
     const r = await client.callTool({ name: 'everything__get-env', arguments: {} });
@@ -55,6 +60,7 @@ test('${env:…} and ${file:…} reach the server; a missing variable fails that
     assert.ok(t.daemon.registry.entry('everything')!.env.API_TOKEN!.includes('${env:'), 'the registry keeps the reference');
   } finally {
     delete process.env.MCP_WARDEN_TEST_SECRET_ONE;
+    rmSync(secretDir, { recursive: true, force: true });
     await t.close();
   }
 });
