@@ -5,11 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEnviron } from '../../src/adapters/process/proc-scan.js';
 import type { DaemonEvent } from '../../src/daemon/daemon.js';
-import { demoServer, memoryServer, NODE, startTestDaemon, type TestDaemon } from '../helpers/test-daemon.js';
+import { cliMain, demoServer, memoryServer, NODE, startTestDaemon, type TestDaemon } from '../helpers/test-daemon.js';
+import { childEnv } from '../helpers/cli-daemon.js';
 import { processesWithMarker, waitFor } from '../helpers/leak-check.js';
 
 const demo = (extra: Record<string, unknown> = {}) => ({ command: NODE, args: [demoServer], ...extra });
@@ -81,11 +83,18 @@ test('hot reload: edit, rename-save, remove and break the file while real upstre
       await waitFor(() => (t.daemon.health().config as { ok: boolean }).ok === false, { timeoutMs: 5_000 }),
       'health reports the broken file',
     );
-    const status = t.daemon.health().config as { ok: false; path: string; error: { code: string; message: string } };
-    assert.equal(status.error.code, 'E_CONFIG_INVALID');
-    assert.equal(status.path, t.configPath);
-    assert.match(status.error.message, /invalid JSON/);
+    const health = t.daemon.health().config as { ok: false; path: string; error: { code: string; message: string } };
+    assert.equal(health.error.code, 'E_CONFIG_INVALID');
+    assert.equal(health.path, t.configPath);
+    assert.match(health.error.message, /invalid JSON/);
     assert.ok(events.some((e) => e.type === 'config' && !e.config.ok));
+    const status = await new Promise<string>((resolve) =>
+      execFile(NODE, [cliMain, 'status', '--data-dir', t.dataDir], { env: childEnv() }, (_err, stdout) => resolve(stdout)),
+    );
+    assert.match(
+      status,
+      /config .*config\.json NOT APPLIED \(E_CONFIG_INVALID\); the servers below keep running as before:\n {2}invalid config file/,
+    );
     const { client } = await t.connect();
     const echo = await client.callTool({ name: 'a__echo', arguments: { text: 'still here' } });
     assert.match(JSON.stringify(echo.content), /still here/);
