@@ -19,6 +19,7 @@ import type { Upstream } from '../adapters/upstream-handle.js';
 import type Docker from 'dockerode';
 import { connectUpstream } from '../adapters/mcp/upstream-client.js';
 import { serverLogger } from '../adapters/log/logger.js';
+import { expandSecretRefs } from '../adapters/store/secret-refs.js';
 import { markerEnv, ownerMarker, type InstanceIdentity } from '../core/instance-identity.js';
 
 export interface LaunchDeps {
@@ -35,6 +36,8 @@ export interface LaunchDeps {
   checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
   /** Mark files of the process groups (the marker where environments are unreadable, docs/guarantees.md). */
   groupMarks?: GroupMarks;
+  /** The config file's directory: relative `${file:…}` references are resolved against it. */
+  configDir: string;
 }
 
 /** The daemon's environment minus our own markers (a daemon started by a daemon must not inherit them). */
@@ -48,10 +51,14 @@ function baseEnv(): Record<string, string> {
 
 export function createLaunchUpstream(deps: LaunchDeps) {
   return fromPromise<LaunchOutput, { name: string; owner: string }>(async ({ input, signal }) => {
-    const entry = deps.entryOf(input.name);
-    if (!entry || !entry.command) {
+    const configured = deps.entryOf(input.name);
+    if (!configured || !configured.command) {
       throw new WardenError(ErrorCodes.SPAWN_FAILED, `server "${input.name}" has no command to run`);
     }
+    // Secrets by reference are expanded for this start only; the registry keeps the references.
+    const entry = await expandSecretRefs(input.name, configured, { env: process.env, baseDir: deps.configDir });
+    const command = configured.command;
+    signal.throwIfAborted();
     const settings = deps.settings();
     const log = serverLogger(deps.logger, input.name);
     // A container gets only the entry's own environment (never the daemon's); labels mark it ours.
@@ -62,7 +69,7 @@ export function createLaunchUpstream(deps: LaunchDeps) {
             instanceId: deps.identity.instanceId,
             ownerMarker: ownerMarker(deps.identity),
             image: entry.docker.image,
-            command: entry.command,
+            command,
             args: entry.args,
             env: { ...entry.env, ...entry.docker.env },
             cwd: entry.cwd,
@@ -72,11 +79,11 @@ export function createLaunchUpstream(deps: LaunchDeps) {
         )
       : await startProcessGroup(
           {
-            command: entry.command,
+            command,
             args: entry.args,
             env: { ...baseEnv(), ...entry.env, ...markerEnv(deps.identity, input.name) },
             cwd: entry.cwd,
-            label: `${input.name}: ${entry.command}`,
+            label: `${input.name}: ${command}`,
             markers: markerEnv(deps.identity, input.name),
           },
           { ledger: deps.ledger, owner: input.owner, logger: log, settings, marks: deps.groupMarks },

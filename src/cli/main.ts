@@ -9,6 +9,7 @@ import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
 import { isLogLevel, LOG_LEVELS } from '../adapters/log/logger.js';
 import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT, defaultDataDir } from '../core/defaults.js';
+import { parseListenAddress } from './listen-address.js';
 // Each command's modules load only when that command runs: `status`, `stop` and a `serve` that
 // loses the data-dir lock should not pay for loading the whole daemon.
 
@@ -37,6 +38,10 @@ Commands:
   servers    list, add, remove, enable, disable, restart, approve, quarantine a running daemon's
              servers, or show a server's tools (mcp-warden servers --help)
   ui         print the URL of the web visualizer of the running daemon (--open: open it in a browser)
+  import     add the MCP servers another client configured (FILE, or --from CLIENT; --dry-run shows the diff)
+  connect    point a client (claude-desktop, cursor, windsurf, vscode, claude-code) at mcp-warden
+  stdio      speak MCP on stdin/stdout, relayed to the daemon (started here if none runs), for
+             clients that can only launch a command
   help       show this help (also: mcp-warden <command> --help)
   version    print the version
 
@@ -88,24 +93,13 @@ Exit codes:
   70  internal error (a bug; the stack trace follows the message)
 `;
 
-/** `HOST:PORT`, `[::1]:PORT`, `:PORT` or `PORT`. */
+/** `HOST:PORT`, `[::1]:PORT`, `:PORT` or `PORT` (src/cli/listen-address.ts); a bad one is a usage error. */
 export function parseListen(value: string): { host: string; port: number } {
-  let host = DEFAULT_HOST;
-  let portText = value;
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(value);
-  if (v6) {
-    host = v6[1]!;
-    portText = v6[2]!;
-  } else if (value.includes(':')) {
-    const i = value.lastIndexOf(':');
-    host = value.slice(0, i) || DEFAULT_HOST;
-    portText = value.slice(i + 1);
+  try {
+    return parseListenAddress(value);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port > 65535) {
-    throw new UsageError(`--listen: expected HOST:PORT with a port from 0 to 65535, got "${value}"`);
-  }
-  return { host, port };
 }
 
 class UsageError extends Error {}
@@ -217,6 +211,12 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./stop-command.js')).runStop(rest);
     case 'ui':
       return (await import('./ui-command.js')).runUi(rest);
+    case 'stdio':
+      return (await import('./stdio-command.js')).runStdio(rest);
+    case 'import':
+      return (await import('./import-command.js')).runImport(rest);
+    case 'connect':
+      return (await import('./connect-command.js')).runConnect(rest);
     case 'version':
     case '--version':
     case '-v':

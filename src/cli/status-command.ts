@@ -52,6 +52,14 @@ interface Health {
   pid?: number;
   uptimeMs?: number;
   servers?: HealthServer[];
+  config?: StatusConfig;
+}
+
+/** The daemon's view of its config file (hot reload): ok, or why the last edit was not applied. */
+export interface StatusConfig {
+  ok: boolean;
+  path: string;
+  error?: { code: string; message: string };
 }
 
 export interface StatusServer {
@@ -79,6 +87,7 @@ export interface StatusReport {
     status?: string;
   };
   servers?: StatusServer[];
+  config?: StatusConfig;
   error?: string;
 }
 
@@ -172,6 +181,7 @@ export async function collectStatus(dataDir: string, timeoutMs = HEALTH_TIMEOUT_
           pid: s.pid ?? null,
           lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message } : null,
         })),
+        ...(health.config ? { config: health.config } : {}),
       };
     }
   }
@@ -236,6 +246,12 @@ export function formatStatus(r: StatusReport): string {
       const stopping = d!.status === 'stopping' ? ' (stopping)' : '';
       lines.push(`mcp-warden ${d!.version ?? '?'} is running${stopping}: pid ${d!.pid}, ${d!.mcpUrl}, up ${up}`);
       lines.push(`data dir ${r.dataDir}, instance ${d!.instanceId ?? '?'}`);
+      if (r.config && !r.config.ok && r.config.error) {
+        lines.push(
+          `config ${r.config.path} NOT APPLIED (${r.config.error.code}); the servers below keep running as before:`,
+          ...r.config.error.message.split('\n').map((l) => `  ${l}`),
+        );
+      }
       const servers = r.servers ?? [];
       if (servers.length === 0) {
         lines.push('no servers configured');

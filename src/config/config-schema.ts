@@ -130,6 +130,7 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   allowedOrigins: { list: { pattern: /^https?:\/\/[^/\s?#]+$/, describe: 'an origin like "https://app.example"' } },
   processTable: { choice: ['auto', 'proc', 'portable'] },
   processTableTimeoutMs: ms(1),
+  configReloadDebounceMs: ms(0),
 });
 
 // ---------------------------------------------------------------------------------------------

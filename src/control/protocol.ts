@@ -166,6 +166,11 @@ const ServerViewSchema = z.object({
   resources: ResourceCountsSchema,
 });
 
+const ConfigStatusSchema = z.union([
+  z.object({ ok: z.literal(true), path: z.string(), loadedAt: z.number() }),
+  z.object({ ok: z.literal(false), path: z.string(), error: z.object({ code: z.string(), message: z.string() }), at: z.number() }),
+]);
+
 const DaemonEventSchema = z.union([
   z.object({
     type: z.literal('server'),
@@ -174,6 +179,9 @@ const DaemonEventSchema = z.union([
     at: z.number(),
   }),
   z.object({ type: z.literal('server-removed'), name: z.string(), at: z.number() }),
+  z
+    .object({ type: z.literal('config'), config: ConfigStatusSchema, at: z.number() })
+    .describe('The config file became unusable (the running servers keep serving) or usable again (hot reload).'),
 ]);
 
 export const SnapshotMessageSchema = z
@@ -188,6 +196,9 @@ export const SnapshotMessageSchema = z
     servers: z.array(ServerViewSchema),
     ledger: z.record(z.string(), ResourceCountsSchema).describe('Resource counts per owner and kind.'),
     machine: z.record(z.string(), z.unknown()).describe('The server statechart definition (xstate machine.toJSON()), for drawing.'),
+    config: ConfigStatusSchema.optional().describe(
+      'The config file as last read (hot reload): ok, or the error that kept it from applying.',
+    ),
   })
   .describe('Sent once, first, on every connection.');
 

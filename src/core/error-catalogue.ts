@@ -67,6 +67,11 @@ export const ErrorCatalogue = {
   // ---- upstream servers -----------------------------------------------------------------------
   REMOTE_UNSUPPORTED: { code: 'E_REMOTE_UNSUPPORTED', where: ['server'], meaning: 'remote (url) servers are not supported yet' },
   SPAWN_FAILED: { code: 'E_SPAWN_FAILED', where: ['server'], meaning: 'the command could not be started' },
+  SECRET_UNRESOLVED: {
+    code: 'E_SECRET_UNRESOLVED',
+    where: ['server'],
+    meaning: 'a ${env:NAME} or ${file:PATH} reference of the entry cannot be resolved; that server is not started',
+  },
   INIT_TIMEOUT: { code: 'E_INIT_TIMEOUT', where: ['server'], meaning: 'no initialize answer and tool list within initTimeoutMs' },
   INIT_FAILED: { code: 'E_INIT_FAILED', where: ['server'], meaning: 'initialize or the first tools/list failed' },
   UPSTREAM_EXITED: { code: 'E_UPSTREAM_EXITED', where: ['server'], meaning: 'the upstream exited or closed its stdout while running' },
@@ -90,6 +95,12 @@ export const ErrorCatalogue = {
     code: 'E_SERVER_UNAVAILABLE',
     where: ['/mcp'],
     meaning: "the tool's server exists but is not running",
+    rpc: RpcCodes.SERVER_UNAVAILABLE,
+  },
+  DAEMON_UNREACHABLE: {
+    code: 'E_DAEMON_UNREACHABLE',
+    where: ['/mcp'],
+    meaning: "`mcp-warden stdio` could not hand a request to the daemon's /mcp endpoint",
     rpc: RpcCodes.SERVER_UNAVAILABLE,
   },
   QUARANTINED: {

@@ -87,6 +87,11 @@ export interface Settings {
   processTable: 'auto' | 'proc' | 'portable';
   /** Deadline of one ps, pgrep or lsof run of the portable process table. */
   processTableTimeoutMs: number;
+  /**
+   * Hot reload: after the config file's directory reports a change, wait this long without a further
+   * change before re-reading it (editors write in several steps: temp file, rename, chmod).
+   */
+  configReloadDebounceMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -127,6 +132,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   allowedOrigins: [],
   processTable: 'auto',
   processTableTimeoutMs: 5_000,
+  configReloadDebounceMs: 200,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

@@ -3,7 +3,7 @@
  * Start order acquires, stop order releases in reverse; a failure half-way releases what was
  * acquired so far. The actor system's effects are provided here (machines stay free of I/O).
  */
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import { ResourceLedger } from '../core/resource-ledger.js';
@@ -48,6 +48,7 @@ import { createStatelyInspector, type StatelyInspector } from '../adapters/log/s
 import { CONTROL_PATH } from '../control/protocol.js';
 import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
+import { CONFIG_WATCH_OWNER, startConfigReload } from './config-reload.js';
 
 export { DEFAULT_HOST, DEFAULT_PORT } from '../core/defaults.js';
 
@@ -316,6 +317,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         checkTools,
         docker,
         groupMarks: new GroupMarks(groupMarksDir(dataDir)),
+        configDir: dirname(resolve(configPath)),
       }),
       watchUpstream: createWatchUpstream({ logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
@@ -357,6 +359,16 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     });
   });
   rootActor.start();
+  // Hot reload: edits of the config file are applied through the registry (config-reload.ts).
+  const configReload = startConfigReload({
+    configPath,
+    registry,
+    ledger,
+    logger: logger.child({ component: 'config-reload' }),
+    settings,
+    fileSettings: config.settings,
+    onStatus: (status) => events.emit({ type: 'config', config: status, at: Date.now() }),
+  });
 
   const startedAt = new Date();
   const health = (): Record<string, unknown> => ({
@@ -367,6 +379,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     uptimeMs: Date.now() - startedAt.getTime(),
     sessions: frontHandle.sessionCount(),
     servers: servers(),
+    config: configReload.status(),
     ledger: ledger.counts(),
   });
   const servers = (): ServerView[] => serverViews(registry.list(), rootActor, ledger.counts());
@@ -380,6 +393,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     stopping ??= (async () => {
       const t0 = Date.now();
       logger.info({ reason }, 'shutting down');
+      // No edit of the config file may start anything from here on.
+      await ledger.releaseOwned(CONFIG_WATCH_OWNER);
       // First, while everything still runs: control clients get a close frame (1001), and their
       // sockets, timers and subscriptions are released.
       await control?.close().catch((err: unknown) => logger.warn({ err }, 'closing the control channel failed'));

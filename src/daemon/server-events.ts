@@ -14,9 +14,16 @@ import type { ResourceKind } from '../core/resource-ledger.js';
 import { viewOfSnapshot, type ServerView } from './server-view.js';
 import { serverActorsOf, serverActorId, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 
+/** The state of the config file as the daemon last read it (hot reload, src/daemon/config-reload.ts). */
+export type ConfigStatus =
+  { ok: true; path: string; loadedAt: number } | { ok: false; path: string; error: { code: string; message: string }; at: number };
+
 /** What UIs and the control channel receive: a server's view changed, or a server was removed. */
 export type DaemonEvent =
-  { type: 'server'; server: ServerView; previousState: string | null; at: number } | { type: 'server-removed'; name: string; at: number };
+  | { type: 'server'; server: ServerView; previousState: string | null; at: number }
+  | { type: 'server-removed'; name: string; at: number }
+  /** The config file became unusable, or usable again (src/daemon/config-reload.ts). */
+  | { type: 'config'; config: ConfigStatus; at: number };
 
 export interface ServerEventsDeps {
   logger: Logger;

@@ -57,6 +57,16 @@ export interface AddResult {
   warnings: { path: string; message: string }[];
 }
 
+/** What one hot reload changed (src/daemon/config-reload.ts reports it). */
+export interface ReloadResult {
+  added: string[];
+  removed: string[];
+  restarted: string[];
+  /** Entries whose only change started or stopped them (`disabled` flipped). */
+  enabled: string[];
+  disabled: string[];
+}
+
 /** Thrown out of a config mutation to mean "the file already says so": nothing is written. */
 const NO_CHANGE = Symbol('no change');
 
@@ -239,6 +249,57 @@ export class ServerRegistry {
     });
   }
 
+  /**
+   * Hot reload (docs/config.md): make the registry and the actors match the config file as `load`
+   * reads it now. `load` runs inside the mutation queue, so a command that is writing the file has
+   * finished (file and map updated) before the file is read: a file written by a command then equals
+   * the map and nothing happens, which is how the registry's own writes cause no second apply.
+   * New entries follow the config-file policy (trusted on first use unless `"quarantined": true`),
+   * removed ones are stopped and forgotten like `remove`, changed ones are restarted (start on an
+   * existing name drains the old actor first), equal ones are not touched. A load that throws
+   * (invalid file) changes nothing.
+   */
+  reload(load: () => Promise<LoadedConfig>): Promise<ReloadResult> {
+    return this.serialized(async () => {
+      const next = (await load()).config.mcpServers;
+      const actors = this.actorsOrThrow();
+      const result: ReloadResult = { added: [], removed: [], restarted: [], enabled: [], disabled: [] };
+      for (const name of [...this.entries.keys()]) {
+        if (Object.hasOwn(next, name)) continue;
+        const wasRunning = !this.entries.get(name)!.disabled;
+        this.entries.delete(name);
+        await this.opts.approvals
+          .delete(name)
+          .catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
+        if (wasRunning) actors.stop(name);
+        this.opts.onRemoved?.(name);
+        result.removed.push(name);
+      }
+      const previous = this.entries;
+      // Config order, as at start (list() follows the file).
+      const ordered = new Map<string, ServerEntry>();
+      for (const [name, entry] of Object.entries(next)) {
+        const old = previous.get(name);
+        ordered.set(name, old && sameEntry(old, entry) ? old : entry);
+        if (!old) {
+          if (!entry.disabled) actors.start(name, entry);
+          result.added.push(name);
+        } else if (!sameEntry(old, entry)) {
+          if (entry.disabled) {
+            if (!old.disabled) actors.stop(name);
+            result.disabled.push(name);
+          } else {
+            actors.start(name, entry);
+            (old.disabled && sameEntry({ ...old, disabled: false }, entry) ? result.enabled : result.restarted).push(name);
+          }
+        }
+      }
+      previous.clear();
+      for (const [name, entry] of ordered) previous.set(name, entry);
+      return result;
+    });
+  }
+
   /** Resolves once every mutation queued so far has finished (shutdown waits for this). */
   idle(): Promise<void> {
     return this.chain.then(() => undefined);
@@ -304,6 +365,19 @@ export class ServerRegistry {
       this.opts.logger.error({ err, server: name }, 'could not undo an approval after the config write failed');
     }
   }
+}
+
+/** Two validated entries mean the same server (key order aside). */
+function sameEntry(a: ServerEntry, b: ServerEntry): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : value,
+  );
 }
 
 function approvalOf(tools: UpstreamToolInfo[], by: ServerApproval['by']): ServerApproval {

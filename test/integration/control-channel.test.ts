@@ -454,7 +454,8 @@ describe('control channel', () => {
     const settled = await waitFor(() => JSON.stringify(s.daemon.ledger.counts()) === JSON.stringify(baseline), { timeoutMs: 5_000 });
     assert.ok(settled, `ledger back to baseline: ${JSON.stringify(s.daemon.ledger.counts())} vs ${JSON.stringify(baseline)}`);
     assert.deepEqual(Object.keys(s.daemon.ledger.counts()).sort(), Object.keys(baseline).sort());
-    for (const owner of Object.keys(baseline)) assert.ok(['http', 'front', 'control', 'daemon'].includes(owner), `baseline owner ${owner}`);
+    for (const owner of Object.keys(baseline))
+      assert.ok(['http', 'front', 'control', 'daemon', 'config-watch'].includes(owner), `baseline owner ${owner}`);
     assert.deepEqual(processesWithMarker(s.daemon.identity.instanceId), [], 'no upstream process left');
     assert.equal(await readFile(s.configPath, 'utf8'), s.initialText, 'config file back to its initial content');
     assert.deepEqual(

@@ -240,3 +240,58 @@ test('remove, disable, enable and restart keep file, approvals and actors in ste
     f.close();
   }
 });
+
+test('reload: new entries start, removed stop (approvals forgotten), changed restart, untouched are left alone', async () => {
+  const f = await fixture({
+    keep: { command: 'node', args: ['k.js'] },
+    change: { command: 'node', args: ['c.js'] },
+    gone: { command: 'node', args: ['g.js'] },
+    off: { command: 'node', args: ['o.js'], disabled: true },
+  });
+  try {
+    for (const n of ['keep', 'change', 'gone']) f.actors.start(n, f.registry.entry(n)!);
+    f.registry.checkTools('gone', TOOLS); // trusted on first use: an approval record
+    await f.registry.idle();
+    f.actors.sent.length = 0;
+    writeFileSync(
+      f.configPath,
+      JSON.stringify({
+        mcpServers: {
+          keep: { args: ['k.js'], command: 'node' }, // same entry, other key order
+          change: { command: 'node', args: ['c.js', '--new'] },
+          off: { command: 'node', args: ['o.js'] },
+          fresh: { command: 'node', args: ['f.js'] },
+          held: { command: 'node', args: ['h.js'], quarantined: true },
+        },
+      }),
+    );
+    const r = await f.registry.reload(() => loadConfigFile(f.configPath));
+    assert.deepEqual(r, { added: ['fresh', 'held'], removed: ['gone'], restarted: ['change'], enabled: ['off'], disabled: [] });
+    assert.deepEqual(f.actors.sent.sort(), ['start change', 'start fresh', 'start held', 'start off', 'stop gone'].sort());
+    assert.equal(f.actors.quarantinedOf('held'), true);
+    assert.equal(f.actors.quarantinedOf('fresh'), false, 'a file entry is trusted on first use, whatever quarantineNewServers says');
+    assert.equal(f.fileApproval('gone'), undefined);
+    assert.deepEqual(
+      f.registry.list().map(([n]) => n),
+      ['keep', 'change', 'off', 'fresh', 'held'],
+    );
+
+    // The registry's own write reads back equal: nothing to apply.
+    await f.registry.quarantine('fresh');
+    f.actors.sent.length = 0;
+    const again = await f.registry.reload(() => loadConfigFile(f.configPath));
+    assert.deepEqual(again, { added: [], removed: [], restarted: [], enabled: [], disabled: [] });
+    assert.deepEqual(f.actors.sent, []);
+
+    // An invalid file rejects and changes nothing.
+    writeFileSync(f.configPath, '{ nope');
+    await assert.rejects(
+      f.registry.reload(() => loadConfigFile(f.configPath)),
+      (e: unknown) => e instanceof WardenError && e.code === ErrorCodes.CONFIG_INVALID,
+    );
+    assert.deepEqual(f.actors.sent, []);
+    assert.equal(f.registry.list().length, 5);
+  } finally {
+    f.close();
+  }
+});

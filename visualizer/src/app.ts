@@ -11,7 +11,7 @@ import { byId, h, replaceChildren } from './dom.js';
 import { CommandError, Connection, type ConnectionStatus } from './connection.js';
 import { Statechart } from './statechart.js';
 import { clock, duration, isDraining, oneLine, resourceText, stateClass, stateHint, whereText } from './format.js';
-import type { DaemonEvent, DaemonInfo, ServerView, SnapshotMessage, ToolsResult } from './types.js';
+import type { ConfigStatus, DaemonEvent, DaemonInfo, ServerView, SnapshotMessage, ToolsResult } from './types.js';
 
 const TOKEN_KEY = 'mcp-warden.token';
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,512}$/;
@@ -180,6 +180,7 @@ function onSnapshot(s: SnapshotMessage): void {
   state.daemon = s.daemon;
   state.snapshotAt = Date.now();
   state.ledger = s.ledger;
+  if (s.config && !s.config.ok) logConfig(s.config, s.config.at);
   const seen = new Set<string>();
   state.servers.clear();
   state.removing.clear();
@@ -220,7 +221,23 @@ function scheduleRelist(): void {
   }, 150);
 }
 
+/** The config file's state is shown in the log: an edit that was not applied stays visible there. */
+function logConfig(c: ConfigStatus, at: number): void {
+  if (c.ok) log(`config file ${c.path} applied`, 'log-removed', undefined, at);
+  else
+    log(
+      `config file ${c.path} NOT applied; servers keep running as before: ${c.error.code}: ${oneLine(c.error.message, 300)}`,
+      'log-error',
+      undefined,
+      at,
+    );
+}
+
 function onEvent(e: DaemonEvent): void {
+  if (e.type === 'config') {
+    logConfig(e.config, e.at);
+    return;
+  }
   if (e.type === 'server-removed') {
     const v = state.servers.get(e.name);
     if (v && v.state !== 'stopped' && v.state !== 'disabled') state.removing.add(e.name);

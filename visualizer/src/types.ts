@@ -27,8 +27,14 @@ export interface ServerView {
   container?: string | null;
 }
 
+/** The daemon's config file as last read (hot reload): ok, or the error that kept an edit from applying. */
+export type ConfigStatus =
+  { ok: true; path: string; loadedAt: number } | { ok: false; path: string; error: { code: string; message: string }; at: number };
+
 export type DaemonEvent =
-  { type: 'server'; server: ServerView; previousState: string | null; at: number } | { type: 'server-removed'; name: string; at: number };
+  | { type: 'server'; server: ServerView; previousState: string | null; at: number }
+  | { type: 'server-removed'; name: string; at: number }
+  | { type: 'config'; config: ConfigStatus; at: number };
 
 export interface DaemonInfo {
   instanceId: string;
@@ -43,6 +49,7 @@ export interface SnapshotMessage {
   servers: ServerView[];
   ledger: Record<string, Record<string, number>>;
   machine: MachineNodeJson;
+  config?: ConfigStatus;
 }
 
 export interface ControlError {

@@ -248,6 +248,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
       servers: daemon.servers(),
       ledger: ledger.counts(),
       machine: daemon.machineDefinition(),
+      ...(h.config !== undefined ? { config: h.config } : {}),
     });
   }
 
