@@ -147,6 +147,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     maxFiles: settings.logFileCount,
     console: opts.console,
     tap: logTap,
+    linesPerSecond: settings.logLinesPerSecond,
   });
   for (const w of loaded.warnings) {
     if (w.level === 'warning') logger.warn({ path: w.path, file: configPath }, w.message);
@@ -225,6 +226,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       logger: logger.child({ component: 'http' }),
       ledger,
       maxBodyBytes: settings.httpMaxBodyBytes,
+      headersTimeoutMs: settings.httpHeadersTimeoutMs,
+      requestTimeoutMs: settings.httpRequestTimeoutMs,
+      maxConnections: settings.httpMaxConnections,
     });
     const port = http.port;
     const allowedHosts = remote
@@ -326,6 +330,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     pid: process.pid,
     uptimeMs: Date.now() - startedAt.getTime(),
     sessions: frontHandle.sessionCount(),
+    http: httpHandle.stats(),
     servers: servers(),
     ledger: ledger.counts(),
   });
