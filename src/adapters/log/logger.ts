@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import pino from 'pino';
 import type { Logger, DestinationStream, StreamEntry } from 'pino';
 import { RotatingFileDestination } from './rotating-file-destination.js';
+import { SourceRateLimit } from './source-rate-limit.js';
 
 export type { Logger } from 'pino';
 
@@ -56,6 +57,11 @@ export interface CreateLoggerOptions {
   tap?: { write(line: string): unknown };
   /** Colour console levels. Default: stderr is a TTY and NO_COLOR is unset. */
   color?: boolean;
+  /**
+   * Lines per second and source (child bindings) before lines are suppressed and summarised
+   * (source-rate-limit.ts, settings.logLinesPerSecond). 0 or absent: no limit.
+   */
+  linesPerSecond?: number;
 }
 
 export interface CreatedLogger {
@@ -64,6 +70,8 @@ export interface CreatedLogger {
   close(): void;
   /** The file destination, when filePath was given (for errorCount / diagnostics). */
   file?: RotatingFileDestination;
+  /** Lines suppressed by the per-source rate limit so far. */
+  suppressed(): number;
 }
 
 export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
@@ -81,10 +89,18 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
     const color = opts.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR);
     streams.push({ level: 'trace', stream: new ConsoleDestination(opts.consoleStream, color) });
   }
+  const limit = opts.linesPerSecond ? new SourceRateLimit({ linesPerSecond: opts.linesPerSecond }) : undefined;
   // The per-stream level is 'trace': the logger's own level (changeable at runtime) is the only filter.
   const logger = pino(
     {
       level: opts.level,
+      hooks: limit
+        ? {
+            logMethod(args, method, level) {
+              if (limit.allow(this, level)) method.apply(this, args);
+            },
+          }
+        : undefined,
       base: { pid: process.pid },
       redact: { paths: [...REDACT_PATHS], censor: REDACTED },
       serializers: {
@@ -98,9 +114,11 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
   return {
     logger,
     file,
+    suppressed: () => limit?.suppressed() ?? 0,
     close() {
       if (closed) return;
       closed = true;
+      limit?.flush();
       file?.close();
     },
   };
