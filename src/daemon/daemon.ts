@@ -16,7 +16,7 @@ import { ensureConfigFile, loadConfigFile, updateConfigFile } from '../adapters/
 import { createLogger } from '../adapters/log/logger.js';
 import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
-import { isLoopbackHost } from '../adapters/http/request-guards.js';
+import { guardRequest, isLoopbackHost, loopbackOrigins } from '../adapters/http/request-guards.js';
 import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
 import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
 import { ensureDataDir, ensureToken } from '../adapters/store/data-dir.js';
@@ -246,7 +246,21 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       maxBodyBytes: settings.httpMaxBodyBytes,
     });
     const f = front;
-    for (const method of ['GET', 'POST', 'DELETE']) http.route(method, '/mcp', (req, res) => f.handle(req, res));
+    // /mcp guards itself (refusals in JSON-RPC; loopback origins on any port, docs/mcp-endpoint.md).
+    for (const method of ['GET', 'POST', 'DELETE']) http.route(method, '/mcp', (req, res) => f.handle(req, res), { selfGuarded: true });
+    // Every other route (/healthz, the visualizer, unknown paths): Host, the daemon's own origin, and on
+    // a remote bind the token for /healthz (it names servers, pids and errors; the page's static files
+    // hold no secret and a browser cannot add the header to a navigation).
+    const ownOrigins = remote ? [] : loopbackOrigins(port);
+    const bearer = token;
+    http.setGuard((req, path) =>
+      guardRequest(req, {
+        allowedHosts,
+        allowedOrigins: settings.allowedOrigins,
+        ownOrigins,
+        bearerToken: remote && path === '/healthz' ? bearer : undefined,
+      }),
+    );
   } catch (err) {
     await cleanupPartial();
     throw err;

@@ -32,6 +32,8 @@ const HTTP_LEDGER_OWNER = 'http';
 export const HttpErrorCodes = pickCodes(['NOT_FOUND', 'METHOD_NOT_ALLOWED', 'BODY_TOO_LARGE', 'INTERNAL']);
 
 type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+/** A request check run before routing (Host/Origin/token, request-guards.ts); a failure is answered as is. */
+export type RequestGuard = (req: IncomingMessage, path: string) => { code: ErrorCode; message: string } | undefined;
 type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface HttpServerOptions {
@@ -79,7 +81,13 @@ export interface HttpServerHandle {
   readonly host: string;
   /** The actually bound port. */
   readonly port: number;
-  route(method: string, path: string, handler: RouteHandler): void;
+  /**
+   * `selfGuarded`: the handler runs its own guard (/mcp answers refusals in JSON-RPC); every other
+   * path, unknown ones included, passes the `setGuard` guard first.
+   */
+  route(method: string, path: string, handler: RouteHandler, opts?: { selfGuarded?: boolean }): void;
+  /** The guard of every route not registered `selfGuarded` (none until set). */
+  setGuard(guard: RequestGuard): void;
   onUpgrade(path: string, handler: UpgradeHandler): void;
   /** Open TCP connections right now (including upgraded ones and idle keep-alive ones). */
   connectionCount(): number;
@@ -186,6 +194,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const graceMs = opts.closeGraceMs ?? 1000;
   const routes = new Map<string, Map<string, RouteHandler>>();
   const upgrades = new Map<string, UpgradeHandler>();
+  const selfGuarded = new Set<string>();
+  let guard: RequestGuard | undefined;
   const conns = new Map<Socket, ConnState>();
   let closing = false;
   let activeRequests = 0;
@@ -280,6 +290,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req);
     const method = (req.method ?? 'GET').toUpperCase();
+    if (guard && !selfGuarded.has(path)) {
+      const refused = guard(req, path);
+      if (refused) {
+        res.setHeader('connection', 'close');
+        return sendCodedError(res, refused.code, refused.message);
+      }
+    }
     const byMethod = routes.get(path);
     if (!byMethod) return sendCodedError(res, HttpErrorCodes.NOT_FOUND, `Not found: ${path.slice(0, 200)}`);
     const handler = byMethod.get(method);
@@ -407,12 +424,16 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     url,
     host: opts.host,
     port,
-    route(method, path, handler) {
+    route(method, path, handler, routeOpts) {
       const m = method.toUpperCase();
+      if (routeOpts?.selfGuarded) selfGuarded.add(path);
       let byMethod = routes.get(path);
       if (!byMethod) routes.set(path, (byMethod = new Map()));
       if (byMethod.has(m)) throw new Error(`route ${m} ${path} already registered`);
       byMethod.set(m, handler);
+    },
+    setGuard(g) {
+      guard = g;
     },
     onUpgrade(path, handler) {
       if (upgrades.has(path)) throw new Error(`upgrade handler for ${path} already registered`);
