@@ -140,7 +140,11 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
 
   // Log records for the control channel's opt-in log streams (costs nothing while nobody listens).
   const logTap = new LogTap();
-  const { logger, close: closeLogger } = createLogger({
+  const {
+    logger,
+    close: closeLogger,
+    file: logFile,
+  } = createLogger({
     level: opts.logLevel,
     filePath: join(dataDir, 'daemon.log'),
     maxBytes: settings.logFileMaxBytes,
@@ -149,6 +153,12 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     tap: logTap,
     linesPerSecond: settings.logLinesPerSecond,
   });
+  // A daemon.log symlink is refused, not followed (no-follow.ts): no start with a log going nowhere.
+  const logError = logFile?.lastError;
+  if (logError instanceof WardenError && logError.code === ErrorCodes.DATA_FILE_SYMLINK) {
+    closeLogger();
+    throw logError;
+  }
   for (const w of loaded.warnings) {
     if (w.level === 'warning') logger.warn({ path: w.path, file: configPath }, w.message);
     else logger.info({ path: w.path, file: configPath }, w.message);

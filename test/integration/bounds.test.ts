@@ -6,7 +6,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, statSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, mkdtempSync, writeFileSync, symlinkSync, lstatSync, chmodSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,8 @@ import { startTestDaemon, fixture, NODE, cliMain, type TestDaemon } from '../hel
 import { processesWithMarker, waitFor } from '../helpers/leak-check.js';
 import { CONTROL_PROTOCOL } from '../../src/control/protocol.js';
 import { startDaemon } from '../../src/daemon/daemon.js';
+import { connectControl } from '../../src/control/control-client.js';
+import { WardenError } from '../../src/core/error-codes.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -254,5 +256,77 @@ describe('log volume under an upstream spewing garbage on stdout', () => {
       await waitFor(() => processesWithMarker(instanceId).length === 0, { timeoutMs: 3_000 }),
       'the spewing server is gone after the daemon stopped',
     );
+  });
+});
+
+describe('data-dir files and secrets', () => {
+  for (const name of ['daemon.log', 'token']) {
+    it(`a ${name} symlink in the data dir is refused (E_DATA_FILE_SYMLINK naming it), its target untouched`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-link-'));
+      const outside = mkdtempSync(join(tmpdir(), 'mcp-warden-target-'));
+      cleanups.push(async () => {
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(outside, { recursive: true, force: true });
+      });
+      const target = join(outside, 'precious.txt');
+      writeFileSync(target, 'do not touch\n');
+      chmodSync(target, 0o644);
+      symlinkSync(target, join(dir, name));
+      const configPath = join(dir, 'config.json');
+      writeFileSync(configPath, JSON.stringify({ mcpServers: {} }));
+      const err = await startDaemon({
+        dataDir: dir,
+        configPath,
+        listen: { host: '127.0.0.1', port: 0 },
+        logLevel: 'info',
+        console: false,
+      }).then(
+        async (d) => {
+          await d.stop('unexpected start');
+          assert.fail('the daemon started through a symlink');
+        },
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WardenError, String(err));
+      assert.equal(err.code, 'E_DATA_FILE_SYMLINK');
+      assert.ok(err.message.includes(join(dir, name)), err.message);
+      assert.equal(readFileSync(target, 'utf8'), 'do not touch\n');
+      assert.equal(statSync(target).mode & 0o777, 0o644, 'the target was not chmod-ed');
+      assert.ok(lstatSync(join(dir, name)).isSymbolicLink());
+      // The refused start left the data dir usable: without the link the daemon starts.
+      rmSync(join(dir, name));
+      const d = await startDaemon({ dataDir: dir, configPath, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'info', console: false });
+      await d.stop('test done');
+      assert.equal(d.ledger.size(), 0);
+      assert.equal(statSync(join(dir, name)).mode & 0o777, 0o600);
+    });
+  }
+
+  it('server.add does not echo a secret in args or command; lastError does not show it either', async () => {
+    const td = await daemon();
+    const token = readFileSync(join(td.dataDir, 'token'), 'utf8').trim();
+    const client = await connectControl({ url: td.daemon.controlUrl, token });
+    try {
+      const result = await client.request('server.add', {
+        name: 'secretive',
+        trusted: true,
+        entry: {
+          command: '/nonexistent/bin/server --password=hunter2-command',
+          args: ['--api-key=sk-live-123456', '--token', 'tok-abcdef', 'https://user:pw-in-url@example.invalid/x', '--port', '8080'],
+        },
+      });
+      const text = JSON.stringify(result);
+      for (const secret of ['hunter2-command', 'sk-live-123456', 'tok-abcdef', 'pw-in-url']) {
+        assert.ok(!text.includes(secret), `server.add echoed ${secret}: ${text}`);
+      }
+      assert.ok(text.includes('8080'), 'non-secret arguments are kept');
+      const failed = await td.waitForState('secretive', (v) => v.lastError !== null, 10_000);
+      const health = JSON.stringify(td.daemon.health());
+      assert.ok(!health.includes('hunter2-command'), `lastError shows the secret: ${JSON.stringify(failed.lastError)}`);
+      await client.request('server.remove', { name: 'secretive' });
+    } finally {
+      await client.close();
+    }
+    await td.close();
   });
 });

@@ -94,13 +94,16 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
   const logger = pino(
     {
       level: opts.level,
-      hooks: limit
+      // pino reads hooks.logMethod unconditionally once `hooks` is present: set it only with a limit.
+      ...(limit
         ? {
-            logMethod(args, method, level) {
-              if (limit.allow(this, level)) method.apply(this, args);
+            hooks: {
+              logMethod(args, method, level) {
+                if (limit.allow(this, level)) method.apply(this, args);
+              },
             },
           }
-        : undefined,
+        : {}),
       base: { pid: process.pid },
       redact: { paths: [...REDACT_PATHS], censor: REDACTED },
       serializers: {
@@ -174,6 +177,58 @@ function redactParams(query: string): string {
       return SENSITIVE_PARAM.test(key) ? `${rawKey}=${REDACTED}` : part;
     })
     .join('&');
+}
+
+/** A flag or key name that carries a secret: token, secret, password, pwd, credential, auth, api key, `key`. */
+const SECRET_NAME = /(token|secret|passw|pwd|credential|auth|api[-_]?key|(^|[-_])key($|[-_]))/i;
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi;
+
+/**
+ * Secrets inside a command line's arguments (issue 18: `server.add` echoed `--api-key=…`): the value
+ * of `--name=value` / `name=value` whose name looks secret, the argument after a secret-looking
+ * `--name` flag, credentials in URLs and query strings. Other arguments are returned as given.
+ */
+export function redactArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  let redactNext = false;
+  for (const arg of args) {
+    if (redactNext && !arg.startsWith('-')) {
+      out.push(REDACTED);
+      redactNext = false;
+      continue;
+    }
+    redactNext = false;
+    const flag = /^(-{1,2}[A-Za-z0-9_.-]+)$/.exec(arg);
+    if (flag && SECRET_NAME.test(flag[1]!)) {
+      redactNext = true;
+      out.push(arg);
+      continue;
+    }
+    out.push(redactSecrets(arg));
+  }
+  return out;
+}
+
+/**
+ * Secrets in free text (a command, an error message): `name=value` and `--name value` with a
+ * secret-looking name, `Bearer <token>`, credentials in URLs. Everything else is left as is.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(URL_IN_TEXT, (url) => redactUrl(url).replace(URL_USERINFO, `$1${REDACTED}@`))
+    .replace(URL_USERINFO, `$1${REDACTED}@`)
+    .replace(
+      /(^|[\s"'&;,(])(-{0,2}[A-Za-z0-9_.-]+)(=|:(?!\/)\s*|\s+)([^\s"'&;,)]+)/g,
+      (m, pre: string, name: string, sep: string, value: string) => {
+        if (!SECRET_NAME.test(name) || value === REDACTED) return m;
+        // `--token value` only for flags; a bare word followed by a space is prose ("token expired").
+        if (/^\s+$/.test(sep) && !name.startsWith('-')) return m;
+        if (/^\s+$/.test(sep) && value.startsWith('-')) return m;
+        return `${pre}${name}${sep}${REDACTED}`;
+      },
+    )
+    .replace(/\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, `$1${REDACTED}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { groupMembers } from './proc-scan.js';
 import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
+import { redactSecrets } from '../log/logger.js';
 import type { Upstream } from '../upstream-handle.js';
 import { errnoOf } from '../../core/errno.js';
 
@@ -107,10 +108,14 @@ function spawnFailure(spec: ProcessGroupSpec, err: unknown): WardenError {
     }
     if (!cwdOk) reason = `working directory ${JSON.stringify(spec.cwd)} does not exist (${reason})`;
   }
-  return new WardenError(ErrorCodes.SPAWN_FAILED, `failed to spawn ${JSON.stringify(spec.command)} for ${spec.label}: ${reason}`, {
-    command: spec.command,
-    errno: code,
-  });
+  return new WardenError(
+    ErrorCodes.SPAWN_FAILED,
+    `failed to spawn ${JSON.stringify(redactSecrets(spec.command))} for ${spec.label}: ${reason}`,
+    {
+      command: spec.command,
+      errno: code,
+    },
+  );
 }
 
 class ProcessGroup implements ProcessGroupHandle {
@@ -210,7 +215,7 @@ class ProcessGroup implements ProcessGroupHandle {
     });
 
     this.listen(child, 'spawn', () => {
-      this.log.debug({ childPid: this.pid, command: spec.command }, 'spawned');
+      this.log.debug({ childPid: this.pid, command: redactSecrets(spec.command) }, 'spawned');
       this.resolveSpawned();
     });
     this.listen(child, 'error', (err: Error) => {
