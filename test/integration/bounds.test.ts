@@ -94,9 +94,12 @@ describe('HTTP connection bounds', () => {
     const slowClosed = new Promise<number>((r) => slow.once('close', () => r(Date.now())));
     const t0 = Date.now();
     slow.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
-    const closedAfter = (await slowClosed) - t0;
+    // Bounded: without a body deadline the socket would stay for Node's 300 s default.
+    const closedAt = await Promise.race([slowClosed, new Promise<number>((r) => setTimeout(() => r(Number.NaN), 8_000))]);
+    slow.destroy();
+    const closedAfter = closedAt - t0;
     assert.match(slowText, /^HTTP\/1\.1 408/, `slow body answer: ${slowText.slice(0, 80)}`);
-    assert.ok(closedAfter >= 1_000 && closedAfter < 4_500, `slow body closed after ${closedAfter} ms`);
+    assert.ok(closedAfter >= 1_000 && closedAfter < 4_500, `slow body closed after ${closedAfter} ms (NaN: still open after 8 s)`);
     await new Promise((r) => setTimeout(r, 1_200));
     assert.equal(ws.readyState, WebSocket.OPEN, 'the control WebSocket outlived httpHeadersTimeoutMs');
     // The cap: 20 connections, one of them the WebSocket.
