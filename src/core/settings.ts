@@ -86,9 +86,9 @@ export interface Settings {
   /** `docker stop` grace in whole seconds: the engine sends SIGTERM, waits this long, then SIGKILL. */
   dockerStopGraceSeconds: number;
   /**
-   * Browser origins (`https://app.example`) allowed on /mcp and /ws besides the loopback ones, e.g. a
-   * web client served from another host. Requests without an Origin header (CLIs, SDK clients) are
-   * not affected.
+   * Browser origins (`https://app.example`) allowed besides the built-in ones (/mcp: any loopback
+   * origin; /ws, /healthz, the visualizer: the daemon's own origin only), e.g. a web client served from
+   * another host. Requests without an Origin header (CLIs, SDK clients) are not affected.
    */
   allowedOrigins: readonly string[];
 }
