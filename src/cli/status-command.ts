@@ -3,7 +3,8 @@
  * servers? Reads daemon.json, verifies the process (pid + start time), then asks its /healthz.
  */
 import { get } from 'node:http';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { readFileNoFollow } from '../adapters/store/no-follow.js';
 import type { DaemonInfo } from '../adapters/store/daemon-file.js';
 import { locateDaemon } from './daemon-locator.js';
 import { parseCommand } from './parse-command.js';
@@ -43,6 +44,7 @@ interface HealthServer {
   toolCount?: number;
   pid?: number | null;
   lastError?: { code: string; message: string } | null;
+  warnings?: string[];
 }
 
 interface Health {
@@ -69,6 +71,8 @@ export interface StatusServer {
   tools: number;
   pid: number | null;
   lastError: { code: string; message: string } | null;
+  /** Container reach beyond the hardened defaults (privileged, host mounts…), when any. */
+  warnings?: string[];
 }
 
 export interface StatusReport {
@@ -92,9 +96,12 @@ export interface StatusReport {
 }
 
 /** GET `<url>/healthz` as JSON, within timeoutMs (no keep-alive: the CLI exits right after). */
-function fetchHealth(url: string, timeoutMs: number): Promise<Health> {
+function fetchHealth(url: string, timeoutMs: number, token?: string): Promise<Health> {
+  // On an --allow-remote bind /healthz needs the token (docs/mcp-endpoint.md); the CLI's user can read it.
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
   return new Promise((resolvePromise, reject) => {
-    const req = get(`${url}/healthz`, { agent: false, timeout: timeoutMs, headers: { accept: 'application/json' } }, (res) => {
+    const req = get(`${url}/healthz`, { agent: false, timeout: timeoutMs, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -144,7 +151,11 @@ export async function collectStatus(dataDir: string, timeoutMs = HEALTH_TIMEOUT_
       const info = loc.info;
       let health: Health;
       try {
-        health = await fetchHealth(info.url, timeoutMs);
+        const token = await readFileNoFollow(join(dataDir, 'token')).then(
+          (t) => t.trim(),
+          () => undefined,
+        );
+        health = await fetchHealth(info.url, timeoutMs, token);
       } catch (err) {
         return {
           running: true,
@@ -180,6 +191,7 @@ export async function collectStatus(dataDir: string, timeoutMs = HEALTH_TIMEOUT_
           tools: s.toolCount ?? 0,
           pid: s.pid ?? null,
           lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message } : null,
+          ...(s.warnings && s.warnings.length > 0 ? { warnings: s.warnings } : {}),
         })),
         ...(health.config ? { config: health.config } : {}),
       };
@@ -269,6 +281,7 @@ export function formatStatus(r: StatusReport): string {
             ]),
           ]),
         );
+        for (const s of servers) for (const w of s.warnings ?? []) lines.push(`warning: ${s.name}: ${w}`);
       }
       break;
     }

@@ -117,6 +117,10 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   logFileMaxBytes: count(1),
   logFileCount: count(0),
   httpMaxBodyBytes: count(1),
+  httpHeadersTimeoutMs: ms(1),
+  httpRequestTimeoutMs: ms(1),
+  httpMaxConnections: count(1),
+  logLinesPerSecond: count(0),
   quarantineNewServers: { integer: true, min: 0, max: 1 },
   // proper-lockfile's own floors: stale >= 2 s, update >= 1 s (and update is capped at stale / 2).
   lockStaleMs: ms(2_000),
@@ -508,6 +512,14 @@ function parseSettingsInto(raw: unknown, issues: ConfigIssue[], warnings: Config
     warnings.push({
       path: joinPath(at, 'lockUpdateMs'),
       message: `lockUpdateMs (${merged.lockUpdateMs}) is above half of lockStaleMs (${merged.lockStaleMs}); the lock is refreshed every ${Math.max(1_000, Math.floor(merged.lockStaleMs / 2))} ms`,
+      level: 'warning',
+    });
+  }
+  if (merged.httpRequestTimeoutMs < merged.httpHeadersTimeoutMs) {
+    // Node refuses a request deadline shorter than the head deadline (http-server.ts raises it).
+    warnings.push({
+      path: joinPath(at, 'httpRequestTimeoutMs'),
+      message: `httpRequestTimeoutMs (${merged.httpRequestTimeoutMs}) is below httpHeadersTimeoutMs (${merged.httpHeadersTimeoutMs}); requests get ${merged.httpHeadersTimeoutMs} ms`,
       level: 'warning',
     });
   }

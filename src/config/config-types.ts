@@ -47,6 +47,18 @@ export interface DockerOptions {
   env: Record<string, string>;
   /** Escape hatch: merged into HostConfig; keys mcp-warden manages itself are dropped (with a config warning). */
   extraHostConfig?: Record<string, unknown>;
+  /** HostConfig.PidsLimit; default 256 (docs/docker.md); 0 = no limit. */
+  pidsLimit?: number;
+  /** HostConfig.ReadonlyRootfs (with a tmpfs on /tmp); default true. */
+  readOnly?: boolean;
+  /** SecurityOpt `no-new-privileges`; default true. */
+  noNewPrivileges?: boolean;
+  /** Capabilities added back after `CapDrop: ["ALL"]`; default none. */
+  capAdd?: string[];
+  /** Required for `extraHostConfig.Privileged: true`. */
+  allowPrivileged?: boolean;
+  /** Required for host paths in `volumes` or bind mounts in `extraHostConfig.Mounts`. */
+  allowHostMounts?: boolean;
 }
 
 export interface WardenConfig {

@@ -11,7 +11,21 @@ import { describeType, joinPath } from './json-path.js';
 import type { ConfigIssue, ConfigWarning, DockerOptions } from './config-types.js';
 import { isPlainObject } from '../core/plain-object.js';
 
-const KNOWN_DOCKER_KEYS = ['image', 'network', 'memory', 'cpus', 'volumes', 'env', 'extraHostConfig'] as const;
+const KNOWN_DOCKER_KEYS = [
+  'image',
+  'network',
+  'memory',
+  'cpus',
+  'pidsLimit',
+  'readOnly',
+  'noNewPrivileges',
+  'capAdd',
+  'allowPrivileged',
+  'allowHostMounts',
+  'volumes',
+  'env',
+  'extraHostConfig',
+] as const;
 
 /** HostConfig keys mcp-warden sets itself; in `extraHostConfig` they are dropped with a warning. */
 const MANAGED_HOST_CONFIG_KEYS: Readonly<Record<string, string>> = Object.freeze({
@@ -21,6 +35,10 @@ const MANAGED_HOST_CONFIG_KEYS: Readonly<Record<string, string>> = Object.freeze
   Memory: 'use "docker.memory"',
   NanoCpus: 'use "docker.cpus"',
   Binds: 'use "docker.volumes"',
+  PidsLimit: 'use "docker.pidsLimit"',
+  ReadonlyRootfs: 'use "docker.readOnly"',
+  CapAdd: 'use "docker.capAdd"',
+  CapDrop: 'mcp-warden drops all capabilities; add some back with "docker.capAdd"',
 });
 
 /** The engine refuses memory limits below 6 MiB. */
@@ -115,6 +133,31 @@ export function parseDockerOptions(
     } else cpus = raw.cpus;
   }
 
+  // pidsLimit
+  let pidsLimit: number | undefined;
+  if (raw.pidsLimit !== undefined) {
+    if (typeof raw.pidsLimit !== 'number' || !Number.isSafeInteger(raw.pidsLimit) || raw.pidsLimit < 0)
+      issue(joinPath(at, 'pidsLimit'), `expected a whole number of processes ≥ 0 (0 = no limit), got ${describeType(raw.pidsLimit)}`);
+    else pidsLimit = raw.pidsLimit;
+  }
+
+  // the boolean switches
+  const flags: Partial<Record<'readOnly' | 'noNewPrivileges' | 'allowPrivileged' | 'allowHostMounts', boolean>> = {};
+  for (const key of ['readOnly', 'noNewPrivileges', 'allowPrivileged', 'allowHostMounts'] as const) {
+    const v = raw[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'boolean') issue(joinPath(at, key), `expected true or false, got ${describeType(v)}`);
+    else flags[key] = v;
+  }
+
+  // capAdd
+  let capAdd: string[] | undefined;
+  if (raw.capAdd !== undefined) {
+    if (!Array.isArray(raw.capAdd) || raw.capAdd.some((c) => typeof c !== 'string' || !/^(CAP_)?[A-Z_]{2,40}$/.test(c)))
+      issue(joinPath(at, 'capAdd'), 'expected a list of capability names such as ["NET_BIND_SERVICE"]');
+    else capAdd = raw.capAdd as string[];
+  }
+
   // volumes
   const volumes: string[] = [];
   if (raw.volumes !== undefined) {
@@ -167,11 +210,57 @@ export function parseDockerOptions(
     }
   }
 
+  // Privileged and host mounts: only with the explicit flag (issue 18); status shows them (server-view.ts).
+  if (extraHostConfig?.Privileged === true && flags.allowPrivileged !== true) {
+    issue(
+      joinPath(joinPath(at, 'extraHostConfig'), 'Privileged'),
+      'a privileged container can take over the host; set "docker.allowPrivileged": true to confirm',
+    );
+  }
+  if (flags.allowHostMounts !== true) {
+    if (volumes.length > 0)
+      issue(joinPath(at, 'volumes'), 'host paths are mounted into the container; set "docker.allowHostMounts": true to confirm');
+    if (hostBindMounts(extraHostConfig).length > 0)
+      issue(
+        joinPath(joinPath(at, 'extraHostConfig'), 'Mounts'),
+        'bind mounts of host paths; set "docker.allowHostMounts": true to confirm',
+      );
+  }
+
   if (issues.length > before) return undefined;
   const out: DockerOptions = { image, network, volumes, env };
+  if (pidsLimit !== undefined) out.pidsLimit = pidsLimit;
+  if (capAdd !== undefined) out.capAdd = capAdd;
+  Object.assign(out, flags);
   if (memory !== undefined) out.memory = memory;
   if (cpus !== undefined) out.cpus = cpus;
   if (extraHostConfig !== undefined) out.extraHostConfig = extraHostConfig;
+  return out;
+}
+
+/** The host paths of `Mounts` entries of type bind in an extraHostConfig. */
+export function hostBindMounts(extra: Record<string, unknown> | undefined): string[] {
+  const mounts = extra?.Mounts;
+  if (!Array.isArray(mounts)) return [];
+  return mounts
+    .filter((m): m is Record<string, unknown> => isPlainObject(m) && m.Type === 'bind')
+    .map((m) => (typeof m.Source === 'string' ? m.Source : '?'));
+}
+
+/**
+ * What `status` shows about a container's reach into the host (server-view.ts): privileged, host
+ * mounts, the host network. Empty for a process server.
+ */
+export function dockerWarnings(d: DockerOptions | undefined): string[] {
+  if (!d) return [];
+  const out: string[] = [];
+  if (d.extraHostConfig?.Privileged === true) out.push('privileged container (docker.allowPrivileged)');
+  const mounts = [...d.volumes.map((v) => v.split(':')[0]!), ...hostBindMounts(d.extraHostConfig)];
+  if (mounts.length > 0) out.push(`host paths mounted: ${mounts.join(', ')} (docker.allowHostMounts)`);
+  if (d.network === 'host') out.push('host network (docker.network)');
+  if (d.readOnly === false) out.push('writable root filesystem (docker.readOnly: false)');
+  if (d.noNewPrivileges === false) out.push('no-new-privileges off (docker.noNewPrivileges: false)');
+  if (d.capAdd && d.capAdd.length > 0) out.push(`capabilities added: ${d.capAdd.join(', ')}`);
   return out;
 }
 

@@ -164,6 +164,12 @@ const ServerViewSchema = z.object({
   toolCount: z.number().int(),
   upSince: z.number().nullable(),
   resources: ResourceCountsSchema,
+  warnings: z
+    .array(z.string())
+    .optional()
+    .describe(
+      'What the server can reach on the host beyond the hardened container defaults (privileged, host mounts); absent when nothing.',
+    ),
 });
 
 const ConfigStatusSchema = z.union([

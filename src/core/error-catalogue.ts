@@ -63,6 +63,11 @@ export const ErrorCatalogue = {
     meaning: "the daemon's data-dir lock was removed or taken over while it ran",
   },
   APPROVALS_CORRUPT: { code: 'E_APPROVALS_CORRUPT', where: ['log'], meaning: 'approvals.json is unreadable' },
+  DATA_FILE_SYMLINK: {
+    code: 'E_DATA_FILE_SYMLINK',
+    where: ['start', 'log'],
+    meaning: 'a data-dir file (daemon.log, token, daemon.json, approvals.json, pending-reap.json) is a symbolic link; it is not followed',
+  },
 
   // ---- upstream servers -----------------------------------------------------------------------
   REMOTE_UNSUPPORTED: { code: 'E_REMOTE_UNSUPPORTED', where: ['server'], meaning: 'remote (url) servers are not supported yet' },

@@ -53,6 +53,21 @@ export interface Settings {
   /** Largest accepted HTTP request body on /mcp. */
   httpMaxBodyBytes: number;
   /**
+   * A connection that has not completed a request head this long after connecting (or a head that
+   * takes longer to arrive) is closed. Open SSE streams and requests in flight are not idle.
+   */
+  httpHeadersTimeoutMs: number;
+  /** A whole request (head and body) must have arrived within this; a slower one gets 408 and its connection is closed. */
+  httpRequestTimeoutMs: number;
+  /** At most this many concurrent TCP connections on the HTTP port (/mcp, /ws, /healthz together); more get 503 and are closed. */
+  httpMaxConnections: number;
+  /**
+   * Each log source (a component, a server) writes at most this many lines per second to the log
+   * file and console; the rest is counted and one "N log lines suppressed" line per second says how
+   * many. 0 = no limit.
+   */
+  logLinesPerSecond: number;
+  /**
    * Quarantine policy for servers added at run time (control channel, CLI, visualizer): 1 = they
    * start quarantined unless the command marks them trusted; 0 = they are trusted on first use.
    */
@@ -78,9 +93,9 @@ export interface Settings {
   /** `docker stop` grace in whole seconds: the engine sends SIGTERM, waits this long, then SIGKILL. */
   dockerStopGraceSeconds: number;
   /**
-   * Browser origins (`https://app.example`) allowed on /mcp and /ws besides the loopback ones, e.g. a
-   * web client served from another host. Requests without an Origin header (CLIs, SDK clients) are
-   * not affected.
+   * Browser origins (`https://app.example`) allowed besides the built-in ones (/mcp: any loopback
+   * origin; /ws, /healthz, the visualizer: the daemon's own origin only), e.g. a web client served from
+   * another host. Requests without an Origin header (CLIs, SDK clients) are not affected.
    */
   allowedOrigins: readonly string[];
   /** How processes are read: /proc, or ps/pgrep/lsof (adapters/process/process-table.ts); `auto` = /proc where it exists. */
@@ -120,6 +135,10 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   logFileMaxBytes: 10 * 1024 * 1024,
   logFileCount: 3,
   httpMaxBodyBytes: 4 * 1024 * 1024,
+  httpHeadersTimeoutMs: 10_000,
+  httpRequestTimeoutMs: 30_000,
+  httpMaxConnections: 256,
+  logLinesPerSecond: 50,
   quarantineNewServers: 1,
   lockStaleMs: 3_000,
   lockUpdateMs: 1_000,

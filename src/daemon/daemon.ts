@@ -16,7 +16,7 @@ import { ensureConfigFile, loadConfigFile, updateConfigFile } from '../adapters/
 import { createLogger } from '../adapters/log/logger.js';
 import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
-import { isLoopbackHost } from '../adapters/http/request-guards.js';
+import { guardRequest, isLoopbackHost, loopbackOrigins } from '../adapters/http/request-guards.js';
 import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
 import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
 import { ensureDataDir, ensureToken } from '../adapters/store/data-dir.js';
@@ -170,14 +170,25 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
 
   // Log records for the control channel's opt-in log streams (costs nothing while nobody listens).
   const logTap = new LogTap();
-  const { logger, close: closeLogger } = createLogger({
+  const {
+    logger,
+    close: closeLogger,
+    file: logFile,
+  } = createLogger({
     level: opts.logLevel,
     filePath: join(dataDir, 'daemon.log'),
     maxBytes: settings.logFileMaxBytes,
     maxFiles: settings.logFileCount,
     console: opts.console,
     tap: logTap,
+    linesPerSecond: settings.logLinesPerSecond,
   });
+  // A daemon.log symlink is refused, not followed (no-follow.ts): no start with a log going nowhere.
+  const logError = logFile?.lastError;
+  if (logError instanceof WardenError && logError.code === ErrorCodes.DATA_FILE_SYMLINK) {
+    closeLogger();
+    throw logError;
+  }
   for (const w of loaded.warnings) {
     if (w.level === 'warning') logger.warn({ path: w.path, file: configPath }, w.message);
     else logger.info({ path: w.path, file: configPath }, w.message);
@@ -262,6 +273,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       logger: logger.child({ component: 'http' }),
       ledger,
       maxBodyBytes: settings.httpMaxBodyBytes,
+      headersTimeoutMs: settings.httpHeadersTimeoutMs,
+      requestTimeoutMs: settings.httpRequestTimeoutMs,
+      maxConnections: settings.httpMaxConnections,
     });
     const port = http.port;
     const allowedHosts = remote
@@ -279,10 +293,25 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       maxBodyBytes: settings.httpMaxBodyBytes,
     });
     const f = front;
+    // /mcp and /mcp/<server> guard themselves (refusals in JSON-RPC; loopback origins on any port,
+    // docs/mcp-endpoint.md); the front reads the path.
     for (const method of ['GET', 'POST', 'DELETE']) {
-      http.route(method, '/mcp', (req, res) => f.handle(req, res));
-      http.routePrefix(method, '/mcp/', (req, res) => f.handle(req, res)); // /mcp/<server>: the front reads the path
+      http.route(method, '/mcp', (req, res) => f.handle(req, res), { selfGuarded: true });
+      http.routePrefix(method, '/mcp/', (req, res) => f.handle(req, res), { selfGuarded: true });
     }
+    // Every other route (/healthz, the visualizer, unknown paths): Host, the daemon's own origin, and on
+    // a remote bind the token for /healthz (it names servers, pids and errors; the page's static files
+    // hold no secret and a browser cannot add the header to a navigation).
+    const ownOrigins = remote ? [] : loopbackOrigins(port);
+    const bearer = token;
+    http.setGuard((req, path) =>
+      guardRequest(req, {
+        allowedHosts,
+        allowedOrigins: settings.allowedOrigins,
+        ownOrigins,
+        bearerToken: remote && path === '/healthz' ? bearer : undefined,
+      }),
+    );
   } catch (err) {
     await cleanupPartial();
     throw err;
@@ -378,6 +407,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     pid: process.pid,
     uptimeMs: Date.now() - startedAt.getTime(),
     sessions: frontHandle.sessionCount(),
+    http: httpHandle.stats(),
     servers: servers(),
     config: configReload.status(),
     ledger: ledger.counts(),

@@ -10,7 +10,8 @@
  * The file holds no secrets (ids, names, server names, times, error messages). Written synchronously
  * (temp file + rename): it must be on disk even if the daemon is SIGKILLed right after a hand-over.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { readFileNoFollowSync } from '../adapters/store/no-follow.js';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
@@ -69,7 +70,8 @@ function readPendingReap(dataDir: string): { containers: PendingContainer[]; err
   const file = join(dataDir, PENDING_REAP_FILE);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // Not through a symlink (no-follow.ts); the next write's rename replaces the link, not its target.
+    text = readFileNoFollowSync(file, 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { containers: [] };
     return { containers: [], error: `cannot read ${file}: ${(err as Error).message}` };

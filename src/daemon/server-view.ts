@@ -5,6 +5,8 @@ import type { StateValue } from 'xstate';
 import type { ErrorInfo } from '../core/error-codes.js';
 import type { ResourceKind } from '../core/resource-ledger.js';
 import type { ServerEntry } from '../config/config-types.js';
+import { dockerWarnings } from '../config/docker-options.js';
+import { redactSecrets } from '../adapters/log/logger.js';
 import {
   serverActorId,
   serverActorOf,
@@ -27,6 +29,8 @@ export interface ServerView {
   toolCount: number;
   upSince: number | null;
   resources: Partial<Record<ResourceKind, number>>;
+  /** What this server can reach on the host beyond the hardened defaults (privileged, host mounts…); absent when nothing. */
+  warnings?: string[];
 }
 
 export function stateString(value: StateValue): string {
@@ -53,7 +57,8 @@ export function viewOfSnapshot(snap: ServerSnapshot, resources: Partial<Record<R
       attempt: c.attempt,
       restartsInWindow: c.restartTimes.length,
       reapAttempt: c.reapAttempt,
-      lastError: c.lastError,
+      // An error may quote a spawn command or its arguments: secrets in them are redacted (logger.ts).
+      lastError: c.lastError ? { ...c.lastError, message: redactSecrets(c.lastError.message) } : null,
       pid: c.pid,
       toolCount: c.tools.length,
       upSince: c.upSince,
@@ -80,21 +85,22 @@ export function serverViews(
     const resources = counts[serverActorId(name)] ?? {};
     const ref = serverActorOf(root, name);
     const v = ref ? viewOf(ref, resources) : undefined;
-    out.push(
-      v ?? {
-        name,
-        state: entry.disabled ? 'disabled' : 'stopped',
-        quarantined: entry.quarantined,
-        attempt: 0,
-        restartsInWindow: 0,
-        reapAttempt: 0,
-        lastError: null,
-        pid: null,
-        toolCount: 0,
-        upSince: null,
-        resources,
-      },
-    );
+    const warnings = dockerWarnings(entry.docker);
+    const view: ServerView = v ?? {
+      name,
+      state: entry.disabled ? 'disabled' : 'stopped',
+      quarantined: entry.quarantined,
+      attempt: 0,
+      restartsInWindow: 0,
+      reapAttempt: 0,
+      lastError: null,
+      pid: null,
+      toolCount: 0,
+      upSince: null,
+      resources,
+    };
+    if (warnings.length > 0) view.warnings = warnings;
+    out.push(view);
   }
   for (const { name, ref } of serverActorsOf(root)) {
     if (configured.has(name)) continue;

@@ -22,6 +22,7 @@ import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
 import type { DockerOptions } from '../../src/config/config-types.js';
 import { LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from '../../src/adapters/docker/container-labels.js';
 import { createDockerClient, engineAddress } from '../../src/adapters/docker/docker-engine.js';
+import { CONTAINER_DEFAULTS } from '../../src/adapters/docker/container-config.js';
 import {
   listManagedContainers,
   reapOrphanContainers,
@@ -411,6 +412,39 @@ describe('docker adapter (real engine)', { skip: await dockerSuiteSkip('docker a
       assert.ok(err instanceof WardenError);
       assert.equal(err.code, ErrorCodes.DOCKER_IMAGE_MISSING);
       assert.match(err.message, /never pulls/);
+    });
+  });
+
+  it('hardened by default: no capabilities, no-new-privileges, memory/CPU/pids limits, read-only root with a tmpfs /tmp; the server still works', async () => {
+    await withRig('hardened', async (rig) => {
+      const handle = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER], { docker: dockerOptions(rig.image) }), rig.deps());
+      const info = await rig.docker.getContainer(handle.containerId).inspect();
+      const hc = info.HostConfig as Record<string, unknown>;
+      assert.deepEqual(hc.CapDrop, ['ALL']);
+      assert.ok(hc.CapAdd === null || (Array.isArray(hc.CapAdd) && hc.CapAdd.length === 0), `CapAdd ${JSON.stringify(hc.CapAdd)}`);
+      assert.deepEqual(hc.SecurityOpt, ['no-new-privileges']);
+      assert.equal(hc.ReadonlyRootfs, true);
+      assert.equal(hc.Privileged, false);
+      assert.equal(hc.Memory, CONTAINER_DEFAULTS.memoryBytes);
+      assert.equal(hc.NanoCpus, CONTAINER_DEFAULTS.cpus * 1e9);
+      assert.equal(hc.PidsLimit, CONTAINER_DEFAULTS.pidsLimit);
+      assert.deepEqual(hc.Tmpfs, { '/tmp': CONTAINER_DEFAULTS.tmpfs });
+      // The MCP stream works on the read-only root (the image is FROM scratch + node).
+      const conn = await connectUpstream(handle, { name: 'hardened', logger: memoryLogger().logger, requestTimeoutMs: 10_000 });
+      assert.ok((await conn.listTools()).length > 0);
+      await conn.close();
+      await handle.stop();
+
+      // Each default is overridable per server.
+      const loose = dockerOptions(rig.image, { readOnly: false, noNewPrivileges: false, pidsLimit: 0, capAdd: ['NET_BIND_SERVICE'] });
+      const h2 = await startContainer(rig.spec(IMAGE_NODE, [IMAGE_DEMO_SERVER], { docker: loose }), rig.deps());
+      const hc2 = (await rig.docker.getContainer(h2.containerId).inspect()).HostConfig as Record<string, unknown>;
+      assert.equal(hc2.ReadonlyRootfs, false);
+      assert.ok(!JSON.stringify(hc2.SecurityOpt ?? []).includes('no-new-privileges'));
+      assert.ok(hc2.PidsLimit === null || Number(hc2.PidsLimit) <= 0, `PidsLimit ${String(hc2.PidsLimit)}`);
+      assert.deepEqual(hc2.CapAdd, ['NET_BIND_SERVICE']);
+      assert.equal(hc2.Tmpfs ?? null, null);
+      await h2.stop();
     });
   });
 

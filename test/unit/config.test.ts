@@ -112,7 +112,15 @@ describe('parseConfig: valid files', () => {
   });
 
   test('keeps every known field', () => {
-    const docker = { image: 'mcp/memory', network: 'bridge', memory: '512m', cpus: 1.5, volumes: ['/data:/data:ro'], env: { B: '2' } };
+    const docker = {
+      image: 'mcp/memory',
+      network: 'bridge',
+      memory: '512m',
+      cpus: 1.5,
+      volumes: ['/data:/data:ro'],
+      allowHostMounts: true,
+      env: { B: '2' },
+    };
     const { config, warnings } = ok(
       server({
         command: 'node',

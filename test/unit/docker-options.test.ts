@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfig, parseServerEntry } from '../../src/config/config-schema.js';
-import { MIN_MEMORY_BYTES, parseMemory, parseVolume } from '../../src/config/docker-options.js';
+import { MIN_MEMORY_BYTES, dockerWarnings, parseMemory, parseVolume } from '../../src/config/docker-options.js';
+import { CONTAINER_DEFAULTS, createRequestBody } from '../../src/adapters/docker/container-config.js';
+import type { DockerOptions } from '../../src/config/config-types.js';
 
 const BASE = '/home/user/.config/mcp-warden';
 
@@ -23,6 +25,76 @@ describe('docker options', () => {
     assert.deepEqual(r.warnings, []);
   });
 
+  test('Privileged and host mounts need their explicit flag; status shows them as warnings', () => {
+    const refused = entry({
+      image: 'x',
+      volumes: ['/srv:/srv'],
+      extraHostConfig: { Privileged: true, Mounts: [{ Type: 'bind', Source: '/etc', Target: '/etc' }] },
+    });
+    assert.deepEqual(
+      issuesOf(refused).map((m) => m.split(':')[0]),
+      [
+        '$.mcpServers.mem.docker.extraHostConfig.Privileged',
+        '$.mcpServers.mem.docker.volumes',
+        '$.mcpServers.mem.docker.extraHostConfig.Mounts',
+      ],
+    );
+    const allowed = entry({
+      image: 'x',
+      volumes: ['/srv:/srv'],
+      allowPrivileged: true,
+      allowHostMounts: true,
+      extraHostConfig: { Privileged: true, Mounts: [{ Type: 'bind', Source: '/etc', Target: '/etc' }] },
+    });
+    assert.ok(allowed.ok, JSON.stringify(allowed));
+    const warnings = dockerWarnings(allowed.entry.docker);
+    assert.ok(
+      warnings.some((w) => w.startsWith('privileged container')),
+      JSON.stringify(warnings),
+    );
+    assert.ok(
+      warnings.some((w) => w.includes('/srv') && w.includes('/etc')),
+      JSON.stringify(warnings),
+    );
+    const plain = entry({ image: 'x' });
+    assert.ok(plain.ok);
+    assert.deepEqual(dockerWarnings(plain.entry.docker), []);
+  });
+
+  test('the create body is hardened by default and each default is overridable', () => {
+    const spec = (docker: Partial<DockerOptions>) => ({
+      server: 's',
+      instanceId: 'i',
+      image: 'img',
+      command: '/bin/x',
+      args: [],
+      env: {},
+      docker: { image: 'img', network: 'none', volumes: [], env: {}, ...docker },
+    });
+    const hc = createRequestBody(spec({}), 'launch', 2).HostConfig as Record<string, unknown>;
+    assert.deepEqual(hc.CapDrop, ['ALL']);
+    assert.deepEqual(hc.CapAdd, []);
+    assert.deepEqual(hc.SecurityOpt, ['no-new-privileges']);
+    assert.equal(hc.ReadonlyRootfs, true);
+    assert.deepEqual(hc.Tmpfs, { '/tmp': CONTAINER_DEFAULTS.tmpfs });
+    assert.equal(hc.Memory, CONTAINER_DEFAULTS.memoryBytes);
+    assert.equal(hc.NanoCpus, 1e9);
+    assert.equal(hc.PidsLimit, 256);
+    assert.equal(hc.Privileged, undefined);
+    const loose = createRequestBody(
+      spec({ readOnly: false, noNewPrivileges: false, pidsLimit: 0, capAdd: ['NET_ADMIN'], memory: 64 * 1024 * 1024, cpus: 2 }),
+      'launch',
+      2,
+    ).HostConfig as Record<string, unknown>;
+    assert.equal(loose.ReadonlyRootfs, false);
+    assert.deepEqual(loose.SecurityOpt, []);
+    assert.equal(loose.PidsLimit, -1);
+    assert.deepEqual(loose.CapAdd, ['NET_ADMIN']);
+    assert.equal(loose.Tmpfs, undefined);
+    assert.equal(loose.Memory, 64 * 1024 * 1024);
+    assert.equal(loose.NanoCpus, 2e9);
+  });
+
   test('every field, normalized', () => {
     const r = entry(
       {
@@ -30,9 +102,14 @@ describe('docker options', () => {
         network: 'bridge',
         memory: '512m',
         cpus: 0.5,
+        pidsLimit: 64,
+        readOnly: false,
+        noNewPrivileges: false,
+        capAdd: ['NET_BIND_SERVICE'],
+        allowHostMounts: true,
         volumes: ['/srv/data:/data:ro', './cache:/cache'],
         env: { TOKEN: 'x' },
-        extraHostConfig: { ReadonlyRootfs: true, CapDrop: ['ALL'] },
+        extraHostConfig: { ShmSize: 1024, SecurityOpt: ['seccomp=unconfined'] },
       },
       { cwd: '/app' },
     );
@@ -42,9 +119,14 @@ describe('docker options', () => {
       network: 'bridge',
       memory: 512 * 1024 * 1024,
       cpus: 0.5,
+      pidsLimit: 64,
+      readOnly: false,
+      noNewPrivileges: false,
+      capAdd: ['NET_BIND_SERVICE'],
+      allowHostMounts: true,
       volumes: ['/srv/data:/data:ro', `${BASE}/cache:/cache`],
       env: { TOKEN: 'x' },
-      extraHostConfig: { ReadonlyRootfs: true, CapDrop: ['ALL'] },
+      extraHostConfig: { ShmSize: 1024, SecurityOpt: ['seccomp=unconfined'] },
     });
     assert.equal(r.entry.cwd, '/app', 'cwd is a container path: not resolved against the config dir');
   });

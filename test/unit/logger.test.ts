@@ -4,7 +4,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { createLogger, redactUrl, redactEnv, serverLogger, LOG_LEVELS, formatConsoleLine } from '../../src/adapters/log/logger.js';
+import {
+  createLogger,
+  redactUrl,
+  redactEnv,
+  redactArgs,
+  redactSecrets,
+  serverLogger,
+  LOG_LEVELS,
+  formatConsoleLine,
+} from '../../src/adapters/log/logger.js';
 import { RotatingFileDestination } from '../../src/adapters/log/rotating-file-destination.js';
 
 const tmpRoots: string[] = [];
@@ -261,5 +270,76 @@ describe('createLogger', () => {
       assert.equal(recs.length, 1001);
       assert.equal(recs[recs.length - 1]!.marker, marker);
     }
+  });
+});
+
+describe('per-source rate limit (logLinesPerSecond)', () => {
+  test('a flooding source is cut to its budget with a "suppressed" summary; other sources are unaffected', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'daemon.log');
+    const { logger, close, suppressed } = createLogger({
+      level: 'info',
+      filePath: file,
+      maxBytes: 1 << 30,
+      maxFiles: 0,
+      console: false,
+      linesPerSecond: 20,
+    });
+    const flood = logger.child({ component: 'upstream-client', server: 'spew' });
+    const quiet = logger.child({ component: 'registry' });
+    for (let i = 0; i < 5_000; i++) flood.warn({ err: 'Unexpected token' }, 'upstream protocol error');
+    quiet.info('still here');
+    await new Promise((r) => setTimeout(r, 1_100)); // the summary comes once per second
+    close();
+    const lines = readJsonLines(file);
+    const floodLines = lines.filter((l) => l.server === 'spew' && l.msg === 'upstream protocol error');
+    assert.ok(floodLines.length <= 21, `${floodLines.length} flood lines written`);
+    assert.ok(lines.some((l) => l.component === 'registry' && l.msg === 'still here'));
+    const summary = lines.find((l) => typeof l.msg === 'string' && /log lines suppressed/.test(l.msg));
+    assert.ok(summary, 'a summary line');
+    assert.equal(summary.server, 'spew', 'the summary carries the source');
+    assert.equal(suppressed(), 5_000 - floodLines.length);
+  });
+});
+
+describe('secrets in command lines', () => {
+  test('redactArgs hides flag values, key=value secrets and URL credentials; keeps the rest', () => {
+    assert.deepEqual(
+      redactArgs(['--api-key=sk-1', '--token', 'abc', '--port', '80', 'password=pw', 'https://u:p@h/x?token=t&a=1', 'plain', '--key', 'k']),
+      [
+        '--api-key=[redacted]',
+        '--token',
+        '[redacted]',
+        '--port',
+        '80',
+        'password=[redacted]',
+        'https://h/x?token=[redacted]&a=1',
+        'plain',
+        '--key',
+        '[redacted]',
+      ],
+    );
+  });
+  test('redactSecrets in messages', () => {
+    const m = redactSecrets('failed to spawn "/bin/x --api-key=sk-1 --token abc" (token expired) password: pw Bearer xyz http://u:p@h/');
+    for (const secret of ['sk-1', 'abc', ' pw', 'xyz', 'u:p']) assert.ok(!m.includes(secret), `${secret} in ${m}`);
+    assert.ok(m.includes('token expired'), 'prose is left alone');
+  });
+});
+
+describe('data-dir log file', () => {
+  test('a daemon.log symlink is not followed: E_DATA_FILE_SYMLINK, the target keeps its content and mode', () => {
+    const dir = tmpDir();
+    const target = path.join(tmpDir(), 'elsewhere.txt');
+    fs.writeFileSync(target, 'keep\n', { mode: 0o644 });
+    fs.chmodSync(target, 0o644);
+    fs.symlinkSync(target, path.join(dir, 'daemon.log'));
+    const dest = new RotatingFileDestination({ path: path.join(dir, 'daemon.log'), maxBytes: 1024, maxFiles: 1 });
+    dest.write('{"msg":"x"}\n');
+    dest.close();
+    assert.equal((dest.lastError as { code?: string } | undefined)?.code, 'E_DATA_FILE_SYMLINK');
+    assert.match(String(dest.lastError?.message), /daemon\.log is a symbolic link/);
+    assert.equal(fs.readFileSync(target, 'utf8'), 'keep\n');
+    assert.equal(fs.statSync(target).mode & 0o777, 0o644);
   });
 });

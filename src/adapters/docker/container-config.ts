@@ -24,8 +24,19 @@ export interface ContainerSpec {
   docker: DockerOptions;
 }
 
+/** Limits a container gets unless its entry's `docker` options say otherwise (docs/docker.md). */
+export const CONTAINER_DEFAULTS = Object.freeze({
+  memoryBytes: 512 * 1024 * 1024,
+  cpus: 1,
+  pidsLimit: 256,
+  /** The writable scratch space of a read-only container. */
+  tmpfs: 'rw,nosuid,nodev,size=64m',
+});
+
 /**
- * The create body: HostConfig.Init (signals reach the server), AutoRemove (a container that exits
+ * The create body: hardened by default (issue 18): every capability dropped (`capAdd` adds some
+ * back), `no-new-privileges`, memory, CPU and pids limits, a read-only root filesystem with a tmpfs
+ * on /tmp; each overridable in the entry's `docker` options. HostConfig.Init (signals reach the server), AutoRemove (a container that exits
  * while we are not looking is removed by the engine), LogConfig none (the MCP stream is never written
  * to disk), stdin/stdout/stderr attachable, and our labels.
  */
@@ -38,15 +49,27 @@ export function createRequestBody(spec: ContainerSpec, launchId: string, stopGra
   };
   if (spec.ownerMarker) labels[LABEL_OWNER] = spec.ownerMarker;
   const d = spec.docker;
+  const extra = d.extraHostConfig ?? {};
+  const securityOpt = Array.isArray(extra.SecurityOpt) ? extra.SecurityOpt.filter((o): o is string => typeof o === 'string') : [];
+  if (d.noNewPrivileges !== false && !securityOpt.some((o) => o.startsWith('no-new-privileges'))) securityOpt.push('no-new-privileges');
+  const readOnly = d.readOnly !== false;
+  const tmpfs: Record<string, string> = { ...(isStringMap(extra.Tmpfs) ? extra.Tmpfs : {}) };
+  if (readOnly && tmpfs['/tmp'] === undefined) tmpfs['/tmp'] = CONTAINER_DEFAULTS.tmpfs;
   const hostConfig: Record<string, unknown> = {
-    ...(d.extraHostConfig ?? {}),
+    ...extra,
     Init: true,
     AutoRemove: true,
     NetworkMode: d.network,
     LogConfig: { Type: 'none', Config: {} },
+    CapDrop: ['ALL'],
+    CapAdd: d.capAdd ?? [],
+    SecurityOpt: securityOpt,
+    ReadonlyRootfs: readOnly,
+    Memory: d.memory ?? CONTAINER_DEFAULTS.memoryBytes,
+    NanoCpus: Math.round((d.cpus ?? CONTAINER_DEFAULTS.cpus) * 1e9),
+    PidsLimit: d.pidsLimit === 0 ? -1 : (d.pidsLimit ?? CONTAINER_DEFAULTS.pidsLimit),
   };
-  if (d.memory !== undefined) hostConfig.Memory = d.memory;
-  if (d.cpus !== undefined) hostConfig.NanoCpus = Math.round(d.cpus * 1e9);
+  if (Object.keys(tmpfs).length > 0) hostConfig.Tmpfs = tmpfs;
   if (d.volumes.length > 0) hostConfig.Binds = d.volumes;
   const body: Record<string, unknown> = {
     Image: spec.image,
@@ -65,4 +88,8 @@ export function createRequestBody(spec: ContainerSpec, launchId: string, stopGra
   };
   if (spec.cwd !== undefined) body.WorkingDir = spec.cwd;
   return body;
+}
+
+function isStringMap(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 }

@@ -4,8 +4,8 @@
  * holds its schemas.
  *
  * Access: the upgrade is authenticated before `handleUpgrade` (so an unauthenticated peer never gets a
- * WebSocket): Host must be one we are reachable as, a browser Origin must be loopback (or allow-listed)
- * → else 403; the token from `<data-dir>/token` must come as `Authorization: Bearer <token>` or as the
+ * WebSocket): Host must be one we are reachable as, a browser Origin must be the daemon's own
+ * (`http://127.0.0.1|localhost|[::1]:<port>`) or allow-listed → else 403; the token from `<data-dir>/token` must come as `Authorization: Bearer <token>` or as the
  * subprotocol entry `auth.<token>` → else 401. The daemon selects `mcp-warden.v1` and never echoes the
  * token entry. More than `controlMaxConnections` → 503. Refusals are written as HTTP responses on the
  * raw socket.
@@ -31,7 +31,7 @@ import { executeCommand, type CommandOutcome, type ControlBackend } from './cont
 import { VERSION } from '../../core/version.js';
 import { CONTROL_PATH, CONTROL_PROTOCOL, ControlErrorCodes, decodeClientMessage } from '../../control/protocol.js';
 import type { HttpServerHandle } from './http-server.js';
-import { guardRequest, isLoopbackHost, loopbackAllowedHosts } from './request-guards.js';
+import { guardRequest, isLoopbackHost, loopbackAllowedHosts, loopbackOrigins } from './request-guards.js';
 import type { LogRecord, LogTap } from '../log/log-tap.js';
 
 const CONTROL_LEDGER_OWNER = 'control';
@@ -85,6 +85,9 @@ interface Conn {
 export function attachControlChannel(opts: ControlChannelOptions): ControlChannel {
   const { http, daemon, token, settings, logger, ledger } = opts;
   const allowedHosts = opts.allowedHosts ?? (isLoopbackHost(http.host) ? loopbackAllowedHosts(http.port) : ['*']);
+  // Only the daemon's own origin (the visualizer page) and the allow-list, not any loopback port:
+  // another local web app holding the token must not drive the daemon (issue 18).
+  const ownOrigins = isLoopbackHost(http.host) ? loopbackOrigins(http.port) : [];
   const conns = new Set<Conn>();
   /** Sockets that passed authentication and are inside handleUpgrade. */
   const pending = new Set<Duplex>();
@@ -108,7 +111,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
 
   http.onUpgrade(CONTROL_PATH, (req, socket, head) => {
     if (closing) return refuseUpgrade(socket, ControlErrorCodes.SHUTTING_DOWN, 'the daemon is shutting down');
-    const guard = guardRequest(req, { allowedHosts, allowedOrigins: opts.allowedOrigins });
+    const guard = guardRequest(req, { allowedHosts, allowedOrigins: opts.allowedOrigins, ownOrigins });
     if (guard) {
       logger.warn({ code: guard.code, remote: req.socket.remoteAddress }, 'control connection refused');
       return refuseUpgrade(socket, guard.code, guard.message);

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import type { ServerEntry } from '../../config/config-types.js';
 import { ControlErrorCodes, type CommandArgs, type CommandName, type ControlErrorInfo } from '../../control/protocol.js';
-import { REDACTED, redactUrl } from '../log/logger.js';
+import { REDACTED, redactArgs, redactSecrets, redactUrl } from '../log/logger.js';
 
 /** A server as the channel shows it (the daemon's ServerView has more; the channel needs these). */
 interface ControlServerView {
@@ -60,6 +60,9 @@ export function redactEntry(entry: ServerEntry): Record<string, unknown> {
   out.env = Object.fromEntries(Object.keys(entry.env ?? {}).map((k) => [k, REDACTED]));
   if (entry.headers) out.headers = Object.fromEntries(Object.keys(entry.headers).map((k) => [k, REDACTED]));
   if (entry.url) out.url = redactUrl(entry.url);
+  // `--api-key=…`, `--token …`, `password=…`, URL credentials (logger.ts redactArgs / redactSecrets).
+  if (entry.args) out.args = redactArgs(entry.args);
+  if (typeof entry.command === 'string') out.command = redactSecrets(entry.command);
   return out;
 }
 

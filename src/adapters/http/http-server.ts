@@ -9,6 +9,12 @@
  * - body limits belong to whoever reads a body (`readBody`, so /mcp answers in JSON-RPC as
  *   docs/mcp-endpoint.md promises); the router only makes sure a request announcing more than
  *   `maxBodyBytes` never keeps its connection alive, so an unread oversized body is not drained;
+ * - bounds (docs/config.md): a connection that has not completed a request head within
+ *   `headersTimeoutMs` is closed (our own timer for the first head, so 200 silent sockets go away on
+ *   time rather than at Node's 30 s check interval; Node's `headersTimeout` for later heads), a request
+ *   whose body has not arrived within `requestTimeoutMs` gets Node's 408, and beyond `maxConnections`
+ *   a new connection gets 503 and is closed. Open SSE streams, upgraded sockets and requests in
+ *   flight are never idle: the timers only run while a socket waits for a head;
  * - `close()` stops accepting, destroys idle keep-alive sockets at once, ends sockets as soon as their
  *   in-flight response finishes, destroys whatever is left (open SSE streams, upgraded sockets) after a
  *   short grace, and resolves when the server is fully closed. It never hangs.
@@ -26,6 +32,8 @@ const HTTP_LEDGER_OWNER = 'http';
 export const HttpErrorCodes = pickCodes(['NOT_FOUND', 'METHOD_NOT_ALLOWED', 'BODY_TOO_LARGE', 'INTERNAL']);
 
 type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+/** A request check run before routing (Host/Origin/token, request-guards.ts); a failure is answered as is. */
+export type RequestGuard = (req: IncomingMessage, path: string) => { code: ErrorCode; message: string } | undefined;
 type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface HttpServerOptions {
@@ -48,6 +56,23 @@ export interface HttpServerOptions {
    * clients send requests into sockets the server is closing (ECONNRESET on POST, not retried).
    */
   keepAliveTimeoutMs?: number;
+  /** A connection without a complete request head this long after connecting is closed. Default 10000. */
+  headersTimeoutMs?: number;
+  /** A whole request (head + body) must arrive within this; Node answers 408 otherwise. Default 30000. */
+  requestTimeoutMs?: number;
+  /** Concurrent connections beyond this get 503 and are closed. Default 256. */
+  maxConnections?: number;
+}
+
+/** Counters since start, for /healthz and tests. */
+export interface HttpServerStats {
+  connections: number;
+  /** Connections closed because no request head arrived within headersTimeoutMs. */
+  idleClosed: number;
+  /** Connections refused because maxConnections were open. */
+  refused: number;
+  /** Connections closed (408) because a later request head or a body was slower than its deadline. */
+  timedOut: number;
 }
 
 export interface HttpServerHandle {
@@ -56,14 +81,21 @@ export interface HttpServerHandle {
   readonly host: string;
   /** The actually bound port. */
   readonly port: number;
-  route(method: string, path: string, handler: RouteHandler): void;
+  /**
+   * `selfGuarded`: the handler runs its own guard (/mcp answers refusals in JSON-RPC); every other
+   * path, unknown ones included, passes the `setGuard` guard first.
+   */
+  route(method: string, path: string, handler: RouteHandler, opts?: { selfGuarded?: boolean }): void;
   /** Every path that starts with `prefix` (e.g. `/mcp/` for `/mcp/<server>`), unless an exact route matches. */
-  routePrefix(method: string, prefix: string, handler: RouteHandler): void;
+  routePrefix(method: string, prefix: string, handler: RouteHandler, opts?: { selfGuarded?: boolean }): void;
+  /** The guard of every route not registered `selfGuarded` (none until set). */
+  setGuard(guard: RequestGuard): void;
   onUpgrade(path: string, handler: UpgradeHandler): void;
   /** Open TCP connections right now (including upgraded ones and idle keep-alive ones). */
   connectionCount(): number;
   /** Requests whose response has not finished yet (open SSE streams included; upgrades excluded). */
   activeRequestCount(): number;
+  stats(): HttpServerStats;
   close(): Promise<void>;
 }
 
@@ -155,20 +187,36 @@ interface ConnState {
   active: number;
   upgraded: boolean;
   ledger: LedgerHandle;
+  /** Runs until the first request head (or upgrade) arrives. */
+  headTimer?: NodeJS.Timeout;
 }
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
   const { logger, ledger } = opts;
   const graceMs = opts.closeGraceMs ?? 1000;
   const routes = new Map<string, Map<string, RouteHandler>>();
-  const prefixRoutes: Array<{ prefix: string; byMethod: Map<string, RouteHandler> }> = [];
+  const prefixRoutes: Array<{ prefix: string; byMethod: Map<string, RouteHandler>; selfGuarded: boolean }> = [];
   const upgrades = new Map<string, UpgradeHandler>();
+  const selfGuarded = new Set<string>();
+  let guard: RequestGuard | undefined;
   const conns = new Map<Socket, ConnState>();
   let closing = false;
   let activeRequests = 0;
   let closePromise: Promise<void> | undefined;
 
-  const server: Server = createServer();
+  const headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
+  // Node throws when requestTimeout < headersTimeout (config-schema.ts warns about that setting).
+  const requestTimeoutMs = Math.max(opts.requestTimeoutMs ?? 30_000, headersTimeoutMs);
+  const maxConnections = opts.maxConnections ?? 256;
+  let idleClosed = 0;
+  let refused = 0;
+  let timedOut = 0;
+  const server: Server = createServer({
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    // Node checks both deadlines on this interval (default 30 s, which would triple a 10 s deadline).
+    connectionsCheckingInterval: Math.min(1_000, headersTimeoutMs),
+  });
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
 
   const pathOf = (req: IncomingMessage): string => {
@@ -182,6 +230,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       socket.destroy();
       return;
     }
+    if (conns.size >= maxConnections) {
+      refused++;
+      // One warning per 100 refusals: a flood must not become a log flood.
+      if (refused % 100 === 1) logger.warn({ limit: maxConnections, refused }, 'http connection refused: limit reached');
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+      socket.destroySoon();
+      return;
+    }
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const handle = ledger.acquire(HTTP_LEDGER_OWNER, {
       kind: 'socket',
@@ -192,9 +248,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       isGone: () => socket.destroyed,
       facts: { remote },
     });
-    conns.set(socket, { active: 0, upgraded: false, ledger: handle });
+    const headTimer = setTimeout(() => {
+      const state = conns.get(socket);
+      if (!state || state.active > 0 || state.upgraded || socket.destroyed) return;
+      idleClosed++;
+      socket.destroy();
+    }, headersTimeoutMs);
+    headTimer.unref();
+    conns.set(socket, { active: 0, upgraded: false, ledger: handle, headTimer });
     socket.once('close', () => {
-      conns.get(socket)?.ledger.settle();
+      const state = conns.get(socket);
+      if (state?.headTimer) clearTimeout(state.headTimer);
+      state?.ledger.settle();
       conns.delete(socket);
     });
   });
@@ -202,7 +267,11 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as Socket;
     const state = conns.get(socket);
-    if (state) state.active++;
+    if (state) {
+      state.active++;
+      if (state.headTimer) clearTimeout(state.headTimer);
+      state.headTimer = undefined;
+    }
     activeRequests++;
     let counted = true;
     const done = () => {
@@ -224,7 +293,15 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req);
     const method = (req.method ?? 'GET').toUpperCase();
-    const byMethod = routes.get(path) ?? prefixRoutes.find((r) => path.startsWith(r.prefix))?.byMethod;
+    const prefixed = routes.has(path) ? undefined : prefixRoutes.find((r) => path.startsWith(r.prefix));
+    if (guard && !selfGuarded.has(path) && !prefixed?.selfGuarded) {
+      const refused = guard(req, path);
+      if (refused) {
+        res.setHeader('connection', 'close');
+        return sendCodedError(res, refused.code, refused.message);
+      }
+    }
+    const byMethod = routes.get(path) ?? prefixed?.byMethod;
     if (!byMethod) return sendCodedError(res, HttpErrorCodes.NOT_FOUND, `Not found: ${path.slice(0, 200)}`);
     const handler = byMethod.get(method);
     if (!handler) {
@@ -249,6 +326,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     if (state) {
       state.upgraded = true;
       state.active++;
+      if (state.headTimer) clearTimeout(state.headTimer);
+      state.headTimer = undefined;
     }
     const handler = upgrades.get(pathOf(req));
     if (closing || !handler) {
@@ -266,6 +345,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // headersTimeout or requestTimeout expired (a slow head or body).
+      timedOut++;
+      const res = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+      if (!res || !res.headersSent) socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       socket.destroy();
       return;
     }
@@ -341,19 +428,23 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     url,
     host: opts.host,
     port,
-    route(method, path, handler) {
+    route(method, path, handler, routeOpts) {
       const m = method.toUpperCase();
+      if (routeOpts?.selfGuarded) selfGuarded.add(path);
       let byMethod = routes.get(path);
       if (!byMethod) routes.set(path, (byMethod = new Map()));
       if (byMethod.has(m)) throw new Error(`route ${m} ${path} already registered`);
       byMethod.set(m, handler);
     },
-    routePrefix(method, prefix, handler) {
+    routePrefix(method, prefix, handler, routeOpts) {
       const m = method.toUpperCase();
       let entry = prefixRoutes.find((r) => r.prefix === prefix);
-      if (!entry) prefixRoutes.push((entry = { prefix, byMethod: new Map() }));
+      if (!entry) prefixRoutes.push((entry = { prefix, byMethod: new Map(), selfGuarded: routeOpts?.selfGuarded ?? false }));
       if (entry.byMethod.has(m)) throw new Error(`route ${m} ${prefix}* already registered`);
       entry.byMethod.set(m, handler);
+    },
+    setGuard(g) {
+      guard = g;
     },
     onUpgrade(path, handler) {
       if (upgrades.has(path)) throw new Error(`upgrade handler for ${path} already registered`);
@@ -361,6 +452,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     },
     connectionCount: () => conns.size,
     activeRequestCount: () => activeRequests,
+    stats: () => ({ connections: conns.size, idleClosed, refused, timedOut }),
     close,
   };
 }

@@ -1,12 +1,17 @@
 /**
- * DNS-rebinding and access guards for the daemon's HTTP endpoints (/mcp, the control channel).
+ * DNS-rebinding and access guards for every route of the daemon's HTTP server (/mcp, the control
+ * channel, /healthz, the visualizer's files).
  *
  * - Host: a browser tricked by DNS rebinding sends the attacker's name in `Host`; we only accept the
  *   names we are actually reachable as (`127.0.0.1:<port>`, `localhost:<port>`, `[::1]:<port>`, also
  *   without the port), or an explicit list for non-loopback binds.
  * - Origin: absent → allowed (non-browser clients such as Claude Code send none). Present → its host
  *   must be a loopback name/IP (any port, http or https) or the origin must be in an explicit allowlist.
- *   The literal `null` origin (sandboxed iframes, file://) is refused.
+ *   The literal `null` origin (sandboxed iframes, file://) is refused. That is /mcp's policy (browser MCP
+ *   clients such as the Inspector run on other loopback ports). The other routes (`ownOrigin: true`)
+ *   accept only the daemon's own origin (`ownOrigins`, e.g. `http://localhost:<port>`; on a remote bind
+ *   the origin naming the Host the request was sent to) and the allow-list: another local web app on
+ *   another port must not drive the daemon with a token it got hold of (issue 18).
  * - Bearer token: compared in constant time (SHA-256 digests through `crypto.timingSafeEqual`, so
  *   neither the content nor the length of the token leaks through timing).
  *
@@ -130,6 +135,31 @@ export function checkOrigin(origin: string | undefined, allowedOrigins: readonly
   return allowedOrigins.some((o) => normaliseOrigin(o) === normalised);
 }
 
+/** The daemon's own browser origins on a loopback bind: `http://127.0.0.1:<port>`, `http://localhost:<port>`, `http://[::1]:<port>`. */
+export function loopbackOrigins(port: number): string[] {
+  return ['127.0.0.1', 'localhost', '[::1]'].map((h) => `http://${h}:${port}`);
+}
+
+/**
+ * The own-origin rule: no Origin → allowed; otherwise it must equal one of `ownOrigins` or
+ * `allowedOrigins`, or (when `hostHeader` is given: a remote bind reached by any name) name exactly the
+ * host the request was sent to.
+ */
+export function checkOwnOrigin(
+  origin: string | undefined,
+  ownOrigins: readonly string[],
+  allowedOrigins: readonly string[] = [],
+  hostHeader?: string,
+): boolean {
+  if (origin === undefined) return true;
+  if (typeof origin !== 'string') return false;
+  const normalised = normaliseOrigin(origin);
+  if (!normalised) return false;
+  if ([...ownOrigins, ...allowedOrigins].some((o) => normaliseOrigin(o) === normalised)) return true;
+  if (hostHeader === undefined) return false;
+  return new URL(normalised).host === hostHeader.trim().toLowerCase();
+}
+
 function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
@@ -154,6 +184,11 @@ export interface GuardOptions {
   allowedOrigins?: readonly string[];
   /** When set, `Authorization: Bearer <token>` is required. */
   bearerToken?: string;
+  /**
+   * When set, a browser Origin must be one of these (or of `allowedOrigins`; on a host-agnostic bind,
+   * `allowedHosts: ['*']`, also the origin of the Host header) instead of any loopback origin.
+   */
+  ownOrigins?: readonly string[];
 }
 
 export interface GuardFailure {
@@ -175,7 +210,12 @@ export function guardRequest(req: Pick<IncomingMessage, 'headers'>, opts: GuardO
     return refusal(ErrorCodes.FORBIDDEN_HOST, `Forbidden: Host ${clip(host)} is not allowed`);
   }
   const origin = headerValue(req.headers.origin);
-  if (origin === null || !checkOrigin(origin, opts.allowedOrigins)) {
+  const originOk =
+    origin !== null &&
+    (opts.ownOrigins
+      ? checkOwnOrigin(origin, opts.ownOrigins, opts.allowedOrigins, opts.allowedHosts.includes('*') ? host : undefined)
+      : checkOrigin(origin, opts.allowedOrigins));
+  if (!originOk) {
     return refusal(ErrorCodes.FORBIDDEN_ORIGIN, `Forbidden: Origin ${clip(origin)} is not allowed`);
   }
   const authorization = headerValue(req.headers.authorization);

@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import pino from 'pino';
 import type { Logger, DestinationStream, StreamEntry } from 'pino';
 import { RotatingFileDestination } from './rotating-file-destination.js';
+import { SourceRateLimit } from './source-rate-limit.js';
 
 export type { Logger } from 'pino';
 
@@ -56,6 +57,11 @@ export interface CreateLoggerOptions {
   tap?: { write(line: string): unknown };
   /** Colour console levels. Default: stderr is a TTY and NO_COLOR is unset. */
   color?: boolean;
+  /**
+   * Lines per second and source (child bindings) before lines are suppressed and summarised
+   * (source-rate-limit.ts, settings.logLinesPerSecond). 0 or absent: no limit.
+   */
+  linesPerSecond?: number;
 }
 
 export interface CreatedLogger {
@@ -64,6 +70,8 @@ export interface CreatedLogger {
   close(): void;
   /** The file destination, when filePath was given (for errorCount / diagnostics). */
   file?: RotatingFileDestination;
+  /** Lines suppressed by the per-source rate limit so far. */
+  suppressed(): number;
 }
 
 export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
@@ -81,10 +89,21 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
     const color = opts.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR);
     streams.push({ level: 'trace', stream: new ConsoleDestination(opts.consoleStream, color) });
   }
+  const limit = opts.linesPerSecond ? new SourceRateLimit({ linesPerSecond: opts.linesPerSecond }) : undefined;
   // The per-stream level is 'trace': the logger's own level (changeable at runtime) is the only filter.
   const logger = pino(
     {
       level: opts.level,
+      // pino reads hooks.logMethod unconditionally once `hooks` is present: set it only with a limit.
+      ...(limit
+        ? {
+            hooks: {
+              logMethod(args, method, level) {
+                if (limit.allow(this, level)) method.apply(this, args);
+              },
+            },
+          }
+        : {}),
       base: { pid: process.pid },
       redact: { paths: [...REDACT_PATHS], censor: REDACTED },
       serializers: {
@@ -98,9 +117,11 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
   return {
     logger,
     file,
+    suppressed: () => limit?.suppressed() ?? 0,
     close() {
       if (closed) return;
       closed = true;
+      limit?.flush();
       file?.close();
     },
   };
@@ -156,6 +177,58 @@ function redactParams(query: string): string {
       return SENSITIVE_PARAM.test(key) ? `${rawKey}=${REDACTED}` : part;
     })
     .join('&');
+}
+
+/** A flag or key name that carries a secret: token, secret, password, pwd, credential, auth, api key, `key`. */
+const SECRET_NAME = /(token|secret|passw|pwd|credential|auth|api[-_]?key|(^|[-_])key($|[-_]))/i;
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi;
+
+/**
+ * Secrets inside a command line's arguments (issue 18: `server.add` echoed `--api-key=…`): the value
+ * of `--name=value` / `name=value` whose name looks secret, the argument after a secret-looking
+ * `--name` flag, credentials in URLs and query strings. Other arguments are returned as given.
+ */
+export function redactArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  let redactNext = false;
+  for (const arg of args) {
+    if (redactNext && !arg.startsWith('-')) {
+      out.push(REDACTED);
+      redactNext = false;
+      continue;
+    }
+    redactNext = false;
+    const flag = /^(-{1,2}[A-Za-z0-9_.-]+)$/.exec(arg);
+    if (flag && SECRET_NAME.test(flag[1]!)) {
+      redactNext = true;
+      out.push(arg);
+      continue;
+    }
+    out.push(redactSecrets(arg));
+  }
+  return out;
+}
+
+/**
+ * Secrets in free text (a command, an error message): `name=value` and `--name value` with a
+ * secret-looking name, `Bearer <token>`, credentials in URLs. Everything else is left as is.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(URL_IN_TEXT, (url) => redactUrl(url).replace(URL_USERINFO, `$1${REDACTED}@`))
+    .replace(URL_USERINFO, `$1${REDACTED}@`)
+    .replace(
+      /(^|[\s"'&;,(])(-{0,2}[A-Za-z0-9_.-]+)(=|:(?!\/)\s*|\s+)([^\s"'&;,)]+)/g,
+      (m, pre: string, name: string, sep: string, value: string) => {
+        if (!SECRET_NAME.test(name) || value === REDACTED) return m;
+        // `--token value` only for flags; a bare word followed by a space is prose ("token expired").
+        if (/^\s+$/.test(sep) && !name.startsWith('-')) return m;
+        if (/^\s+$/.test(sep) && value.startsWith('-')) return m;
+        return `${pre}${name}${sep}${REDACTED}`;
+      },
+    )
+    .replace(/\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, `$1${REDACTED}`);
 }
 
 // ---------------------------------------------------------------------------------------------

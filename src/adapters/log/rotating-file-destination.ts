@@ -17,6 +17,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fixModeSync, openNoFollowSync } from '../store/no-follow.js';
 
 export interface RotatingFileOptions {
   /** The live log file, e.g. `~/.local/state/mcp-warden/daemon.log`. Its directory is created (0700) if missing. */
@@ -131,12 +132,9 @@ export class RotatingFileDestination {
   private tryOpen(): boolean {
     try {
       fs.mkdirSync(path.dirname(this.path), { recursive: true, mode: 0o700 });
-      const fd = fs.openSync(this.path, 'a', this.mode);
-      try {
-        fs.fchmodSync(fd, this.mode);
-      } catch {
-        // not our file or a filesystem without modes: keep going
-      }
+      // Never through a symlink (no-follow.ts): E_DATA_FILE_SYMLINK lands in lastError, the target untouched.
+      const fd = openNoFollowSync(this.path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, this.mode);
+      fixModeSync(fd, this.mode);
       this.fd = fd;
       this.size = fs.fstatSync(fd).size;
       return true;

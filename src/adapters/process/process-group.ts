@@ -28,6 +28,7 @@ import type { GroupMarks } from './group-marks.js';
 import type { ProcessTable } from './process-table.js';
 import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
+import { redactSecrets } from '../log/logger.js';
 import type { Upstream } from '../upstream-handle.js';
 import { errnoOf } from '../../core/errno.js';
 
@@ -117,10 +118,14 @@ function spawnFailure(spec: ProcessGroupSpec, err: unknown): WardenError {
     }
     if (!cwdOk) reason = `working directory ${JSON.stringify(spec.cwd)} does not exist (${reason})`;
   }
-  return new WardenError(ErrorCodes.SPAWN_FAILED, `failed to spawn ${JSON.stringify(spec.command)} for ${spec.label}: ${reason}`, {
-    command: spec.command,
-    errno: code,
-  });
+  return new WardenError(
+    ErrorCodes.SPAWN_FAILED,
+    `failed to spawn ${JSON.stringify(redactSecrets(spec.command))} for ${spec.label}: ${reason}`,
+    {
+      command: spec.command,
+      errno: code,
+    },
+  );
 }
 
 class ProcessGroup implements ProcessGroupHandle {
@@ -222,7 +227,7 @@ class ProcessGroup implements ProcessGroupHandle {
     });
 
     this.listen(child, 'spawn', () => {
-      this.log.debug({ childPid: this.pid, command: spec.command }, 'spawned');
+      this.log.debug({ childPid: this.pid, command: redactSecrets(spec.command) }, 'spawned');
       this.recordMark();
       this.resolveSpawned();
     });

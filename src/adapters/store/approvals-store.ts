@@ -4,7 +4,9 @@
  * in the log) and treated as "nothing approved", never as "everything approved"; the next write
  * moves it aside to `approvals.json.corrupt-<time>` instead of destroying the evidence.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import { readFileNoFollowSync } from './no-follow.js';
+import { WardenError } from '../../core/error-codes.js';
 import { join } from 'node:path';
 import type { ApprovedTool } from '../../core/tool-fingerprint.js';
 
@@ -38,10 +40,12 @@ export class ApprovalsStore {
   load(): ApprovalsLoad {
     let text: string;
     try {
-      text = readFileSync(this.file, 'utf8');
+      // Not through a symlink (no-follow.ts); the next save's rename replaces the link, not its target.
+      text = readFileNoFollowSync(this.file, 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true };
       this.corrupt = true;
+      if (err instanceof WardenError) return { ok: false, reason: err.message };
       return { ok: false, reason: `cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
     }
     try {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { isOwnerAlive } from '../../core/instance-identity.js';
 import { processTable } from '../process/current-table.js';
 import { isDead } from '../process/process-table.js';
+import { readFileNoFollow } from './no-follow.js';
 
 export interface DaemonInfo {
   pid: number;
@@ -27,7 +28,8 @@ export const daemonFilePath = (dataDir: string) => join(dataDir, 'daemon.json');
 export async function writeDaemonFile(dataDir: string, info: DaemonInfo): Promise<void> {
   const target = daemonFilePath(dataDir);
   const tmp = `${target}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  await fs.rm(tmp, { force: true }); // 'wx' below: never write through a planted file or link
+  await fs.writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
   await fs.rename(tmp, target);
 }
 
@@ -43,7 +45,8 @@ export type DaemonFileRead = { kind: 'ok'; info: DaemonInfo } | { kind: 'missing
 export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
   let text: string;
   try {
-    text = await fs.readFile(daemonFilePath(dataDir), 'utf8');
+    // Not through a symlink (no-follow.ts): a link reads as corrupt, and writeDaemonFile's rename replaces it.
+    text = await readFileNoFollow(daemonFilePath(dataDir), 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
     return { kind: 'corrupt', reason: (err as Error).message };

@@ -6,11 +6,15 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { describeFsError, makeDirs } from './make-dirs.js';
+import { readFileNoFollow } from './no-follow.js';
 
 export async function ensureDataDir(dataDir: string): Promise<void> {
   try {
     await makeDirs(dataDir, 0o700); // not fs.mkdir recursive: it spins forever under /proc (make-dirs.ts)
     await fs.access(dataDir, fsConstants.W_OK);
+    // Private to the user: a dir made more open later is closed again (only ours can be chmod'ed).
+    const st = await fs.stat(dataDir);
+    if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) await fs.chmod(dataDir, 0o700).catch(() => undefined);
   } catch (err) {
     throw new WardenError(ErrorCodes.DATA_DIR_UNWRITABLE, `data dir ${dataDir} is not writable: ${describeFsError(err)}`);
   }
@@ -25,12 +29,11 @@ export async function ensureDataDir(dataDir: string): Promise<void> {
 export async function ensureToken(dataDir: string): Promise<string> {
   const file = join(dataDir, 'token');
   try {
-    const t = (await fs.readFile(file, 'utf8')).trim();
-    if (/^[A-Za-z0-9_-]{32,512}$/.test(t)) {
-      await fs.chmod(file, 0o600).catch(() => undefined);
-      return t;
-    }
-  } catch {
+    // Not through a symlink (no-follow.ts, E_DATA_FILE_SYMLINK refuses the start); mode fixed to 0600.
+    const t = (await readFileNoFollow(file, 0o600)).trim();
+    if (/^[A-Za-z0-9_-]{32,512}$/.test(t)) return t;
+  } catch (err) {
+    if (err instanceof WardenError) throw err;
     // created below
   }
   const token = randomBytes(32).toString('base64url');
