@@ -170,6 +170,13 @@ export const ErrorCatalogue = {
     rpc: RpcCodes.SERVER_ERROR,
   },
   FORBIDDEN_ORIGIN: { code: 'E_FORBIDDEN_ORIGIN', where: ['HTTP'], meaning: 'foreign Origin', http: 403, rpc: RpcCodes.SERVER_ERROR },
+  SUPERVISED_PEER: {
+    code: 'E_SUPERVISED_PEER',
+    where: ['HTTP'],
+    meaning: 'the connection comes from a process the daemon supervises; upstreams may not drive the daemon',
+    http: 403,
+    rpc: RpcCodes.SERVER_ERROR,
+  },
   UNAUTHORIZED: {
     code: 'E_UNAUTHORIZED',
     where: ['HTTP'],

@@ -40,6 +40,8 @@ import { ServerEvents, type DaemonEvent } from './server-events.js';
 
 export type { DaemonEvent } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
+import { createPeerCheck } from '../adapters/http/peer-guard.js';
+import { supervisedPids } from '../adapters/process/socket-owner.js';
 import { LogTap } from '../adapters/log/log-tap.js';
 import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
 import { CONTROL_PATH } from '../control/protocol.js';
@@ -198,6 +200,19 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     },
   );
 
+  // Upstreams may not drive the daemon (docs/quarantine.md): a peer whose socket a supervised process
+  // holds is refused on /mcp and /ws. The candidates are the ledger's process groups, read lazily.
+  const peerCheck = createPeerCheck({
+    logger: logger.child({ component: 'peer-check' }),
+    supervisedPids: () =>
+      supervisedPids(
+        ledger
+          .all()
+          .filter((e) => e.kind === 'process-group')
+          .map((e) => ({ pid: numberFact(e.facts?.pid), pgid: numberFact(e.facts?.pgid) })),
+      ),
+  });
+
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;
   let watchdog: WatchdogHandle | undefined;
@@ -243,6 +258,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       allowedHosts,
       allowedOrigins: [...settings.allowedOrigins],
       maxBodyBytes: settings.httpMaxBodyBytes,
+      peerCheck,
     });
     const f = front;
     for (const method of ['GET', 'POST', 'DELETE']) {
@@ -404,6 +420,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       logger: logger.child({ component: 'control' }),
       ledger,
       logTap,
+      peerCheck,
       reap: ({ dryRun }) =>
         reapOrphans({
           logger: logger.child({ component: 'startup-reaper' }),
@@ -449,4 +466,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     'mcp-warden listening',
   );
   return daemon;
+}
+
+function numberFact(v: string | number | undefined): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
