@@ -74,6 +74,11 @@ export const ErrorCatalogue = {
   STOP_FAILED: { code: 'E_STOP_FAILED', where: ['server'], meaning: 'the polite stop did not release everything' },
   REAP_FAILED: { code: 'E_REAP_FAILED', where: ['server'], meaning: 'a forced release attempt failed' },
   TOOLS_CHANGED: { code: 'E_TOOLS_CHANGED', where: ['server'], meaning: 'tools differ from what was approved; back in quarantine' },
+  TOOLS_MISMATCH: {
+    code: 'E_TOOLS_MISMATCH',
+    where: ['commands'],
+    meaning: 'server.approve: the tools are not the ones whose fingerprint was given (they changed since shown); nothing approved',
+  },
   DOCKER_UNAVAILABLE: { code: 'E_DOCKER_UNAVAILABLE', where: ['server'], meaning: 'no Docker engine answers' },
   DOCKER_IMAGE_MISSING: { code: 'E_DOCKER_IMAGE_MISSING', where: ['server'], meaning: "the entry's image is not on the engine" },
   DOCKER_FAILED: { code: 'E_DOCKER_FAILED', where: ['server'], meaning: 'a Docker Engine API call failed or missed its deadline' },

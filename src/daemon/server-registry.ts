@@ -11,7 +11,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import { approvedToolOf, diffTools } from '../core/tool-fingerprint.js';
+import { approvedToolOf, diffTools, fingerprintToolSet, type ToolChange } from '../core/tool-fingerprint.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { parseServerEntry, validateServerName } from '../config/config-schema.js';
 import type { LoadedConfig } from '../adapters/store/config-file.js';
@@ -93,6 +93,23 @@ export class ServerRegistry {
 
   toolsOf(name: string): UpstreamToolInfo[] | undefined {
     return this.actors?.toolsOf(name);
+  }
+
+  /**
+   * What a person inspects before approving: the tools as listed now, their set fingerprint (what
+   * `approve` must be given back), and, when the server has an approval record, how the tools differ
+   * from it (`changes`; null without a record).
+   */
+  toolView(name: string): { tools: UpstreamToolInfo[]; fingerprint: string; changes: ToolChange[] | null; approvedAt: string | null } {
+    this.require(name);
+    const tools = this.actors?.toolsOf(name) ?? [];
+    const record = this.opts.approvals.get(name);
+    return {
+      tools,
+      fingerprint: fingerprintToolSet(tools),
+      changes: record ? diffTools(tools, record.tools) : null,
+      approvedAt: record?.approvedAt ?? null,
+    };
   }
 
   /**
@@ -203,17 +220,27 @@ export class ServerRegistry {
   }
 
   /**
-   * Approve what the person inspected: the tools the server lists right now become its approved
-   * fingerprints (approvals.json), its `quarantined` flag is cleared in the config file, and only
-   * then is the actor told. If the config write fails, the approval record is put back as it was.
+   * Approve what the person inspected: `fingerprint` is the tool-set fingerprint `toolView` showed
+   * them; if the server's tools are no longer exactly those, nothing happens (E_TOOLS_MISMATCH), so
+   * a server cannot swap a description between inspection and approval. Otherwise the tools become
+   * its approved fingerprints (approvals.json), its `quarantined` flag is cleared in the config file,
+   * and only then is the actor told. If the config write fails, the approval record is put back.
    */
-  approve(name: string): Promise<{ name: string; changed: boolean }> {
+  approve(name: string, fingerprint: string): Promise<{ name: string; changed: boolean }> {
     return this.serialized(async () => {
       const entry = this.require(name);
       const actors = this.actorsOrThrow();
+      const tools = actors.toolsOf(name) ?? [];
+      const current = fingerprintToolSet(tools);
+      if (current !== fingerprint) {
+        throw new WardenError(
+          ErrorCodes.TOOLS_MISMATCH,
+          `the tools of "${name}" are not the ones shown (fingerprint ${clipHash(fingerprint)}, now ${clipHash(current)}); inspect them again and approve what you see`,
+        );
+      }
       const changed = (actors.quarantinedOf(name) ?? entry.quarantined) !== false;
       const previous = this.opts.approvals.get(name);
-      await this.opts.approvals.set(name, approvalOf(actors.toolsOf(name) ?? [], 'person'));
+      await this.opts.approvals.set(name, approvalOf(tools, 'person'));
       try {
         await this.persistFlag(name, 'quarantined', false);
       } catch (err) {
@@ -309,3 +336,5 @@ export class ServerRegistry {
 function approvalOf(tools: UpstreamToolInfo[], by: ServerApproval['by']): ServerApproval {
   return { approvedAt: new Date().toISOString(), by, tools: Object.fromEntries(tools.map((t) => [t.name, approvedToolOf(t)])) };
 }
+
+const clipHash = (h: string) => (h.length > 12 ? `${h.slice(0, 12)}…` : h || '(none)');

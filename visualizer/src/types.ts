@@ -96,4 +96,9 @@ export interface ToolsResult {
   state: string;
   quarantined: boolean;
   tools: ToolInfo[];
+  /** The tool-set fingerprint: server.approve takes it back, binding the approval to what was shown. */
+  fingerprint: string;
+  /** Differences from the approved record (null without one). */
+  changes: { tool: string; kind: string; fields: string[]; summary: string }[] | null;
+  approvedAt: string | null;
 }
