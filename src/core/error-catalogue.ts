@@ -62,7 +62,11 @@ export const ErrorCatalogue = {
     where: ['serve'],
     meaning: "the daemon's data-dir lock was removed or taken over while it ran",
   },
-  APPROVALS_CORRUPT: { code: 'E_APPROVALS_CORRUPT', where: ['log'], meaning: 'approvals.json is unreadable' },
+  APPROVALS_CORRUPT: {
+    code: 'E_APPROVALS_CORRUPT',
+    where: ['start'],
+    meaning: 'approvals.json is corrupt or unreadable: the daemon refuses to start rather than trust servers on first use again',
+  },
 
   // ---- upstream servers -----------------------------------------------------------------------
   REMOTE_UNSUPPORTED: { code: 'E_REMOTE_UNSUPPORTED', where: ['server'], meaning: 'remote (url) servers are not supported yet' },

@@ -170,7 +170,16 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
 
   const approvals = new ApprovalsStore(dataDir);
   const approvalsLoad = approvals.load();
-  if (!approvalsLoad.ok) logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvals.file }, approvalsLoad.reason);
+  // Fail closed (docs/quarantine.md): an unreadable approvals file cannot say which servers were
+  // approved, and "nothing approved" would trust every unflagged server on first use again.
+  if (!approvalsLoad.ok) {
+    logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvals.file }, approvalsLoad.reason);
+    closeLogger();
+    throw new WardenError(
+      ErrorCodes.APPROVALS_CORRUPT,
+      `${approvalsLoad.reason}. Refusing to start: inspect or repair ${approvals.file}, or move it aside to approve every server again`,
+    );
+  }
   const identity = newInstanceIdentity();
   // Before anything of ours starts: kill what dead daemons left behind (never a live daemon's, never ours).
   await reapOrphans({

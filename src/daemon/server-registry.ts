@@ -131,6 +131,7 @@ export class ServerRegistry {
     const changes = diffTools(tools, record.tools);
     if (changes.length > 0) {
       this.opts.logger.warn({ server: name, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
+      this.persistChangeQuarantine(name);
     }
     return changes;
   }
@@ -272,6 +273,26 @@ export class ServerRegistry {
   }
 
   // ---- helpers ---------------------------------------------------------------------------------
+
+  /**
+   * A quarantine caused by a change must survive a restart (docs/quarantine.md): the server could
+   * otherwise flip its tools back while the daemon is down and run unapproved changes later. The flag
+   * goes into the config file like a person's quarantine; `approve` clears it. The actor is already
+   * quarantined by the statechart, so a failed write only loses the persistence, and says so.
+   */
+  private persistChangeQuarantine(name: string): void {
+    void this.serialized(async () => {
+      const entry = this.entries.get(name);
+      if (!entry || entry.quarantined) return;
+      await this.persistFlag(name, 'quarantined', true);
+      this.entries.set(name, { ...entry, quarantined: true });
+    }).catch((err: unknown) =>
+      this.opts.logger.error(
+        { err, server: name },
+        'could not persist the quarantine of a changed server; it holds until the daemon stops',
+      ),
+    );
+  }
 
   private require(name: string): ServerEntry {
     const entry = this.entries.get(name);
