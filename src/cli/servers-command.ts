@@ -283,6 +283,11 @@ function renderHuman(inv: Invocation, result: unknown): string {
           lines.push(`      ${k === 'inputSchema' ? 'input' : k === 'outputSchema' ? 'output' : k}: ${JSON.stringify(v)}`);
         }
       }
+      const flags = r.flags as { tool: string; kind: string; path: string; detail: string }[] | undefined;
+      if (flags && flags.length > 0) {
+        lines.push(`  flags (read these before approving):`);
+        for (const f of flags) lines.push(`    ${f.tool} ${f.path}: ${f.kind}: ${f.detail}`);
+      }
       if (typeof r.fingerprint === 'string') lines.push(`  fingerprint: ${r.fingerprint}`);
       return lines.join('\n') + '\n';
     }

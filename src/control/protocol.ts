@@ -104,7 +104,7 @@ const CommandArgsSchemas = {
     .describe('Approve exactly the tools that were shown: record their fingerprints, persist `quarantined: false` and expose them.'),
   'server.quarantine': NameArgs.describe("Persist `quarantined: true` and hide the server's tools (it keeps running)."),
   'server.tools': NameArgs.describe(
-    'The tools the server listed (everything a client sees of each), also while quarantined, with their set `fingerprint` (what server.approve takes) and `changes` against the approved record (null without one).',
+    'The tools the server listed (everything a client sees of each), also while quarantined, with their set `fingerprint` (what server.approve takes), `changes` against the approved record (null without one) and advisory `flags` for hidden or unexpected text.',
   ),
   reap: z
     .strictObject({ dryRun: z.boolean().optional().describe('Only report what would be killed.') })

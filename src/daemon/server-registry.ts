@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import { approvedToolOf, diffTools, fingerprintToolSet, type ToolChange } from '../core/tool-fingerprint.js';
+import { flagTools, type ToolFlag } from '../core/tool-flags.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { parseServerEntry, validateServerName } from '../config/config-schema.js';
 import type { LoadedConfig } from '../adapters/store/config-file.js';
@@ -100,7 +101,13 @@ export class ServerRegistry {
    * `approve` must be given back), and, when the server has an approval record, how the tools differ
    * from it (`changes`; null without a record).
    */
-  toolView(name: string): { tools: UpstreamToolInfo[]; fingerprint: string; changes: ToolChange[] | null; approvedAt: string | null } {
+  toolView(name: string): {
+    tools: UpstreamToolInfo[];
+    fingerprint: string;
+    changes: ToolChange[] | null;
+    approvedAt: string | null;
+    flags: ToolFlag[];
+  } {
     this.require(name);
     const tools = this.actors?.toolsOf(name) ?? [];
     const record = this.opts.approvals.get(name);
@@ -109,6 +116,11 @@ export class ServerRegistry {
       fingerprint: fingerprintToolSet(tools),
       changes: record ? diffTools(tools, record.tools) : null,
       approvedAt: record?.approvedAt ?? null,
+      // Look-alikes are also checked against the other servers' tools (a "read_fi1e" shadowing one).
+      flags: flagTools(
+        tools,
+        [...this.entries.keys()].filter((n) => n !== name).flatMap((n) => (this.actors?.toolsOf(n) ?? []).map((t) => t.name)),
+      ),
     };
   }
 

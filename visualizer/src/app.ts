@@ -620,6 +620,18 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
     changed
       ? h('div', { class: 'tool-diff' }, h('b', null, `Changed since the last approval (${r.approvedAt ?? '?'}):`), h('pre', null, changed))
       : null,
+    r.flags?.length
+      ? h(
+          'div',
+          { class: 'tool-diff', 'data-flags': String(r.flags.length) },
+          h('b', null, 'Read these before approving:'),
+          h(
+            'ul',
+            null,
+            r.flags.map((f) => h('li', null, h('code', null, f.tool), ` ${f.path}: ${f.kind}: ${f.detail}`)),
+          ),
+        )
+      : null,
     notUp ? h('p', { class: 'muted' }, 'The server is not up; its tools are known once it runs.') : null,
     h('ul', { class: 'tools' }, items),
     forApproval || r.quarantined ? h('div', { class: 'dialog-actions' }, approve) : null,

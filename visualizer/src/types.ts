@@ -101,4 +101,6 @@ export interface ToolsResult {
   /** Differences from the approved record (null without one). */
   changes: { tool: string; kind: string; fields: string[]; summary: string }[] | null;
   approvedAt: string | null;
+  /** Text a person cannot see or would not expect (src/core/tool-flags.ts); advisory. */
+  flags: { tool: string; kind: string; path: string; detail: string }[];
 }

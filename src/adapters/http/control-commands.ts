@@ -23,7 +23,7 @@ interface ControlServerView {
  */
 interface ServerCommands {
   entry(name: string): ServerEntry | undefined;
-  toolView(name: string): { tools: unknown[]; fingerprint: string; changes: unknown[] | null; approvedAt: string | null };
+  toolView(name: string): { tools: unknown[]; fingerprint: string; changes: unknown[] | null; approvedAt: string | null; flags: unknown[] };
   add(name: string, rawEntry: unknown, opts: { trusted?: boolean }): Promise<{ entry: ServerEntry }>;
   remove(name: string): Promise<unknown>;
   setEnabled(name: string, enabled: boolean): Promise<unknown>;
@@ -122,6 +122,7 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
         fingerprint: tools.fingerprint,
         changes: tools.changes,
         approvedAt: tools.approvedAt,
+        flags: tools.flags,
       };
     }
 
