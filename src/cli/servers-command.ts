@@ -38,7 +38,9 @@ Subcommands:
   enable NAME                     persist "disabled": false and start the server
   disable NAME                    persist "disabled": true and stop the server (the entry is kept)
   restart NAME                    stop and start the server again (also leaves a crash-loop halt)
-  approve NAME                    persist "quarantined": false and expose the server's tools
+  approve NAME                    show the server's tools (and what changed since the last
+                                  approval), then approve exactly those: refused with
+                                  E_TOOLS_MISMATCH if they change in between
   quarantine NAME                 persist "quarantined": true and hide its tools (it keeps running)
   tools NAME                      the tools the server lists, with descriptions and input schemas
                                   (also while it is quarantined)
@@ -267,10 +269,26 @@ function renderHuman(inv: Invocation, result: unknown): string {
       if (tools.length === 0 && r.state !== 'running' && r.state !== 'quarantined') {
         lines.push('  (the server is not up; its tools are known once it runs)');
       }
+      const changes = r.changes as { summary: string }[] | null | undefined;
+      if (changes && changes.length > 0) {
+        lines.push(`  changed since the last approval (${String(r.approvedAt)}):`);
+        for (const c of changes) lines.push(`    ${c.summary}`);
+      }
       for (const t of tools) {
         lines.push(`  ${t.name}${t.description ? ` - ${oneLine(t.description)}` : ''}`);
-        if (t.inputSchema !== undefined) lines.push(`      input: ${JSON.stringify(t.inputSchema)}`);
+        // Everything a client sees, in full (a clipped headline could hide the poisoned part):
+        // description, title, annotations, _meta, icons, schemas.
+        for (const [k, v] of Object.entries(t)) {
+          if (k === 'name' || v === undefined || (k === 'description' && oneLine(String(v)) === v)) continue;
+          lines.push(`      ${k === 'inputSchema' ? 'input' : k === 'outputSchema' ? 'output' : k}: ${JSON.stringify(v)}`);
+        }
       }
+      const flags = r.flags as { tool: string; kind: string; path: string; detail: string }[] | undefined;
+      if (flags && flags.length > 0) {
+        lines.push(`  flags (read these before approving):`);
+        for (const f of flags) lines.push(`    ${f.tool} ${f.path}: ${f.kind}: ${f.detail}`);
+      }
+      if (typeof r.fingerprint === 'string') lines.push(`  fingerprint: ${r.fingerprint}`);
       return lines.join('\n') + '\n';
     }
   }
@@ -298,6 +316,17 @@ export async function runServers(argv: string[]): Promise<number> {
   let client: ControlClient | undefined;
   try {
     client = await connectToDaemon(inv.dataDir);
+    if (inv.sub === 'approve') {
+      // One step, still bound to what was shown: fetch and print the tools, then approve that
+      // fingerprint; if the server swapped a tool in between the daemon refuses (docs/quarantine.md).
+      const shown = (await client.request('server.tools', { name: inv.args.name })) as Record<string, unknown>;
+      if (!json) process.stdout.write(renderHuman({ ...inv, sub: 'tools' }, shown));
+      const result = await client.request(inv.command, { name: inv.args.name, fingerprint: shown.fingerprint });
+      process.stdout.write(
+        json ? JSON.stringify({ ok: true, result: { ...(result as object), shown } }, null, 2) + '\n' : renderHuman(inv, result),
+      );
+      return serversExitCodes.ok;
+    }
     const result = await client.request(inv.command, inv.args);
     process.stdout.write(json ? JSON.stringify({ ok: true, result }, null, 2) + '\n' : renderHuman(inv, result));
     return serversExitCodes.ok;

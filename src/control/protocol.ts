@@ -91,9 +91,21 @@ const CommandArgsSchemas = {
   'server.enable': NameArgs.describe('Persist `disabled: false` (if it was true) and start the server.'),
   'server.disable': NameArgs.describe('Persist `disabled: true` and stop the server (the entry is kept).'),
   'server.restart': NameArgs.describe('Stop and start the server again (also leaves a crash-loop halt).'),
-  'server.approve': NameArgs.describe("Persist `quarantined: false` and expose the server's tools."),
+  'server.approve': z
+    .strictObject({
+      name: ServerNameSchema,
+      fingerprint: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex digest as server.tools returned it')
+        .describe(
+          'The `fingerprint` server.tools returned for the tools the person inspected; refused (E_TOOLS_MISMATCH) if the tools changed since.',
+        ),
+    })
+    .describe('Approve exactly the tools that were shown: record their fingerprints, persist `quarantined: false` and expose them.'),
   'server.quarantine': NameArgs.describe("Persist `quarantined: true` and hide the server's tools (it keeps running)."),
-  'server.tools': NameArgs.describe('The tools the server listed (name, description, schemas), also while quarantined.'),
+  'server.tools': NameArgs.describe(
+    'The tools the server listed (everything a client sees of each), also while quarantined, with their set `fingerprint` (what server.approve takes), `changes` against the approved record (null without one) and advisory `flags` for hidden or unexpected text.',
+  ),
   reap: z
     .strictObject({ dryRun: z.boolean().optional().describe('Only report what would be killed.') })
     .describe("Run the startup reaper now: kill what dead daemon instances left behind (never a live daemon's). Returns its report."),

@@ -62,7 +62,11 @@ export const ErrorCatalogue = {
     where: ['serve'],
     meaning: "the daemon's data-dir lock was removed or taken over while it ran",
   },
-  APPROVALS_CORRUPT: { code: 'E_APPROVALS_CORRUPT', where: ['log'], meaning: 'approvals.json is unreadable' },
+  APPROVALS_CORRUPT: {
+    code: 'E_APPROVALS_CORRUPT',
+    where: ['start'],
+    meaning: 'approvals.json is corrupt or unreadable: the daemon refuses to start rather than trust servers on first use again',
+  },
   DATA_FILE_SYMLINK: {
     code: 'E_DATA_FILE_SYMLINK',
     where: ['start', 'log'],
@@ -89,6 +93,11 @@ export const ErrorCatalogue = {
     meaning: 'the process table cannot be read (the portable one: ps, pgrep or lsof missing or too slow)',
   },
   TOOLS_CHANGED: { code: 'E_TOOLS_CHANGED', where: ['server'], meaning: 'tools differ from what was approved; back in quarantine' },
+  TOOLS_MISMATCH: {
+    code: 'E_TOOLS_MISMATCH',
+    where: ['commands'],
+    meaning: 'server.approve: the tools are not the ones whose fingerprint was given (they changed since shown); nothing approved',
+  },
   DOCKER_UNAVAILABLE: { code: 'E_DOCKER_UNAVAILABLE', where: ['server'], meaning: 'no Docker engine answers' },
   DOCKER_IMAGE_MISSING: { code: 'E_DOCKER_IMAGE_MISSING', where: ['server'], meaning: "the entry's image is not on the engine" },
   DOCKER_FAILED: { code: 'E_DOCKER_FAILED', where: ['server'], meaning: 'a Docker Engine API call failed or missed its deadline' },
@@ -191,6 +200,13 @@ export const ErrorCatalogue = {
     rpc: RpcCodes.SERVER_ERROR,
   },
   FORBIDDEN_ORIGIN: { code: 'E_FORBIDDEN_ORIGIN', where: ['HTTP'], meaning: 'foreign Origin', http: 403, rpc: RpcCodes.SERVER_ERROR },
+  SUPERVISED_PEER: {
+    code: 'E_SUPERVISED_PEER',
+    where: ['HTTP'],
+    meaning: 'the connection comes from a process the daemon supervises; upstreams may not drive the daemon',
+    http: 403,
+    rpc: RpcCodes.SERVER_ERROR,
+  },
   UNAUTHORIZED: {
     code: 'E_UNAUTHORIZED',
     where: ['HTTP'],

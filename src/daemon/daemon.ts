@@ -43,6 +43,8 @@ import { ServerEvents, type DaemonEvent } from './server-events.js';
 
 export type { DaemonEvent } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
+import { createPeerCheck } from '../adapters/http/peer-guard.js';
+import { supervisedPids } from '../adapters/process/socket-owner.js';
 import { LogTap } from '../adapters/log/log-tap.js';
 import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
 import { CONTROL_PATH } from '../control/protocol.js';
@@ -209,7 +211,16 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
 
   const approvals = new ApprovalsStore(dataDir);
   const approvalsLoad = approvals.load();
-  if (!approvalsLoad.ok) logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvals.file }, approvalsLoad.reason);
+  // Fail closed (docs/quarantine.md): an unreadable approvals file cannot say which servers were
+  // approved, and "nothing approved" would trust every unflagged server on first use again.
+  if (!approvalsLoad.ok) {
+    logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvals.file }, approvalsLoad.reason);
+    closeLogger();
+    throw new WardenError(
+      ErrorCodes.APPROVALS_CORRUPT,
+      `${approvalsLoad.reason}. Refusing to start: inspect or repair ${approvals.file}, or move it aside to approve every server again`,
+    );
+  }
   const identity = newInstanceIdentity();
   // Before anything of ours starts: kill what dead daemons left behind (never a live daemon's, never ours).
   await reapOrphans({
@@ -239,6 +250,19 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       logger: logger.child({ component: 'catalog' }),
     },
   );
+
+  // Upstreams may not drive the daemon (docs/quarantine.md): a peer whose socket a supervised process
+  // holds is refused on /mcp and /ws. The candidates are the ledger's process groups, read lazily.
+  const peerCheck = createPeerCheck({
+    logger: logger.child({ component: 'peer-check' }),
+    supervisedPids: () =>
+      supervisedPids(
+        ledger
+          .all()
+          .filter((e) => e.kind === 'process-group')
+          .map((e) => ({ pid: numberFact(e.facts?.pid), pgid: numberFact(e.facts?.pgid) })),
+      ),
+  });
 
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;
@@ -291,6 +315,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       allowedHosts,
       allowedOrigins: [...settings.allowedOrigins],
       maxBodyBytes: settings.httpMaxBodyBytes,
+      peerCheck,
     });
     const f = front;
     // /mcp and /mcp/<server> guard themselves (refusals in JSON-RPC; loopback origins on any port,
@@ -483,6 +508,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       logger: logger.child({ component: 'control' }),
       ledger,
       logTap,
+      peerCheck,
       reap: ({ dryRun }) =>
         reapOrphans({
           logger: logger.child({ component: 'startup-reaper' }),
@@ -529,4 +555,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     'mcp-warden listening',
   );
   return daemon;
+}
+
+function numberFact(v: string | number | undefined): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }

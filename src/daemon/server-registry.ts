@@ -11,7 +11,8 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import { approvedToolOf, diffTools } from '../core/tool-fingerprint.js';
+import { approvedToolOf, diffTools, fingerprintToolSet, type ToolChange } from '../core/tool-fingerprint.js';
+import { flagTools, type ToolFlag } from '../core/tool-flags.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { parseServerEntry, validateServerName } from '../config/config-schema.js';
 import type { LoadedConfig } from '../adapters/store/config-file.js';
@@ -106,6 +107,34 @@ export class ServerRegistry {
   }
 
   /**
+   * What a person inspects before approving: the tools as listed now, their set fingerprint (what
+   * `approve` must be given back), and, when the server has an approval record, how the tools differ
+   * from it (`changes`; null without a record).
+   */
+  toolView(name: string): {
+    tools: UpstreamToolInfo[];
+    fingerprint: string;
+    changes: ToolChange[] | null;
+    approvedAt: string | null;
+    flags: ToolFlag[];
+  } {
+    this.require(name);
+    const tools = this.actors?.toolsOf(name) ?? [];
+    const record = this.opts.approvals.get(name);
+    return {
+      tools,
+      fingerprint: fingerprintToolSet(tools),
+      changes: record ? diffTools(tools, record.tools) : null,
+      approvedAt: record?.approvedAt ?? null,
+      // Look-alikes are also checked against the other servers' tools (a "read_fi1e" shadowing one).
+      flags: flagTools(
+        tools,
+        [...this.entries.keys()].filter((n) => n !== name).flatMap((n) => (this.actors?.toolsOf(n) ?? []).map((t) => t.name)),
+      ),
+    };
+  }
+
+  /**
    * Tool integrity (docs/quarantine.md), called with every fetched tool list: a config server not
    * marked quarantined is trusted on first use; after that the list is compared with the approved
    * fingerprints and any change is returned (the statechart re-quarantines on it).
@@ -124,6 +153,7 @@ export class ServerRegistry {
     const changes = diffTools(tools, record.tools);
     if (changes.length > 0) {
       this.opts.logger.warn({ server: name, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
+      this.persistChangeQuarantine(name);
     }
     return changes;
   }
@@ -213,17 +243,27 @@ export class ServerRegistry {
   }
 
   /**
-   * Approve what the person inspected: the tools the server lists right now become its approved
-   * fingerprints (approvals.json), its `quarantined` flag is cleared in the config file, and only
-   * then is the actor told. If the config write fails, the approval record is put back as it was.
+   * Approve what the person inspected: `fingerprint` is the tool-set fingerprint `toolView` showed
+   * them; if the server's tools are no longer exactly those, nothing happens (E_TOOLS_MISMATCH), so
+   * a server cannot swap a description between inspection and approval. Otherwise the tools become
+   * its approved fingerprints (approvals.json), its `quarantined` flag is cleared in the config file,
+   * and only then is the actor told. If the config write fails, the approval record is put back.
    */
-  approve(name: string): Promise<{ name: string; changed: boolean }> {
+  approve(name: string, fingerprint: string): Promise<{ name: string; changed: boolean }> {
     return this.serialized(async () => {
       const entry = this.require(name);
       const actors = this.actorsOrThrow();
+      const tools = actors.toolsOf(name) ?? [];
+      const current = fingerprintToolSet(tools);
+      if (current !== fingerprint) {
+        throw new WardenError(
+          ErrorCodes.TOOLS_MISMATCH,
+          `the tools of "${name}" are not the ones shown (fingerprint ${clipHash(fingerprint)}, now ${clipHash(current)}); inspect them again and approve what you see`,
+        );
+      }
       const changed = (actors.quarantinedOf(name) ?? entry.quarantined) !== false;
       const previous = this.opts.approvals.get(name);
-      await this.opts.approvals.set(name, approvalOf(actors.toolsOf(name) ?? [], 'person'));
+      await this.opts.approvals.set(name, approvalOf(tools, 'person'));
       try {
         await this.persistFlag(name, 'quarantined', false);
       } catch (err) {
@@ -307,6 +347,26 @@ export class ServerRegistry {
 
   // ---- helpers ---------------------------------------------------------------------------------
 
+  /**
+   * A quarantine caused by a change must survive a restart (docs/quarantine.md): the server could
+   * otherwise flip its tools back while the daemon is down and run unapproved changes later. The flag
+   * goes into the config file like a person's quarantine; `approve` clears it. The actor is already
+   * quarantined by the statechart, so a failed write only loses the persistence, and says so.
+   */
+  private persistChangeQuarantine(name: string): void {
+    void this.serialized(async () => {
+      const entry = this.entries.get(name);
+      if (!entry || entry.quarantined) return;
+      await this.persistFlag(name, 'quarantined', true);
+      this.entries.set(name, { ...entry, quarantined: true });
+    }).catch((err: unknown) =>
+      this.opts.logger.error(
+        { err, server: name },
+        'could not persist the quarantine of a changed server; it holds until the daemon stops',
+      ),
+    );
+  }
+
   private require(name: string): ServerEntry {
     const entry = this.entries.get(name);
     if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
@@ -383,3 +443,5 @@ function canonical(v: unknown): string {
 function approvalOf(tools: UpstreamToolInfo[], by: ServerApproval['by']): ServerApproval {
   return { approvedAt: new Date().toISOString(), by, tools: Object.fromEntries(tools.map((t) => [t.name, approvedToolOf(t)])) };
 }
+
+const clipHash = (h: string) => (h.length > 12 ? `${h.slice(0, 12)}…` : h || '(none)');

@@ -318,9 +318,15 @@ describe('control channel', () => {
     assert.ok(await waitFor(() => statesOf(messages, 'newq').includes('quarantined'), { timeoutMs: 15_000 }), 'newq is quarantined');
     assert.ok(!statesOf(messages, 'newq').includes('running'), 'never running before approval');
     assert.equal(JSON.parse(readFileSync(s.daemon.configPath, 'utf8')).mcpServers.newq.quarantined, true, 'persisted');
-    const tools = await c.request<{ tools: { name: string }[] }>('server.tools', { name: 'newq' });
+    const tools = await c.request<{ tools: { name: string }[]; fingerprint: string }>('server.tools', { name: 'newq' });
     assert.ok(tools.tools.length > 0, 'its tools can be inspected while quarantined');
-    await c.request('server.approve', { name: 'newq' });
+    await assert.rejects(
+      c.request('server.approve', { name: 'newq' }),
+      { code: 'E_BAD_ARGS' },
+      'approval needs the fingerprint of what was shown',
+    );
+    await assert.rejects(c.request('server.approve', { name: 'newq', fingerprint: '0'.repeat(64) }), { code: 'E_TOOLS_MISMATCH' });
+    await c.request('server.approve', { name: 'newq', fingerprint: tools.fingerprint });
     assert.ok(await waitFor(() => statesOf(messages, 'newq').includes('running'), { timeoutMs: 10_000 }), 'running after approval');
     assert.equal(JSON.parse(readFileSync(s.daemon.configPath, 'utf8')).mcpServers.newq.quarantined, false, 'approval persisted');
     await c.request('server.remove', { name: 'newq' });
@@ -354,10 +360,10 @@ describe('control channel', () => {
     assert.deepEqual(await c.request('server.quarantine', { name: 'keep' }), { name: 'keep', changed: true });
     assert.equal((await cfg()).mcpServers.keep!.quarantined, true);
     assert.ok(await waitFor(() => statesOf(messages, 'keep').includes('quarantined'), { timeoutMs: 5_000 }));
-    const qt = await c.request<{ quarantined: boolean; tools: unknown[] }>('server.tools', { name: 'keep' });
+    const qt = await c.request<{ quarantined: boolean; tools: unknown[]; fingerprint: string }>('server.tools', { name: 'keep' });
     assert.equal(qt.quarantined, true);
     assert.ok(qt.tools.length > 0, 'tools are listed while quarantined');
-    assert.deepEqual(await c.request('server.approve', { name: 'keep' }), { name: 'keep', changed: true });
+    assert.deepEqual(await c.request('server.approve', { name: 'keep', fingerprint: qt.fingerprint }), { name: 'keep', changed: true });
     assert.equal((await cfg()).mcpServers.keep!.quarantined, false);
 
     const pidBefore = s.daemon.servers().find((v) => v.name === 'keep')!.pid;
@@ -630,7 +636,12 @@ describe('control channel', () => {
     assert.equal(invalid.code, 1);
     assert.match(invalid.stderr, /E_CONFIG_INVALID/);
     assert.equal((await run('servers', 'quarantine', 'cli1')).stdout, 'quarantined cli1: its tools are hidden\n');
-    assert.equal((await run('servers', 'approve', 'cli1')).stdout, 'approved cli1: its tools are exposed\n');
+    // One step: it shows what it approves (every tool, its fingerprint), then approves exactly that.
+    const approved = await run('servers', 'approve', 'cli1');
+    assert.match(
+      approved.stdout,
+      /^cli1 \(quarantined, quarantined\): 4 tools\n {2}echo - [^]*\n {2}fingerprint: [0-9a-f]{64}\napproved cli1: its tools are exposed\n$/,
+    );
     const removed = await run('servers', 'remove', 'cli1');
     assert.equal(removed.stdout, 'removed cli1\n');
     const gone = await run('servers', 'remove', 'cli1', '--json');
@@ -675,7 +686,8 @@ describe('control channel', () => {
         (async () => {
           await cl.request('server.add', { name, entry: { ...DEMO_ENTRY, disabled: true, env: { K: 'v'.repeat(2000) } } });
           await cl.request('server.quarantine', { name });
-          await cl.request('server.approve', { name });
+          const { fingerprint } = await cl.request<{ fingerprint: string }>('server.tools', { name });
+          await cl.request('server.approve', { name, fingerprint });
           await cl.request('server.remove', { name });
         })(),
       );

@@ -307,7 +307,7 @@ test('a quarantined server runs but exposes nothing until approved', async () =>
     assert.equal((await client.listTools()).tools.length, 0);
     const err = await mcpErrorOf(client.callTool({ name: 'q__echo', arguments: { text: 'x' } }));
     assert.equal((err.data as { code?: string }).code, 'E_QUARANTINED');
-    assert.deepEqual(await t.daemon.registry.approve('q'), { name: 'q', changed: true });
+    assert.deepEqual(await t.daemon.registry.approve('q', t.daemon.registry.toolView('q').fingerprint), { name: 'q', changed: true });
     await t.waitForState('q', 'running');
     assert.ok(await waitFor(() => listChanged() >= 1, { timeoutMs: 3_000 }));
     assert.equal((await client.listTools()).tools.length, 4);

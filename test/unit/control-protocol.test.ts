@@ -34,7 +34,7 @@ describe('control protocol', () => {
       'server.enable': { name: 'mem' },
       'server.disable': { name: 'mem' },
       'server.restart': { name: 'mem' },
-      'server.approve': { name: 'mem' },
+      'server.approve': { name: 'mem', fingerprint: 'a'.repeat(64) },
       'server.quarantine': { name: 'mem' },
       'server.tools': { name: 'mem' },
       reap: { dryRun: true },

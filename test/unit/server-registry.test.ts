@@ -115,14 +115,14 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
 test('approve: approvals file, config file and actor agree afterwards', async () => {
   const f = await fixture({ q: server({ quarantined: true }) });
   try {
-    assert.deepEqual(await f.registry.approve('q'), { name: 'q', changed: true });
+    assert.deepEqual(await f.registry.approve('q', f.registry.toolView('q').fingerprint), { name: 'q', changed: true });
     assert.equal(f.fileEntry('q')?.quarantined, false);
     assert.equal(f.fileApproval('q')?.by, 'person');
     assert.deepEqual(Object.keys(f.approvals.get('q')?.tools ?? {}), ['search']);
     assert.equal(f.registry.entry('q')?.quarantined, false);
     assert.deepEqual(f.actors.sent, ['APPROVE q']);
     // Approving again changes nothing the person would see.
-    assert.deepEqual(await f.registry.approve('q'), { name: 'q', changed: false });
+    assert.deepEqual(await f.registry.approve('q', f.registry.toolView('q').fingerprint), { name: 'q', changed: false });
   } finally {
     f.close();
   }
@@ -146,7 +146,7 @@ test('approve with a failing approvals write: rejects, and config, approvals and
   const f = await fixture({ q: server({ quarantined: true }) });
   try {
     const unblock = f.blockApprovals();
-    await assert.rejects(f.registry.approve('q'), /EISDIR|illegal operation on a directory/);
+    await assert.rejects(f.registry.approve('q', f.registry.toolView('q').fingerprint), /EISDIR|illegal operation on a directory/);
     unblock();
     assert.equal(f.fileEntry('q')?.quarantined, true);
     assert.equal(f.fileApproval('q'), undefined);
@@ -154,7 +154,7 @@ test('approve with a failing approvals write: rejects, and config, approvals and
     assert.equal(f.registry.entry('q')?.quarantined, true);
     assert.deepEqual(f.actors.sent, []);
     // The next attempt, with the disk healthy, goes through.
-    assert.deepEqual(await f.registry.approve('q'), { name: 'q', changed: true });
+    assert.deepEqual(await f.registry.approve('q', f.registry.toolView('q').fingerprint), { name: 'q', changed: true });
   } finally {
     f.close();
   }
@@ -165,7 +165,7 @@ test('approve with a failing config write: rejects, the previous approval is res
   try {
     await f.approvals.set('q', { approvedAt: 'earlier', by: 'trust-on-first-use', tools: {} });
     f.failConfig.on = true;
-    await rejectsWith(f.registry.approve('q'), ErrorCodes.CONFIG_UNREADABLE);
+    await rejectsWith(f.registry.approve('q', f.registry.toolView('q').fingerprint), ErrorCodes.CONFIG_UNREADABLE);
     assert.equal(f.fileEntry('q')?.quarantined, true);
     assert.equal(f.fileApproval('q')?.by, 'trust-on-first-use');
     assert.equal(f.approvals.get('q')?.by, 'trust-on-first-use');
@@ -234,7 +234,7 @@ test('remove, disable, enable and restart keep file, approvals and actors in ste
     assert.equal(f.fileApproval('a'), undefined);
     assert.equal(f.registry.entry('a'), undefined);
     await rejectsWith(f.registry.remove('a'), ErrorCodes.UNKNOWN_SERVER);
-    await rejectsWith(f.registry.approve('nope'), ErrorCodes.UNKNOWN_SERVER);
+    await rejectsWith(f.registry.approve('nope', '0'.repeat(64)), ErrorCodes.UNKNOWN_SERVER);
     assert.deepEqual(f.actors.sent, ['stop b', 'start b', 'RESTART b', 'stop a']);
   } finally {
     f.close();

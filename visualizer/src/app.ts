@@ -588,8 +588,7 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
     toast(text, 'error');
     return;
   }
-  const view = state.servers.get(name);
-  const changed = view?.lastError?.code === 'E_TOOLS_CHANGED' ? view.lastError.message : null;
+  const changed = r.changes && r.changes.length > 0 ? r.changes.map((c) => c.summary).join('\n') : null;
   const items = r.tools.map((t) =>
     h(
       'li',
@@ -600,6 +599,17 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
       t.outputSchema !== undefined
         ? h('details', null, h('summary', null, 'output schema'), h('pre', { class: 'schema' }, JSON.stringify(t.outputSchema, null, 2)))
         : null,
+      // Also what clients see besides the text: covered by the fingerprint, so shown before approval.
+      ...(['title', 'annotations', '_meta', 'icons'] as const).map((k) =>
+        (t as Record<string, unknown>)[k] !== undefined
+          ? h(
+              'details',
+              { open: true },
+              h('summary', null, k),
+              h('pre', { class: 'schema' }, JSON.stringify((t as Record<string, unknown>)[k], null, 2)),
+            )
+          : null,
+      ),
     ),
   );
   const notUp = r.tools.length === 0 && r.state !== 'running' && r.state !== 'quarantined';
@@ -610,7 +620,8 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
   );
   approve.addEventListener('click', async () => {
     approve.disabled = true;
-    const ok = await run(`approve ${name}`, 'server.approve', { name }, `approve:${name}`);
+    // The fingerprint of the tools shown in this dialog: if the server changed them since, the daemon refuses.
+    const ok = await run(`approve ${name}`, 'server.approve', { name, fingerprint: r.fingerprint }, `approve:${name}`);
     if (ok !== undefined) els.toolsDialog.close();
     else approve.disabled = false;
   });
@@ -624,7 +635,19 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
       r.quarantined ? ' · quarantined: these tools are hidden from clients until approved.' : ' · its tools are exposed.',
     ),
     changed
-      ? h('div', { class: 'tool-diff' }, h('b', null, 'Changed since the last approval (E_TOOLS_CHANGED):'), h('pre', null, changed))
+      ? h('div', { class: 'tool-diff' }, h('b', null, `Changed since the last approval (${r.approvedAt ?? '?'}):`), h('pre', null, changed))
+      : null,
+    r.flags?.length
+      ? h(
+          'div',
+          { class: 'tool-diff', 'data-flags': String(r.flags.length) },
+          h('b', null, 'Read these before approving:'),
+          h(
+            'ul',
+            null,
+            r.flags.map((f) => h('li', null, h('code', null, f.tool), ` ${f.path}: ${f.kind}: ${f.detail}`)),
+          ),
+        )
       : null,
     notUp ? h('p', { class: 'muted' }, 'The server is not up; its tools are known once it runs.') : null,
     h('ul', { class: 'tools' }, items),

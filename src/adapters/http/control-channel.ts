@@ -22,6 +22,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
@@ -32,6 +33,7 @@ import { VERSION } from '../../core/version.js';
 import { CONTROL_PATH, CONTROL_PROTOCOL, ControlErrorCodes, decodeClientMessage } from '../../control/protocol.js';
 import type { HttpServerHandle } from './http-server.js';
 import { guardRequest, isLoopbackHost, loopbackAllowedHosts, loopbackOrigins } from './request-guards.js';
+import type { PeerCheck } from './peer-guard.js';
 import type { LogRecord, LogTap } from '../log/log-tap.js';
 
 const CONTROL_LEDGER_OWNER = 'control';
@@ -61,6 +63,8 @@ export interface ControlChannelOptions {
   logTap?: LogTap;
   /** The `reap` command (the startup reaper); without it `reap` answers E_NOT_AVAILABLE. */
   reap?: (opts: { dryRun: boolean }) => Promise<unknown>;
+  /** Refuses peers that are supervised processes (src/adapters/http/peer-guard.ts); none: no such check. */
+  peerCheck?: PeerCheck;
 }
 
 export interface ControlChannel {
@@ -111,7 +115,10 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
 
   http.onUpgrade(CONTROL_PATH, (req, socket, head) => {
     if (closing) return refuseUpgrade(socket, ControlErrorCodes.SHUTTING_DOWN, 'the daemon is shutting down');
-    const guard = guardRequest(req, { allowedHosts, allowedOrigins: opts.allowedOrigins, ownOrigins });
+    // The peer check comes before the token: an upstream can read the token, so holding it proves
+    // nothing (docs/quarantine.md).
+    const guard =
+      guardRequest(req, { allowedHosts, allowedOrigins: opts.allowedOrigins, ownOrigins }) ?? opts.peerCheck?.(req.socket as Socket);
     if (guard) {
       logger.warn({ code: guard.code, remote: req.socket.remoteAddress }, 'control connection refused');
       return refuseUpgrade(socket, guard.code, guard.message);

@@ -23,12 +23,12 @@ interface ControlServerView {
  */
 interface ServerCommands {
   entry(name: string): ServerEntry | undefined;
-  toolsOf(name: string): unknown[] | undefined;
+  toolView(name: string): { tools: unknown[]; fingerprint: string; changes: unknown[] | null; approvedAt: string | null; flags: unknown[] };
   add(name: string, rawEntry: unknown, opts: { trusted?: boolean }): Promise<{ entry: ServerEntry }>;
   remove(name: string): Promise<unknown>;
   setEnabled(name: string, enabled: boolean): Promise<unknown>;
   restart(name: string): unknown;
-  approve(name: string): Promise<unknown>;
+  approve(name: string, fingerprint: string): Promise<unknown>;
   quarantine(name: string): Promise<unknown>;
   /** Resolves when every command under way has finished. */
   idle(): Promise<void>;
@@ -100,8 +100,10 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
     case 'server.disable':
       return commands.setEnabled((rawArgs as CommandArgs<'server.enable'>).name, command === 'server.enable');
 
-    case 'server.approve':
-      return commands.approve((rawArgs as CommandArgs<'server.approve'>).name);
+    case 'server.approve': {
+      const { name, fingerprint } = rawArgs as CommandArgs<'server.approve'>;
+      return commands.approve(name, fingerprint);
+    }
 
     case 'server.quarantine':
       return commands.quarantine((rawArgs as CommandArgs<'server.quarantine'>).name);
@@ -114,11 +116,16 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
       const entry = commands.entry(name);
       if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
       const view = daemon.servers().find((s) => s.name === name);
+      const tools = commands.toolView(name);
       return {
         name,
         state: view?.state ?? (entry.disabled ? 'disabled' : 'stopped'),
         quarantined: view?.quarantined ?? entry.quarantined,
-        tools: commands.toolsOf(name) ?? [],
+        tools: tools.tools,
+        fingerprint: tools.fingerprint,
+        changes: tools.changes,
+        approvedAt: tools.approvedAt,
+        flags: tools.flags,
       };
     }
 

@@ -1,8 +1,9 @@
 /**
  * `<data-dir>/approvals.json`: the source of truth for approved tool fingerprints, per server.
- * A missing file means nothing is approved yet. A corrupted file is reported (E_APPROVALS_CORRUPT
- * in the log) and treated as "nothing approved", never as "everything approved"; the next write
- * moves it aside to `approvals.json.corrupt-<time>` instead of destroying the evidence.
+ * A missing file means nothing is approved yet. A corrupted file is reported by `load` and never
+ * read as "everything approved"; the daemon refuses to start on it (E_APPROVALS_CORRUPT,
+ * src/daemon/daemon.ts). A store used on anyway moves it aside to `approvals.json.corrupt-<time>`
+ * on the next write instead of destroying the evidence.
  */
 import { promises as fs } from 'node:fs';
 import { readFileNoFollowSync } from './no-follow.js';

@@ -1,0 +1,114 @@
+/**
+ * Which supervised process, if any, holds the other end of a TCP connection accepted on this host
+ * (Linux). A supervised upstream runs as the same user as the daemon and can read the token from the
+ * data dir, so the token alone cannot tell a person's client from an upstream (docs/quarantine.md):
+ * the peer socket can.
+ *
+ * How: the accepted connection's remote port is the client's local port. /proc/net/tcp and
+ * /proc/net/tcp6 map (local port, remote port) to the client socket's inode; a process holding that
+ * socket has `socket:[<inode>]` among /proc/<pid>/fd. Only the descriptors of the given pids (the
+ * members of the supervised process groups) are read, never every process on the machine.
+ *
+ * Synchronous (kernel-generated files and the process table of process-table.ts, read once per
+ * connection). Never throws: an unreadable file or a vanished process is simply not a match.
+ */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { processTable } from './current-table.js';
+
+const PROC_NET_FILES = ['/proc/net/tcp', '/proc/net/tcp6'];
+
+/**
+ * Inodes of the sockets whose local port is `localPort` and remote port is `remotePort`, from the
+ * text of /proc/net/tcp or /proc/net/tcp6 (columns: sl, local_address, rem_address, st, …, inode).
+ */
+export function inodesOfPortPair(procNetText: string, localPort: number, remotePort: number): string[] {
+  const out: string[] = [];
+  for (const line of procNetText.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 10) continue;
+    const local = portOf(cols[1]!);
+    const remote = portOf(cols[2]!);
+    const inode = cols[9]!;
+    if (local === localPort && remote === remotePort && /^\d+$/.test(inode) && inode !== '0') out.push(inode);
+  }
+  return out;
+}
+
+/** `0100007F:1F90` → 8080; undefined when malformed. */
+function portOf(hexAddress: string): number | undefined {
+  const colon = hexAddress.lastIndexOf(':');
+  if (colon < 0) return undefined;
+  const port = Number.parseInt(hexAddress.slice(colon + 1), 16);
+  return Number.isInteger(port) ? port : undefined;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** True when `pid` has one of `inodes` among its open descriptors. */
+function holdsSocket(pid: number, inodes: ReadonlySet<string>): boolean {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // gone, or not ours to read
+  }
+  for (const fd of fds) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m && inodes.has(m[1]!)) return true;
+  }
+  return false;
+}
+
+/**
+ * The live processes of the given supervised groups: every member of each pgid, each listed pid, and
+ * their descendants (a child that left the group with setsid still has its parent chain; one that
+ * double-forked away to init does not, see docs/quarantine.md). The daemon itself is never included.
+ */
+export function supervisedPids(groups: ReadonlyArray<{ pid?: number; pgid?: number }>): number[] {
+  if (process.platform !== 'linux' || groups.length === 0) return [];
+  const pgids = new Set(groups.map((g) => g.pgid).filter((n): n is number => Number.isInteger(n) && (n ?? 0) > 0));
+  const roots = new Set(groups.map((g) => g.pid).filter((n): n is number => Number.isInteger(n) && (n ?? 0) > 0));
+  const table = processTable()
+    .list()
+    .filter((p) => p.state !== 'Z' && p.state !== 'X');
+  const chosen = new Set(table.filter((p) => pgids.has(p.pgid) || roots.has(p.pid)).map((p) => p.pid));
+  // Descendants: repeat until no new child of a chosen process appears (the table is a snapshot).
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of table) {
+      if (!chosen.has(p.pid) && chosen.has(p.ppid)) {
+        chosen.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  chosen.delete(process.pid);
+  return [...chosen];
+}
+
+/**
+ * The pid among `candidates` that holds the client end of the TCP connection whose client port is
+ * `clientPort` and whose server port is `serverPort` (`candidates` is asked only when such a socket
+ * exists on this host); undefined when none does (or not on Linux).
+ */
+export function supervisedSocketOwner(clientPort: number, serverPort: number, candidates: () => readonly number[]): number | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const inodes = new Set<string>();
+  for (const file of PROC_NET_FILES) for (const inode of inodesOfPortPair(readText(file), clientPort, serverPort)) inodes.add(inode);
+  if (inodes.size === 0) return undefined;
+  // Only now the process table: a connection whose client end is not on this host costs nothing more.
+  for (const pid of candidates()) if (holdsSocket(pid, inodes)) return pid;
+  return undefined;
+}
