@@ -268,7 +268,9 @@ async function doubleKillRound(t: TestContext): Promise<string> {
     orphans.map((c) => [c.id, c.name, 'ignore-eof', false]),
     `reap --dry-run --json: ${dry.stdout}`,
   );
-  assert.equal(listed[0]!.owner, `${a.pid}:${parseOwnerMarker(listed[0]!.owner)!.startTime}:${a.instanceId}`);
+  // The marker's own format (the portable process table writes wall-clock start times as w<ms>).
+  const startTime = parseOwnerMarker(listed[0]!.owner)!.startTime;
+  assert.equal(listed[0]!.owner, ownerMarker({ pid: a.pid, startTime, instanceId: a.instanceId }));
   assert.ok(report.instances.some((i) => i.instanceId === a.instanceId && i.ownerPid === a.pid && i.servers.includes('ignore-eof')));
   assert.equal(report.docker.skipped, undefined);
   const human = await harness.runCli(['reap', '--dry-run']);
