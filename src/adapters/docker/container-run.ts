@@ -32,6 +32,7 @@ import { containerGone, killContainer, removeContainer, stopContainer } from './
 import { listLaunchContainers } from './managed-containers.js';
 import { watchContainerExit } from './container-wait.js';
 import { AttachedStdio } from './container-stdio.js';
+import { RetryableOnce } from '../../core/retryable-once.js';
 
 export type { ContainerSpec } from './container-config.js';
 
@@ -142,8 +143,7 @@ class ContainerRun implements ContainerHandle {
   private container: Docker.Container | undefined;
   private entry: LedgerHandle | undefined;
   private waitCtl: AbortController | undefined;
-  private stopRun: Promise<ContainerStopReport> | undefined;
-  private stopResult: ContainerStopReport | undefined;
+  private readonly stopOnce = new RetryableOnce<ContainerStopReport>(() => this.runStop());
   private removeRun: Promise<void> | undefined;
   private finalized = false;
   private stopping = false;
@@ -453,21 +453,7 @@ class ContainerRun implements ContainerHandle {
   // ----- stop / kill / remove ------------------------------------------------------------------
 
   stop(): Promise<ContainerStopReport> {
-    if (this.stopResult) return Promise.resolve(this.stopResult);
-    if (!this.stopRun) {
-      this.stopRun = this.runStop().then(
-        (report) => {
-          this.stopResult = report;
-          this.stopRun = undefined;
-          return report;
-        },
-        (err: unknown) => {
-          this.stopRun = undefined; // a later stop() (the reaper's retry) tries again
-          throw err;
-        },
-      );
-    }
-    return this.stopRun;
+    return this.stopOnce.call();
   }
 
   /** One polite stop: each step bounded by its grace or call deadline, then one removal. */

@@ -31,6 +31,7 @@ import { drainStderr, type StderrDrain } from './stderr-drain.js';
 import { redactSecrets } from '../log/logger.js';
 import type { Upstream } from '../upstream-handle.js';
 import { errnoOf } from '../../core/errno.js';
+import { RetryableOnce } from '../../core/retryable-once.js';
 
 export interface ProcessGroupSpec {
   command: string;
@@ -142,8 +143,7 @@ class ProcessGroup implements ProcessGroupHandle {
   private readonly child: ChildProcess | undefined;
   private readonly drain: StderrDrain | undefined;
   private entry: LedgerHandle | undefined;
-  private stopRun: Promise<StopReport> | undefined;
-  private stopResult: StopReport | undefined;
+  private readonly stopOnce = new RetryableOnce<StopReport>(() => this.runStop());
   private finalized = false;
   private finalizing = false;
   private readonly cleanups: Array<() => void> = [];
@@ -307,22 +307,7 @@ class ProcessGroup implements ProcessGroupHandle {
   }
 
   stop(): Promise<StopReport> {
-    if (this.stopResult) return Promise.resolve(this.stopResult);
-    if (!this.stopRun) {
-      this.stopRun = this.runStop().then(
-        (report) => {
-          this.stopResult = report;
-          this.stopRun = undefined;
-          return report;
-        },
-        (err: unknown) => {
-          // Let a later stop() (the reaper's retry) try again.
-          this.stopRun = undefined;
-          throw err;
-        },
-      );
-    }
-    return this.stopRun;
+    return this.stopOnce.call();
   }
 
   async kill(): Promise<void> {
@@ -421,7 +406,7 @@ class ProcessGroup implements ProcessGroupHandle {
     if (!this.exit.fire({ code, signal })) return;
     this.log.info({ childPid: this.pid, code, signal }, 'process exited');
     // Crashed or exited by itself with nothing left in the group: the resource is gone.
-    if (!this.stopRun && this.members().length === 0) this.finalize();
+    if (!this.stopOnce.pending && this.members().length === 0) this.finalize();
   }
 
   /** The group is verifiably empty: settle the ledger entry and drop every listener and timer. */
