@@ -27,6 +27,11 @@ export interface OverheadConfig {
   block: number;
   concurrency: number;
   upstream: { command: string; args: string[]; label: string };
+  /**
+   * Another build of mcp-warden measured as one more target, `mcp-warden @ <label>` (BENCH_WARDEN_BASELINE):
+   * a regression check of this revision against an earlier one in the same run.
+   */
+  baselineBuild?: { cliMain: string; label: string };
 }
 
 export type TargetGroup = 'baseline' | 'ours' | 'peer';
@@ -141,6 +146,21 @@ export async function runOverhead(
         },
       };
     });
+    const bb = cfg.baselineBuild;
+    if (bb) {
+      await add(`mcp-warden @ ${bb.label}`, 'ours', `the same, built from ${bb.label} (regression baseline)`, async () => {
+        const w = await startWarden(reaper, { up: { command: up.command, args: upArgs } }, {}, bb.cliMain);
+        await w.waitAllRunning(1, 30_000);
+        const conn = await connectHttp(w.mcpUrl, 'streamable', `mcp-warden @ ${bb.label}`);
+        return {
+          conn,
+          stop: async () => {
+            await conn.close();
+            await stopWarden(reaper, w, 20_000);
+          },
+        };
+      });
+    }
     for (const v of PEER_VARIANTS) {
       if (!peers.ok) {
         results.push({ id: v.id, group: 'peer', note: v.transportNote, ok: false, skipped: peers.reason ?? 'not installed' });
@@ -233,7 +253,8 @@ export async function runOverhead(
       },
     });
   }
-  const order = (r: TargetResult) => ['direct stdio', 'bare SDK HTTP', 'mcp-warden'].indexOf(r.id) + 1 || 10;
+  const order = (r: TargetResult) =>
+    ['direct stdio', 'bare SDK HTTP', 'mcp-warden'].indexOf(r.id) + 1 || (r.id.startsWith('mcp-warden @') ? 4 : 10);
   results.sort((a, b) => order(a) - order(b));
 
   const direct = live.find((t) => t.id === 'direct stdio' && !t.failed);

@@ -9,6 +9,8 @@
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
+ *   BENCH_WARDEN_BASELINE=<dist/src/cli/main.js of another checkout>[@label]
+ *                                   overhead: also measure that build (a regression check in the same run)
  *
  * Everything the run starts is in its own process group and carries the run id (environment or
  * argv); it is all stopped, and temp dirs removed, on every exit path (including SIGINT/SIGTERM).
@@ -28,6 +30,13 @@ import { removeContainersOf, runContainers } from './containers.js';
 
 const started = performance.now();
 const quick = process.env['BENCH_QUICK'] === '1';
+
+function baselineBuild(): { cliMain: string; label: string } | undefined {
+  const v = process.env['BENCH_WARDEN_BASELINE'];
+  if (!v) return undefined;
+  const at = v.lastIndexOf('@');
+  return at > 0 ? { cliMain: v.slice(0, at), label: v.slice(at + 1) } : { cliMain: v, label: 'baseline build' };
+}
 const ALL = ['overhead', 'scale', 'churn', 'teardown', 'containers'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
@@ -159,6 +168,7 @@ async function main(): Promise<void> {
         block: quick ? 50 : 200,
         concurrency: 16,
         upstream: overheadUpstream,
+        baselineBuild: baselineBuild(),
       },
       peers,
       log,

@@ -124,8 +124,17 @@ function goals(r: BenchResults): Goal[] {
         ok: x <= 1.1,
       });
     } else out.push({ goal: 'Overhead: mcp-warden p50 within 1.1× of the floor', measured: 'not measured', ok: undefined });
+    const base = o.targets.find((t) => t.id.startsWith('mcp-warden @') && t.ok);
     for (const mode of ['seq', 'conc'] as const) {
       const label = mode === 'seq' ? 'sequential' : `concurrency ${o.config.concurrency}`;
+      if (base?.[mode] && ours?.[mode]) {
+        const perRound = median(ours[mode]!.roundP50.map((v, i) => v / base[mode]!.roundP50[i]!));
+        out.push({
+          goal: `Overhead: no regression against ${base.id.slice('mcp-warden @ '.length)} (${label}; p50 within 1.05×)`,
+          measured: `${ms(ours[mode]!.p50)} vs ${ms(base[mode]!.p50)} = ${ratio(ours[mode]!.p50 / base[mode]!.p50)} (median of per-round ratios ${ratio(perRound)})`,
+          ok: ours[mode]!.p50 / base[mode]!.p50 <= 1.05,
+        });
+      }
       if (!ours?.[mode] || peers.length === 0) {
         out.push({ goal: `Overhead: p50 below every peer's (${label})`, measured: 'no peer measured', ok: undefined });
         continue;

@@ -38,14 +38,16 @@ export async function startWarden(
   reaper: Reaper,
   servers: Record<string, WardenServerSpec>,
   settings: Record<string, unknown> = {},
+  /** Another build's dist/src/cli/main.js (a baseline revision measured in the same run). */
+  cliMain: string = CLI_MAIN,
 ): Promise<WardenProcess> {
   try {
-    return await startWardenOnce(reaper, servers, settings);
+    return await startWardenOnce(reaper, servers, settings, cliMain);
   } catch (err) {
     if (!(err instanceof Error && /exited .* before it was ready/.test(err.message)) || reaper.isClosed()) throw err;
     process.stderr.write(`  (mcp-warden did not start, retrying once in 3 s: ${err.message.slice(0, 160)})\n`);
     await sleep(3_000);
-    return startWardenOnce(reaper, servers, settings);
+    return startWardenOnce(reaper, servers, settings, cliMain);
   }
 }
 
@@ -53,13 +55,14 @@ async function startWardenOnce(
   reaper: Reaper,
   servers: Record<string, WardenServerSpec>,
   settings: Record<string, unknown>,
+  cliMain: string,
 ): Promise<WardenProcess> {
   const dataDir = reaper.trackDir(mkdtempSync(join(tmpdir(), 'mcp-warden-bench-')));
   const configPath = join(dataDir, 'config.json');
   writeFileSync(configPath, JSON.stringify({ mcpServers: servers, settings }, null, 2));
   const spawnedAt = performance.now();
   const child = reaper.spawn(process.execPath, [
-    CLI_MAIN,
+    cliMain,
     'serve',
     '--data-dir',
     dataDir,

@@ -44,7 +44,6 @@ import { ServerEvents, type DaemonEvent } from './server-events.js';
 export type { DaemonEvent } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
 import { createPeerCheck } from '../adapters/http/peer-guard.js';
-import { supervisedPids } from '../adapters/process/socket-owner.js';
 import { LogTap } from '../adapters/log/log-tap.js';
 import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
 import { CONTROL_PATH } from '../control/protocol.js';
@@ -255,13 +254,11 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   // holds is refused on /mcp and /ws. The candidates are the ledger's process groups, read lazily.
   const peerCheck = createPeerCheck({
     logger: logger.child({ component: 'peer-check' }),
-    supervisedPids: () =>
-      supervisedPids(
-        ledger
-          .all()
-          .filter((e) => e.kind === 'process-group')
-          .map((e) => ({ pid: numberFact(e.facts?.pid), pgid: numberFact(e.facts?.pgid) })),
-      ),
+    supervisedGroups: () =>
+      ledger
+        .all()
+        .filter((e) => e.kind === 'process-group')
+        .map((e) => ({ pid: numberFact(e.facts?.pid), pgid: numberFact(e.facts?.pgid) })),
   });
 
   let http: HttpServerHandle | undefined;

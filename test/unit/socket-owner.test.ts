@@ -27,21 +27,30 @@ test(
     const peer = await accepted;
     try {
       let asked = 0;
+      const self = [{ pid: process.pid }];
+      const pidsOf = async () => (asked++, [process.pid]);
       // This process holds the client end: found when it is a candidate, not otherwise.
+      assert.equal(await supervisedSocketOwner(peer.remotePort!, peer.localPort!, () => self, pidsOf), process.pid);
       assert.equal(
-        supervisedSocketOwner(peer.remotePort!, peer.localPort!, () => (asked++, [process.pid])),
-        process.pid,
-      );
-      assert.equal(
-        supervisedSocketOwner(peer.remotePort!, peer.localPort!, () => []),
+        await supervisedSocketOwner(
+          peer.remotePort!,
+          peer.localPort!,
+          () => self,
+          async () => [],
+        ),
         undefined,
       );
-      // No such connection on this host: the candidates are not even asked for.
-      assert.equal(
-        supervisedSocketOwner(1, 2, () => (asked++, [process.pid])),
-        undefined,
-      );
+      // No such connection on this host: the processes are not even listed.
+      assert.equal(await supervisedSocketOwner(1, 2, () => self, pidsOf), undefined);
       assert.equal(asked, 1);
+      // No supervised group: nothing is read at all.
+      assert.equal(await supervisedSocketOwner(peer.remotePort!, peer.localPort!, () => [], pidsOf), undefined);
+      assert.equal(asked, 1);
+      // Lookups asked together share the table reads and still each see their connection.
+      const many = await Promise.all(
+        Array.from({ length: 8 }, () => supervisedSocketOwner(peer.remotePort!, peer.localPort!, () => self, pidsOf)),
+      );
+      assert.deepEqual(many, Array(8).fill(process.pid));
     } finally {
       client.destroy();
       peer.destroy();

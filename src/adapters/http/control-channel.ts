@@ -33,7 +33,7 @@ import { VERSION } from '../../core/version.js';
 import { CONTROL_PATH, CONTROL_PROTOCOL, ControlErrorCodes, decodeClientMessage } from '../../control/protocol.js';
 import type { HttpServerHandle } from './http-server.js';
 import { guardRequest, isLoopbackHost, loopbackAllowedHosts, loopbackOrigins } from './request-guards.js';
-import type { PeerCheck } from './peer-guard.js';
+import type { PeerCheck, PeerRefusal } from './peer-guard.js';
 import type { LogRecord, LogTap } from '../log/log-tap.js';
 
 const CONTROL_LEDGER_OWNER = 'control';
@@ -115,10 +115,32 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
 
   http.onUpgrade(CONTROL_PATH, (req, socket, head) => {
     if (closing) return refuseUpgrade(socket, ControlErrorCodes.SHUTTING_DOWN, 'the daemon is shutting down');
+    const hostGuard = guardRequest(req, { allowedHosts, allowedOrigins: opts.allowedOrigins, ownOrigins });
+    if (hostGuard) {
+      logger.warn({ code: hostGuard.code, remote: req.socket.remoteAddress }, 'control connection refused');
+      return refuseUpgrade(socket, hostGuard.code, hostGuard.message);
+    }
     // The peer check comes before the token: an upstream can read the token, so holding it proves
-    // nothing (docs/quarantine.md).
-    const guard =
-      guardRequest(req, { allowedHosts, allowedOrigins: opts.allowedOrigins, ownOrigins }) ?? opts.peerCheck?.(req.socket as Socket);
+    // nothing (docs/quarantine.md). A connection's first lookup is asynchronous; meanwhile the socket
+    // counts as pending (closed with the channel) and its errors are absorbed.
+    const verdict = opts.peerCheck?.(req.socket as Socket);
+    if (!(verdict instanceof Promise)) return admit(req, socket, head, verdict);
+    pending.add(socket);
+    const onError = () => socket.destroy();
+    const onClose = () => pending.delete(socket);
+    socket.on('error', onError);
+    socket.once('close', onClose);
+    void verdict.then((v) => {
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      pending.delete(socket);
+      if (socket.destroyed) return;
+      if (closing) return refuseUpgrade(socket, ControlErrorCodes.SHUTTING_DOWN, 'the daemon is shutting down');
+      admit(req, socket, head, v);
+    });
+  });
+
+  function admit(req: IncomingMessage, socket: Duplex, head: Buffer, guard: PeerRefusal | undefined): void {
     if (guard) {
       logger.warn({ code: guard.code, remote: req.socket.remoteAddress }, 'control connection refused');
       return refuseUpgrade(socket, guard.code, guard.message);
@@ -151,7 +173,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
       }
       onConnection(ws, req);
     });
-  });
+  }
 
   // ---- connections ----------------------------------------------------------------------------
 

@@ -9,10 +9,15 @@
  * socket has `socket:[<inode>]` among /proc/<pid>/fd. Only the descriptors of the given pids (the
  * members of the supervised process groups) are read, never every process on the machine.
  *
- * Synchronous (kernel-generated files and the process table of process-table.ts, read once per
- * connection). Never throws: an unreadable file or a vanished process is simply not a match.
+ * Cost: reading /proc/net/tcp walks the kernel's whole TCP hash table, whatever the number of sockets
+ * (about 10 ms per file on a 24 GiB machine, measured in docs/benchmarks.md), so the tables are read
+ * asynchronously (libuv's thread pool, never blocking the event loop), at most one read at a time, and
+ * every lookup queued while a read runs shares the next one: a burst of new connections costs two reads,
+ * not one each. The read a lookup uses always starts after the lookup was asked for, so the connection
+ * it asks about is in it. Never throws: an unreadable file or a vanished process is simply not a match.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { processTable } from './current-table.js';
 
 const PROC_NET_FILES = ['/proc/net/tcp', '/proc/net/tcp6'];
@@ -42,12 +47,33 @@ function portOf(hexAddress: string): number | undefined {
   return Number.isInteger(port) ? port : undefined;
 }
 
-function readText(file: string): string {
+async function readText(file: string): Promise<string> {
   try {
-    return readFileSync(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch {
     return '';
   }
+}
+
+let running: Promise<string[]> | undefined;
+let next: Promise<string[]> | undefined;
+
+/** The texts of PROC_NET_FILES from a read that starts no earlier than this call. */
+function readNetTables(): Promise<string[]> {
+  const read = () => Promise.all(PROC_NET_FILES.map(readText));
+  if (!running) {
+    const p = read().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
+  }
+  // A read is under way and may have started before this connection existed: join the next one.
+  next ??= running.then(() => {
+    next = undefined;
+    return readNetTables();
+  });
+  return next;
 }
 
 /** True when `pid` has one of `inodes` among its open descriptors. */
@@ -76,13 +102,11 @@ function holdsSocket(pid: number, inodes: ReadonlySet<string>): boolean {
  * their descendants (a child that left the group with setsid still has its parent chain; one that
  * double-forked away to init does not, see docs/quarantine.md). The daemon itself is never included.
  */
-export function supervisedPids(groups: ReadonlyArray<{ pid?: number; pgid?: number }>): number[] {
+export async function supervisedPids(groups: readonly SupervisedGroup[]): Promise<number[]> {
   if (process.platform !== 'linux' || groups.length === 0) return [];
   const pgids = new Set(groups.map((g) => g.pgid).filter((n): n is number => Number.isInteger(n) && (n ?? 0) > 0));
   const roots = new Set(groups.map((g) => g.pid).filter((n): n is number => Number.isInteger(n) && (n ?? 0) > 0));
-  const table = processTable()
-    .list()
-    .filter((p) => p.state !== 'Z' && p.state !== 'X');
+  const table = (await processTable().listAsync()).filter((p) => p.state !== 'Z' && p.state !== 'X');
   const chosen = new Set(table.filter((p) => pgids.has(p.pgid) || roots.has(p.pid)).map((p) => p.pid));
   // Descendants: repeat until no new child of a chosen process appears (the table is a snapshot).
   for (let grew = true; grew;) {
@@ -98,17 +122,29 @@ export function supervisedPids(groups: ReadonlyArray<{ pid?: number; pgid?: numb
   return [...chosen];
 }
 
+/** A supervised process group as the ledger records it. */
+export interface SupervisedGroup {
+  pid?: number;
+  pgid?: number;
+}
+
 /**
- * The pid among `candidates` that holds the client end of the TCP connection whose client port is
- * `clientPort` and whose server port is `serverPort` (`candidates` is asked only when such a socket
- * exists on this host); undefined when none does (or not on Linux).
+ * The supervised process that holds the client end of the TCP connection whose client port is
+ * `clientPort` and whose server port is `serverPort`; undefined when none does (or not on Linux).
+ * `groups` is asked first: with no supervised process nothing is read at all. The process table is
+ * read only when such a socket exists on this host.
  */
-export function supervisedSocketOwner(clientPort: number, serverPort: number, candidates: () => readonly number[]): number | undefined {
-  if (process.platform !== 'linux') return undefined;
+export async function supervisedSocketOwner(
+  clientPort: number,
+  serverPort: number,
+  groups: () => readonly SupervisedGroup[],
+  /** The live processes of those groups (tests pass their own). */
+  pidsOf: (groups: readonly SupervisedGroup[]) => Promise<readonly number[]> = supervisedPids,
+): Promise<number | undefined> {
+  if (process.platform !== 'linux' || groups().length === 0) return undefined;
   const inodes = new Set<string>();
-  for (const file of PROC_NET_FILES) for (const inode of inodesOfPortPair(readText(file), clientPort, serverPort)) inodes.add(inode);
+  for (const text of await readNetTables()) for (const inode of inodesOfPortPair(text, clientPort, serverPort)) inodes.add(inode);
   if (inodes.size === 0) return undefined;
-  // Only now the process table: a connection whose client end is not on this host costs nothing more.
-  for (const pid of candidates()) if (holdsSocket(pid, inodes)) return pid;
+  for (const pid of await pidsOf(groups())) if (holdsSocket(pid, inodes)) return pid;
   return undefined;
 }
