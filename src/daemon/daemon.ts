@@ -353,6 +353,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     approvals,
     updateConfig: (mutate) => updateConfigFile(configPath, mutate),
     quarantineNewServers: () => settings.quarantineNewServers,
+    quarantineScope: () => settings.quarantineScope,
     logger: logger.child({ component: 'registry' }),
     onRemoved: (name) => events.emit({ type: 'server-removed', name, at: Date.now() }),
   });
