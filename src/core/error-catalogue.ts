@@ -96,7 +96,8 @@ export const ErrorCatalogue = {
   APPROVAL_MISSING: {
     code: 'E_APPROVAL_MISSING',
     where: ['server'],
-    meaning: 'the server was approved before but its approval record is gone (removed from approvals.json, or the file deleted); quarantined',
+    meaning:
+      'the server was approved before but its approval record is gone (removed from approvals.json, or the file deleted); quarantined',
   },
   TOOLS_MISMATCH: {
     code: 'E_TOOLS_MISMATCH',

@@ -169,14 +169,15 @@ export class ServerRegistry {
     const scope = this.opts.quarantineScope?.() ?? 'server';
     const changes = changesAgainst(record, tools);
     if (changes.length > 0) {
-      this.opts.logger.warn(
-        { server: name, scope, changes: changes.map((c) => c.summary) },
-        'tools differ from the approved fingerprints',
-      );
+      this.opts.logger.warn({ server: name, scope, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
       if (scope === 'server') this.persistChangeQuarantine(name);
     }
     // Tool scope: which tools are withheld is kept with the record, so a restart does not forget it.
-    if (scope === 'tool' || record.withheld) this.persistWithheld(name, changes.map((c) => c.tool));
+    if (scope === 'tool' || record.withheld)
+      this.persistWithheld(
+        name,
+        changes.map((c) => c.tool),
+      );
     return { toolChanges: changes, withhold: scope === 'tool' ? 'tools' : 'server' };
   }
 
@@ -404,7 +405,10 @@ export class ServerRegistry {
     this.opts.approvals
       .setWithheld(name, [...keep, ...tools])
       .catch((err: unknown) =>
-        this.opts.logger.error({ err, server: name }, 'could not persist the withheld tools of a changed server; they are withheld until the daemon stops'),
+        this.opts.logger.error(
+          { err, server: name },
+          'could not persist the withheld tools of a changed server; they are withheld until the daemon stops',
+        ),
       );
   }
 

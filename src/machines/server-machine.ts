@@ -251,8 +251,7 @@ export function createServerMachine(deps: { now: () => number }) {
       // The whole server goes (back) to quarantine: a reason to, or a change in server scope (or in
       // a server that is quarantined anyway). In tool scope a running server keeps running.
       quarantinesServer: ({ context, event }) =>
-        reasonIn(event) !== undefined ||
-        (changesIn(event).length > 0 && (checkIn(event).withhold !== 'tools' || context.quarantined)),
+        reasonIn(event) !== undefined || (changesIn(event).length > 0 && (checkIn(event).withhold !== 'tools' || context.quarantined)),
       nothingRemains: ({ event }) => {
         const out = (event as { output?: AuditOutput }).output;
         return typeof out?.remaining === 'number' && out.remaining === 0;
