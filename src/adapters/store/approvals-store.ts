@@ -42,7 +42,8 @@ interface MarksFile {
   approvedOnce: Record<string, string>;
 }
 
-export type ApprovalsLoad = { ok: true } | { ok: false; reason: string };
+/** A failed load names the file at fault (approvals.json or approved-once.json). */
+export type ApprovalsLoad = { ok: true } | { ok: false; reason: string; file: string };
 
 export class ApprovalsStore {
   private data: ApprovalsFile = { version: 1, servers: {} };
@@ -98,8 +99,12 @@ export class ApprovalsStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true };
       this.marksCorrupt = true;
-      if (err instanceof WardenError) return { ok: false, reason: err.message };
-      return { ok: false, reason: `cannot read ${this.marksFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+      if (err instanceof WardenError) return { ok: false, file: this.marksFile, reason: err.message };
+      return {
+        ok: false,
+        file: this.marksFile,
+        reason: `cannot read ${this.marksFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      };
     }
     try {
       const v = JSON.parse(text) as Partial<MarksFile>;
@@ -115,7 +120,7 @@ export class ApprovalsStore {
       return { ok: true };
     } catch (err) {
       this.marksCorrupt = true;
-      return { ok: false, reason: `${this.marksFile} is corrupted (${(err as Error).message})` };
+      return { ok: false, file: this.marksFile, reason: `${this.marksFile} is corrupted (${(err as Error).message})` };
     }
   }
 
@@ -127,8 +132,8 @@ export class ApprovalsStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true };
       this.corrupt = true;
-      if (err instanceof WardenError) return { ok: false, reason: err.message };
-      return { ok: false, reason: `cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+      if (err instanceof WardenError) return { ok: false, file: this.file, reason: err.message };
+      return { ok: false, file: this.file, reason: `cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
     }
     try {
       const v = JSON.parse(text) as Partial<ApprovalsFile>;
@@ -149,7 +154,11 @@ export class ApprovalsStore {
     } catch (err) {
       this.corrupt = true;
       this.data = { version: 1, servers: {} };
-      return { ok: false, reason: `${this.file} is corrupted (${(err as Error).message}); treating it as nothing approved` };
+      return {
+        ok: false,
+        file: this.file,
+        reason: `${this.file} is corrupted (${(err as Error).message}); treating it as nothing approved`,
+      };
     }
   }
 
