@@ -173,11 +173,12 @@ export class ServerRegistry {
       if (scope === 'server') this.persistChangeQuarantine(name);
     }
     // Tool scope: which tools are withheld is kept with the record, so a restart does not forget it.
-    if (scope === 'tool' || record.withheld)
+    if (scope === 'tool' || record.withheld) {
       this.persistWithheld(
         name,
         changes.map((c) => c.tool),
       );
+    }
     return { toolChanges: changes, withhold: scope === 'tool' ? 'tools' : 'server' };
   }
 

@@ -187,8 +187,7 @@ function changesIn(event: unknown): ToolChangeInfo[] {
 /** The check carried by a launch result or a TOOLS_UPDATED event (never throws). */
 function checkIn(event: unknown): ToolCheck {
   const e = event as { output?: ToolCheck } & ToolCheck;
-  const c = (e.output && typeof e.output === 'object' ? e.output : e) ?? {};
-  return c;
+  return e.output && typeof e.output === 'object' ? e.output : e;
 }
 
 function reasonIn(event: unknown): ToolCheck['quarantine'] {
