@@ -325,7 +325,8 @@ export function createServerMachine(deps: { now: () => number }) {
       // What the integrity check said is answered by the approval; other errors stay visible.
       approve: assign(({ context }) => ({
         quarantined: false,
-        toolChanges: [] as ToolChangeInfo[],
+        // The same empty array when nothing was withheld: the catalog compares references (list_changed).
+        toolChanges: context.toolChanges.length === 0 ? context.toolChanges : ([] as ToolChangeInfo[]),
         lastError:
           context.lastError?.code === ErrorCodes.TOOLS_CHANGED || context.lastError?.code === ErrorCodes.APPROVAL_MISSING
             ? null
@@ -352,7 +353,8 @@ export function createServerMachine(deps: { now: () => number }) {
           const message = `withheld until approved: ${changes.map((c) => c.summary).join('\n')}`;
           return { toolChanges: changes, lastError: { code: ErrorCodes.TOOLS_CHANGED, message, at: now() } };
         }
-        return context.lastError?.code === ErrorCodes.TOOLS_CHANGED ? { toolChanges: [], lastError: null } : { toolChanges: [] };
+        const none = context.toolChanges.length === 0 ? context.toolChanges : [];
+        return context.lastError?.code === ErrorCodes.TOOLS_CHANGED ? { toolChanges: none, lastError: null } : { toolChanges: none };
       }),
       quarantine: assign({ quarantined: true }),
       resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null }),
