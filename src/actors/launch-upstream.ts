@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { LaunchOutput, ToolChangeInfo, UpstreamSession, UpstreamToolInfo } from '../machines/server-machine.js';
+import type { LaunchOutput, ToolCheck, UpstreamSession, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { startProcessGroup } from '../adapters/process/process-group.js';
 import type { GroupMarks } from '../adapters/process/group-marks.js';
@@ -33,7 +33,7 @@ export interface LaunchDeps {
   /** The Docker engine client for `docker` entries (created lazily by the daemon). */
   docker: () => Docker;
   /** Integrity check of a fetched tool list against the approved fingerprints. */
-  checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[];
+  checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolCheck;
   /** Mark files of the process groups (the marker where environments are unreadable, docs/guarantees.md). */
   groupMarks?: GroupMarks;
   /** The config file's directory: relative `${file:…}` references are resolved against it. */
@@ -119,6 +119,6 @@ export function createLaunchUpstream(deps: LaunchDeps) {
     signal.throwIfAborted();
     const tools = await connection.listTools(signal);
     log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
-    return { pid: handle.pid, tools, serverInfo: connection.serverInfo, toolChanges: deps.checkTools(input.name, tools), session };
+    return { pid: handle.pid, tools, serverInfo: connection.serverInfo, ...deps.checkTools(input.name, tools), session };
   });
 }

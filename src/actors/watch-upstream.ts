@@ -6,9 +6,9 @@
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { ServerEvent, ToolChangeInfo, UpstreamToolInfo, WatchInput } from '../machines/server-machine.js';
+import type { ServerEvent, ToolCheck, UpstreamToolInfo, WatchInput } from '../machines/server-machine.js';
 
-export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolChangeInfo[] }) {
+export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolCheck }) {
   return fromCallback<ServerEvent, WatchInput>(({ input, sendBack }) => {
     const session = input.session;
     if (!session) {
@@ -30,7 +30,7 @@ export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: s
         .listTools(refresh.signal)
         .then((tools) => {
           if (!refresh.signal.aborted) {
-            sendBack({ type: 'TOOLS_UPDATED', tools, toolChanges: deps.checkTools(input.name, tools) });
+            sendBack({ type: 'TOOLS_UPDATED', tools, ...deps.checkTools(input.name, tools) });
           }
         })
         .catch((err: unknown) => {

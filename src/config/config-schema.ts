@@ -135,6 +135,7 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   processTable: { choice: ['auto', 'proc', 'portable'] },
   processTableTimeoutMs: ms(1),
   configReloadDebounceMs: ms(0),
+  quarantineScope: { choice: ['server', 'tool'] },
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -93,6 +93,12 @@ export const ErrorCatalogue = {
     meaning: 'the process table cannot be read (the portable one: ps, pgrep or lsof missing or too slow)',
   },
   TOOLS_CHANGED: { code: 'E_TOOLS_CHANGED', where: ['server'], meaning: 'tools differ from what was approved; back in quarantine' },
+  APPROVAL_MISSING: {
+    code: 'E_APPROVAL_MISSING',
+    where: ['server'],
+    meaning:
+      'the server was approved before but its approval record is gone (removed from approvals.json, or the file deleted); quarantined',
+  },
   TOOLS_MISMATCH: {
     code: 'E_TOOLS_MISMATCH',
     where: ['commands'],

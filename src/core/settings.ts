@@ -107,6 +107,12 @@ export interface Settings {
    * change before re-reading it (editors write in several steps: temp file, rename, chmod).
    */
   configReloadDebounceMs: number;
+  /**
+   * What a changed or new tool of an approved server withholds (docs/quarantine.md): `server` = the
+   * whole server goes back to quarantine; `tool` = only the changed tools are withheld, the
+   * unchanged ones keep serving.
+   */
+  quarantineScope: 'server' | 'tool';
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -152,6 +158,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   processTable: 'auto',
   processTableTimeoutMs: 5_000,
   configReloadDebounceMs: 200,
+  quarantineScope: 'server',
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

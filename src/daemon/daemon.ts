@@ -213,11 +213,11 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   // Fail closed (docs/quarantine.md): an unreadable approvals file cannot say which servers were
   // approved, and "nothing approved" would trust every unflagged server on first use again.
   if (!approvalsLoad.ok) {
-    logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvals.file }, approvalsLoad.reason);
+    logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvalsLoad.file }, approvalsLoad.reason);
     closeLogger();
     throw new WardenError(
       ErrorCodes.APPROVALS_CORRUPT,
-      `${approvalsLoad.reason}. Refusing to start: inspect or repair ${approvals.file}, or move it aside to approve every server again`,
+      `${approvalsLoad.reason}. Refusing to start: inspect or repair ${approvalsLoad.file}, or move it aside to approve every server again`,
     );
   }
   const identity = newInstanceIdentity();
@@ -350,6 +350,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     approvals,
     updateConfig: (mutate) => updateConfigFile(configPath, mutate),
     quarantineNewServers: () => settings.quarantineNewServers,
+    quarantineScope: () => settings.quarantineScope,
     logger: logger.child({ component: 'registry' }),
     onRemoved: (name) => events.emit({ type: 'server-removed', name, at: Date.now() }),
   });

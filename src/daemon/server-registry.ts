@@ -17,7 +17,7 @@ import type { ServerEntry } from '../config/config-types.js';
 import { parseServerEntry, validateServerName } from '../config/config-schema.js';
 import type { LoadedConfig } from '../adapters/store/config-file.js';
 import type { ApprovalsStore, ServerApproval } from '../adapters/store/approvals-store.js';
-import type { ToolChangeInfo, UpstreamToolInfo } from '../machines/server-machine.js';
+import type { ToolCheck, UpstreamToolInfo } from '../machines/server-machine.js';
 
 /** What the registry needs from the actor system: start/replace, stop, forward, and read back. */
 export interface ServerActorsPort {
@@ -44,6 +44,8 @@ export interface ServerRegistryOptions {
   updateConfig: ConfigUpdater;
   /** The run-time quarantine policy (`quarantineNewServers`: 1 quarantine, 0 trust on first use). */
   quarantineNewServers: () => number;
+  /** What a change withholds (`quarantineScope`): the whole server, or the changed tools alone. Default `server`. */
+  quarantineScope?: () => 'server' | 'tool';
   logger: Logger;
   /** Called after a server was forgotten, so UIs can drop it. */
   onRemoved?: (name: string) => void;
@@ -121,10 +123,12 @@ export class ServerRegistry {
     this.require(name);
     const tools = this.actors?.toolsOf(name) ?? [];
     const record = this.opts.approvals.get(name);
+    // A lost record (approved before, record gone) shows every tool as new: nothing of it stands approved.
+    const lost = !record && this.opts.approvals.approvedBefore(name) !== undefined;
     return {
       tools,
       fingerprint: fingerprintToolSet(tools),
-      changes: record ? diffTools(tools, record.tools) : null,
+      changes: record ? changesAgainst(record, tools) : lost ? diffTools(tools, {}) : null,
       approvedAt: record?.approvedAt ?? null,
       // Look-alikes are also checked against the other servers' tools (a "read_fi1e" shadowing one).
       flags: flagTools(
@@ -136,26 +140,46 @@ export class ServerRegistry {
 
   /**
    * Tool integrity (docs/quarantine.md), called with every fetched tool list: a config server not
-   * marked quarantined is trusted on first use; after that the list is compared with the approved
-   * fingerprints and any change is returned (the statechart re-quarantines on it).
+   * marked quarantined is trusted on first use — unless it had an approval record before, which is
+   * then missing: that quarantines it (E_APPROVAL_MISSING), never trust on first use again. With a
+   * record the list is compared with the approved fingerprints and the changes are returned; the
+   * statechart re-quarantines the server on them (quarantineScope "server") or withholds the changed
+   * tools alone ("tool").
    */
-  checkTools(name: string, tools: UpstreamToolInfo[]): ToolChangeInfo[] {
+  checkTools(name: string, tools: UpstreamToolInfo[]): ToolCheck {
     const record = this.opts.approvals.get(name);
     if (!record) {
+      const since = this.opts.approvals.approvedBefore(name);
+      if (since !== undefined) {
+        const message =
+          `server "${name}" was approved before (first on ${since}) but its approval record is missing from ` +
+          `${this.opts.approvals.file}; quarantined until a person approves its tools again`;
+        this.opts.logger.warn({ server: name, code: ErrorCodes.APPROVAL_MISSING }, message);
+        this.persistChangeQuarantine(name);
+        return { toolChanges: diffTools(tools, {}), quarantine: { code: ErrorCodes.APPROVAL_MISSING, message } };
+      }
       const entry = this.entries.get(name);
       if (entry && !entry.quarantined) {
         this.opts.approvals
           .set(name, approvalOf(tools, 'trust-on-first-use'))
           .catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
       }
-      return [];
+      return {};
     }
-    const changes = diffTools(tools, record.tools);
+    const scope = this.opts.quarantineScope?.() ?? 'server';
+    const changes = changesAgainst(record, tools);
     if (changes.length > 0) {
-      this.opts.logger.warn({ server: name, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
-      this.persistChangeQuarantine(name);
+      this.opts.logger.warn({ server: name, scope, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
+      if (scope === 'server') this.persistChangeQuarantine(name);
     }
-    return changes;
+    // Tool scope: which tools are withheld is kept with the record, so a restart does not forget it.
+    if (scope === 'tool' || record.withheld) {
+      this.persistWithheld(
+        name,
+        changes.map((c) => c.tool),
+      );
+    }
+    return { toolChanges: changes, withhold: scope === 'tool' ? 'tools' : 'server' };
   }
 
   // ---- commands --------------------------------------------------------------------------------
@@ -261,8 +285,10 @@ export class ServerRegistry {
           `the tools of "${name}" are not the ones shown (fingerprint ${clipHash(fingerprint)}, now ${clipHash(current)}); inspect them again and approve what you see`,
         );
       }
-      const changed = (actors.quarantinedOf(name) ?? entry.quarantined) !== false;
       const previous = this.opts.approvals.get(name);
+      // Changed: the server was quarantined, or (tool scope) some of its tools were withheld.
+      const changed =
+        (actors.quarantinedOf(name) ?? entry.quarantined) !== false || !previous || changesAgainst(previous, tools).length > 0;
       await this.opts.approvals.set(name, approvalOf(tools, 'person'));
       try {
         await this.persistFlag(name, 'quarantined', false);
@@ -367,6 +393,26 @@ export class ServerRegistry {
     );
   }
 
+  /**
+   * Tool scope: the withheld tools go into the server's approval record (approvals.json), so a tool
+   * that flips back to its approved text while the daemon is down stays withheld; `approve` writes a
+   * new record without them. A failed write only loses that persistence, and says so.
+   */
+  private persistWithheld(name: string, tools: string[]): void {
+    const record = this.opts.approvals.get(name);
+    if (!record) return;
+    // Withheld tools the server no longer lists stay withheld should they come back.
+    const keep = (record.withheld ?? []).filter((t) => !tools.includes(t));
+    this.opts.approvals
+      .setWithheld(name, [...keep, ...tools])
+      .catch((err: unknown) =>
+        this.opts.logger.error(
+          { err, server: name },
+          'could not persist the withheld tools of a changed server; they are withheld until the daemon stops',
+        ),
+      );
+  }
+
   private require(name: string): ServerEntry {
     const entry = this.entries.get(name);
     if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
@@ -438,6 +484,24 @@ function canonical(v: unknown): string {
       ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
       : value,
   );
+}
+
+/**
+ * How a tool list differs from a record: its diff, plus the tools the record says were withheld
+ * after a change (tool scope) that now look approved again — a flip back does not undo a change.
+ */
+function changesAgainst(record: ServerApproval, tools: UpstreamToolInfo[]): ToolChange[] {
+  const changes = diffTools(tools, record.tools);
+  for (const name of record.withheld ?? []) {
+    if (changes.some((c) => c.tool === name) || !tools.some((t) => t.name === name)) continue;
+    changes.push({
+      tool: name,
+      kind: 'changed',
+      fields: [],
+      summary: `tool "${name}" changed after its approval and is withheld until a person approves it (it shows the approved text again)`,
+    });
+  }
+  return changes;
 }
 
 function approvalOf(tools: UpstreamToolInfo[], by: ServerApproval['by']): ServerApproval {

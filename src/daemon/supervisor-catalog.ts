@@ -60,7 +60,7 @@ export class SupervisorCatalog implements ToolCatalog {
   private readonly links = new Map<string, ServerLink>();
   /** Upstream resource subscriptions: server → upstream URI → number of sessions subscribed. */
   private readonly subscriptions = new Map<string, Map<string, number>>();
-  /** Running servers' names and tools arrays, in order, as of the last notification. */
+  /** Running servers' names, tools and withheld-tool arrays, in order, as of the last notification. */
   private signature: unknown[] = [];
   private closing = false;
   private readonly logger: Logger | undefined;
@@ -89,12 +89,12 @@ export class SupervisorCatalog implements ToolCatalog {
   listTools(scope?: string): CatalogTool[] {
     if (scope !== undefined) {
       const s = this.server(scope);
-      return s && s.value === 'running' ? s.context.tools.map((t) => ({ ...t })) : [];
+      return s && s.value === 'running' ? servedTools(s).map((t) => ({ ...t })) : [];
     }
     const out: CatalogTool[] = [];
     for (const s of this.servers()) {
       if (s.value !== 'running') continue;
-      for (const t of s.context.tools) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+      for (const t of servedTools(s)) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
     }
     return out;
   }
@@ -117,6 +117,12 @@ export class SupervisorCatalog implements ToolCatalog {
     }
     if (!s.context.tools.some((t) => t.name === parts.tool)) {
       throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
+    }
+    if (isWithheld(s, parts.tool)) {
+      throw new WardenError(
+        ErrorCodes.QUARANTINED,
+        `tool "${parts.tool}" of server "${parts.server}" changed since it was approved and is withheld until a person approves it`,
+      );
     }
     // The options object itself marks the call in flight: no allocation on the hot path.
     const link = opts.peer ? this.link(parts.server, connection) : undefined;
@@ -446,12 +452,13 @@ export class SupervisorCatalog implements ToolCatalog {
   /**
    * Re-check the list; tell subscribers if it changed. Never throws. Cheap on purpose (it runs on
    * every server snapshot): the list can only change when a server enters or leaves `running` or
-   * its context gets a new `tools` array, so comparing those references is enough.
+   * its context gets a new `tools` (or `toolChanges`: withheld tools) array, so comparing those
+   * references is enough.
    */
   notify(): void {
     let next: unknown[];
     try {
-      next = this.servers().flatMap((s) => (s.value === 'running' ? [s.context.name, s.context.tools] : []));
+      next = this.servers().flatMap((s) => (s.value === 'running' ? [s.context.name, s.context.tools, s.context.toolChanges] : []));
     } catch {
       next = [Symbol('unknown')];
     }
@@ -488,6 +495,19 @@ export class SupervisorCatalog implements ToolCatalog {
     this.closing = true;
     for (const link of [...this.links.values()]) this.unlink(link);
   }
+}
+
+/**
+ * In `running`, the server's tool changes are the tools withheld alone (quarantineScope "tool",
+ * docs/quarantine.md); they are neither listed nor callable until a person approves them.
+ */
+function isWithheld(s: ServerSnapshot, tool: string): boolean {
+  return s.context.toolChanges.some((c) => c.tool === tool);
+}
+
+function servedTools(s: ServerSnapshot): ServerSnapshot['context']['tools'] {
+  const changes = s.context.toolChanges;
+  return changes.length === 0 ? s.context.tools : s.context.tools.filter((t) => !isWithheld(s, t.name));
 }
 
 /** In place: `uri` of each item (resource contents) → the federated form. */

@@ -26,7 +26,7 @@
  */
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 import { backoffDelay, type Settings } from '../core/settings.js';
-import { ErrorCodes, toErrorInfo, type ErrorInfo } from '../core/error-codes.js';
+import { ErrorCodes, toErrorInfo, type ErrorCode, type ErrorInfo } from '../core/error-codes.js';
 // Types only (erased at build): the statechart keeps the session, it never calls into it.
 import type { UpstreamConnection } from '../adapters/mcp/upstream-client.js';
 import type { ExitInfo } from '../adapters/process/exit-notice.js';
@@ -117,7 +117,10 @@ export interface ServerContext {
   upSince: number | null;
   /** Resources still held when reaping last audited. */
   remaining: number;
-  /** Why the server was (re-)quarantined by the integrity check; empty otherwise. */
+  /**
+   * Why the server was (re-)quarantined by the integrity check; in `running` (quarantineScope
+   * "tool") the changed tools withheld alone; empty otherwise.
+   */
   toolChanges: ToolChangeInfo[];
   /** The live upstream while running/quarantined; null otherwise. */
   session: UpstreamSession | null;
@@ -133,12 +136,26 @@ export interface ToolChangeInfo {
   summary: string;
 }
 
-export interface LaunchOutput {
+/**
+ * The integrity check of a fetched tool list against the approved record (the registry's
+ * `checkTools`, src/daemon/server-registry.ts), carried by a launch result or a TOOLS_UPDATED event.
+ */
+export interface ToolCheck {
+  /** Tools that differ from their approved fingerprints (or were never approved). */
+  toolChanges?: ToolChangeInfo[];
+  /**
+   * What a change withholds (setting quarantineScope): `server` (the default) quarantines the whole
+   * server; `tools` withholds the changed tools alone and keeps a running server running.
+   */
+  withhold?: 'server' | 'tools';
+  /** Quarantine the whole server for this reason, whatever changed (e.g. E_APPROVAL_MISSING). */
+  quarantine?: { code: ErrorCode; message: string };
+}
+
+export interface LaunchOutput extends ToolCheck {
   pid: number;
   tools: UpstreamToolInfo[];
   serverInfo?: { name: string; version: string };
-  /** Integrity check of `tools` against the approved fingerprints; any entry re-quarantines. */
-  toolChanges?: ToolChangeInfo[];
   /** The connection to route calls over (its release is in the ledger already). */
   session: UpstreamSession | null;
 }
@@ -153,7 +170,7 @@ export type ServerEvent =
   | { type: 'APPROVE' }
   | { type: 'QUARANTINE' }
   | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null }
-  | { type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[]; toolChanges?: ToolChangeInfo[] }
+  | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & ToolCheck)
   /** From the supervisor when its shutdown budget is spent. */
   | { type: 'DEADLINE' };
 
@@ -165,6 +182,17 @@ function changesIn(event: unknown): ToolChangeInfo[] {
   const e = event as { output?: { toolChanges?: unknown }; toolChanges?: unknown };
   const list = e.output?.toolChanges ?? e.toolChanges;
   return Array.isArray(list) ? (list as ToolChangeInfo[]) : [];
+}
+
+/** The check carried by a launch result or a TOOLS_UPDATED event (never throws). */
+function checkIn(event: unknown): ToolCheck {
+  const e = event as { output?: ToolCheck } & ToolCheck;
+  return e.output && typeof e.output === 'object' ? e.output : e;
+}
+
+function reasonIn(event: unknown): ToolCheck['quarantine'] {
+  const q = checkIn(event).quarantine;
+  return q && typeof q.code === 'string' && typeof q.message === 'string' ? q : undefined;
 }
 
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
@@ -219,8 +247,10 @@ export function createServerMachine(deps: { now: () => number }) {
     guards: {
       isRemote: ({ context }) => context.remote,
       isQuarantined: ({ context }) => context.quarantined,
-      launchedWithToolChanges: ({ event }) => changesIn(event).length > 0,
-      toolsChanged: ({ event }) => changesIn(event).length > 0,
+      // The whole server goes (back) to quarantine: a reason to, or a change in server scope (or in
+      // a server that is quarantined anyway). In tool scope a running server keeps running.
+      quarantinesServer: ({ context, event }) =>
+        reasonIn(event) !== undefined || (changesIn(event).length > 0 && (checkIn(event).withhold !== 'tools' || context.quarantined)),
       nothingRemains: ({ event }) => {
         const out = (event as { output?: AuditOutput }).output;
         return typeof out?.remaining === 'number' && out.remaining === 0;
@@ -292,19 +322,39 @@ export function createServerMachine(deps: { now: () => number }) {
           return Array.isArray(e.tools) ? e.tools : context.tools;
         },
       }),
-      approve: assign({ quarantined: false, toolChanges: [] as ToolChangeInfo[] }),
+      // What the integrity check said is answered by the approval; other errors stay visible.
+      approve: assign(({ context }) => ({
+        quarantined: false,
+        // The same empty array when nothing was withheld: the catalog compares references (list_changed).
+        toolChanges: context.toolChanges.length === 0 ? context.toolChanges : ([] as ToolChangeInfo[]),
+        lastError:
+          context.lastError?.code === ErrorCodes.TOOLS_CHANGED || context.lastError?.code === ErrorCodes.APPROVAL_MISSING
+            ? null
+            : context.lastError,
+      })),
       recordToolChanges: assign(({ event }) => {
         const changes = changesIn(event);
-        if (changes.length === 0) return {};
+        const reason = reasonIn(event);
+        if (changes.length === 0 && !reason) return {};
         return {
           quarantined: true,
           toolChanges: changes,
           lastError: {
-            code: ErrorCodes.TOOLS_CHANGED,
-            message: changes.map((c) => c.summary).join('\n'),
+            code: reason?.code ?? ErrorCodes.TOOLS_CHANGED,
+            message: reason?.message ?? changes.map((c) => c.summary).join('\n'),
             at: now(),
           },
         } satisfies Partial<ServerContext>;
+      }),
+      // quarantineScope "tool": the changed tools are withheld alone (the catalog leaves them out).
+      setWithheld: assign(({ context, event }) => {
+        const changes = changesIn(event);
+        if (changes.length > 0) {
+          const message = `withheld until approved: ${changes.map((c) => c.summary).join('\n')}`;
+          return { toolChanges: changes, lastError: { code: ErrorCodes.TOOLS_CHANGED, message, at: now() } };
+        }
+        const none = context.toolChanges.length === 0 ? context.toolChanges : [];
+        return context.lastError?.code === ErrorCodes.TOOLS_CHANGED ? { toolChanges: none, lastError: null } : { toolChanges: none };
       }),
       quarantine: assign({ quarantined: true }),
       resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null }),
@@ -364,9 +414,9 @@ export function createServerMachine(deps: { now: () => number }) {
               src: 'launchUpstream',
               input: ({ context }) => ({ name: context.name, owner: context.owner }),
               onDone: [
-                { guard: 'launchedWithToolChanges', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
+                { guard: 'quarantinesServer', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
                 { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
-                { target: '#server.running', actions: 'markLaunched' },
+                { target: '#server.running', actions: ['markLaunched', 'setWithheld'] },
               ],
               onError: { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
             },
@@ -394,9 +444,10 @@ export function createServerMachine(deps: { now: () => number }) {
           QUARANTINE: { target: 'quarantined', actions: 'quarantine' },
           APPROVE: { actions: 'approve' },
           TOOLS_UPDATED: [
-            // A rug pull: a tool changed after approval. Withhold everything until a person looks.
-            { guard: 'toolsChanged', target: 'quarantined', actions: ['setTools', 'recordToolChanges'] },
-            { actions: 'setTools' },
+            // A rug pull: a tool changed after approval. Withhold everything until a person looks
+            // (or, in tool scope, just the changed tools).
+            { guard: 'quarantinesServer', target: 'quarantined', actions: ['setTools', 'recordToolChanges'] },
+            { actions: ['setTools', 'setWithheld'] },
           ],
           UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
           RESTART: { target: 'stopping', actions: 'intendRestart' },

@@ -39,7 +39,7 @@ test('50 changes in one turn are all persisted, in far fewer writes, and survive
     const again = new ApprovalsStore(dir);
     assert.deepEqual(again.load(), { ok: true });
     assert.deepEqual(again.get('s49'), approval(49));
-    assert.deepEqual(readdirSync(dir).sort(), ['approvals.json'], 'no temp file left');
+    assert.deepEqual(readdirSync(dir).sort(), ['approvals.json', 'approved-once.json'], 'no temp file left');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -69,10 +69,80 @@ test('a corrupted file is moved aside by the first write, never overwritten in p
     const store = new ApprovalsStore(dir);
     assert.equal(store.load().ok, false);
     await Promise.all([store.set('a', approval(1)), store.set('b', approval(2))]);
-    const names = readdirSync(dir).sort();
+    const names = readdirSync(dir)
+      .filter((n) => n !== 'approved-once.json')
+      .sort();
     assert.equal(names.length, 2, names.join(', '));
     assert.match(names[1]!, /^approvals\.json\.corrupt-\d+$/);
     assert.equal(readFileSync(join(dir, names[1]!), 'utf8'), '{not json');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('approved-once marks: a record removed from a valid file, or the file deleted, still reads as approved before', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'approvals-'));
+  try {
+    const store = new ApprovalsStore(dir);
+    store.load();
+    await store.set('a', approval(1));
+    await store.set('b', approval(2));
+    // The record of "a" is removed by hand; the file stays valid JSON.
+    const file = join(dir, 'approvals.json');
+    const data = JSON.parse(readFileSync(file, 'utf8')) as { servers: Record<string, unknown> };
+    delete data.servers['a'];
+    writeFileSync(file, JSON.stringify(data));
+    const again = new ApprovalsStore(dir);
+    assert.deepEqual(again.load(), { ok: true });
+    assert.equal(again.get('a'), undefined);
+    assert.equal(again.approvedBefore('a'), approval(1).approvedAt, 'the mark outlives the record');
+    assert.equal(again.approvedBefore('never'), undefined);
+    // The whole file deleted.
+    rmSync(file);
+    const third = new ApprovalsStore(dir);
+    assert.deepEqual(third.load(), { ok: true });
+    assert.ok(third.approvedBefore('a') !== undefined && third.approvedBefore('b') !== undefined);
+    // Removing a server forgets its mark too.
+    await third.delete('b');
+    const fourth = new ApprovalsStore(dir);
+    fourth.load();
+    assert.equal(fourth.approvedBefore('b'), undefined);
+    assert.ok(fourth.approvedBefore('a') !== undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('approved-once marks: records written before the marks existed are marked at load; a corrupt marks file fails the load', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'approvals-'));
+  try {
+    writeFileSync(join(dir, 'approvals.json'), JSON.stringify({ version: 1, servers: { old: approval(3) } }));
+    const store = new ApprovalsStore(dir);
+    assert.deepEqual(store.load(), { ok: true });
+    const marks = JSON.parse(readFileSync(join(dir, 'approved-once.json'), 'utf8')) as { approvedOnce: Record<string, string> };
+    assert.deepEqual(Object.keys(marks.approvedOnce), ['old'], 'seeded on disk at load');
+    writeFileSync(join(dir, 'approved-once.json'), '{"version":1,"approvedOnce":{"x":');
+    const bad = new ApprovalsStore(dir).load();
+    assert.equal(bad.ok, false);
+    assert.ok(!bad.ok && bad.reason.includes(join(dir, 'approved-once.json')), 'the reason names the marks file');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('withheld tools are persisted with the record, and a malformed list fails the load', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'approvals-'));
+  try {
+    const store = new ApprovalsStore(dir);
+    store.load();
+    await store.set('s', approval(1));
+    await store.setWithheld('s', ['b', 'a', 'b']);
+    const again = new ApprovalsStore(dir);
+    again.load();
+    assert.deepEqual(again.get('s')?.withheld, ['a', 'b']);
+    const file = join(dir, 'approvals.json');
+    writeFileSync(file, JSON.stringify({ version: 1, servers: { s: { ...approval(1), withheld: 'a' } } }));
+    assert.equal(new ApprovalsStore(dir).load().ok, false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -51,13 +51,23 @@ function eventsFor(): AnyEventObject[] {
   const out: AnyEventObject[] = [];
   for (const type of types) {
     if (type === 'xstate.done.actor.launch') {
-      out.push({ type, output: { pid: 7, tools: [] } }, { type, output: { pid: 7, tools: [], toolChanges: [CHANGE] } });
+      out.push(
+        { type, output: { pid: 7, tools: [] } },
+        { type, output: { pid: 7, tools: [], toolChanges: [CHANGE] } },
+        { type, output: { pid: 7, tools: [], toolChanges: [CHANGE], withhold: 'tools' } },
+      );
     } else if (type === 'xstate.done.actor.audit') {
       out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } });
     } else if (type.startsWith('xstate.error.actor.')) out.push({ type, error: err });
     else if (type === 'UPSTREAM_EXITED') out.push({ type, code: 1, signal: null });
-    else if (type === 'TOOLS_UPDATED') out.push({ type, tools: [] }, { type, tools: [], toolChanges: [CHANGE] });
-    else out.push({ type });
+    else if (type === 'TOOLS_UPDATED') {
+      out.push(
+        { type, tools: [] },
+        { type, tools: [], toolChanges: [CHANGE] },
+        { type, tools: [], toolChanges: [CHANGE], withhold: 'tools' },
+        { type, tools: [], quarantine: { code: 'E_APPROVAL_MISSING', message: 'record missing' } },
+      );
+    } else out.push({ type });
   }
   return out;
 }

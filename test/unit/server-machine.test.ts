@@ -392,6 +392,52 @@ test('integrity: changed tools at launch or on list_changed send the server to q
   h.actor.stop();
 });
 
+test('integrity, tool scope: changed tools are withheld while the server keeps running; a lost record quarantines it whole', async () => {
+  const change = {
+    tool: 'echo',
+    kind: 'changed' as const,
+    fields: ['description'],
+    summary: 'tool "echo" changed: description: "a" → "b"',
+  };
+  let launches = 0;
+  const h = harness({
+    script: {
+      launch: async () => {
+        launches++;
+        return {
+          pid: 1,
+          tools: [{ name: 'echo', inputSchema: { type: 'object' } }],
+          toolChanges: launches === 1 ? [] : [change],
+          withhold: 'tools' as const,
+          session: fakeSession('demo', 1),
+        };
+      },
+    },
+  });
+  await flush();
+  assert.equal(h.value(), 'running');
+  h.actor.send({ type: 'TOOLS_UPDATED', tools: [], toolChanges: [change], withhold: 'tools' });
+  assert.equal(h.value(), 'running', 'tool scope keeps it running');
+  assert.deepEqual(h.ctx().toolChanges, [change], 'the changed tool is withheld');
+  assert.equal(h.ctx().lastError?.code, 'E_TOOLS_CHANGED');
+  h.actor.send({ type: 'TOOLS_UPDATED', tools: [], toolChanges: [], withhold: 'tools' });
+  assert.deepEqual(h.ctx().toolChanges, []);
+  assert.equal(h.ctx().lastError, null);
+  // a restart with a changed tool comes back running, the tool withheld
+  h.actor.send({ type: 'RESTART' });
+  await flush();
+  assert.equal(h.value(), 'running');
+  assert.deepEqual(h.ctx().toolChanges, [change]);
+  h.actor.send({ type: 'APPROVE' });
+  assert.deepEqual(h.ctx().toolChanges, []);
+  assert.equal(h.ctx().lastError, null, 'approval answers the change');
+  // a lost approval record quarantines the whole server, whatever the scope
+  h.actor.send({ type: 'TOOLS_UPDATED', tools: [], withhold: 'tools', quarantine: { code: 'E_APPROVAL_MISSING', message: 'gone' } });
+  assert.equal(h.value(), 'quarantined');
+  assert.equal(h.ctx().lastError?.code, 'E_APPROVAL_MISSING');
+  h.actor.stop();
+});
+
 test('the launched session lives in context while running/quarantined, reaches the watcher, and is cleared on stopping', async () => {
   const h = harness({ quarantined: true, script: { release: () => new Promise(() => undefined) } });
   await flush();

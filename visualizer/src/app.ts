@@ -450,11 +450,17 @@ function renderDetail(): void {
       : actionButton('Disable', `disable:${name}`, () => void run(`disable ${name}`, 'server.disable', { name }, `disable:${name}`), {
           title: 'persist "disabled": true and stop it (the entry is kept)',
         }),
-    s.quarantined
+    // quarantineScope "tool": a running server whose changed tools are withheld alone is reviewed too.
+    s.quarantined || (s.state === 'running' && s.lastError?.code === 'E_TOOLS_CHANGED')
       ? actionButton('Review & approve…', `approve:${name}`, () => void openTools(name, true), {
           cls: 'primary',
-          title: 'see the tools it would expose, then approve',
+          title: s.quarantined
+            ? 'see the tools it would expose, then approve'
+            : 'some tools changed and are withheld: review them, then approve',
         })
+      : null,
+    s.quarantined
+      ? null
       : actionButton(
           'Quarantine',
           `quarantine:${name}`,
@@ -613,10 +619,12 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
     ),
   );
   const notUp = r.tools.length === 0 && r.state !== 'running' && r.state !== 'quarantined';
+  // Quarantined, or (quarantineScope "tool") running with changed tools withheld: there is something to approve.
+  const pending = r.quarantined || (r.changes?.length ?? 0) > 0;
   const approve = h(
     'button',
-    { type: 'button', class: 'primary', 'data-action': 'approve-confirm', disabled: !r.quarantined },
-    r.quarantined ? `Approve: expose ${r.tools.length} tool${r.tools.length === 1 ? '' : 's'}` : 'Not quarantined',
+    { type: 'button', class: 'primary', 'data-action': 'approve-confirm', disabled: !pending },
+    pending ? `Approve: expose ${r.tools.length} tool${r.tools.length === 1 ? '' : 's'}` : 'Not quarantined',
   );
   approve.addEventListener('click', async () => {
     approve.disabled = true;
@@ -632,7 +640,11 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
       null,
       `State `,
       h('code', null, r.state),
-      r.quarantined ? ' · quarantined: these tools are hidden from clients until approved.' : ' · its tools are exposed.',
+      r.quarantined
+        ? ' · quarantined: these tools are hidden from clients until approved.'
+        : pending
+          ? ' · the changed tools below are withheld from clients until approved; the others are exposed.'
+          : ' · its tools are exposed.',
     ),
     changed
       ? h('div', { class: 'tool-diff' }, h('b', null, `Changed since the last approval (${r.approvedAt ?? '?'}):`), h('pre', null, changed))
@@ -651,7 +663,7 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
       : null,
     notUp ? h('p', { class: 'muted' }, 'The server is not up; its tools are known once it runs.') : null,
     h('ul', { class: 'tools' }, items),
-    forApproval || r.quarantined ? h('div', { class: 'dialog-actions' }, approve) : null,
+    forApproval || pending ? h('div', { class: 'dialog-actions' }, approve) : null,
   );
 }
 
