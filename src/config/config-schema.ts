@@ -135,6 +135,12 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   processTable: { choice: ['auto', 'proc', 'portable'] },
   processTableTimeoutMs: ms(1),
   configReloadDebounceMs: ms(0),
+  mcpMaxResponseBytes: count(1024),
+  mcpMaxBufferedBytes: count(1024),
+  mcpMaxJsonDepth: count(1),
+  upstreamMaxMessageBytes: count(1024),
+  upstreamGarbageLinesMax: count(0),
+  upstreamGarbageWindowMs: ms(1),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -3,12 +3,19 @@
  * JSON-RPC). Unlike the SDK's StdioClientTransport it does not spawn and does not kill: the process
  * belongs to its ProcessGroupHandle (and, through it, to the ledger). `close()` only detaches, ends
  * stdin and reports onclose once.
+ *
+ * Two stdout failures end the connection with a coded reason (`failure()`), which the upstream client
+ * gives to requests in flight and the server's lastError: a message larger than maxBufferSize
+ * (E_UPSTREAM_MESSAGE_TOO_LARGE), and more than maxGarbageLines non-JSON-RPC lines within
+ * garbageWindowMs (E_UPSTREAM_PROTOCOL): a server that sustains garbage is broken, not chatty.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import { JsonRpcLineBuffer } from '../mcp/json-rpc-line-buffer.js';
+import { JsonRpcLineBuffer, LineTooLongError } from '../mcp/json-rpc-line-buffer.js';
+import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import type { ExitInfo, ProcessGroupHandle } from './process-group.js';
 
 export type TransportProcess = Pick<ProcessGroupHandle, 'stdin' | 'stdout' | 'onExit'>;
@@ -18,6 +25,10 @@ export interface ProcessStdioTransportOptions {
   maxBufferSize?: number;
   /** After the process exits, wait at most this long for stdout's EOF (last responses) before closing. */
   exitFlushMs?: number;
+  /** More malformed stdout lines than this within garbageWindowMs fail the connection (0 or absent: never). */
+  maxGarbageLines?: number;
+  garbageWindowMs?: number;
+  clock?: Clock;
 }
 
 const DEFAULT_EXIT_FLUSH_MS = 100;
@@ -39,6 +50,12 @@ export class ProcessStdioTransport implements Transport {
   private readonly inbox: JSONRPCMessage[] = [];
   private pumping = false;
   private closeAfterDrain = false;
+  private failedWith: WardenError | undefined;
+  private readonly maxGarbageLines: number;
+  private readonly garbageWindowMs: number;
+  private readonly clock: Clock;
+  private garbageWindowStart = 0;
+  private garbageInWindow = 0;
 
   constructor(
     private readonly proc: TransportProcess,
@@ -48,6 +65,47 @@ export class ProcessStdioTransport implements Transport {
     this.stdout = proc.stdout;
     this.readBuffer = new JsonRpcLineBuffer({ maxBufferSize: opts.maxBufferSize });
     this.exitFlushMs = opts.exitFlushMs ?? DEFAULT_EXIT_FLUSH_MS;
+    this.maxGarbageLines = opts.maxGarbageLines ?? 0;
+    this.garbageWindowMs = opts.garbageWindowMs ?? 10_000;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Why the transport failed the connection itself (oversized message, sustained garbage); undefined otherwise. */
+  failure(): WardenError | undefined {
+    return this.failedWith;
+  }
+
+  /** Ends the connection for a coded reason: reported once, kept for failure(). */
+  private fail(err: WardenError): void {
+    if (this.closed || this.failedWith) return;
+    this.failedWith = err;
+    this.reportError(err);
+    void this.close();
+  }
+
+  private tooLarge(err: LineTooLongError): WardenError {
+    return new WardenError(
+      ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE,
+      `the server wrote a message larger than ${err.maxBytes} bytes on stdout (upstreamMaxMessageBytes); its connection was closed`,
+    );
+  }
+
+  /** One malformed stdout line: counted per window; beyond the threshold the server has failed. */
+  private garbageLine(): void {
+    if (this.maxGarbageLines <= 0) return;
+    const now = this.clock.now();
+    if (now - this.garbageWindowStart >= this.garbageWindowMs) {
+      this.garbageWindowStart = now;
+      this.garbageInWindow = 0;
+    }
+    if (++this.garbageInWindow > this.maxGarbageLines) {
+      this.fail(
+        new WardenError(
+          ErrorCodes.UPSTREAM_PROTOCOL,
+          `the server wrote more than ${this.maxGarbageLines} lines that are not JSON-RPC on stdout within ${this.garbageWindowMs} ms (upstreamGarbageLinesMax): protocol failure`,
+        ),
+      );
+    }
   }
 
   async start(): Promise<void> {
@@ -60,8 +118,8 @@ export class ProcessStdioTransport implements Transport {
         this.readBuffer.append(chunk);
       } catch (err) {
         // Oversized unterminated message: the stream is unusable from here on.
-        this.reportError(err);
-        void this.close();
+        if (err instanceof LineTooLongError) this.fail(this.tooLarge(err));
+        else this.fail(new WardenError(ErrorCodes.UPSTREAM_PROTOCOL, `reading stdout failed: ${String(err)}`));
         return;
       }
       this.processReadBuffer();
@@ -144,12 +202,18 @@ export class ProcessStdioTransport implements Transport {
 
   private processReadBuffer(): void {
     for (;;) {
+      if (this.closed) return;
       let message: JSONRPCMessage | null;
       try {
         message = this.readBuffer.readMessage();
       } catch (err) {
+        if (err instanceof LineTooLongError) {
+          this.fail(this.tooLarge(err));
+          return;
+        }
         // A malformed line is consumed by readMessage; report it and go on with the next one.
         this.reportError(err);
+        this.garbageLine();
         continue;
       }
       if (message === null) break;
