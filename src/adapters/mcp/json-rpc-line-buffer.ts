@@ -21,11 +21,6 @@ export class LineTooLongError extends Error {
   }
 }
 
-/** A line that is not a JSON-RPC 2.0 message (not JSON, or the wrong shape). */
-export class MalformedLineError extends Error {
-  override name = 'MalformedLineError';
-}
-
 export class JsonRpcLineBuffer {
   /** Complete data not yet read: `head` (which may hold newlines) followed by `tail` chunks without one. */
   private head: Buffer | undefined;
@@ -68,13 +63,8 @@ export class JsonRpcLineBuffer {
     const end = nl > 0 && buf[nl - 1] === 13 ? nl - 1 : nl; // drop a '\r' before it
     const line = buf.toString('utf8', 0, end);
     this.head = nl + 1 < buf.length ? buf.subarray(nl + 1) : undefined;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      throw new MalformedLineError(`not JSON: ${err instanceof Error ? err.message : String(err)}: ${preview(line)}`);
-    }
-    if (!isJsonRpcMessage(value)) throw new MalformedLineError(`not a JSON-RPC 2.0 message: ${preview(line)}`);
+    const value: unknown = JSON.parse(line);
+    if (!isJsonRpcMessage(value)) throw new Error(`not a JSON-RPC 2.0 message: ${preview(line)}`);
     return value;
   }
 
