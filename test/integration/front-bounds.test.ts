@@ -199,6 +199,74 @@ describe('MCP front bounds', () => {
   });
 });
 
+/** Sends a POST and returns its response stream paused: nothing is read until `read()` is called. */
+function pausedPost(url: string, body: unknown, headers: Record<string, string>): Promise<{ read(): Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      },
+      (res) => {
+        res.pause();
+        resolve({
+          read: () =>
+            new Promise<string>((done, fail) => {
+              const parts: Buffer[] = [];
+              res.on('data', (c: Buffer) => parts.push(c));
+              res.on('end', () => done(Buffer.concat(parts).toString('utf8')));
+              res.on('error', fail);
+              res.resume();
+            }),
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('bytes in flight per session (mcpMaxBufferedBytes)', () => {
+  let td: TestDaemon;
+  let url: string;
+
+  before(async () => {
+    td = await startTestDaemon(
+      { big: { command: NODE, args: [fixture('big-payload-server')], env: { BIG_TOOLS_BYTES: '8000000' } } },
+      { mcpMaxBufferedBytes: 1024 },
+    );
+    url = td.daemon.mcpUrl;
+    await td.waitForState('big', 'running', 20_000);
+  });
+  after(async () => {
+    await td?.close();
+  });
+
+  it('holds answers back while the client does not read, and delivers every one once it does (back-pressure, no refusal)', async () => {
+    const headers = await session(url, '2025-06-18');
+    const pending = await Promise.all(
+      Array.from({ length: 4 }, (_, k) => pausedPost(url, { jsonrpc: '2.0', id: 10 + k, method: 'tools/list' }, headers)),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const texts = await Promise.all(pending.map((p) => p.read()));
+    for (const [k, text] of texts.entries()) {
+      const body = JSON.parse(text) as { id: number; result: { tools: unknown[] } };
+      assert.equal(body.id, 10 + k);
+      assert.ok(body.result.tools.length > 40, `answer ${k}: ${text.slice(0, 200)}`);
+    }
+  });
+
+  it('is not a running total: a long session keeps being served', async () => {
+    const headers = await session(url, '2025-06-18');
+    for (let i = 0; i < 200; i++) {
+      const r = await post(url, call(1_000 + i, 'big__echo', { message: `n${i}` }), headers);
+      assert.match(r.text, new RegExp(`Echo: n${i}"`));
+    }
+  });
+});
+
 describe('an upstream spewing garbage on stdout', () => {
   it('is failed as a protocol failure (E_UPSTREAM_PROTOCOL) beyond upstreamGarbageLinesMax', async () => {
     const td = await startTestDaemon(
