@@ -431,15 +431,22 @@ export class StreamableHttpTransport implements Transport {
         this.waiting.add(ex);
         return;
       }
-      this.writeMessage(ex, this.takeNext(ex)!);
+      // A single JSON answer is the whole body: written together with the end of the response.
+      const whole = !ex.sse && !ex.batch;
+      this.writeMessage(ex, this.takeNext(ex)!, whole);
+      if (whole) {
+        ex.ended = true;
+        this.retireTimers(ex);
+        return;
+      }
       if (ex.gone) return;
     }
     if (ex.received.size < ex.ids.length || this.hasNext(ex)) return;
     ex.ended = true;
     const res = ex.res;
     this.retireTimers(ex);
-    if (!ex.sse && ex.batch) res.write(ex.next > 0 ? ']' : '[]');
-    res.end();
+    if (!ex.sse && ex.batch) res.end(ex.next > 0 ? ']' : '[]');
+    else res.end();
   }
 
   private retireTimers(ex: Exchange): void {
@@ -448,7 +455,7 @@ export class StreamableHttpTransport implements Transport {
   }
 
   /** Serializes one message within the response's bounds and writes it, framed for the response's form. */
-  private writeMessage(ex: Exchange, message: JSONRPCMessage): void {
+  private writeMessage(ex: Exchange, message: JSONRPCMessage, end = false): void {
     const answer = isResponse(message);
     let text = serialize(message);
     if (text instanceof Error) {
@@ -486,7 +493,9 @@ export class StreamableHttpTransport implements Transport {
     else chunk = text;
     ex.outstanding += bytes;
     this.buffered += bytes;
-    ex.res.write(chunk, () => this.release(ex, bytes));
+    const done = () => this.release(ex, bytes);
+    if (end) ex.res.end(chunk, done);
+    else ex.res.write(chunk, done);
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
