@@ -289,7 +289,8 @@ export const ErrorCatalogue = {
   UPSTREAM_MESSAGE_TOO_LARGE: {
     code: 'E_UPSTREAM_MESSAGE_TOO_LARGE',
     where: ['server', '/mcp'],
-    meaning: 'the upstream wrote a message larger than upstreamMaxMessageBytes; its connection failed and it is restarted',
+    meaning:
+      'the upstream wrote a message larger than upstreamMaxMessageBytes: that answer fails (or, for another kind of message, the connection)',
     rpc: RpcCodes.INTERNAL,
   },
   UPSTREAM_PROTOCOL: {

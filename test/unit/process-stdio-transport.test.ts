@@ -1,8 +1,9 @@
 /**
  * The stdout failures ProcessStdioTransport turns into coded connection failures (issue 18): sustained
  * garbage beyond maxGarbageLines per window (E_UPSTREAM_PROTOCOL; a few banner lines are fine, the
- * window restarts) and a message over maxBufferSize (E_UPSTREAM_MESSAGE_TOO_LARGE). Streams are
- * in-memory pipes and time is a hand-moved clock.
+ * window restarts) and a message over maxBufferSize (E_UPSTREAM_MESSAGE_TOO_LARGE: only its request
+ * when it is a response with a readable id, else the connection). Streams are in-memory pipes and
+ * time is a hand-moved clock.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,10 +70,33 @@ test('0 = garbage never fails the connection', async () => {
   await r.t.close();
 });
 
-test('a message over maxBufferSize fails the connection with E_UPSTREAM_MESSAGE_TOO_LARGE', async () => {
+test('an oversized response fails only its request (an error answer for its id); the server goes on', async () => {
   const r = rig({ maxBufferSize: 1_024 });
   await r.t.start();
-  await r.write(`{"jsonrpc":"2.0","id":1,"result":{"t":"${'z'.repeat(2_000)}`);
+  // The JS SDK's key order: id last. Several chunks, the end of the line with the next message.
+  await r.write(`{"result":{"t":"${'z'.repeat(1_500)}`);
+  await r.write('z'.repeat(3_000));
+  await r.write(`"},"jsonrpc":"2.0","id":7}\n${MESSAGE}`);
+  // pydantic's order: id first, the whole line in one chunk.
+  await r.write(`{"jsonrpc":"2.0","id":"p-1","result":{"t":"${'y'.repeat(2_000)}"}}\n`);
+  assert.equal(r.t.failure(), undefined);
+  assert.equal(r.closed(), 0);
+  const [first, second, third] = r.messages as Array<{ id?: unknown; error?: { code: number; message: string; data: { code: string } } }>;
+  assert.equal(first?.id, 7);
+  assert.equal(first?.error?.data.code, 'E_UPSTREAM_MESSAGE_TOO_LARGE');
+  assert.match(first!.error!.message, /larger than 1024 bytes/);
+  assert.equal((second as { method?: string }).method, 'notifications/message');
+  assert.equal(third?.id, 'p-1');
+  assert.equal(third?.error?.data.code, 'E_UPSTREAM_MESSAGE_TOO_LARGE');
+  await r.t.close();
+});
+
+test('an oversized message that is not surely a response fails the connection with E_UPSTREAM_MESSAGE_TOO_LARGE', async () => {
+  const r = rig({ maxBufferSize: 1_024 });
+  await r.t.start();
+  await r.write(`{"method":"notifications/message","params":{"data":"${'z'.repeat(2_000)}`);
+  assert.equal(r.t.failure(), undefined, 'not known until its end');
+  await r.write(`"},"jsonrpc":"2.0"}\n`);
   assert.equal(r.t.failure()?.code, 'E_UPSTREAM_MESSAGE_TOO_LARGE');
   assert.match(r.t.failure()!.message, /larger than 1024 bytes/);
   assert.equal(r.closed(), 1);

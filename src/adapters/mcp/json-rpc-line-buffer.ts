@@ -13,12 +13,35 @@ import { isJsonRpcMessage } from './json-rpc-message.js';
 /** The SDK's default (STDIO_DEFAULT_MAX_BUFFER_SIZE): 10 MiB. */
 const DEFAULT_MAX_LINE_BUFFER_BYTES = 10 * 1024 * 1024;
 
-/** The size limit was exceeded: the message, and the limit. */
+/** Bytes kept of each end of an oversized line: enough to find a response's id. */
+export const LINE_END_BYTES = 256;
+
+/**
+ * A line over the size limit. `prefix` is its first LINE_END_BYTES; `suffix` its last ones when the
+ * whole line was seen (readMessage), undefined when append gave up before its end (the rest of the
+ * line is still to come on the stream).
+ */
 export class LineTooLongError extends Error {
-  constructor(readonly maxBytes: number) {
+  constructor(
+    readonly maxBytes: number,
+    readonly prefix: string,
+    readonly suffix?: string,
+  ) {
     super(`ReadBuffer exceeded maximum size of ${maxBytes} bytes`);
     this.name = 'LineTooLongError';
   }
+}
+
+/** The first `n` bytes of the concatenation of `parts`, without joining them all. */
+function firstBytes(parts: Buffer[], n: number): Buffer {
+  const out: Buffer[] = [];
+  let size = 0;
+  for (const p of parts) {
+    if (size >= n) break;
+    out.push(p.subarray(0, n - size));
+    size += Math.min(p.length, n - size);
+  }
+  return Buffer.concat(out);
 }
 
 export class JsonRpcLineBuffer {
@@ -36,10 +59,13 @@ export class JsonRpcLineBuffer {
     if (chunk.length === 0) return;
     if (chunk.indexOf(10) === -1) {
       // Still inside one line: its size so far is what follows the head's last newline, plus the tail.
-      const headRest = this.head ? this.head.length - (this.head.lastIndexOf(10) + 1) : 0;
+      const restAt = this.head ? this.head.lastIndexOf(10) + 1 : 0;
+      const headRest = this.head ? this.head.length - restAt : 0;
       if (headRest + this.tailBytes + chunk.length > this.maxBytes) {
+        const pieces = this.head ? [this.head.subarray(restAt), ...this.tail, chunk] : [...this.tail, chunk];
+        const prefix = firstBytes(pieces, LINE_END_BYTES).toString('utf8');
         this.clear();
-        throw new LineTooLongError(this.maxBytes);
+        throw new LineTooLongError(this.maxBytes, prefix);
       }
       this.tail.push(chunk);
       this.tailBytes += chunk.length;
@@ -57,8 +83,10 @@ export class JsonRpcLineBuffer {
     const nl = buf.indexOf(10); // '\n'
     if (nl === -1) return null;
     if (nl > this.maxBytes) {
+      const prefix = buf.toString('utf8', 0, LINE_END_BYTES);
+      const suffix = buf.toString('utf8', Math.max(0, nl - LINE_END_BYTES), nl);
       this.head = nl + 1 < buf.length ? buf.subarray(nl + 1) : undefined;
-      throw new LineTooLongError(this.maxBytes);
+      throw new LineTooLongError(this.maxBytes, prefix, suffix);
     }
     const end = nl > 0 && buf[nl - 1] === 13 ? nl - 1 : nl; // drop a '\r' before it
     const line = buf.toString('utf8', 0, end);

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { ErrorCodes, WardenError, type WardenErrorDetail } from '../../core/error-codes.js';
 import type { Upstream } from '../upstream-handle.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
-import { ProcessStdioTransport, type TransportProcess } from '../process/process-stdio-transport.js';
+import { ProcessStdioTransport, isSynthesizedErrorData, type TransportProcess } from '../process/process-stdio-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
@@ -272,7 +272,16 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
       // A connection the transport failed (oversized message, garbage): its coded reason, not "Connection closed".
-      throw failureOf(req.method) ?? mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
+      const failed = failureOf(req.method);
+      if (failed) throw failed;
+      // An answer the transport dropped for its size: the error answer it made up in its place.
+      if (err instanceof McpError && isSynthesizedErrorData(err.data)) {
+        throw new WardenError(ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE, `${opts.name}: ${req.method}: ${upstreamRpcErrorOf(err).message}`, {
+          server: opts.name,
+          method: req.method,
+        });
+      }
+      throw mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
     } finally {
       link.dispose();
     }

@@ -4,17 +4,20 @@
  * belongs to its ProcessGroupHandle (and, through it, to the ledger). `close()` only detaches, ends
  * stdin and reports onclose once.
  *
- * Two stdout failures end the connection with a coded reason (`failure()`), which the upstream client
- * gives to requests in flight and the server's lastError: a message larger than maxBufferSize
- * (E_UPSTREAM_MESSAGE_TOO_LARGE), and more than maxGarbageLines non-JSON-RPC lines within
- * garbageWindowMs (E_UPSTREAM_PROTOCOL): a server that sustains garbage is broken, not chatty.
+ * A message larger than maxBufferSize is skipped to its end with bounded memory. When it is a
+ * response whose id its ends show (oversized-response-id.ts), only that request fails: this transport
+ * delivers an error answer for it (E_UPSTREAM_MESSAGE_TOO_LARGE) and the server goes on. Otherwise,
+ * and for more than maxGarbageLines non-JSON-RPC lines within garbageWindowMs (E_UPSTREAM_PROTOCOL: a
+ * server that sustains garbage is broken, not chatty), the connection ends with a coded reason
+ * (`failure()`) that the upstream client gives to requests in flight and the server's lastError.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import { JsonRpcLineBuffer, LineTooLongError } from '../mcp/json-rpc-line-buffer.js';
-import { ErrorCodes, WardenError } from '../../core/error-codes.js';
+import { JsonRpcLineBuffer, LINE_END_BYTES, LineTooLongError } from '../mcp/json-rpc-line-buffer.js';
+import { oversizedResponseId } from '../mcp/oversized-response-id.js';
+import { ErrorCodes, WardenError, rpcCodeOf } from '../../core/error-codes.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { ExitInfo, ProcessGroupHandle } from './process-group.js';
 
@@ -32,6 +35,14 @@ export interface ProcessStdioTransportOptions {
 }
 
 const DEFAULT_EXIT_FLUSH_MS = 100;
+
+/** `error.data` of the error answers this transport makes up itself (not the server's own). */
+const SYNTHESIZED = new WeakSet<object>();
+
+/** True for the `error.data` of an answer this transport made up (an oversized response it dropped). */
+export function isSynthesizedErrorData(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && SYNTHESIZED.has(data);
+}
 
 export class ProcessStdioTransport implements Transport {
   onclose?: () => void;
@@ -51,6 +62,8 @@ export class ProcessStdioTransport implements Transport {
   private pumping = false;
   private closeAfterDrain = false;
   private failedWith: WardenError | undefined;
+  /** Inside a line over maxBufferSize: its first bytes, and the last ones seen so far. */
+  private skipping: { maxBytes: number; prefix: string; last: Buffer } | undefined;
   private readonly maxGarbageLines: number;
   private readonly garbageWindowMs: number;
   private readonly clock: Clock;
@@ -83,10 +96,54 @@ export class ProcessStdioTransport implements Transport {
     void this.close();
   }
 
-  private tooLarge(err: LineTooLongError): WardenError {
+  private onStdout(chunk: Buffer): void {
+    if (this.closed) return;
+    if (this.skipping) {
+      // The rest of an oversized line: dropped up to its newline, keeping its last bytes for the id.
+      const nl = chunk.indexOf(10);
+      const part = nl === -1 ? chunk : chunk.subarray(0, nl);
+      const last = Buffer.concat([this.skipping.last, part]);
+      this.skipping.last = last.subarray(Math.max(0, last.length - LINE_END_BYTES));
+      if (nl === -1) return;
+      const s = this.skipping;
+      this.skipping = undefined;
+      this.oversized(new LineTooLongError(s.maxBytes, s.prefix, s.last.toString('utf8').replace(/\r$/, '')));
+      chunk = chunk.subarray(nl + 1);
+      if (this.closed || chunk.length === 0) return this.processReadBuffer();
+    }
+    try {
+      this.readBuffer.append(chunk);
+    } catch (err) {
+      if (err instanceof LineTooLongError) {
+        // Too long and not over yet: skip to its end (bounded memory), then answer or fail.
+        this.skipping = { maxBytes: err.maxBytes, prefix: err.prefix, last: chunk.subarray(Math.max(0, chunk.length - LINE_END_BYTES)) };
+      } else {
+        this.fail(new WardenError(ErrorCodes.UPSTREAM_PROTOCOL, `reading stdout failed: ${String(err)}`));
+      }
+      return;
+    }
+    this.processReadBuffer();
+  }
+
+  /**
+   * A whole line over the limit was dropped. A response whose id can be read from its ends fails
+   * only its request (E_UPSTREAM_MESSAGE_TOO_LARGE, as an error answer from us) and the server goes
+   * on; anything else fails the connection with that code.
+   */
+  private oversized(err: LineTooLongError): void {
+    const id = oversizedResponseId(err.prefix, err.suffix);
+    const coded = this.tooLarge(err, id !== undefined);
+    if (id === undefined) return this.fail(coded);
+    this.reportError(coded);
+    const data = { code: coded.code };
+    SYNTHESIZED.add(data);
+    this.inbox.push({ jsonrpc: '2.0', id, error: { code: rpcCodeOf(coded.code), message: coded.message, data } } as JSONRPCMessage);
+  }
+
+  private tooLarge(err: LineTooLongError, survived = false): WardenError {
     return new WardenError(
       ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE,
-      `the server wrote a message larger than ${err.maxBytes} bytes on stdout (upstreamMaxMessageBytes); its connection was closed`,
+      `the server wrote a message larger than ${err.maxBytes} bytes on stdout (upstreamMaxMessageBytes); ${survived ? 'that answer was dropped' : 'its connection was closed'}`,
     );
   }
 
@@ -113,17 +170,7 @@ export class ProcessStdioTransport implements Transport {
     if (this.closed) throw new Error('ProcessStdioTransport is closed');
     this.started = true;
 
-    this.on(this.stdout, 'data', (chunk: Buffer) => {
-      try {
-        this.readBuffer.append(chunk);
-      } catch (err) {
-        // Oversized unterminated message: the stream is unusable from here on.
-        if (err instanceof LineTooLongError) this.fail(this.tooLarge(err));
-        else this.fail(new WardenError(ErrorCodes.UPSTREAM_PROTOCOL, `reading stdout failed: ${String(err)}`));
-        return;
-      }
-      this.processReadBuffer();
-    });
+    this.on(this.stdout, 'data', (chunk: Buffer) => this.onStdout(chunk));
     this.on(this.stdout, 'end', () => this.endOfInput());
     this.on(this.stdout, 'close', () => this.endOfInput());
     this.on(this.stdout, 'error', (err: Error) => this.reportError(err));
@@ -208,8 +255,8 @@ export class ProcessStdioTransport implements Transport {
         message = this.readBuffer.readMessage();
       } catch (err) {
         if (err instanceof LineTooLongError) {
-          this.fail(this.tooLarge(err));
-          return;
+          this.oversized(err);
+          continue;
         }
         // A malformed line is consumed by readMessage; report it and go on with the next one.
         this.reportError(err);
