@@ -94,10 +94,15 @@ export function createLaunchUpstream(deps: LaunchDeps) {
       name: input.name,
       logger: log,
       requestTimeoutMs: settings.upstreamRequestTimeoutMs,
+      maxMessageBytes: settings.upstreamMaxMessageBytes,
+      maxGarbageLines: settings.upstreamGarbageLinesMax,
+      garbageWindowMs: settings.upstreamGarbageWindowMs,
       signal,
       clientInfo: { name: 'mcp-warden', version: deps.version },
     }).catch((err: unknown) => {
       if (signal.aborted) throw err;
+      if (err instanceof WardenError && (err.code === ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE || err.code === ErrorCodes.UPSTREAM_PROTOCOL))
+        throw err;
       // An upstream that exited during initialize says why (a container: exit code, last stderr line).
       const exited = handle.exitError();
       if (exited) throw exited;

@@ -20,7 +20,13 @@ export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: s
     const exit = (code: number | null, signal: string | null) => {
       if (exited) return;
       exited = true;
-      sendBack({ type: 'UPSTREAM_EXITED', code, signal });
+      // A connection failed by its transport (oversized message, garbage) says why (its lastError).
+      const failure = session.connection.failure?.();
+      sendBack(
+        failure
+          ? { type: 'UPSTREAM_EXITED', code, signal, error: { code: failure.code, message: failure.message } }
+          : { type: 'UPSTREAM_EXITED', code, signal },
+      );
     };
     const refresh = new AbortController();
     const offExit = session.handle.onExit((info) => exit(info.code, info.signal));

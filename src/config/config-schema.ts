@@ -136,6 +136,12 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   processTableTimeoutMs: ms(1),
   configReloadDebounceMs: ms(0),
   quarantineScope: { choice: ['server', 'tool'] },
+  mcpMaxResponseBytes: count(1024),
+  mcpMaxBufferedBytes: count(1024),
+  mcpMaxJsonDepth: count(1),
+  upstreamMaxMessageBytes: count(1024),
+  upstreamGarbageLinesMax: count(0),
+  upstreamGarbageWindowMs: ms(1),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -265,6 +265,47 @@ export const ErrorCatalogue = {
     http: 400,
   },
 
+  // ---- response and message bounds (issue 18; docs/mcp-endpoint.md#response-bounds) ------------
+  RESPONSE_TOO_LARGE: {
+    code: 'E_RESPONSE_TOO_LARGE',
+    where: ['/mcp'],
+    meaning: 'the answer would take the HTTP response past mcpMaxResponseBytes; it is replaced by this error',
+    rpc: RpcCodes.INTERNAL,
+  },
+  SERIALIZATION_FAILED: {
+    code: 'E_SERIALIZATION_FAILED',
+    where: ['/mcp'],
+    meaning: 'the answer could not be serialized to JSON (too large or too deeply nested); it is replaced by this error',
+    rpc: RpcCodes.INTERNAL,
+  },
+  BATCH_REFUSED: {
+    code: 'E_BATCH_REFUSED',
+    where: ['/mcp'],
+    meaning: 'a JSON-RPC batch on a session whose protocol version (2025-06-18 or later) has no batching, or a batch carrying initialize',
+    http: 400,
+    rpc: RpcCodes.INVALID_REQUEST,
+  },
+  NESTING_TOO_DEEP: {
+    code: 'E_NESTING_TOO_DEEP',
+    where: ['/mcp'],
+    meaning: 'a POST /mcp body nested deeper than mcpMaxJsonDepth',
+    http: 400,
+    rpc: RpcCodes.INVALID_REQUEST,
+  },
+  UPSTREAM_MESSAGE_TOO_LARGE: {
+    code: 'E_UPSTREAM_MESSAGE_TOO_LARGE',
+    where: ['server', '/mcp'],
+    meaning:
+      'the upstream wrote a message larger than upstreamMaxMessageBytes: that answer fails (or, for another kind of message, the connection)',
+    rpc: RpcCodes.INTERNAL,
+  },
+  UPSTREAM_PROTOCOL: {
+    code: 'E_UPSTREAM_PROTOCOL',
+    where: ['server', '/mcp'],
+    meaning: 'the upstream wrote more than upstreamGarbageLinesMax non-JSON-RPC lines on stdout within upstreamGarbageWindowMs',
+    rpc: RpcCodes.INTERNAL,
+  },
+
   INTERNAL: {
     code: 'E_INTERNAL',
     where: ['any'],

@@ -113,6 +113,27 @@ export interface Settings {
    * unchanged ones keep serving.
    */
   quarantineScope: 'server' | 'tool';
+  /**
+   * Largest HTTP response to one POST on /mcp (one answer, or a batch's answers together). An answer
+   * that would take the response past it is replaced by a JSON-RPC error E_RESPONSE_TOO_LARGE.
+   */
+  mcpMaxResponseBytes: number;
+  /**
+   * Per /mcp session: serialized answer bytes written but not yet taken by the client's socket. Beyond
+   * it further answers of the session wait until the client reads (back-pressure, not a refusal and not
+   * a running total).
+   */
+  mcpMaxBufferedBytes: number;
+  /** A POST /mcp body nested deeper than this (objects and arrays) is refused with E_NESTING_TOO_DEEP. */
+  mcpMaxJsonDepth: number;
+  /** Largest message an upstream may write on stdout; a larger one fails its connection (E_UPSTREAM_MESSAGE_TOO_LARGE). */
+  upstreamMaxMessageBytes: number;
+  /**
+   * More than this many lines on an upstream's stdout that are not JSON-RPC within
+   * upstreamGarbageWindowMs fail its connection as a protocol failure (E_UPSTREAM_PROTOCOL); 0 = never.
+   */
+  upstreamGarbageLinesMax: number;
+  upstreamGarbageWindowMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -159,6 +180,12 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   processTableTimeoutMs: 5_000,
   configReloadDebounceMs: 200,
   quarantineScope: 'server',
+  mcpMaxResponseBytes: 32 * 1024 * 1024,
+  mcpMaxBufferedBytes: 64 * 1024 * 1024,
+  mcpMaxJsonDepth: 100,
+  upstreamMaxMessageBytes: 32 * 1024 * 1024,
+  upstreamGarbageLinesMax: 1_000,
+  upstreamGarbageWindowMs: 10_000,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

@@ -169,7 +169,8 @@ export type ServerEvent =
   | { type: 'RESTART' }
   | { type: 'APPROVE' }
   | { type: 'QUARANTINE' }
-  | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null }
+  /** `error`: the connection failed for a coded reason (E_UPSTREAM_PROTOCOL, …) rather than a plain exit. */
+  | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null; error?: { code: ErrorInfo['code']; message: string } }
   | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & ToolCheck)
   /** From the supervisor when its shutdown budget is spent. */
   | { type: 'DEADLINE' };
@@ -277,6 +278,7 @@ export function createServerMachine(deps: { now: () => number }) {
       recordExit: assign({
         lastError: ({ event }) => {
           const e = event as Extract<ServerEvent, { type: 'UPSTREAM_EXITED' }>;
+          if (e.error) return { code: e.error.code, message: e.error.message, at: now() };
           const how = e.signal ? `signal ${e.signal}` : `code ${e.code}`;
           return { code: ErrorCodes.UPSTREAM_EXITED, message: `upstream exited (${how})`, at: now() };
         },

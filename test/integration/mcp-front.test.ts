@@ -127,6 +127,9 @@ class FakeCatalog implements ToolCatalog {
         return { content: [{ type: 'text', text: 'slept' }] };
       case 'demo__plain_error':
         throw new Error('secret internal detail');
+      case 'demo__unserializable':
+        // JSON.stringify throws on a BigInt (as it does beyond the string limit or the stack).
+        return { content: [{ type: 'text', text: 'x' }], big: BigInt(1) } as unknown as CatalogCallResult;
       default:
         throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `no tool ${name}`);
     }
@@ -275,14 +278,19 @@ function rpcMessages(res: RawResponse): Record<string, unknown>[] {
 }
 
 /** Initialize a session by hand (no GET stream is opened). Returns the session id. */
-async function rawSession(url: string, extraHeaders: Record<string, string> = {}): Promise<string> {
+/** A session negotiated at `protocolVersion` (batches need 2025-03-26: later versions have none). */
+async function rawSession(
+  url: string,
+  extraHeaders: Record<string, string> = {},
+  protocolVersion: string = LATEST_PROTOCOL_VERSION,
+): Promise<string> {
   const init = await raw(url, {
     headers: { ...MCP_HEADERS, ...extraHeaders },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
       method: 'initialize',
-      params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
     }),
   });
   assert.equal(init.status, 200, init.text);
@@ -751,10 +759,10 @@ describe('mcp front: Streamable HTTP wire', () => {
     }
   });
 
-  it('answers a batch as a JSON array in request order', async () => {
+  it('answers a batch as a JSON array in request order (protocol 2025-03-26)', async () => {
     const fx = await setup();
     try {
-      const sid = await rawSession(fx.url);
+      const sid = await rawSession(fx.url, {}, '2025-03-26');
       const res = await post(fx.url, sid, [call('b', 'demo__sleep', { ms: 30 }), call('a', 'demo__echo', { text: 'x' })]);
       assert.equal(res.status, 200);
       const body = JSON.parse(res.text) as { id: string }[];
@@ -762,6 +770,28 @@ describe('mcp front: Streamable HTTP wire', () => {
         body.map((m) => m.id),
         ['b', 'a'],
       );
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('ends the response with E_SERIALIZATION_FAILED for an answer that cannot be serialized (JSON and SSE), never hangs', async () => {
+    const fx = await setup();
+    try {
+      const sid = await rawSession(fx.url, {}, '2025-03-26');
+      const res = await post(fx.url, sid, [call(31, 'demo__unserializable'), call(32, 'demo__echo', { text: 'fine' })]);
+      assert.equal(res.status, 200);
+      const body = JSON.parse(res.text) as Array<{ id: number; result?: unknown; error?: { code: number; data: { code: string } } }>;
+      assert.deepEqual(
+        body.map((m) => m.id),
+        [31, 32],
+      );
+      assert.equal(body[0]!.error?.code, -32603);
+      assert.equal(body[0]!.error?.data.code, 'E_SERIALIZATION_FAILED');
+      assert.ok(body[1]!.result, 'the batch goes on after the failed answer');
+      const sse = await post(fx.url, sid, call(33, 'demo__unserializable', {}, { progressToken: 't' }));
+      assert.match(String(sse.headers['content-type']), /^text\/event-stream/);
+      assert.match(sse.text, /E_SERIALIZATION_FAILED/);
     } finally {
       await fx.close();
     }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
-import { JsonRpcLineBuffer } from '../../src/adapters/mcp/json-rpc-line-buffer.js';
+import { JsonRpcLineBuffer, LineTooLongError } from '../../src/adapters/mcp/json-rpc-line-buffer.js';
 import { isJsonRpcMessage } from '../../src/adapters/mcp/json-rpc-message.js';
 
 const ACCEPTED: unknown[] = [
@@ -76,4 +76,25 @@ test('an unterminated message over the limit throws and empties the buffer', () 
   assert.throws(() => b.append(Buffer.from('y'.repeat(10))), /exceeded maximum size of 64 bytes/);
   b.append(Buffer.from('{"jsonrpc":"2.0","method":"m"}\n'));
   assert.deepEqual(b.readMessage(), { jsonrpc: '2.0', method: 'm' });
+});
+
+test('a line over the limit that arrives whole is dropped with LineTooLongError; the next line survives', () => {
+  const b = new JsonRpcLineBuffer({ maxBufferSize: 64 });
+  b.append(Buffer.from(`${'x'.repeat(40)}`));
+  b.append(Buffer.from(`${'x'.repeat(40)}\n{"jsonrpc":"2.0","method":"m"}\n`));
+  assert.throws(() => b.readMessage(), LineTooLongError);
+  assert.deepEqual(b.readMessage(), { jsonrpc: '2.0', method: 'm' });
+  assert.equal(b.readMessage(), null);
+});
+
+test('a long message in many chunks is joined once, when its newline comes', () => {
+  const b = new JsonRpcLineBuffer({ maxBufferSize: 10 * 1024 * 1024 });
+  const text = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { t: 'z'.repeat(5_000_000) } });
+  for (let i = 0; i < text.length; i += 65_536) {
+    b.append(Buffer.from(text.slice(i, i + 65_536)));
+    assert.equal(b.readMessage(), null);
+  }
+  b.append(Buffer.from('\n'));
+  const m = b.readMessage() as unknown as { result: { t: string } };
+  assert.equal(m.result.t.length, 5_000_000);
 });

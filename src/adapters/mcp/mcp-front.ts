@@ -70,6 +70,7 @@ import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { FrontMcpError, refuse, toMcpError, upstreamMcpError } from './front-errors.js';
 import { paged } from './front-paging.js';
+import { jsonDepthExceeds } from './json-depth.js';
 import { CallToolWireSchema, callTool, type CallToolWire, type Extra } from './front-call-tool.js';
 
 const FRONT_LEDGER_OWNER = 'front';
@@ -81,7 +82,9 @@ const MAX_SWEEP_INTERVAL_MS = 30_000;
 export interface McpFrontOptions {
   catalog: ToolCatalog;
   settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs' | 'mcpKeepAliveMs'> &
-    Partial<Pick<Settings, 'clientRequestTimeoutMs' | 'mcpListPageSize'>>;
+    Partial<
+      Pick<Settings, 'clientRequestTimeoutMs' | 'mcpListPageSize' | 'mcpMaxResponseBytes' | 'mcpMaxBufferedBytes' | 'mcpMaxJsonDepth'>
+    >;
   logger: Logger;
   ledger: ResourceLedger;
   clock?: Clock;
@@ -193,6 +196,9 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   const callDeps = { catalog, clock, callDeadlineMs, logger };
   const clientRequestTimeoutMs = opts.settings.clientRequestTimeoutMs ?? DEFAULT_SETTINGS.clientRequestTimeoutMs;
   const pageSize = opts.settings.mcpListPageSize ?? DEFAULT_SETTINGS.mcpListPageSize;
+  const maxResponseBytes = opts.settings.mcpMaxResponseBytes ?? DEFAULT_SETTINGS.mcpMaxResponseBytes;
+  const maxBufferedBytes = opts.settings.mcpMaxBufferedBytes ?? DEFAULT_SETTINGS.mcpMaxBufferedBytes;
+  const maxJsonDepth = opts.settings.mcpMaxJsonDepth ?? DEFAULT_SETTINGS.mcpMaxJsonDepth;
   /** Resource subscriptions: `<server>\n<upstream uri>` → sessions subscribed to it. */
   const subscribers = new Map<string, Set<Session>>();
 
@@ -419,6 +425,8 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     const transport = new StreamableHttpTransport({
       sessionIdGenerator: () => randomUUID(),
       keepAliveMs: opts.settings.mcpKeepAliveMs,
+      maxResponseBytes,
+      maxBufferedBytes,
       clock,
       onsessioninitialized: (id) => {
         s.id = id;
@@ -539,6 +547,14 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
         parsedBody = JSON.parse(body.body.toString('utf8'));
       } catch {
         return refuse(res, ErrorCodes.BAD_JSON, 'Parse error: invalid JSON');
+      }
+      // Deeper bodies would overflow the stack wherever they are walked or re-serialized (json-depth.ts).
+      if (jsonDepthExceeds(parsedBody, maxJsonDepth)) {
+        return refuse(
+          res,
+          ErrorCodes.NESTING_TOO_DEEP,
+          `Invalid Request: the body is nested more than ${maxJsonDepth} levels deep (mcpMaxJsonDepth)`,
+        );
       }
       if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
     }

@@ -22,6 +22,19 @@
  * - Closing the transport (DELETE, idle expiry, shutdown) answers every still-open request with a
  *   JSON-RPC error (-32000 "Session closed") instead of leaving the POST hanging, and ends the GET stream.
  * - A request id already in flight in this session is refused (400, -32600): ids must be unique.
+ * - Batches follow the protocol version negotiated at initialize: 2025-06-18 and later have no JSON-RPC
+ *   batching, so a batch there is refused (400, -32600, E_BATCH_REFUSED); 2025-03-26 accepts batches of
+ *   up to 100 messages. `initialize` is never accepted inside a batch, not even a batch of one.
+ *
+ * Bounds (docs/mcp-endpoint.md#response-bounds). Answers are serialized one by one as they are
+ * written, never a whole batch into one string, so no response meets the engine's string limit:
+ * - maxResponseBytes bounds one POST's response: an answer that would take it past the limit is
+ *   replaced by a JSON-RPC error (E_RESPONSE_TOO_LARGE) for its id; the batch's other answers still go.
+ * - maxBufferedBytes bounds the session's bytes written but not yet taken by the client's sockets:
+ *   beyond it the next answer waits (still unserialized) until the client reads. Bytes the socket has
+ *   taken no longer count, so this is back-pressure, not a budget a long session can use up.
+ * - An answer that cannot be serialized (RangeError, a cycle) is replaced by a JSON-RPC error
+ *   (E_SERIALIZATION_FAILED): the response always ends.
  *
  * No event store, so no resumption: Last-Event-ID is ignored, like the SDK transport without one.
  * Host/Origin/auth checks, body size and JSON parsing happen in the front before this.
@@ -38,11 +51,14 @@ import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
 import { isJsonRpcMessage } from './json-rpc-message.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { headerValue } from '../http/headers.js';
+import { ErrorCodes, rpcCodeOf, type ErrorCode } from '../../core/error-codes.js';
 
 /** The SDK transport's batch limit, kept so both refuse the same inputs. */
 const MAX_BATCH_MESSAGES = 100;
 /** JSON-RPC error sent for requests still open when the session closes (the SDK's ConnectionClosed). */
 const SESSION_CLOSED_RPC_CODE = -32000;
+/** The first protocol version without JSON-RPC batching (dates compare as strings). */
+const FIRST_VERSION_WITHOUT_BATCHING = '2025-06-18';
 
 export interface StreamableHttpTransportOptions {
   sessionIdGenerator: () => string;
@@ -50,17 +66,35 @@ export interface StreamableHttpTransportOptions {
   onsessioninitialized?: (sessionId: string) => void;
   /** Keep-alive interval on responses still waiting (SSE comment, or a newline before a JSON body); 0 = none. */
   keepAliveMs: number;
+  /** Largest response to one POST (mcpMaxResponseBytes). Default: unbounded. */
+  maxResponseBytes?: number;
+  /** Session's bytes written and not yet taken by the client's sockets before answers wait (mcpMaxBufferedBytes). */
+  maxBufferedBytes?: number;
   clock?: Clock;
 }
 
-/** One POST that carried requests: its response object and the answers collected so far. */
+/** One POST that carried requests: its response object and what is still to be written to it. */
 interface Exchange {
   readonly res: ServerResponse;
   readonly ids: RequestId[];
-  readonly answers: Map<RequestId, JSONRPCMessage>;
+  /** The POST was a JSON array: its JSON answer is an array too. */
+  readonly batch: boolean;
   readonly sse: boolean;
+  /** Ids answered so far (written or waiting). */
+  readonly received: Set<RequestId>;
+  /** JSON: answers received but not yet written (written in request order, from `next`). */
+  readonly answers: Map<RequestId, JSONRPCMessage>;
+  next: number;
+  /** SSE: messages (progress, answers) waiting to be written, in arrival order. */
+  readonly queue: JSONRPCMessage[];
+  /** Bytes of messages written to this response so far (against maxResponseBytes). */
+  written: number;
+  /** Bytes written to `res` whose write has not completed yet (against the session's maxBufferedBytes). */
+  outstanding: number;
   /** The client went away (or the exchange ended): answers are still collected, never written. */
   gone: boolean;
+  /** res.end() was called. */
+  ended: boolean;
   keepAliveTimer: unknown;
 }
 
@@ -103,10 +137,32 @@ function sseEvent(message: JSONRPCMessage): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 }
 
-function sendRpcError(res: ServerResponse, status: number, code: number, message: string, headers?: Record<string, string>): void {
+function sendRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  headers?: Record<string, string>,
+  dataCode?: ErrorCode,
+): void {
   if (res.headersSent) return void res.end();
-  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+  const error = dataCode === undefined ? { code, message } : { code, message, data: { code: dataCode } };
+  const body = JSON.stringify({ jsonrpc: '2.0', error, id: null });
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
+}
+
+/** A JSON-RPC error answer to `id` carrying one of our codes. */
+function errorAnswer(id: RequestId, code: ErrorCode, message: string): JSONRPCMessage {
+  return { jsonrpc: '2.0', id, error: { code: rpcCodeOf(code), message, data: { code } } } as JSONRPCMessage;
+}
+
+/** JSON text of a message, or the error that prevented it (RangeError beyond the string limit or the stack, a cycle, a BigInt). */
+function serialize(message: JSONRPCMessage): string | Error {
+  try {
+    return JSON.stringify(message);
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
 }
 
 export class StreamableHttpTransport implements Transport {
@@ -118,6 +174,16 @@ export class StreamableHttpTransport implements Transport {
   private readonly opts: StreamableHttpTransportOptions;
   private readonly clock: Clock;
   private readonly exchanges = new Map<RequestId, Exchange>();
+  /** Bytes written to this session's responses whose writes have not completed (maxBufferedBytes). */
+  private buffered = 0;
+  /** Exchanges with something to write, waiting for `buffered` to fall below maxBufferedBytes. */
+  private readonly waiting = new Set<Exchange>();
+  private readonly maxResponseBytes: number;
+  private readonly maxBufferedBytes: number;
+  /** The initialize request's id, until its answer (which carries the negotiated version) goes out. */
+  private initializeId: RequestId | undefined;
+  /** The protocol version negotiated at initialize. */
+  protocolVersion: string | undefined;
   private standalone: { res: ServerResponse; keepAliveTimer: unknown } | undefined;
   private started = false;
   private initialized = false;
@@ -126,6 +192,8 @@ export class StreamableHttpTransport implements Transport {
   constructor(opts: StreamableHttpTransportOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
+    this.maxResponseBytes = opts.maxResponseBytes ?? Number.POSITIVE_INFINITY;
+    this.maxBufferedBytes = opts.maxBufferedBytes ?? Number.POSITIVE_INFINITY;
   }
 
   async start(): Promise<void> {
@@ -148,9 +216,9 @@ export class StreamableHttpTransport implements Transport {
     }
   }
 
-  private refuse(res: ServerResponse, status: number, code: number, message: string): void {
+  private refuse(res: ServerResponse, status: number, code: number, message: string, dataCode?: ErrorCode): void {
     this.onerror?.(new Error(message));
-    sendRpcError(res, status, code, message);
+    sendRpcError(res, status, code, message, undefined, dataCode);
   }
 
   /** Session id and protocol version headers of a non-initialize exchange; false when refused. */
@@ -202,9 +270,25 @@ export class StreamableHttpTransport implements Transport {
     const init = messages.some(isInitialize);
     if (init) {
       if (this.initialized) return this.refuse(res, 400, -32600, 'Invalid Request: Server already initialized');
-      if (messages.length > 1) return this.refuse(res, 400, -32600, 'Invalid Request: Only one initialization request is allowed');
+      if (batch) {
+        return this.refuse(
+          res,
+          400,
+          -32600,
+          'Invalid Request: initialize must be sent alone, not inside a JSON-RPC batch',
+          ErrorCodes.BATCH_REFUSED,
+        );
+      }
     } else if (!this.checkSession(req, res)) {
       return;
+    } else if (batch && this.protocolVersion !== undefined && this.protocolVersion >= FIRST_VERSION_WITHOUT_BATCHING) {
+      return this.refuse(
+        res,
+        400,
+        -32600,
+        `Invalid Request: protocol version ${this.protocolVersion} (negotiated at initialize) has no JSON-RPC batching; send one message per POST`,
+        ErrorCodes.BATCH_REFUSED,
+      );
     }
 
     const ids: RequestId[] = [];
@@ -213,6 +297,7 @@ export class StreamableHttpTransport implements Transport {
       return this.refuse(res, 400, -32600, 'Invalid Request: request id already in use in this session');
     }
     if (init) {
+      this.initializeId = ids[0];
       this.sessionId = this.opts.sessionIdGenerator();
       this.initialized = true;
       this.opts.onsessioninitialized?.(this.sessionId);
@@ -226,7 +311,21 @@ export class StreamableHttpTransport implements Transport {
     }
 
     const sse = messages.some(wantsProgress);
-    const ex: Exchange = { res, ids, answers: new Map(), sse, gone: false, keepAliveTimer: undefined };
+    const ex: Exchange = {
+      res,
+      ids,
+      batch,
+      sse,
+      received: new Set(),
+      answers: new Map(),
+      next: 0,
+      queue: [],
+      written: 0,
+      outstanding: 0,
+      gone: false,
+      ended: false,
+      keepAliveTimer: undefined,
+    };
     for (const id of ids) this.exchanges.set(id, ex);
     // Disconnection is not cancellation: the handlers run on, their answers are dropped.
     res.once('close', () => this.retire(ex));
@@ -284,17 +383,119 @@ export class StreamableHttpTransport implements Transport {
     ex.gone = true;
     this.clock.clearTimeout(ex.keepAliveTimer);
     ex.keepAliveTimer = undefined;
+    this.waiting.delete(ex);
+    ex.answers.clear();
+    ex.queue.length = 0;
+    // A lost response's unfinished writes are never taken by the client: they no longer count.
+    this.release(ex, ex.outstanding);
   }
 
-  /** Every answer is in: write them (JSON or the end of the stream) and forget the exchange. */
-  private complete(ex: Exchange): void {
-    for (const id of ex.ids) this.exchanges.delete(id);
-    if (ex.gone) return;
+  /** `bytes` of ex's writes completed (or were dropped): the session may write more. */
+  private release(ex: Exchange, bytes: number): void {
+    const n = Math.min(bytes, ex.outstanding);
+    if (n <= 0) return;
+    ex.outstanding -= n;
+    this.buffered -= n;
+    if (this.buffered >= this.maxBufferedBytes || this.waiting.size === 0) return;
+    const resumed = [...this.waiting];
+    this.waiting.clear();
+    for (const w of resumed) this.pump(w);
+  }
+
+  /** The next message of ex that may be written now, in order; undefined when none is ready. */
+  private takeNext(ex: Exchange): JSONRPCMessage | undefined {
+    if (ex.sse) return ex.queue.shift();
+    const id = ex.ids[ex.next];
+    if (id === undefined || !ex.answers.has(id)) return undefined;
+    const m = ex.answers.get(id)!;
+    ex.answers.delete(id);
+    ex.next++;
+    return m;
+  }
+
+  private hasNext(ex: Exchange): boolean {
+    if (ex.sse) return ex.queue.length > 0;
+    const id = ex.ids[ex.next];
+    return id !== undefined && ex.answers.has(id);
+  }
+
+  /**
+   * Writes what ex has ready, in order, while the session's unfinished writes stay below
+   * maxBufferedBytes (one message may go past it: the bound is the limit plus one response's worth);
+   * ends the response once every answer is written.
+   */
+  private pump(ex: Exchange): void {
+    if (ex.gone || ex.ended) return;
+    while (this.hasNext(ex)) {
+      if (this.buffered > 0 && this.buffered >= this.maxBufferedBytes) {
+        this.waiting.add(ex);
+        return;
+      }
+      // A single JSON answer is the whole body: written together with the end of the response.
+      const whole = !ex.sse && !ex.batch;
+      this.writeMessage(ex, this.takeNext(ex)!, whole);
+      if (whole) {
+        ex.ended = true;
+        this.retireTimers(ex);
+        return;
+      }
+      if (ex.gone) return;
+    }
+    if (ex.received.size < ex.ids.length || this.hasNext(ex)) return;
+    ex.ended = true;
     const res = ex.res;
-    this.retire(ex);
-    if (ex.sse) return void res.end();
-    const answers = ex.ids.map((id) => ex.answers.get(id)!);
-    res.end(JSON.stringify(ex.ids.length === 1 ? answers[0] : answers));
+    this.retireTimers(ex);
+    if (!ex.sse && ex.batch) res.end(ex.next > 0 ? ']' : '[]');
+    else res.end();
+  }
+
+  private retireTimers(ex: Exchange): void {
+    this.clock.clearTimeout(ex.keepAliveTimer);
+    ex.keepAliveTimer = undefined;
+  }
+
+  /** Serializes one message within the response's bounds and writes it, framed for the response's form. */
+  private writeMessage(ex: Exchange, message: JSONRPCMessage, end = false): void {
+    const answer = isResponse(message);
+    let text = serialize(message);
+    if (text instanceof Error) {
+      const what = answer ? `the answer to request ${String(message.id)}` : 'a notification';
+      this.onerror?.(new Error(`${what} could not be serialized: ${text.message}`));
+      if (!answer) return;
+      text = JSON.stringify(
+        errorAnswer(
+          message.id,
+          ErrorCodes.SERIALIZATION_FAILED,
+          `Internal error: the answer could not be serialized to JSON (${text.name}: ${text.message})`,
+        ),
+      );
+    }
+    // JSON text is mostly ASCII: its length is the byte count, except for the rare non-ASCII text.
+    let bytes = Buffer.byteLength(text);
+    if (ex.written + bytes > this.maxResponseBytes) {
+      if (!answer) return; // a progress notification that does not fit is dropped, the answer may still fit
+      this.onerror?.(new Error(`the answer to request ${String(message.id)} (${bytes} bytes) exceeds mcpMaxResponseBytes`));
+      const written = ex.written;
+      text = JSON.stringify(
+        errorAnswer(
+          message.id,
+          ErrorCodes.RESPONSE_TOO_LARGE,
+          `Response too large: the answer to request ${String(message.id)} is ${bytes} bytes; ` +
+            `this response had ${written} of at most ${this.maxResponseBytes} bytes left for it (mcpMaxResponseBytes)`,
+        ),
+      );
+      bytes = Buffer.byteLength(text);
+    }
+    ex.written += bytes;
+    let chunk: string;
+    if (ex.sse) chunk = `event: message\ndata: ${text}\n\n`;
+    else if (ex.batch) chunk = (ex.written === bytes ? '[' : ',') + text;
+    else chunk = text;
+    ex.outstanding += bytes;
+    this.buffered += bytes;
+    const done = () => this.release(ex, bytes);
+    if (end) ex.res.end(chunk, done);
+    else ex.res.write(chunk, done);
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
@@ -309,6 +510,11 @@ export class StreamableHttpTransport implements Transport {
       if (s && !s.res.writableEnded && !s.res.destroyed) s.res.write(sseEvent(message));
       else if (isRequest(message)) throw new Error('the client has no open GET stream to receive a server request on');
       return;
+    }
+    if (response && rid === this.initializeId) {
+      this.initializeId = undefined;
+      const v = (message as { result?: { protocolVersion?: unknown } }).result?.protocolVersion;
+      if (typeof v === 'string') this.protocolVersion = v;
     }
     const ex = this.exchanges.get(rid);
     if (!ex) {
@@ -326,13 +532,22 @@ export class StreamableHttpTransport implements Transport {
         );
         return;
       }
-      ex.res.write(sseEvent(message));
+      ex.queue.push(message);
+      this.pump(ex);
       return;
     }
-    if (ex.answers.has(rid)) return; // answered already (e.g. by close)
-    ex.answers.set(rid, message);
-    if (ex.sse && !ex.gone) ex.res.write(sseEvent(message));
-    if (ex.answers.size === ex.ids.length) this.complete(ex);
+    this.accept(ex, rid, message);
+  }
+
+  /** One answer of ex arrived: queue it and write what can be written. */
+  private accept(ex: Exchange, id: RequestId, answer: JSONRPCMessage): void {
+    if (ex.received.has(id)) return; // answered already (e.g. by close)
+    ex.received.add(id);
+    if (ex.received.size === ex.ids.length) for (const i of ex.ids) this.exchanges.delete(i);
+    if (ex.gone) return;
+    if (ex.sse) ex.queue.push(answer);
+    else ex.answers.set(id, answer);
+    this.pump(ex);
   }
 
   async close(): Promise<void> {
@@ -340,12 +555,8 @@ export class StreamableHttpTransport implements Transport {
     this.closed = true;
     for (const ex of new Set(this.exchanges.values())) {
       for (const id of ex.ids) {
-        if (ex.answers.has(id)) continue;
-        const err = { jsonrpc: '2.0' as const, id, error: { code: SESSION_CLOSED_RPC_CODE, message: 'Session closed' } };
-        ex.answers.set(id, err);
-        if (ex.sse && !ex.gone) ex.res.write(sseEvent(err));
+        this.accept(ex, id, { jsonrpc: '2.0' as const, id, error: { code: SESSION_CLOSED_RPC_CODE, message: 'Session closed' } });
       }
-      this.complete(ex);
     }
     this.exchanges.clear();
     const s = this.standalone;

@@ -17,9 +17,10 @@ import { z } from 'zod';
 import { ErrorCodes, WardenError, type WardenErrorDetail } from '../../core/error-codes.js';
 import type { Upstream } from '../upstream-handle.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
-import { ProcessStdioTransport, type TransportProcess } from '../process/process-stdio-transport.js';
+import { ProcessStdioTransport, isSynthesizedErrorData, type TransportProcess } from '../process/process-stdio-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
+import { DEFAULT_SETTINGS } from '../../core/settings.js';
 
 interface UpstreamTool {
   name: string;
@@ -76,6 +77,11 @@ export interface UpstreamConnection {
   setClientRequestHandler(handler: ClientRequestHandler): () => void;
   /** The session ended (process exited, stdout closed, or close()). Called once. */
   onClose(listener: () => void): () => void;
+  /**
+   * Why the connection failed on its own, when it did: E_UPSTREAM_MESSAGE_TOO_LARGE or
+   * E_UPSTREAM_PROTOCOL (process-stdio-transport.ts). Undefined while it is fine or after a plain close.
+   */
+  failure?(): WardenError | undefined;
   /** Ends the session (stdin EOF). Does not stop the process. Idempotent. */
   close(): Promise<void>;
 }
@@ -116,6 +122,11 @@ export interface ConnectUpstreamOptions {
   /** Aborts the connection attempt (initialize). */
   signal?: AbortSignal;
   clientInfo?: { name: string; version: string };
+  /** Largest message accepted on the upstream's stdout (upstreamMaxMessageBytes). Default: DEFAULT_SETTINGS'. */
+  maxMessageBytes?: number;
+  /** upstreamGarbageLinesMax / upstreamGarbageWindowMs: sustained non-JSON-RPC stdout fails the connection. */
+  maxGarbageLines?: number;
+  garbageWindowMs?: number;
 }
 
 /** Pages of tools/list followed at most; a server paginating forever is cut off here. */
@@ -133,7 +144,17 @@ const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { messa
  */
 export async function connectUpstream(handle: TransportProcess | Upstream, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
   const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
-  const transport = new ProcessStdioTransport(handle);
+  const transport = new ProcessStdioTransport(handle, {
+    maxBufferSize: opts.maxMessageBytes ?? DEFAULT_SETTINGS.upstreamMaxMessageBytes,
+    maxGarbageLines: opts.maxGarbageLines ?? DEFAULT_SETTINGS.upstreamGarbageLinesMax,
+    garbageWindowMs: opts.garbageWindowMs ?? DEFAULT_SETTINGS.upstreamGarbageWindowMs,
+  });
+  /** The transport's own failure, as a WardenError naming the server (and the request's method). */
+  const failureOf = (method?: string): WardenError | undefined => {
+    const f = transport.failure();
+    if (!f) return undefined;
+    return new WardenError(f.code, `${opts.name}: ${method ? `${method}: ` : ''}${f.message}`, { ...f.detail, server: opts.name });
+  };
   const client = new Client(opts.clientInfo ?? DEFAULT_CLIENT_INFO, {
     capabilities: PROXY_CLIENT_CAPABILITIES,
     jsonSchemaValidator: passThroughSchemaValidator,
@@ -195,6 +216,8 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
   } catch (err) {
     await transport.close().catch(() => undefined);
     if (opts.signal?.aborted) throw opts.signal.reason;
+    const failed = failureOf('initialize');
+    if (failed) throw failed;
     if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
       throw new WardenError(ErrorCodes.INIT_TIMEOUT, `${opts.name}: no answer to initialize within ${opts.requestTimeoutMs} ms`, {
         server: opts.name,
@@ -248,6 +271,16 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
       });
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
+      // A connection the transport failed (oversized message, garbage): its coded reason, not "Connection closed".
+      const failed = failureOf(req.method);
+      if (failed) throw failed;
+      // An answer the transport dropped for its size: the error answer it made up in its place.
+      if (err instanceof McpError && isSynthesizedErrorData(err.data)) {
+        throw new WardenError(ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE, `${opts.name}: ${req.method}: ${upstreamRpcErrorOf(err).message}`, {
+          server: opts.name,
+          method: req.method,
+        });
+      }
       throw mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
     } finally {
       link.dispose();
@@ -361,6 +394,7 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
         toolsChanged.delete(listener);
       };
     },
+    failure: () => failureOf(),
     onClose(listener) {
       if (closed) {
         let cancelled = false;

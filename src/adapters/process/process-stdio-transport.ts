@@ -3,12 +3,22 @@
  * JSON-RPC). Unlike the SDK's StdioClientTransport it does not spawn and does not kill: the process
  * belongs to its ProcessGroupHandle (and, through it, to the ledger). `close()` only detaches, ends
  * stdin and reports onclose once.
+ *
+ * A message larger than maxBufferSize is skipped to its end with bounded memory. When it is a
+ * response whose id its ends show (oversized-response-id.ts), only that request fails: this transport
+ * delivers an error answer for it (E_UPSTREAM_MESSAGE_TOO_LARGE) and the server goes on. Otherwise,
+ * and for more than maxGarbageLines non-JSON-RPC lines within garbageWindowMs (E_UPSTREAM_PROTOCOL: a
+ * server that sustains garbage is broken, not chatty), the connection ends with a coded reason
+ * (`failure()`) that the upstream client gives to requests in flight and the server's lastError.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import { JsonRpcLineBuffer } from '../mcp/json-rpc-line-buffer.js';
+import { JsonRpcLineBuffer, LINE_END_BYTES, LineTooLongError } from '../mcp/json-rpc-line-buffer.js';
+import { oversizedResponseId } from '../mcp/oversized-response-id.js';
+import { ErrorCodes, WardenError, rpcCodeOf } from '../../core/error-codes.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import type { ExitInfo, ProcessGroupHandle } from './process-group.js';
 
 export type TransportProcess = Pick<ProcessGroupHandle, 'stdin' | 'stdout' | 'onExit'>;
@@ -18,9 +28,21 @@ export interface ProcessStdioTransportOptions {
   maxBufferSize?: number;
   /** After the process exits, wait at most this long for stdout's EOF (last responses) before closing. */
   exitFlushMs?: number;
+  /** More malformed stdout lines than this within garbageWindowMs fail the connection (0 or absent: never). */
+  maxGarbageLines?: number;
+  garbageWindowMs?: number;
+  clock?: Clock;
 }
 
 const DEFAULT_EXIT_FLUSH_MS = 100;
+
+/** `error.data` of the error answers this transport makes up itself (not the server's own). */
+const SYNTHESIZED = new WeakSet<object>();
+
+/** True for the `error.data` of an answer this transport made up (an oversized response it dropped). */
+export function isSynthesizedErrorData(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && SYNTHESIZED.has(data);
+}
 
 export class ProcessStdioTransport implements Transport {
   onclose?: () => void;
@@ -39,6 +61,14 @@ export class ProcessStdioTransport implements Transport {
   private readonly inbox: JSONRPCMessage[] = [];
   private pumping = false;
   private closeAfterDrain = false;
+  private failedWith: WardenError | undefined;
+  /** Inside a line over maxBufferSize: its first bytes, and the last ones seen so far. */
+  private skipping: { maxBytes: number; prefix: string; last: Buffer } | undefined;
+  private readonly maxGarbageLines: number;
+  private readonly garbageWindowMs: number;
+  private readonly clock: Clock;
+  private garbageWindowStart = 0;
+  private garbageInWindow = 0;
 
   constructor(
     private readonly proc: TransportProcess,
@@ -48,6 +78,91 @@ export class ProcessStdioTransport implements Transport {
     this.stdout = proc.stdout;
     this.readBuffer = new JsonRpcLineBuffer({ maxBufferSize: opts.maxBufferSize });
     this.exitFlushMs = opts.exitFlushMs ?? DEFAULT_EXIT_FLUSH_MS;
+    this.maxGarbageLines = opts.maxGarbageLines ?? 0;
+    this.garbageWindowMs = opts.garbageWindowMs ?? 10_000;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Why the transport failed the connection itself (oversized message, sustained garbage); undefined otherwise. */
+  failure(): WardenError | undefined {
+    return this.failedWith;
+  }
+
+  /** Ends the connection for a coded reason: reported once, kept for failure(). */
+  private fail(err: WardenError): void {
+    if (this.closed || this.failedWith) return;
+    this.failedWith = err;
+    this.reportError(err);
+    void this.close();
+  }
+
+  private onStdout(chunk: Buffer): void {
+    if (this.closed) return;
+    if (this.skipping) {
+      // The rest of an oversized line: dropped up to its newline, keeping its last bytes for the id.
+      const nl = chunk.indexOf(10);
+      const part = nl === -1 ? chunk : chunk.subarray(0, nl);
+      const last = Buffer.concat([this.skipping.last, part]);
+      this.skipping.last = last.subarray(Math.max(0, last.length - LINE_END_BYTES));
+      if (nl === -1) return;
+      const s = this.skipping;
+      this.skipping = undefined;
+      this.oversized(new LineTooLongError(s.maxBytes, s.prefix, s.last.toString('utf8').replace(/\r$/, '')));
+      chunk = chunk.subarray(nl + 1);
+      if (this.closed || chunk.length === 0) return this.processReadBuffer();
+    }
+    try {
+      this.readBuffer.append(chunk);
+    } catch (err) {
+      if (err instanceof LineTooLongError) {
+        // Too long and not over yet: skip to its end (bounded memory), then answer or fail.
+        this.skipping = { maxBytes: err.maxBytes, prefix: err.prefix, last: chunk.subarray(Math.max(0, chunk.length - LINE_END_BYTES)) };
+      } else {
+        this.fail(new WardenError(ErrorCodes.UPSTREAM_PROTOCOL, `reading stdout failed: ${String(err)}`));
+      }
+      return;
+    }
+    this.processReadBuffer();
+  }
+
+  /**
+   * A whole line over the limit was dropped. A response whose id can be read from its ends fails
+   * only its request (E_UPSTREAM_MESSAGE_TOO_LARGE, as an error answer from us) and the server goes
+   * on; anything else fails the connection with that code.
+   */
+  private oversized(err: LineTooLongError): void {
+    const id = oversizedResponseId(err.prefix, err.suffix);
+    const coded = this.tooLarge(err, id !== undefined);
+    if (id === undefined) return this.fail(coded);
+    this.reportError(coded);
+    const data = { code: coded.code };
+    SYNTHESIZED.add(data);
+    this.inbox.push({ jsonrpc: '2.0', id, error: { code: rpcCodeOf(coded.code), message: coded.message, data } } as JSONRPCMessage);
+  }
+
+  private tooLarge(err: LineTooLongError, survived = false): WardenError {
+    return new WardenError(
+      ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE,
+      `the server wrote a message larger than ${err.maxBytes} bytes on stdout (upstreamMaxMessageBytes); ${survived ? 'that answer was dropped' : 'its connection was closed'}`,
+    );
+  }
+
+  /** One malformed stdout line: counted per window; beyond the threshold the server has failed. */
+  private garbageLine(): void {
+    if (this.maxGarbageLines <= 0) return;
+    const now = this.clock.now();
+    if (now - this.garbageWindowStart >= this.garbageWindowMs) {
+      this.garbageWindowStart = now;
+      this.garbageInWindow = 0;
+    }
+    if (++this.garbageInWindow > this.maxGarbageLines) {
+      this.fail(
+        new WardenError(
+          ErrorCodes.UPSTREAM_PROTOCOL,
+          `the server wrote more than ${this.maxGarbageLines} lines that are not JSON-RPC on stdout within ${this.garbageWindowMs} ms (upstreamGarbageLinesMax): protocol failure`,
+        ),
+      );
+    }
   }
 
   async start(): Promise<void> {
@@ -55,17 +170,7 @@ export class ProcessStdioTransport implements Transport {
     if (this.closed) throw new Error('ProcessStdioTransport is closed');
     this.started = true;
 
-    this.on(this.stdout, 'data', (chunk: Buffer) => {
-      try {
-        this.readBuffer.append(chunk);
-      } catch (err) {
-        // Oversized unterminated message: the stream is unusable from here on.
-        this.reportError(err);
-        void this.close();
-        return;
-      }
-      this.processReadBuffer();
-    });
+    this.on(this.stdout, 'data', (chunk: Buffer) => this.onStdout(chunk));
     this.on(this.stdout, 'end', () => this.endOfInput());
     this.on(this.stdout, 'close', () => this.endOfInput());
     this.on(this.stdout, 'error', (err: Error) => this.reportError(err));
@@ -144,12 +249,18 @@ export class ProcessStdioTransport implements Transport {
 
   private processReadBuffer(): void {
     for (;;) {
+      if (this.closed) return;
       let message: JSONRPCMessage | null;
       try {
         message = this.readBuffer.readMessage();
       } catch (err) {
+        if (err instanceof LineTooLongError) {
+          this.oversized(err);
+          continue;
+        }
         // A malformed line is consumed by readMessage; report it and go on with the next one.
         this.reportError(err);
+        this.garbageLine();
         continue;
       }
       if (message === null) break;
