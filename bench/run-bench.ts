@@ -5,7 +5,7 @@
  *
  * Environment:
  *   BENCH_QUICK=1                   small samples (minutes → about a minute), for checking the harness
- *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, scale, churn, teardown, containers)
+ *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, scale, churn, teardown, containers)
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
@@ -22,13 +22,14 @@ import { envInfo } from './lib/env-info.js';
 import { installPeers } from './lib/peers.js';
 import { renderReport, type BenchResults, type ChurnResult } from './lib/report.js';
 import { runOverhead } from './overhead.js';
+import { runObservability } from './observability.js';
 import { runScale } from './scale.js';
 import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
 
 const started = performance.now();
 const quick = process.env['BENCH_QUICK'] === '1';
-const ALL = ['overhead', 'scale', 'churn', 'teardown', 'containers'];
+const ALL = ['overhead', 'observability', 'scale', 'churn', 'teardown', 'containers'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -161,6 +162,15 @@ async function main(): Promise<void> {
         upstream: overheadUpstream,
       },
       peers,
+      log,
+    );
+  }
+  if (sections.includes('observability')) {
+    log('\n## observability (metrics + call log on vs off)');
+    section = 'observability';
+    results.observability = await runObservability(
+      reaper,
+      { warmup: quick ? 300 : 3_000, rounds: quick ? 3 : 10, block: quick ? 50 : 200, concurrency: 16, upstream: overheadUpstream },
       log,
     );
   }
