@@ -509,7 +509,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     health,
     registry,
     subscribe: (listener) => events.subscribe(listener),
-    subscriberCount: () => events.listenerCount(),
+    // Outside subscribers only: the metrics' own subscription is the daemon's, not a leak to check for.
+    subscriberCount: () => events.listenerCount() - observed.subscriptions(),
     machineDefinition: () => machineDefinitionOf(serverMachine),
     controlUrl: `${httpHandle.url.replace(/^http/, 'ws')}${CONTROL_PATH}`,
     stop,

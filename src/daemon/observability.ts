@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ResourceLedger } from '../core/resource-ledger.js';
+import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { Settings } from '../core/settings.js';
 import type { HttpServerHandle } from '../adapters/http/http-server.js';
 import type { CallObserver } from '../adapters/mcp/front-call-tool.js';
@@ -29,6 +30,8 @@ export interface Observability {
   readonly callLog: CallLog | undefined;
   readonly metrics: WardenMetrics | undefined;
   bind(daemon: ObservedDaemon): void;
+  /** Daemon-event subscriptions held here (not counted as outside subscribers by the daemon). */
+  subscriptions(): number;
   /** GET /metrics on the daemon's HTTP server (behind its guard), when metrics are on. */
   route(http: HttpServerHandle): void;
   /** Writes the buffered calls, exports the last spans, unsubscribes. Idempotent. */
@@ -54,6 +57,12 @@ export async function startObservability(opts: {
           logger: logger.child({ component: 'call-log' }),
         })
       : undefined;
+  // A calls.jsonl symlink is refused, not followed (no-follow.ts), and like daemon.log it stops the start.
+  const fileError = callLog?.fileError();
+  if (fileError instanceof WardenError && fileError.code === ErrorCodes.DATA_FILE_SYMLINK) {
+    await callLog?.close();
+    throw fileError;
+  }
   const metrics =
     settings.metrics === 'on'
       ? new WardenMetrics({
@@ -75,7 +84,7 @@ export async function startObservability(opts: {
     }
   }
   const tracerHandle = tracer
-    ? opts.ledger.acquire('otel', {
+    ? opts.ledger.acquire('daemon', {
         kind: 'timer',
         description: 'OpenTelemetry span export (batch processor)',
         release: async () => tracer?.close(),
@@ -83,6 +92,7 @@ export async function startObservability(opts: {
     : undefined;
   const observer = createCallObserver({ metrics, callLog, tracer, logger });
   const offs: Array<() => void> = [];
+  let eventSubscriptions = 0;
   let closing: Promise<void> | undefined;
   return {
     observer,
@@ -90,9 +100,17 @@ export async function startObservability(opts: {
     metrics,
     bind(daemon) {
       bound = daemon;
-      if (metrics) offs.push(daemon.subscribe((e) => metrics.onServerEvent(e)));
+      if (metrics) {
+        const off = daemon.subscribe((e) => metrics.onServerEvent(e));
+        eventSubscriptions++;
+        offs.push(() => {
+          off();
+          eventSubscriptions--;
+        });
+      }
       if (callLog) offs.push(callLog.subscribe((calls) => daemon.publishCalls(calls)));
     },
+    subscriptions: () => eventSubscriptions,
     route(http) {
       if (!metrics) return;
       http.route('GET', '/metrics', async (_req, res) => {

@@ -16,6 +16,10 @@ import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { startDaemon } from '../../src/daemon/daemon.js';
+import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { NODE, cliMain, demoServer, fixture, startTestDaemon, type TestDaemon } from '../helpers/test-daemon.js';
@@ -261,6 +265,42 @@ describe('observability: metrics, call log, calls command', () => {
     // No payloads unless settings.callLogPayloads asks.
     assert.ok(lines.every((l) => !('arguments' in JSON.parse(l))));
     await assert.rejects(run(NODE, [cliMain, 'calls', '--follow', '--data-dir', dataDir]), (err: { code?: number }) => err.code === 7);
+  });
+});
+
+describe('call log file in the data dir', () => {
+  it('a symlink at calls.jsonl stops the start (E_DATA_FILE_SYMLINK), its target untouched', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-calls-link-'));
+    try {
+      const target = join(dir, 'precious');
+      writeFileSync(target, 'keep\n');
+      symlinkSync(target, join(dir, 'calls.jsonl'));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ mcpServers: {} }));
+      await assert.rejects(
+        startDaemon({
+          dataDir: dir,
+          configPath: join(dir, 'config.json'),
+          listen: { host: '127.0.0.1', port: 0 },
+          logLevel: 'silent',
+          console: false,
+        }),
+        (err: unknown) => err instanceof WardenError && err.code === ErrorCodes.DATA_FILE_SYMLINK,
+      );
+      assert.equal(readFileSync(target, 'utf8'), 'keep\n');
+      // The lock was released: a daemon starts once the link is gone.
+      rmSync(join(dir, 'calls.jsonl'));
+      const d = await startDaemon({
+        dataDir: dir,
+        configPath: join(dir, 'config.json'),
+        listen: { host: '127.0.0.1', port: 0 },
+        logLevel: 'silent',
+        console: false,
+      });
+      await d.stop('test done');
+      assert.equal(d.ledger.size(), 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -6,8 +6,8 @@
  * `calls` events). The call path never touches the disk: one write per flush, of whole lines.
  *
  * The file is opened without following a symlink (rotating-file-destination.ts → no-follow.ts).
- * Owned resources (ledger owner `call-log`): the file and the flush timer, released by close(), which
- * writes what is still buffered first.
+ * Owned resources (ledger owner `daemon`: the daemon itself holds them, as it holds its watchdog): the
+ * file and the flush timer, released by close(), which writes what is still buffered first.
  */
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
@@ -16,7 +16,7 @@ import { RotatingFileDestination } from '../log/rotating-file-destination.js';
 import { loggedPayload } from './call-payload.js';
 import { clip, routeOf, type CallEntry, type CallLogLine, type CallOutcome } from './call-record.js';
 
-export const CALL_LOG_OWNER = 'call-log';
+export const CALL_LOG_OWNER = 'daemon';
 export const CALL_LOG_FILE = 'calls.jsonl';
 
 /** A chunk written at once: a few pages, and never more than a fraction of the file size bound. */
@@ -102,6 +102,11 @@ export class CallLog {
   /** Calls dropped because more than callLogMaxPending waited for a flush. */
   get dropped(): number {
     return this._dropped;
+  }
+
+  /** The last I/O error of the file (E_DATA_FILE_SYMLINK for a link at its path). */
+  fileError(): Error | undefined {
+    return this.dest?.lastError;
   }
 
   /** The file's rotation count and I/O errors (tests, /healthz). */
