@@ -6,8 +6,15 @@
  * target gets one block of calls in an order rotated every round, sequential and then at concurrency;
  * the result is the ratio on/off of p50, p99 and throughput, and the median of the per-round p50 ratios.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import { CallLog } from '../src/adapters/observability/call-log.js';
+import { WardenMetrics } from '../src/adapters/observability/call-metrics.js';
+import { createCallObserver } from '../src/adapters/observability/call-observer.js';
+import { ResourceLedger } from '../src/core/resource-ledger.js';
+import { DEFAULT_SETTINGS } from '../src/core/settings.js';
 import { RUN_ARG, type Reaper } from './lib/proc.js';
 import { concurrent, connectHttp, sequential, type EchoConn } from './lib/client.js';
 import { startWarden, stopWarden } from './lib/warden.js';
@@ -39,6 +46,8 @@ export interface ObservabilityTarget {
 export interface ObservabilityResult {
   config: ObservabilityConfig;
   targets: ObservabilityTarget[];
+  /** In-process cost of the per-call hook (µs per call): on the call path, and the flush's share per call. */
+  hook?: { calls: number; callPathUs: number; flushUs: number };
   /** on / off. */
   ratio?: { seqP50: number; seqP99: number; seqRoundP50Median: number; concP50: number; concP99: number; throughput: number };
   skipped?: string;
@@ -53,6 +62,50 @@ function dist(rounds: number[][]): ObservedDist {
 function median(xs: number[]): number {
   const s = sortNum(xs);
   return s.length === 0 ? Number.NaN : percentile(s, 50);
+}
+
+/**
+ * The hook alone, in this process: the observer front-call-tool.ts calls, with real metrics and a real
+ * call log file; the call path is timed apart from the flushes (every 1000 calls, as a busy second would).
+ */
+async function measureHook(calls: number): Promise<{ calls: number; callPathUs: number; flushUs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-bench-hook-'));
+  const ledger = new ResourceLedger();
+  const logger = pino({ enabled: false });
+  const metrics = new WardenMetrics({
+    servers: () => [],
+    sessions: () => 0,
+    ledgerCounts: () => ({}),
+    knownServer: (s) => s === 'up',
+    knownTool: (_s, t) => t === 'echo',
+  });
+  const callLog = new CallLog({
+    file: join(dir, 'calls.jsonl'),
+    settings: { ...DEFAULT_SETTINGS, callLogFlushMs: 60_000 },
+    ledger,
+    logger,
+  });
+  const observer = createCallObserver({ metrics, callLog, logger })!;
+  const result = { content: [{ type: 'text', text: 'Echo: hi' }] };
+  const args = { message: 'hi' };
+  let callPath = 0;
+  let flush = 0;
+  try {
+    for (let i = 0; i < calls; i += 1000) {
+      const t0 = performance.now();
+      for (let k = 0; k < 1000; k++)
+        observer.ended(undefined, 'up__echo', 'session-1', args, performance.now() - 1, result, undefined, false);
+      const t1 = performance.now();
+      callLog.flush();
+      const t2 = performance.now();
+      callPath += t1 - t0;
+      flush += t2 - t1;
+    }
+  } finally {
+    await callLog.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { calls, callPathUs: (callPath * 1000) / calls, flushUs: (flush * 1000) / calls };
 }
 
 export async function runObservability(reaper: Reaper, cfg: ObservabilityConfig, log: (s: string) => void): Promise<ObservabilityResult> {
@@ -140,5 +193,9 @@ export async function runObservability(reaper: Reaper, cfg: ObservabilityConfig,
     `  on/off: sequential p50 ×${ratio.seqP50.toFixed(3)} (per-round median ×${ratio.seqRoundP50Median.toFixed(3)}), p99 ×${ratio.seqP99.toFixed(3)}; ` +
       `concurrent p50 ×${ratio.concP50.toFixed(3)}, throughput ×${ratio.throughput.toFixed(3)}; ${on.logged} calls logged`,
   );
-  return { config: cfg, targets, ratio, wallMs: performance.now() - t0 };
+  const hook = await measureHook(200_000);
+  log(
+    `  the hook in-process: ${hook.callPathUs.toFixed(2)} µs per call on the call path, ${hook.flushUs.toFixed(2)} µs per call in the flush`,
+  );
+  return { config: cfg, targets, ratio, hook, wallMs: performance.now() - t0 };
 }

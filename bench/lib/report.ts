@@ -335,6 +335,13 @@ export function renderReport(r: BenchResults): string {
         logged === undefined ? '' : `The call log of the "on" daemon held ${logged} lines at its stop (warm-up and measured calls).`,
         '',
       );
+      if (obs.hook) {
+        L.push(
+          `The hook alone (in the bench process, real metrics and call log file, ${obs.hook.calls} calls): ` +
+            `${obs.hook.callPathUs.toFixed(2)} µs per call on the call path, ${obs.hook.flushUs.toFixed(2)} µs per call in the deferred flush.`,
+          '',
+        );
+      }
     }
   }
 

@@ -68,14 +68,23 @@ describe('WardenMetrics', () => {
     one.observeCall(undefined, 'no-separator', 'error', 0.001);
     const e = parseExposition(await one.text());
     const series = find(e, 'mcp_warden_tool_calls_total');
-    // 1001 distinct names, 4 series: a/(unknown)/error, (unknown)/(unknown)/error, a/echo/ok, a/echo/tool_error.
-    assert.equal(series.length, 4);
+    // 1001 distinct names, 3 label pairs (a/echo, a/(unknown), (unknown)/(unknown)) × 5 outcomes.
+    assert.equal(series.length, 15);
     assert.deepEqual(new Set(series.map((s) => s.labels.tool)), new Set(['(unknown)', 'echo']));
     assert.equal(value(e, 'mcp_warden_tool_calls_total', { server: 'a', tool: '(unknown)', outcome: 'error' }), 500);
     assert.equal(value(e, 'mcp_warden_tool_calls_total', { server: '(unknown)', tool: '(unknown)', outcome: 'error' }), 501);
     assert.equal(value(e, 'mcp_warden_tool_calls_total', { server: 'a', tool: 'echo', outcome: 'ok' }), 1);
     assert.equal(value(e, 'mcp_warden_tool_calls_total', { server: 'a', tool: 'echo', outcome: 'tool_error' }), 1);
     assert.equal(value(e, 'mcp_warden_tool_call_duration_seconds_count', { server: 'a', tool: 'echo' }), 2);
+    // The histogram: cumulative buckets, +Inf equal to the count.
+    const b = find(e, 'mcp_warden_tool_call_duration_seconds_bucket', { server: 'a', tool: 'echo' });
+    assert.equal(b.find((x) => x.labels.le === '0.001')!.value, 0);
+    assert.equal(b.find((x) => x.labels.le === '0.0025')!.value, 1);
+    assert.equal(b.find((x) => x.labels.le === '0.005')!.value, 2);
+    assert.equal(b.at(-1)!.labels.le, '+Inf');
+    assert.equal(b.at(-1)!.value, 2);
+    assert.ok(Math.abs(value(e, 'mcp_warden_tool_call_duration_seconds_sum', { server: 'a', tool: 'echo' }) - 0.005) < 1e-9);
+    assert.equal(value(e, 'mcp_warden_tool_call_duration_seconds_count', { server: '(unknown)', tool: '(unknown)' }), 501);
     const other = parseExposition(await two.text());
     assert.equal(find(other, 'mcp_warden_tool_calls_total').length, 0);
   });

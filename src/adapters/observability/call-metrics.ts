@@ -4,13 +4,15 @@
  * describe the process, not a daemon: they live on one process-wide registry, created on first use
  * and appended to every daemon's exposition.
  *
- * Per call (the hot path, front-call-tool.ts) only a cached counter child is incremented and a cached
- * histogram child observed. Labels stay bounded whatever clients send: `server` is a configured server
- * or "(unknown)", `tool` a tool that server listed or "(unknown)". Everything else (server states,
- * sessions, ledger entries) is read when scraped; restarts and reap attempts are counted from the
- * server events.
+ * Per call (the hot path, front-call-tool.ts) one number is incremented and one histogram bucket
+ * counted, in plain typed arrays of a cell cached per tool name; prom-client reads the cells when
+ * scraped (its own labelled `inc`/`observe` hash the labels on every call, about as costly again as
+ * everything else the hook does). Labels stay bounded whatever clients send: `server` is a configured
+ * server or "(unknown)", `tool` a tool that server listed or "(unknown)". Everything else (server
+ * states, sessions, ledger entries) is read when scraped; restarts and reap attempts are counted from
+ * the server events.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { CALL_OUTCOMES, routeOf, type CallOutcome } from './call-record.js';
 
 export const UNKNOWN_LABEL = '(unknown)';
@@ -43,10 +45,21 @@ export interface ServerStateEvent {
   name?: string;
 }
 
-interface Children {
-  duration: Histogram.Internal<'server' | 'tool'>;
-  calls: Record<CallOutcome, Counter.Internal>;
+const OUTCOME_INDEX: Readonly<Record<CallOutcome, number>> = Object.freeze(
+  Object.fromEntries(CALL_OUTCOMES.map((o, i) => [o, i])) as Record<CallOutcome, number>,
+);
+
+/** One (server, tool) label pair: calls per outcome, duration buckets (the last one is +Inf), sum. */
+interface Cell {
+  readonly server: string;
+  readonly tool: string;
+  readonly calls: Float64Array;
+  readonly buckets: Float64Array;
+  sum: number;
+  count: number;
 }
+
+const DURATION_NAME = 'mcp_warden_tool_call_duration_seconds';
 
 let processRegistry: Registry | undefined;
 
@@ -62,31 +75,56 @@ function processMetrics(): Registry {
 export class WardenMetrics {
   readonly registry = new Registry();
   readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
-  private readonly calls: Counter<'server' | 'tool' | 'outcome'>;
-  private readonly duration: Histogram<'server' | 'tool'>;
   private readonly restarts: Counter<'server'>;
   private readonly reaps: Counter<'server'>;
-  /** `<scope>\n<name>` → the metric children of that call's labels; cleared when a server changes. */
-  private readonly byName = new Map<string, Children>();
-  private readonly byLabels = new Map<string, Children>();
+  /** `<scope>\n<name>` → the cell of that call's labels; cleared when a server changes. */
+  private readonly byName = new Map<string, Cell>();
+  private readonly cells = new Map<string, Cell>();
   private readonly launched = new Set<string>();
   private readonly reapAttempt = new Map<string, number>();
 
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
-    this.calls = new Counter({
+    const cells = this.cells;
+    new Counter({
       name: 'mcp_warden_tool_calls_total',
       help: 'tools/call requests by server, upstream tool name and outcome (ok, tool_error, error, timeout, cancelled)',
       labelNames: ['server', 'tool', 'outcome'],
       registers,
+      collect() {
+        this.reset();
+        for (const c of cells.values()) {
+          CALL_OUTCOMES.forEach((outcome, i) => this.inc({ server: c.server, tool: c.tool, outcome }, c.calls[i]!));
+        }
+      },
     });
-    this.duration = new Histogram({
-      name: 'mcp_warden_tool_call_duration_seconds',
+    // A histogram prom-client cannot be told the counts of: exposed from the cells as prom-client's own would be.
+    this.registry.registerMetric({
+      name: DURATION_NAME,
       help: 'Duration of tools/call requests, from arrival to answer',
-      labelNames: ['server', 'tool'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+      type: 'histogram',
+      aggregator: 'sum',
+      get: () => {
+        const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+        for (const c of cells.values()) {
+          let cumulative = 0;
+          for (let i = 0; i <= DURATION_BUCKETS.length; i++) {
+            cumulative += c.buckets[i]!;
+            const le = i < DURATION_BUCKETS.length ? DURATION_BUCKETS[i]! : '+Inf';
+            values.push({ labels: { le, server: c.server, tool: c.tool }, value: cumulative, metricName: `${DURATION_NAME}_bucket` });
+          }
+          values.push({ labels: { server: c.server, tool: c.tool }, value: c.sum, metricName: `${DURATION_NAME}_sum` });
+          values.push({ labels: { server: c.server, tool: c.tool }, value: c.count, metricName: `${DURATION_NAME}_count` });
+        }
+        return {
+          name: DURATION_NAME,
+          help: 'Duration of tools/call requests, from arrival to answer',
+          type: 'histogram',
+          values,
+          aggregator: 'sum',
+        };
+      },
+    } as unknown as Parameters<Registry['registerMetric']>[0]);
     this.restarts = new Counter({
       name: 'mcp_warden_server_restarts_total',
       help: 'Restarts of a server, after a crash or on request',
@@ -145,31 +183,40 @@ export class WardenMetrics {
     });
   }
 
-  /** The hot path: one counter increment, one histogram observation (children cached per name). */
+  /** The hot path: one counter increment and one histogram bucket, in the cell cached for this name. */
   observeCall(scope: string | undefined, name: string, outcome: CallOutcome, seconds: number): void {
     const key = scope === undefined ? name : `${scope}\n${name}`;
-    let children = this.byName.get(key);
-    if (children === undefined) {
+    let cell = this.byName.get(key);
+    if (cell === undefined) {
       const { server, tool } = routeOf(scope, name);
-      children = this.childrenFor(server, tool);
-      // A client can send endless distinct names; they all map to few children, the key cache stays bounded.
+      cell = this.cellFor(server, tool);
+      // A client can send endless distinct names; they all map to few cells, the key cache stays bounded.
       if (this.byName.size >= 10_000) this.byName.clear();
-      this.byName.set(key, children);
+      this.byName.set(key, cell);
     }
-    children.calls[outcome].inc();
-    children.duration.observe(seconds);
+    cell.calls[OUTCOME_INDEX[outcome]]!++;
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    cell.buckets[i]!++;
+    cell.sum += seconds;
+    cell.count++;
   }
 
-  private childrenFor(server: string, tool: string): Children {
+  private cellFor(server: string, tool: string): Cell {
     const s = server !== '' && this.sources.knownServer(server) ? server : UNKNOWN_LABEL;
     const t = s !== UNKNOWN_LABEL && this.sources.knownTool(server, tool) ? tool : UNKNOWN_LABEL;
     const key = `${s}\n${t}`;
-    let c = this.byLabels.get(key);
+    let c = this.cells.get(key);
     if (c === undefined) {
-      const calls = {} as Children['calls'];
-      for (const outcome of CALL_OUTCOMES) calls[outcome] = this.calls.labels({ server: s, tool: t, outcome });
-      c = { duration: this.duration.labels({ server: s, tool: t }), calls };
-      this.byLabels.set(key, c);
+      c = {
+        server: s,
+        tool: t,
+        calls: new Float64Array(CALL_OUTCOMES.length),
+        buckets: new Float64Array(DURATION_BUCKETS.length + 1),
+        sum: 0,
+        count: 0,
+      };
+      this.cells.set(key, c);
     }
     return c;
   }
