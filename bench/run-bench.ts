@@ -5,7 +5,7 @@
  *
  * Environment:
  *   BENCH_QUICK=1                   small samples (minutes → about a minute), for checking the harness
- *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, scale, churn, teardown, containers)
+ *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, scale, churn, teardown, containers)
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
@@ -24,6 +24,7 @@ import { envInfo } from './lib/env-info.js';
 import { installPeers } from './lib/peers.js';
 import { renderReport, type BenchResults, type ChurnResult } from './lib/report.js';
 import { runOverhead } from './overhead.js';
+import { runObservability } from './observability.js';
 import { runScale } from './scale.js';
 import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
@@ -37,7 +38,7 @@ function baselineBuild(): { cliMain: string; label: string } | undefined {
   const at = v.lastIndexOf('@');
   return at > 0 ? { cliMain: v.slice(0, at), label: v.slice(at + 1) } : { cliMain: v, label: 'baseline build' };
 }
-const ALL = ['overhead', 'scale', 'churn', 'teardown', 'containers'];
+const ALL = ['overhead', 'observability', 'scale', 'churn', 'teardown', 'containers'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -171,6 +172,15 @@ async function main(): Promise<void> {
         baselineBuild: baselineBuild(),
       },
       peers,
+      log,
+    );
+  }
+  if (sections.includes('observability')) {
+    log('\n## observability (metrics + call log on vs off)');
+    section = 'observability';
+    results.observability = await runObservability(
+      reaper,
+      { warmup: quick ? 300 : 3_000, rounds: quick ? 3 : 10, block: quick ? 50 : 200, concurrency: 16, upstream: overheadUpstream },
       log,
     );
   }

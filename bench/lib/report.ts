@@ -5,6 +5,7 @@ import type { OverheadResult, TargetResult } from '../overhead.js';
 import { rssPerActorKiB, type ScaleResult } from '../scale.js';
 import type { TeardownResult } from '../teardown.js';
 import type { ContainerResult } from '../containers.js';
+import type { ObservabilityResult } from '../observability.js';
 import { kib, mark, median, ms, percentile, ratio, slope, sortNum } from './stats.js';
 
 export interface ChurnResult {
@@ -41,6 +42,7 @@ export interface BenchResults {
   churn?: ChurnResult;
   teardown?: TeardownResult;
   containers?: ContainerResult;
+  observability?: ObservabilityResult;
   cleanup?: { swept: string[] };
   /** 1-minute load average: at the start, and sampled every 2 s during the run. */
   load?: { start: number; samples: number; mean: number; max: number; bySection?: Record<string, number> };
@@ -155,6 +157,14 @@ function goals(r: BenchResults): Goal[] {
         });
       }
     }
+  }
+  const ob = r.observability?.ratio;
+  if (ob) {
+    out.push({
+      goal: 'Metrics + call log on cost at most 5 % of the sequential p50 (issue 21)',
+      measured: `on/off p50 ${ratio(ob.seqP50)} (median of per-round ratios ${ratio(ob.seqRoundP50Median)}), throughput ${ratio(ob.throughput)}`,
+      ok: ob.seqRoundP50Median <= 1.05,
+    });
   }
   const s = r.scale;
   const row50 = s?.rows.find((x) => x.n === 50);
@@ -305,6 +315,42 @@ export function renderReport(r: BenchResults): string {
           'long-lived AbortSignal to every fetch; undici releases its listener only at GC). Same for every HTTP target; suppressed, counted here.',
         '',
       );
+    }
+  }
+
+  const obs = r.observability;
+  if (obs) {
+    L.push('## Observability on the hot path: metrics + call log on vs off', '');
+    if (obs.skipped || !obs.ratio) L.push(`Skipped: ${obs.skipped ?? 'no result'}`, '');
+    else {
+      const c = obs.config;
+      L.push(
+        `The same daemon twice in one run (bench/observability.ts): \`metrics\` and \`callLog\` "on" (the defaults) vs "off", ` +
+          `${c.rounds} rounds × ${c.block} calls of \`up__echo\` (${c.upstream.label}), rotated each round, sequential then ${c.concurrency} in flight.`,
+        '',
+        '| | sequential p50 | p99 | concurrent p50 | p99 | calls/s |',
+        '|---|---|---|---|---|---|',
+      );
+      for (const t of obs.targets) {
+        L.push(
+          `| ${t.id === 'on' ? '**on**' : 'off'} | ${ms(t.seq.p50)} | ${ms(t.seq.p99)} | ${ms(t.conc.p50)} | ${ms(t.conc.p99)} | ${t.conc.callsPerSec.toFixed(0)} |`,
+        );
+      }
+      const x = obs.ratio;
+      const logged = obs.targets.find((t) => t.id === 'on')?.logged;
+      L.push(
+        `| on/off | ${ratio(x.seqP50)} (per-round median ${ratio(x.seqRoundP50Median)}) | ${ratio(x.seqP99)} | ${ratio(x.concP50)} | ${ratio(x.concP99)} | ${ratio(x.throughput)} |`,
+        '',
+        logged === undefined ? '' : `The call log of the "on" daemon held ${logged} lines at its stop (warm-up and measured calls).`,
+        '',
+      );
+      if (obs.hook) {
+        L.push(
+          `The hook alone (in the bench process, real metrics and call log file, ${obs.hook.calls} calls): ` +
+            `${obs.hook.callPathUs.toFixed(2)} µs per call on the call path, ${obs.hook.flushUs.toFixed(2)} µs per call in the deferred flush.`,
+          '',
+        );
+      }
     }
   }
 

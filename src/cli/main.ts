@@ -38,6 +38,7 @@ Commands:
   servers    list, add, remove, enable, disable, restart, approve, quarantine a running daemon's
              servers, or show a server's tools (mcp-warden servers --help)
   ui         print the URL of the web visualizer of the running daemon (--open: open it in a browser)
+  calls      the tool calls the daemon answered: time, server, tool, duration, outcome (--json, --follow)
   import     add the MCP servers another client configured (FILE, or --from CLIENT; --dry-run shows the diff)
   connect    point a client (claude-desktop, cursor, windsurf, vscode, claude-code) at mcp-warden
   stdio      speak MCP on stdin/stdout, relayed to the daemon (started here if none runs), for
@@ -211,6 +212,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./stop-command.js')).runStop(rest);
     case 'ui':
       return (await import('./ui-command.js')).runUi(rest);
+    case 'calls':
+      return (await import('./calls-command.js')).runCalls(rest);
     case 'stdio':
       return (await import('./stdio-command.js')).runStdio(rest);
     case 'import':

@@ -142,6 +142,15 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   upstreamMaxMessageBytes: count(1024),
   upstreamGarbageLinesMax: count(0),
   upstreamGarbageWindowMs: ms(1),
+  metrics: { choice: ['on', 'off'] },
+  callLog: { choice: ['on', 'off'] },
+  callLogPayloads: { choice: ['none', 'arguments', 'all'] },
+  callLogPayloadMaxBytes: count(64),
+  callLogFlushMs: ms(1),
+  callLogMaxBytes: count(1024),
+  callLogFileCount: count(0),
+  callLogMemoryEntries: count(1),
+  callLogMaxPending: count(1),
 });
 
 // ---------------------------------------------------------------------------------------------

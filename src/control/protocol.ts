@@ -110,6 +110,14 @@ const CommandArgsSchemas = {
     .strictObject({ dryRun: z.boolean().optional().describe('Only report what would be killed.') })
     .describe("Run the startup reaper now: kill what dead daemon instances left behind (never a live daemon's). Returns its report."),
   shutdown: z.strictObject({}).describe('Reply, then stop the daemon gracefully.'),
+  'calls.list': z
+    .strictObject({
+      server: ServerNameSchema.optional().describe('Only calls routed to this server.'),
+      limit: z.number().int().min(1).max(100_000).optional().describe('At most this many (the most recent); default: all kept in memory.'),
+    })
+    .describe(
+      'The most recent tool calls the daemon keeps in memory (settings.callLogMemoryEntries), newest last: `{calls: CallEntry[]}`. E_NOT_AVAILABLE when settings.callLog is "off". New calls arrive as `calls` events.',
+    ),
 } as const;
 
 export type CommandName = keyof typeof CommandArgsSchemas;
@@ -189,6 +197,16 @@ const ConfigStatusSchema = z.union([
   z.object({ ok: z.literal(false), path: z.string(), error: z.object({ code: z.string(), message: z.string() }), at: z.number() }),
 ]);
 
+const CallEntrySchema = z.object({
+  time: z.string().describe('When the call arrived (ISO 8601, UTC).'),
+  server: z.string().describe('The server the tool name routes to ("" when it names none).'),
+  tool: z.string().describe("The upstream's own tool name."),
+  session: z.string().nullable().describe("The client's MCP session id."),
+  durationMs: z.number(),
+  outcome: z.enum(['ok', 'tool_error', 'error', 'timeout', 'cancelled']),
+  errorCode: z.string().nullable().describe('The E_* code of a failed call; null otherwise.'),
+});
+
 const DaemonEventSchema = z.union([
   z.object({
     type: z.literal('server'),
@@ -200,6 +218,9 @@ const DaemonEventSchema = z.union([
   z
     .object({ type: z.literal('config'), config: ConfigStatusSchema, at: z.number() })
     .describe('The config file became unusable (the running servers keep serving) or usable again (hot reload).'),
+  z
+    .object({ type: z.literal('calls'), calls: z.array(CallEntrySchema), at: z.number() })
+    .describe('Tool calls answered since the last such event, oldest first; sent every settings.callLogFlushMs while calls happen.'),
 ]);
 
 export const SnapshotMessageSchema = z

@@ -134,6 +134,23 @@ export interface Settings {
    */
   upstreamGarbageLinesMax: number;
   upstreamGarbageWindowMs: number;
+  /** `GET /metrics` (Prometheus text) and the per-call counters behind it (src/adapters/observability/). */
+  metrics: 'on' | 'off';
+  /** The tool-call log (`<dataDir>/calls.jsonl`, `mcp-warden calls`, the visualizer's calls panel). */
+  callLog: 'on' | 'off';
+  /** What of a call besides its outline the call log keeps: nothing, its arguments, or arguments and result (redacted). */
+  callLogPayloads: 'none' | 'arguments' | 'all';
+  /** A logged argument or result longer than this (as JSON) is cut to this many bytes. */
+  callLogPayloadMaxBytes: number;
+  /** Calls are buffered in memory and written (and sent to UIs) this often. */
+  callLogFlushMs: number;
+  /** The call log file rotates at this size, keeping callLogFileCount old files. */
+  callLogMaxBytes: number;
+  callLogFileCount: number;
+  /** The most recent calls kept in memory for `calls.list` and UIs. */
+  callLogMemoryEntries: number;
+  /** Calls waiting for the next flush beyond this are dropped (and counted) instead of buffered. */
+  callLogMaxPending: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -186,6 +203,15 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   upstreamMaxMessageBytes: 32 * 1024 * 1024,
   upstreamGarbageLinesMax: 1_000,
   upstreamGarbageWindowMs: 10_000,
+  metrics: 'on',
+  callLog: 'on',
+  callLogPayloads: 'none',
+  callLogPayloadMaxBytes: 4_096,
+  callLogFlushMs: 1_000,
+  callLogMaxBytes: 10 * 1024 * 1024,
+  callLogFileCount: 3,
+  callLogMemoryEntries: 1_000,
+  callLogMaxPending: 50_000,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

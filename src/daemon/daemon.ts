@@ -50,6 +50,7 @@ import { CONTROL_PATH } from '../control/protocol.js';
 import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
 import { CONFIG_WATCH_OWNER, startConfigReload } from './config-reload.js';
+import { startObservability, type Observability } from './observability.js';
 
 export { DEFAULT_HOST, DEFAULT_PORT } from '../core/defaults.js';
 
@@ -264,9 +265,11 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   let http: HttpServerHandle | undefined;
   let front: McpFront | undefined;
   let watchdog: WatchdogHandle | undefined;
+  let observability: Observability | undefined;
   let token = '';
   const cleanupPartial = async () => {
     await front?.close().catch(() => undefined);
+    await observability?.close().catch(() => undefined);
     await http?.close().catch(() => undefined);
     reaper.close();
     await ledger.sweep('force');
@@ -299,6 +302,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       maxConnections: settings.httpMaxConnections,
     });
     const port = http.port;
+    // Metrics, the call log and traces (docs/observability.md): the front reports every tools/call to them.
+    observability = await startObservability({ settings, dataDir, ledger, logger, version: VERSION });
     const allowedHosts = remote
       ? ['*'] // a remote bind is reached by whatever name the user gives it; the bearer token protects it
       : [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, '127.0.0.1', 'localhost', '[::1]'];
@@ -313,6 +318,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       allowedOrigins: [...settings.allowedOrigins],
       maxBodyBytes: settings.httpMaxBodyBytes,
       peerCheck,
+      callObserver: observability.observer,
     });
     const f = front;
     // /mcp and /mcp/<server> guard themselves (refusals in JSON-RPC; loopback origins on any port,
@@ -331,7 +337,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         allowedHosts,
         allowedOrigins: settings.allowedOrigins,
         ownOrigins,
-        bearerToken: remote && path === '/healthz' ? bearer : undefined,
+        bearerToken: remote && (path === '/healthz' || path === '/metrics') ? bearer : undefined,
       }),
     );
   } catch (err) {
@@ -340,6 +346,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   }
   const httpHandle = http;
   const frontHandle = front;
+  const observed = observability;
 
   // UIs and list_changed follow actor subscriptions (server-events.ts); `inspect` only feeds `serve --inspect`.
   const events = new ServerEvents({ logger, counts: () => ledger.counts(), onChange: () => catalog.notify() });
@@ -410,6 +417,16 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       },
     });
   });
+  // Before the start: restarts are counted from every server's first launch on.
+  observed.bind({
+    servers: () => servers(),
+    sessions: () => frontHandle.sessionCount(),
+    ledgerCounts: () => ledger.counts(),
+    knownServer: (name) => registry.entry(name) !== undefined,
+    knownTool: (name, tool) => registry.toolsOf(name)?.some((t) => t.name === tool) ?? false,
+    subscribe: (listener) => events.subscribe(listener),
+    publishCalls: (calls) => events.emit({ type: 'calls', calls, at: Date.now() }),
+  });
   rootActor.start();
   // Hot reload: edits of the config file are applied through the registry (config-reload.ts).
   const configReload = startConfigReload({
@@ -437,6 +454,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   });
   const servers = (): ServerView[] => serverViews(registry.list(), rootActor, ledger.counts());
   httpHandle.route('GET', '/healthz', (_req, res) => sendJson(res, 200, health()));
+  observed.route(httpHandle);
   // The visualizer page (`mcp-warden ui`): static files only; it talks to the daemon through /ws.
   registerVisualizer(httpHandle, { logger: logger.child({ component: 'visualizer' }) });
 
@@ -453,6 +471,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       await control?.close().catch((err: unknown) => logger.warn({ err }, 'closing the control channel failed'));
       catalog.close();
       await frontHandle.close().catch((err: unknown) => logger.warn({ err }, 'closing the MCP front failed'));
+      // After the front: every answered call is in the call log before it closes.
+      await observed.close().catch((err: unknown) => logger.warn({ err }, 'closing metrics, call log or traces failed'));
       rootActor.send({ type: 'SHUTDOWN' });
       await rootDone;
       rootActor.stop();
@@ -487,7 +507,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     health,
     registry,
     subscribe: (listener) => events.subscribe(listener),
-    subscriberCount: () => events.listenerCount(),
+    // Outside subscribers only: the metrics' own subscription is the daemon's, not a leak to check for.
+    subscriberCount: () => events.listenerCount() - observed.subscriptions(),
     machineDefinition: () => machineDefinitionOf(serverMachine),
     controlUrl: `${httpHandle.url.replace(/^http/, 'ws')}${CONTROL_PATH}`,
     stop,
@@ -499,7 +520,15 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   try {
     control = attachControlChannel({
       http: httpHandle,
-      daemon: { health, servers, subscribe: daemon.subscribe, stop, machineDefinition: daemon.machineDefinition, commands: registry },
+      daemon: {
+        health,
+        servers,
+        subscribe: daemon.subscribe,
+        stop,
+        machineDefinition: daemon.machineDefinition,
+        commands: registry,
+        calls: observed.callLog ? (filter) => observed.callLog!.recent(filter) : undefined,
+      },
       token,
       settings,
       allowedOrigins: settings.allowedOrigins,

@@ -11,6 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../core/resource-ledger.js';
+import type { CallEntry } from '../adapters/observability/call-record.js';
 import { viewOfSnapshot, type ServerView } from './server-view.js';
 import { serverActorsOf, serverActorId, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 
@@ -23,7 +24,9 @@ export type DaemonEvent =
   | { type: 'server'; server: ServerView; previousState: string | null; at: number }
   | { type: 'server-removed'; name: string; at: number }
   /** The config file became unusable, or usable again (src/daemon/config-reload.ts). */
-  | { type: 'config'; config: ConfigStatus; at: number };
+  | { type: 'config'; config: ConfigStatus; at: number }
+  /** Tool calls answered since the last such event (src/adapters/observability/call-log.ts). */
+  | { type: 'calls'; calls: CallEntry[]; at: number };
 
 export interface ServerEventsDeps {
   logger: Logger;

@@ -39,6 +39,7 @@ describe('control protocol', () => {
       'server.tools': { name: 'mem' },
       reap: { dryRun: true },
       shutdown: {},
+      'calls.list': { server: 'mem', limit: 10 },
     };
     assert.deepEqual(Object.keys(args).sort(), [...COMMAND_NAMES].sort());
     for (const command of COMMAND_NAMES) {

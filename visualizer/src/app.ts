@@ -10,8 +10,9 @@
 import { byId, h, replaceChildren } from './dom.js';
 import { CommandError, Connection, type ConnectionStatus } from './connection.js';
 import { Statechart } from './statechart.js';
+import { CallsPanel } from './calls.js';
 import { clock, duration, isDraining, oneLine, resourceText, stateClass, stateHint, whereText } from './format.js';
-import type { ConfigStatus, DaemonEvent, DaemonInfo, ServerView, SnapshotMessage, ToolsResult } from './types.js';
+import type { CallEntry, ConfigStatus, DaemonEvent, DaemonInfo, ServerView, SnapshotMessage, ToolsResult } from './types.js';
 
 const TOKEN_KEY = 'mcp-warden.token';
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,512}$/;
@@ -99,6 +100,13 @@ const els = {
 els.boot.remove();
 
 const chart = new Statechart(els.chart);
+const calls = new CallsPanel({
+  list: byId('calls'),
+  stats: byId('calls-stats'),
+  filter: byId<HTMLInputElement>('calls-filter'),
+  outcome: byId<HTMLSelectElement>('calls-outcome'),
+  count: byId('calls-count'),
+});
 
 // ---- toasts and the event log ----------------------------------------------------------------------
 
@@ -190,11 +198,31 @@ function onSnapshot(s: SnapshotMessage): void {
   }
   if (state.selected === null || !seen.has(state.selected)) state.selected = sortedNames()[0] ?? null;
   chart.setMachine(s.machine);
+  void loadCalls();
   log(
     `connected to mcp-warden ${s.daemon.version} (instance ${s.daemon.instanceId}, pid ${s.daemon.pid}): ${s.servers.length} server${s.servers.length === 1 ? '' : 's'}`,
     'log-conn',
   );
   render();
+}
+
+/** While calls.list is in flight, live calls wait here (they may or may not be in its answer). */
+let callsQueued: CallEntry[] | null = null;
+const callKey = (c: CallEntry) => `${c.time}\n${c.session}\n${c.server}\n${c.tool}\n${c.durationMs}`;
+
+/** The calls the daemon holds, on every (re)connect; then `calls` events keep the panel live. */
+async function loadCalls(): Promise<void> {
+  callsQueued = [];
+  try {
+    const r = await connection!.request<{ calls: CallEntry[] }>('calls.list', { limit: 1000 });
+    const seen = new Set(r.calls.map(callKey));
+    calls.reset([...r.calls, ...(callsQueued ?? []).filter((c) => !seen.has(callKey(c)))]);
+  } catch (err) {
+    const off = err instanceof CommandError && err.code === 'E_NOT_AVAILABLE';
+    calls.reset(callsQueued ?? [], off ? 'The call log is off (settings.callLog).' : `Calls not loaded: ${errorText(err)}`);
+  } finally {
+    callsQueued = null;
+  }
 }
 
 let relistTimer = 0;
@@ -234,6 +262,11 @@ function logConfig(c: ConfigStatus, at: number): void {
 }
 
 function onEvent(e: DaemonEvent): void {
+  if (e.type === 'calls') {
+    if (callsQueued) callsQueued.push(...e.calls);
+    else calls.add(e.calls);
+    return;
+  }
   if (e.type === 'config') {
     logConfig(e.config, e.at);
     return;

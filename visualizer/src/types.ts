@@ -31,10 +31,22 @@ export interface ServerView {
 export type ConfigStatus =
   { ok: true; path: string; loadedAt: number } | { ok: false; path: string; error: { code: string; message: string }; at: number };
 
+/** One tool call the daemon answered (the call log, src/adapters/observability/call-record.ts). */
+export interface CallEntry {
+  time: string;
+  server: string;
+  tool: string;
+  session: string | null;
+  durationMs: number;
+  outcome: 'ok' | 'tool_error' | 'error' | 'timeout' | 'cancelled';
+  errorCode: string | null;
+}
+
 export type DaemonEvent =
   | { type: 'server'; server: ServerView; previousState: string | null; at: number }
   | { type: 'server-removed'; name: string; at: number }
-  | { type: 'config'; config: ConfigStatus; at: number };
+  | { type: 'config'; config: ConfigStatus; at: number }
+  | { type: 'calls'; calls: CallEntry[]; at: number };
 
 export interface DaemonInfo {
   instanceId: string;

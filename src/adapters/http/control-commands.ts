@@ -43,6 +43,8 @@ export interface ControlBackend {
   stop(reason: string): Promise<void>;
   machineDefinition(): Record<string, unknown>;
   commands: ServerCommands;
+  /** The recent tool calls (src/adapters/observability/call-log.ts); absent when the call log is off. */
+  calls?: (filter: { server?: string; limit?: number }) => unknown[];
 }
 
 export interface CommandContext {
@@ -137,5 +139,11 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
 
     case 'shutdown':
       return { stopping: true };
+
+    case 'calls.list': {
+      if (!daemon.calls) throw new WardenError(ErrorCodes.NOT_AVAILABLE, 'the call log is off (settings.callLog)');
+      const { server, limit } = rawArgs as CommandArgs<'calls.list'>;
+      return { calls: daemon.calls({ server, limit }) };
+    }
   }
 }

@@ -36,11 +36,32 @@ export interface CallToolDeps {
   /** The front's own deadline: toolCallTimeoutMs plus a margin, only fires if the catalog never settles. */
   callDeadlineMs: number;
   logger: Logger;
+  /** Metrics, the call log, traces (src/adapters/observability/); none: nothing is measured. */
+  observer?: CallObserver;
+}
+
+/**
+ * Told once per tools/call when it ends (hot path: it must only count and buffer, never wait or throw).
+ * `startedAt` is the `performance.now()` of the call's arrival; `aborted`: our controller was aborted.
+ */
+export interface CallObserver {
+  ended(
+    scope: string | undefined,
+    name: string,
+    session: string | undefined,
+    args: unknown,
+    startedAt: number,
+    result: unknown,
+    err: unknown,
+    aborted: boolean,
+  ): void;
 }
 
 /** What a tool call needs of its session. */
 export interface CallingSession {
   readonly scope: string | undefined;
+  /** The MCP session id (for the call log). */
+  readonly id?: string | undefined;
   readonly peer: DownstreamPeer;
   readonly closed: boolean;
   /** Our own controller per in-flight tools/call; the session aborts them when it closes. */
@@ -48,7 +69,7 @@ export interface CallingSession {
 }
 
 export async function callTool(deps: CallToolDeps, s: CallingSession, request: CallToolWire, extra: Extra): Promise<ServerResult> {
-  const { catalog, clock, callDeadlineMs, logger } = deps;
+  const { catalog, clock, callDeadlineMs, logger, observer } = deps;
   const params = request.params;
   if (!isPlainObject(params) || typeof params['name'] !== 'string') {
     throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string');
@@ -60,6 +81,7 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
   }
   const token = extra._meta?.progressToken;
   const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
+  const startedAt = observer === undefined ? 0 : performance.now();
 
   const ctl = new AbortController();
   const onDownstreamAbort = () => ctl.abort(extra.signal.reason);
@@ -123,8 +145,10 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
       );
     });
     if (!isPlainObject(result)) throw new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result');
+    observer?.ended(s.scope, name, s.id, args, startedAt, result, undefined, false);
     return result as ServerResult;
   } catch (err) {
+    observer?.ended(s.scope, name, s.id, args, startedAt, undefined, err, ctl.signal.aborted);
     const mapped = toMcpError(err, name);
     if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
       logger.warn({ err, tool: name }, 'tool call failed unexpectedly');

@@ -71,7 +71,7 @@ import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { FrontMcpError, refuse, toMcpError, upstreamMcpError } from './front-errors.js';
 import { paged } from './front-paging.js';
 import { jsonDepthExceeds } from './json-depth.js';
-import { CallToolWireSchema, callTool, type CallToolWire, type Extra } from './front-call-tool.js';
+import { CallToolWireSchema, callTool, type CallObserver, type CallToolWire, type Extra } from './front-call-tool.js';
 
 const FRONT_LEDGER_OWNER = 'front';
 
@@ -103,6 +103,8 @@ export interface McpFrontOptions {
   maxBodyBytes?: number;
   /** Refuses peers that are supervised processes (src/adapters/http/peer-guard.ts); none: no such check. */
   peerCheck?: PeerCheck;
+  /** Metrics, call log and traces per tools/call (src/adapters/observability/call-observer.ts). */
+  callObserver?: CallObserver;
 }
 
 export interface McpFront {
@@ -193,7 +195,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   let closePromise: Promise<void> | undefined;
   let sweepTimer: unknown;
 
-  const callDeps = { catalog, clock, callDeadlineMs, logger };
+  const callDeps = { catalog, clock, callDeadlineMs, logger, observer: opts.callObserver };
   const clientRequestTimeoutMs = opts.settings.clientRequestTimeoutMs ?? DEFAULT_SETTINGS.clientRequestTimeoutMs;
   const pageSize = opts.settings.mcpListPageSize ?? DEFAULT_SETTINGS.mcpListPageSize;
   const maxResponseBytes = opts.settings.mcpMaxResponseBytes ?? DEFAULT_SETTINGS.mcpMaxResponseBytes;
