@@ -345,7 +345,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const frontHandle = front;
 
   // UIs and list_changed follow actor subscriptions (server-events.ts); `inspect` only feeds `serve --inspect`.
-  const events = new ServerEvents({ logger, counts: () => ledger.counts(), onChange: () => catalog.notify() });
+  const events = new ServerEvents({ logger, counts: (owner) => ledger.countsOf(owner), onChange: (names) => catalog.notify(names) });
   // Server commands and the approval policy (tool integrity, docs/quarantine.md) live in the registry.
   const registry = new ServerRegistry({
     configPath,

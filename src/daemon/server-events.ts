@@ -5,7 +5,8 @@
  * It subscribes to the root actor; each root snapshot's `children` says which server actors exist,
  * and each one gets its own subscription. Every server snapshot becomes a `server` event when its
  * view changed (de-duplicated by JSON), a state change is logged, and the catalog is asked to
- * re-check its tool list (coalesced to one check per microtask). A child's subscription is released
+ * re-check the servers that changed (coalesced to one check per microtask; nothing here looks at
+ * every server per event, so a change costs the same with 500 servers as with one). A child's subscription is released
  * when it reaches `stopped`, when it leaves `children`, and all of them on `stop()`.
  * Observing never disturbs the system: nothing here throws into an actor.
  */
@@ -27,10 +28,10 @@ export type DaemonEvent =
 
 export interface ServerEventsDeps {
   logger: Logger;
-  /** Ledger counts per owner, for the view's `resources`. */
-  counts: () => Record<string, Partial<Record<ResourceKind, number>>>;
-  /** Something about the servers changed (the catalog's `notify`, for `list_changed`). */
-  onChange: () => void;
+  /** Ledger counts of one owner, for the view's `resources`. */
+  counts: (owner: string) => Partial<Record<ResourceKind, number>>;
+  /** These servers changed (the catalog's `notify`, for `list_changed`). */
+  onChange: (names: ReadonlySet<string>) => void;
   now?: () => number;
 }
 
@@ -45,7 +46,7 @@ export class ServerEvents {
   private readonly lastState = new Map<string, string>();
   private readonly lastView = new Map<string, string>();
   private rootSubscription: { unsubscribe(): void } | undefined;
-  private changeQueued = false;
+  private changed = new Set<string>();
   private stopped = false;
   private readonly now: () => number;
 
@@ -113,7 +114,10 @@ export class ServerEvents {
       const live = new Map(serverActorsOf(root).map(({ name, ref }) => [name, ref]));
       for (const [name, w] of this.watched) {
         // Gone from `children`, or replaced by a new actor of the same name.
-        if (live.get(name) !== w.ref) this.release(name);
+        if (live.get(name) !== w.ref) {
+          this.release(name);
+          this.queueChange(name);
+        }
       }
       for (const [name, ref] of live) {
         if (!this.watched.has(name)) this.watch(name, ref);
@@ -121,7 +125,6 @@ export class ServerEvents {
     } catch {
       // observing must never disturb the system
     }
-    this.queueChange();
   }
 
   private watch(name: string, ref: ServerActorRef): void {
@@ -160,7 +163,7 @@ export class ServerEvents {
   private onSnapshot(name: string, ref: ServerActorRef, snap: ServerSnapshot): void {
     try {
       if (this.stopped || this.watched.get(name)?.ref !== ref) return;
-      const view = viewOfSnapshot(snap, this.deps.counts()[serverActorId(name)] ?? {});
+      const view = viewOfSnapshot(snap, this.deps.counts(serverActorId(name)));
       if (!view) return;
       const previousState = this.lastState.get(view.name) ?? null;
       const serialized = JSON.stringify(view);
@@ -181,16 +184,19 @@ export class ServerEvents {
     } catch {
       // observing must never disturb the system
     }
-    this.queueChange();
+    this.queueChange(name);
   }
 
-  private queueChange(): void {
-    if (this.changeQueued || this.stopped) return;
-    this.changeQueued = true;
+  private queueChange(name: string): void {
+    if (this.stopped) return;
+    const first = this.changed.size === 0;
+    this.changed.add(name);
+    if (!first) return;
     queueMicrotask(() => {
-      this.changeQueued = false;
+      const names = this.changed;
+      this.changed = new Set();
       try {
-        this.deps.onChange();
+        this.deps.onChange(names);
       } catch {
         // the catalog's failure is its own
       }
