@@ -47,6 +47,7 @@ export class ServerEvents {
   private readonly lastView = new Map<string, string>();
   private rootSubscription: { unsubscribe(): void } | undefined;
   private changed = new Set<string>();
+  private lastChildren: unknown;
   private stopped = false;
   private readonly now: () => number;
 
@@ -111,6 +112,10 @@ export class ServerEvents {
   private syncChildren(root: SupervisorActorRef): void {
     if (this.stopped) return;
     try {
+      // Most root snapshots only change its context: the same `children` object has the same actors.
+      const children = root.getSnapshot().children;
+      if (children === this.lastChildren) return;
+      this.lastChildren = children;
       const live = new Map(serverActorsOf(root).map(({ name, ref }) => [name, ref]));
       for (const [name, w] of this.watched) {
         // Gone from `children`, or replaced by a new actor of the same name.
