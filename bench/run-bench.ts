@@ -9,6 +9,7 @@
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
+ *   BENCH_SCALE_COUNTS=1,50,500     the upstream counts of the scale section (default 1,10,50,200,500)
  *
  * Everything the run starts is in its own process group and carries the run id (environment or
  * argv); it is all stopped, and temp dirs removed, on every exit path (including SIGINT/SIGTERM).
@@ -20,6 +21,7 @@ import { CHURN, ECHO_FIXTURE, EVERYTHING_SERVER, REPO } from './lib/paths.js';
 import { RUN_ARG, RUN_ID, Reaper, waitForLine, sleep } from './lib/proc.js';
 import { envInfo } from './lib/env-info.js';
 import { installPeers } from './lib/peers.js';
+import { nativeEcho } from './lib/native-fixture.js';
 import { renderReport, type BenchResults, type ChurnResult } from './lib/report.js';
 import { runOverhead } from './overhead.js';
 import { runScale } from './scale.js';
@@ -167,7 +169,17 @@ async function main(): Promise<void> {
   if (sections.includes('scale')) {
     log('\n## scale');
     section = 'scale';
-    results.scale = await runScale(reaper, { counts: [1, 10, 50], reps: quick ? 1 : 5, upstream: echo }, log);
+    // A C echo server: 500 of them start in well under a second, so the proxy's own cost shows.
+    const native = nativeEcho();
+    if (!native.ok) log(`  ⚠ native echo fixture unavailable (${native.reason}); using the Node echo fixture`);
+    const upstream = native.ok
+      ? { command: native.path, args: [], label: 'the C echo fixture (bench/fixtures/echo-server.c, compiled into .bench/)' }
+      : { ...echo, label: `${echo.label}; the C fixture was unavailable: ${native.reason}` };
+    const counts = (process.env['BENCH_SCALE_COUNTS'] ?? '1,10,50,200,500')
+      .split(',')
+      .map(Number)
+      .filter((n) => Number.isInteger(n) && n > 0);
+    results.scale = await runScale(reaper, { counts, reps: quick ? 1 : 3, upstream }, log);
   }
   if (sections.includes('churn')) {
     log('\n## churn');

@@ -2,7 +2,7 @@
 import type { EnvInfo } from './env-info.js';
 import type { PeerInstall } from './peers.js';
 import type { OverheadResult, TargetResult } from '../overhead.js';
-import { rssPerActorKiB, type ScaleResult } from '../scale.js';
+import { rssPerActorKiB, rssSlopeKiB, type ScaleResult } from '../scale.js';
 import type { TeardownResult } from '../teardown.js';
 import type { ContainerResult } from '../containers.js';
 import { kib, mark, median, ms, percentile, ratio, slope, sortNum } from './stats.js';
@@ -148,15 +148,7 @@ function goals(r: BenchResults): Goal[] {
     }
   }
   const s = r.scale;
-  const row50 = s?.rows.find((x) => x.n === 50);
-  if (row50 && row50.wardenMs.length > 0 && row50.plainMs.length > 0) {
-    const x = median(row50.wardenMs) / median(row50.plainMs);
-    out.push({
-      goal: '50 upstreams running within 1.2× of the no-proxy spawn time',
-      measured: `${ms(median(row50.wardenMs))} vs ${ms(median(row50.plainMs))} = ${ratio(x)} (median of per-repetition ratios ${ratio(pairedRatio(row50.wardenMs, row50.plainMs))}; ${row50.wardenMs.length} repetitions)`,
-      ok: x <= 1.2,
-    });
-  } else if (s) out.push({ goal: '50 upstreams running within 1.2× of the no-proxy spawn time', measured: 'not measured', ok: undefined });
+  if (s) out.push(...scaleGoals(s));
   const c = r.churn;
   if (c?.ok) {
     const hOk = sameCounts(c.handlesBefore, c.handlesAfter);
@@ -184,6 +176,62 @@ function goals(r: BenchResults): Goal[] {
       ok: worst < 3_000,
     });
   }
+  return out;
+}
+
+function scaleGoals(s: ScaleResult): Goal[] {
+  const out: Goal[] = [];
+  for (const row of s.rows) {
+    const goal = `${row.n} upstream${row.n === 1 ? '' : 's'} running within 1.2× of the no-proxy spawn time`;
+    if (row.wardenMs.length === 0 || row.plainMs.length === 0) {
+      out.push({ goal, measured: 'not measured', ok: undefined });
+      continue;
+    }
+    const x = median(row.wardenMs) / median(row.plainMs);
+    const paired = pairedRatio(row.wardenMs, row.plainMs);
+    out.push({
+      goal,
+      measured: `${ms(median(row.wardenMs))} vs ${ms(median(row.plainMs))} = ${ratio(x)} (per-repetition ratios ${samples(
+        row.wardenMs.slice(0, row.plainMs.length).map((w, i) => w / row.plainMs[i]!),
+        (v) => v.toFixed(2),
+      )}, median ${ratio(paired)})`,
+      ok: x <= 1.2,
+    });
+  }
+  const big = s.rows.at(-1);
+  if (big) {
+    const goal = `\`mcp-warden stop\` with ${big.n} upstreams within 0.5 s, every group verified gone (wall time of the CLI)`;
+    const survivors = big.survivors.reduce((a, b) => a + b, 0);
+    out.push(
+      big.stopMs.length === 0
+        ? { goal, measured: 'not measured', ok: undefined }
+        : {
+            goal,
+            measured: `${ms(median(big.stopMs))} [${samples(big.stopMs)}], ${survivors} survivor(s) over ${big.survivors.length} stops`,
+            ok: median(big.stopMs) <= 500 && survivors === 0 && big.survivors.length === big.stopMs.length,
+          },
+    );
+  }
+  const one = s.rows.find((x) => x.n === 1);
+  if (one && one.rssKiB.length > 0) {
+    const rss = median(one.rssKiB);
+    const bare =
+      s.bareNodeRssKiB.length > 0
+        ? ` (an idle bare \`node\`: ${kib(median(s.bareNodeRssKiB) * 1024)}, ratio ${ratio(rss / median(s.bareNodeRssKiB))})`
+        : '';
+    out.push({
+      goal: 'Daemon RSS with one upstream ≤ 60 MiB',
+      measured: `${kib(rss * 1024)} [${samples(one.rssKiB, (x) => (x / 1024).toFixed(1))} MiB]${bare}`,
+      ok: rss <= 60 * 1024,
+    });
+  }
+  const sl = rssSlopeKiB(s);
+  if (Number.isFinite(sl))
+    out.push({
+      goal: 'Per-upstream actor cost ≤ 100 KiB (slope of daemon RSS over N)',
+      measured: `${kib(sl * 1024)} per upstream`,
+      ok: sl <= 100,
+    });
   return out;
 }
 
@@ -310,8 +358,17 @@ export function renderReport(r: BenchResults): string {
         `with 0 servers: ${kib(median(s.baseRssKiB) * 1024)} [${samples(s.baseRssKiB, (x) => (x / 1024).toFixed(1))} MiB].`,
       '',
     );
-    L.push('| N | mcp-warden | of which spawn → listening | no proxy | ratio | daemon RSS | RSS per upstream actor | SIGTERM → exit |');
-    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push(
+      'Stop: wall time of `mcp-warden stop --data-dir …` (its own Node start-up, SIGTERM, every upstream stopped and its group verified ' +
+        'empty, daemon exit, the CLI noticing), then a /proc sweep for processes still carrying the instance marker (survivors). ' +
+        `Idle bare \`node\` (no imports): ${s.bareNodeRssKiB.length > 0 ? kib(median(s.bareNodeRssKiB) * 1024) : 'not measured'}. ` +
+        `Slope of daemon RSS over N (all samples): ${kib(rssSlopeKiB(s) * 1024)} per upstream.`,
+      '',
+    );
+    L.push(
+      '| N | mcp-warden | of which spawn → listening | no proxy | ratio | daemon RSS | RSS per upstream actor | `mcp-warden stop` | survivors |',
+    );
+    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     // RSS of an idle Node process moves by a few MiB on its own: a delta inside the spread of the
     // 0-server samples is not attributed to the actors.
     const baseSpread = s.baseRssKiB.length > 1 ? Math.max(...s.baseRssKiB) - Math.min(...s.baseRssKiB) : 0;
@@ -327,7 +384,7 @@ export function renderReport(r: BenchResults): string {
       const err = row.errors.length > 0 ? ` (${row.errors.length} failed: ${row.errors[0]})` : '';
       L.push(
         `| ${row.n} | ${ms(w)} [${samples(row.wardenMs)}] | ${ms(median(row.wardenListenMs))} | ${ms(p)} [${samples(row.plainMs)}] | ${ratio(w / p)} | ` +
-          `${kib(median(row.rssKiB) * 1024)} | ${perActor(row)} | ${ms(median(row.stopMs))} [${samples(row.stopMs)}]${err} |`,
+          `${kib(median(row.rssKiB) * 1024)} | ${perActor(row)} | ${ms(median(row.stopMs))} [${samples(row.stopMs)}] | ${row.survivors.reduce((a, b) => a + b, 0)}${err} |`,
       );
     }
     L.push('');
