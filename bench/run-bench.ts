@@ -5,7 +5,7 @@
  *
  * Environment:
  *   BENCH_QUICK=1                   small samples (minutes → about a minute), for checking the harness
- *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, scale, churn, teardown, containers)
+ *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, throughput, scale, churn, teardown, containers)
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
@@ -25,12 +25,13 @@ import { nativeEcho } from './lib/native-fixture.js';
 import { renderReport, type BenchResults, type ChurnResult } from './lib/report.js';
 import { runOverhead } from './overhead.js';
 import { runScale } from './scale.js';
+import { runThroughput } from './throughput.js';
 import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
 
 const started = performance.now();
 const quick = process.env['BENCH_QUICK'] === '1';
-const ALL = ['overhead', 'scale', 'churn', 'teardown', 'containers'];
+const ALL = ['overhead', 'throughput', 'scale', 'churn', 'teardown', 'containers'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -166,15 +167,32 @@ async function main(): Promise<void> {
       log,
     );
   }
+  // A C echo server: 500 of them start in well under a second, and its stdio hop is cheap, so the proxy's own cost shows.
+  const native = sections.includes('scale') || sections.includes('throughput') ? nativeEcho() : undefined;
+  if (native && !native.ok) log(`  ⚠ native echo fixture unavailable (${native.reason}); using the Node echo fixture`);
+  const upstream =
+    native?.ok === true
+      ? { command: native.path, args: [], label: 'the C echo fixture (bench/fixtures/echo-server.c, compiled into .bench/)' }
+      : { ...echo, label: `${echo.label}; the C fixture was unavailable: ${native && !native.ok ? native.reason : ''}` };
+  if (sections.includes('throughput')) {
+    log('\n## throughput');
+    section = 'throughput';
+    results.throughput = await runThroughput(
+      reaper,
+      {
+        connections: [16, 64],
+        durationSec: quick ? 3 : 8,
+        reps: quick ? 1 : 3,
+        listCounts: [1, 500],
+        listCalls: quick ? 100 : 300,
+        upstream,
+      },
+      log,
+    );
+  }
   if (sections.includes('scale')) {
     log('\n## scale');
     section = 'scale';
-    // A C echo server: 500 of them start in well under a second, so the proxy's own cost shows.
-    const native = nativeEcho();
-    if (!native.ok) log(`  ⚠ native echo fixture unavailable (${native.reason}); using the Node echo fixture`);
-    const upstream = native.ok
-      ? { command: native.path, args: [], label: 'the C echo fixture (bench/fixtures/echo-server.c, compiled into .bench/)' }
-      : { ...echo, label: `${echo.label}; the C fixture was unavailable: ${native.reason}` };
     const counts = (process.env['BENCH_SCALE_COUNTS'] ?? '1,10,50,200,500')
       .split(',')
       .map(Number)

@@ -3,6 +3,7 @@ import type { EnvInfo } from './env-info.js';
 import type { PeerInstall } from './peers.js';
 import type { OverheadResult, TargetResult } from '../overhead.js';
 import { rssPerActorKiB, rssSlopeKiB, type ScaleResult } from '../scale.js';
+import { listP, medianRate, type ThroughputResult } from '../throughput.js';
 import type { TeardownResult } from '../teardown.js';
 import type { ContainerResult } from '../containers.js';
 import { kib, mark, median, ms, percentile, ratio, slope, sortNum } from './stats.js';
@@ -38,6 +39,7 @@ export interface BenchResults {
   wallMs: number;
   overhead?: OverheadResult;
   scale?: ScaleResult;
+  throughput?: ThroughputResult;
   churn?: ChurnResult;
   teardown?: TeardownResult;
   containers?: ContainerResult;
@@ -147,6 +149,7 @@ function goals(r: BenchResults): Goal[] {
       }
     }
   }
+  if (r.throughput) out.push(...throughputGoals(r.throughput));
   const s = r.scale;
   if (s) out.push(...scaleGoals(s));
   const c = r.churn;
@@ -174,6 +177,43 @@ function goals(r: BenchResults): Goal[] {
       goal: 'SIGKILL → zero orphans well under 3 s (watchdog present)',
       measured: `worst ${Number.isFinite(worst) ? ms(worst) : 'not reaped'} of ${t.sigkillMs.length}`,
       ok: worst < 3_000,
+    });
+  }
+  return out;
+}
+
+function throughputGoals(t: ThroughputResult): Goal[] {
+  const out: Goal[] = [];
+  for (const c of t.config.connections) {
+    const ours = medianRate(t, 'mcp-warden', c);
+    const lean = medianRate(t, 'lean node:http', c);
+    const goal = `tools/call throughput at ${c} connections ≥ 0.6× the lean node:http server's, every answer a 200 with a result`;
+    if (!Number.isFinite(ours) || !Number.isFinite(lean)) {
+      out.push({ goal, measured: 'not measured', ok: undefined });
+      continue;
+    }
+    const bad = (t.load['mcp-warden']?.[c] ?? []).reduce((a, x) => a + x.bad, 0);
+    const ok = (t.load['mcp-warden']?.[c] ?? []).reduce((a, x) => a + x.ok, 0);
+    const sdk = medianRate(t, 'bare SDK HTTP', c);
+    out.push({
+      goal,
+      measured:
+        `${ours.toFixed(0)} vs ${lean.toFixed(0)} req/s = ${ratio(ours / lean)} (bare SDK HTTP ${Number.isFinite(sdk) ? sdk.toFixed(0) : '—'}); ` +
+        `${ok} good answers, ${bad} other`,
+      ok: ours / lean >= 0.6 && bad === 0,
+    });
+  }
+  const one = t.list[1];
+  const many = Object.keys(t.list)
+    .map(Number)
+    .filter((n) => n > 1)
+    .at(-1);
+  if (one && many !== undefined) {
+    const x = listP(t, many, 50) / listP(t, 1, 50);
+    out.push({
+      goal: `tools/list p50 at ${many} upstreams within 1.5× of 1 upstream`,
+      measured: `${ms(listP(t, many, 50))} vs ${ms(listP(t, 1, 50))} = ${ratio(x)} (${t.list[many]!.length} calls each)`,
+      ok: x <= 1.5,
     });
   }
   return out;
@@ -345,6 +385,37 @@ export function renderReport(r: BenchResults): string {
         '',
       );
     }
+  }
+
+  const tp = r.throughput;
+  if (tp) {
+    L.push('## 2b. Throughput: tools/call under load, tools/list at scale', '');
+    L.push(
+      `autocannon, one MCP session per target, \`tools/call\` of echo, ${tp.config.durationSec} s per run, ${tp.config.reps} repetition(s) alternating the order; ` +
+        `upstream of mcp-warden: ${tp.config.upstream.label}. The lean node:http server (bench/lean-http-server.ts) answers the JSON-RPC itself ` +
+        '(no SDK, no upstream): the floor. A good answer is a 200 whose body holds the echo result; "other" counts everything else.',
+      '',
+    );
+    L.push('| target | connections | req/s (median) | ratio to lean | p50 / p99 latency | good | other |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const [id, byC] of Object.entries(tp.load)) {
+      for (const [c, xs] of Object.entries(byC)) {
+        const rate = median(xs.map((x) => x.reqPerSec));
+        const lean = medianRate(tp, 'lean node:http', Number(c));
+        L.push(
+          `| ${id} | ${c} | ${rate.toFixed(0)} [${samples(xs.map((x) => x.reqPerSec))}] | ${ratio(rate / lean)} | ` +
+            `${median(xs.map((x) => x.p50))} / ${median(xs.map((x) => x.p99))} ms | ${xs.reduce((a, x) => a + x.ok, 0)} | ${xs.reduce((a, x) => a + x.bad, 0)} |`,
+        );
+      }
+    }
+    L.push('');
+    const counts = Object.keys(tp.list).map(Number);
+    if (counts.length > 0) {
+      L.push('| upstreams | tools/list p50 | p99 | calls |', '|---:|---:|---:|---:|');
+      for (const n of counts) L.push(`| ${n} | ${ms(listP(tp, n, 50))} | ${ms(listP(tp, n, 99))} | ${tp.list[n]!.length} |`);
+      L.push('');
+    }
+    if (tp.errors.length > 0) L.push(`Errors: ${tp.errors.join('; ')}`, '');
   }
 
   const s = r.scale;
