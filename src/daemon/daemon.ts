@@ -46,7 +46,7 @@ import { attachControlChannel, type ControlChannel } from '../adapters/http/cont
 import { createPeerCheck } from '../adapters/http/peer-guard.js';
 import { supervisedPids } from '../adapters/process/socket-owner.js';
 import { LogTap } from '../adapters/log/log-tap.js';
-import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
+import type { StatelyInspector } from '../adapters/log/stately-inspector.js';
 import { CONTROL_PATH } from '../control/protocol.js';
 import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
@@ -381,8 +381,12 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
 
   const enabled = registry.list().filter(([, e]) => !e.disabled);
   // `serve --inspect`: the whole actor system to a Stately inspector relay (observation only; never throws).
+  // Loaded only then: @statelyai/inspect and its dependencies cost every other daemon memory and start-up time.
   const stately: StatelyInspector | undefined = opts.inspectUrl
-    ? createStatelyInspector({ url: opts.inspectUrl, logger: logger.child({ component: 'inspector' }) })
+    ? (await import('../adapters/log/stately-inspector.js')).createStatelyInspector({
+        url: opts.inspectUrl,
+        logger: logger.child({ component: 'inspector' }),
+      })
     : undefined;
   const rootActor = createActor(supervisor, {
     input: { servers: enabled.map(([n, e]) => toMachineInput(n, e, settings)), shutdownBudgetMs: settings.shutdownBudgetMs },
