@@ -191,6 +191,11 @@ export function rssPerActorKiB(res: ScaleResult, row: ScaleRow): number {
 export function rssSlopeKiB(res: ScaleResult): number {
   const xs: number[] = res.baseRssKiB.map(() => 0);
   const ys: number[] = [...res.baseRssKiB];
-  for (const row of res.rows) for (const r of row.rssKiB) (xs.push(row.n), ys.push(r));
+  for (const row of res.rows) {
+    for (const r of row.rssKiB) {
+      xs.push(row.n);
+      ys.push(r);
+    }
+  }
   return slope(xs, ys);
 }

@@ -24,6 +24,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { WebSocketServer, WebSocket, RawData } from 'ws';
+import type * as WsModule from 'ws';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import type { Settings } from '../../core/settings.js';
@@ -91,7 +92,7 @@ const WS_OPEN = 1;
 const WS_CLOSED = 3;
 
 /** `ws` loads with the first control connection: a daemon nobody drives never pays its memory and start-up time. */
-let wsModule: Promise<typeof import('ws')> | undefined;
+let wsModule: Promise<typeof WsModule> | undefined;
 const loadWs = () => (wsModule ??= import('ws'));
 
 export function attachControlChannel(opts: ControlChannelOptions): ControlChannel {
