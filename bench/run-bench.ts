@@ -5,12 +5,13 @@
  *
  * Environment:
  *   BENCH_QUICK=1                   small samples (minutes → about a minute), for checking the harness
- *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, scale, churn, teardown, containers)
+ *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, throughput, scale, churn, teardown, containers)
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
  *   BENCH_WARDEN_BASELINE=<dist/src/cli/main.js of another checkout>[@label]
  *                                   overhead: also measure that build (a regression check in the same run)
+ *   BENCH_SCALE_COUNTS=1,50,500     the upstream counts of the scale section (default 1,10,50,200,500)
  *
  * Everything the run starts is in its own process group and carries the run id (environment or
  * argv); it is all stopped, and temp dirs removed, on every exit path (including SIGINT/SIGTERM).
@@ -22,10 +23,12 @@ import { CHURN, ECHO_FIXTURE, EVERYTHING_SERVER, REPO } from './lib/paths.js';
 import { RUN_ARG, RUN_ID, Reaper, waitForLine, sleep } from './lib/proc.js';
 import { envInfo } from './lib/env-info.js';
 import { installPeers } from './lib/peers.js';
+import { nativeEcho } from './lib/native-fixture.js';
 import { renderReport, type BenchResults, type ChurnResult } from './lib/report.js';
 import { runOverhead } from './overhead.js';
 import { runObservability } from './observability.js';
 import { runScale } from './scale.js';
+import { runThroughput } from './throughput.js';
 import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
 
@@ -38,7 +41,7 @@ function baselineBuild(): { cliMain: string; label: string } | undefined {
   const at = v.lastIndexOf('@');
   return at > 0 ? { cliMain: v.slice(0, at), label: v.slice(at + 1) } : { cliMain: v, label: 'baseline build' };
 }
-const ALL = ['overhead', 'observability', 'scale', 'churn', 'teardown', 'containers'];
+const ALL = ['overhead', 'observability', 'throughput', 'scale', 'churn', 'teardown', 'containers'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -184,10 +187,37 @@ async function main(): Promise<void> {
       log,
     );
   }
+  // A C echo server: 500 of them start in well under a second, and its stdio hop is cheap, so the proxy's own cost shows.
+  const native = sections.includes('scale') || sections.includes('throughput') ? nativeEcho() : undefined;
+  if (native && !native.ok) log(`  ⚠ native echo fixture unavailable (${native.reason}); using the Node echo fixture`);
+  const upstream =
+    native?.ok === true
+      ? { command: native.path, args: [], label: 'the C echo fixture (bench/fixtures/echo-server.c, compiled into .bench/)' }
+      : { ...echo, label: `${echo.label}; the C fixture was unavailable: ${native && !native.ok ? native.reason : ''}` };
+  if (sections.includes('throughput')) {
+    log('\n## throughput');
+    section = 'throughput';
+    results.throughput = await runThroughput(
+      reaper,
+      {
+        connections: [16, 64],
+        durationSec: quick ? 3 : 8,
+        reps: quick ? 1 : 3,
+        listCounts: [1, 500],
+        listCalls: quick ? 100 : 300,
+        upstream,
+      },
+      log,
+    );
+  }
   if (sections.includes('scale')) {
     log('\n## scale');
     section = 'scale';
-    results.scale = await runScale(reaper, { counts: [1, 10, 50], reps: quick ? 1 : 5, upstream: echo }, log);
+    const counts = (process.env['BENCH_SCALE_COUNTS'] ?? '1,10,50,200,500')
+      .split(',')
+      .map(Number)
+      .filter((n) => Number.isInteger(n) && n > 0);
+    results.scale = await runScale(reaper, { counts, reps: quick ? 1 : 3, upstream }, log);
   }
   if (sections.includes('churn')) {
     log('\n## churn');

@@ -1,5 +1,6 @@
 /**
- * Scale: time from process start to "all N upstreams usable", mcp-warden vs no proxy.
+ * Scale: time from process start to "all N upstreams usable", mcp-warden vs no proxy; the stop of
+ * all of them; the daemon's memory.
  *
  * - mcp-warden: spawn `serve` with N echo-fixture servers; poll /healthz every 10 ms; the time is
  *   from spawn to the first poll that shows all N `running` (which includes initialize + tools/list).
@@ -9,13 +10,19 @@
  * Both are measured from the parent's spawn() call, so both include Node start-up and module loading.
  * Repetitions alternate which of the two goes first.
  *
+ * Stop: the wall time of `mcp-warden stop --data-dir …` (a CLI process of its own: its Node start-up,
+ * the SIGTERM, the daemon stopping every upstream and verifying each group is gone, the CLI noticing
+ * the exit), then a /proc sweep for anything still carrying the daemon's MCP_WARDEN_INSTANCE
+ * (survivors; must be 0).
+ *
  * RSS: the daemon's own VmRSS (children excluded) 1 s after all are running; per upstream actor =
- * (RSS with N − RSS with 0 servers) / N, medians over the repetitions.
+ * (RSS with N − RSS with 0 servers) / N, medians over the repetitions, and the least-squares slope of
+ * RSS over N across all counts. A bare `node` process idling (no imports) is measured beside it.
  */
-import { NO_PROXY_SPAWN } from './lib/paths.js';
-import { RUN_ARG, rssKiB, sleep, waitForLine, type Reaper } from './lib/proc.js';
-import { startWarden, stopWarden } from './lib/warden.js';
-import { median } from './lib/stats.js';
+import { CLI_MAIN, NO_PROXY_SPAWN } from './lib/paths.js';
+import { RUN_ARG, exited, processesWithEnv, rssKiB, sleep, waitForLine, type Reaper } from './lib/proc.js';
+import { startWarden, stopWarden, type WardenProcess } from './lib/warden.js';
+import { median, slope } from './lib/stats.js';
 
 export interface ScaleConfig {
   counts: number[];
@@ -30,13 +37,18 @@ export interface ScaleRow {
   wardenListenMs: number[];
   plainMs: number[];
   rssKiB: number[];
+  /** Wall time of `mcp-warden stop` (CLI spawn → CLI exit). */
   stopMs: number[];
+  /** Processes still carrying the daemon's instance marker right after the stop. */
+  survivors: number[];
   errors: string[];
 }
 
 export interface ScaleResult {
   config: ScaleConfig;
   baseRssKiB: number[];
+  /** `node -e` idling, no imports. */
+  bareNodeRssKiB: number[];
   rows: ScaleRow[];
   wallMs: number;
 }
@@ -57,9 +69,11 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
     plainMs: [],
     rssKiB: [],
     stopMs: [],
+    survivors: [],
     errors: [],
   }));
   const baseRssKiB: number[] = [];
+  const bareNodeRssKiB: number[] = [];
   const upArgs = [...cfg.upstream.args, RUN_ARG];
 
   const warden = async (row: ScaleRow) => {
@@ -74,8 +88,14 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
       const rss = rssKiB(w.pid);
       if (rss !== undefined) row.rssKiB.push(rss);
     } finally {
-      row.stopMs.push(await stopWarden(reaper, w, 30_000));
-      reaper.removeDir(w.dataDir);
+      try {
+        const { ms, survivors } = await cliStop(reaper, w);
+        row.stopMs.push(ms);
+        row.survivors.push(survivors);
+      } finally {
+        await stopWarden(reaper, w, 30_000);
+        reaper.removeDir(w.dataDir);
+      }
     }
   };
 
@@ -103,6 +123,11 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
   };
 
   for (let rep = 0; rep < cfg.reps; rep++) {
+    try {
+      bareNodeRssKiB.push(await bareNodeRss(reaper));
+    } catch (err) {
+      log(`  ⚠ bare node: ${err instanceof Error ? err.message : String(err)}`);
+    }
     // Baseline RSS: a daemon with no servers.
     try {
       const w = await startWarden(reaper, {});
@@ -124,13 +149,53 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
         await attempt(row, 'mcp-warden', () => warden(row));
       }
       log(
-        `  rep ${rep + 1}/${cfg.reps} N=${row.n}: warden ${row.wardenMs.at(-1)?.toFixed(0) ?? '—'} ms, no proxy ${row.plainMs.at(-1)?.toFixed(0) ?? '—'} ms`,
+        `  rep ${rep + 1}/${cfg.reps} N=${row.n}: warden ${row.wardenMs.at(-1)?.toFixed(0) ?? '—'} ms, no proxy ${row.plainMs.at(-1)?.toFixed(0) ?? '—'} ms, ` +
+          `stop ${row.stopMs.at(-1)?.toFixed(0) ?? '—'} ms (${row.survivors.at(-1) ?? '?'} survivors), RSS ${((row.rssKiB.at(-1) ?? 0) / 1024).toFixed(1)} MiB`,
       );
     }
   }
-  return { config: cfg, baseRssKiB, rows, wallMs: performance.now() - t0 };
+  return { config: cfg, baseRssKiB, bareNodeRssKiB, rows, wallMs: performance.now() - t0 };
+}
+
+/** `mcp-warden stop` as a user runs it, timed from its spawn to its exit; then what is left of the instance. */
+async function cliStop(reaper: Reaper, w: WardenProcess): Promise<{ ms: number; survivors: number }> {
+  const t0 = performance.now();
+  const child = reaper.spawn(process.execPath, [CLI_MAIN, 'stop', '--data-dir', w.dataDir, '--timeout-ms', '60000']);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  const ms = performance.now() - t0;
+  if (code !== 0) throw new Error(`mcp-warden stop exited with ${String(code)}`);
+  return { ms, survivors: processesWithEnv('MCP_WARDEN_INSTANCE', (v) => v === w.instanceId).length };
+}
+
+/** RSS of a Node process that imports nothing and idles: what any Node daemon costs at least. */
+async function bareNodeRss(reaper: Reaper): Promise<number> {
+  const child = reaper.spawn(process.execPath, ['-e', 'process.stdout.write("UP\\n"); setInterval(() => {}, 1e6)']);
+  try {
+    await waitForLine(child, /UP/, 10_000, 'bare node');
+    await sleep(1_000);
+    const rss = rssKiB(child.pid!);
+    if (rss === undefined) throw new Error('no VmRSS');
+    return rss;
+  } finally {
+    const gone = exited(child);
+    child.kill('SIGKILL');
+    await gone;
+  }
 }
 
 export function rssPerActorKiB(res: ScaleResult, row: ScaleRow): number {
   return (median(row.rssKiB) - median(res.baseRssKiB)) / row.n;
+}
+
+/** Least-squares slope of daemon RSS over N (KiB per upstream), over every sample, the 0-server daemons included. */
+export function rssSlopeKiB(res: ScaleResult): number {
+  const xs: number[] = res.baseRssKiB.map(() => 0);
+  const ys: number[] = [...res.baseRssKiB];
+  for (const row of res.rows) {
+    for (const r of row.rssKiB) {
+      xs.push(row.n);
+      ys.push(r);
+    }
+  }
+  return slope(xs, ys);
 }

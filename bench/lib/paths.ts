@@ -14,3 +14,4 @@ export const CHURN = join(DIST, 'bench', 'churn.js');
 export const LOOPBACK_PRELOAD = join(DIST, 'bench', 'peers', 'loopback-preload.js');
 export const WATCHDOG_MAIN = join(DIST, 'src', 'watchdog', 'watchdog-main.js');
 export const PEERS_DIR = join(REPO, '.bench', 'peers');
+export const LEAN_HTTP_SERVER = join(DIST, 'bench', 'lean-http-server.js');

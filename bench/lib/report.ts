@@ -2,7 +2,8 @@
 import type { EnvInfo } from './env-info.js';
 import type { PeerInstall } from './peers.js';
 import type { OverheadResult, TargetResult } from '../overhead.js';
-import { rssPerActorKiB, type ScaleResult } from '../scale.js';
+import { rssPerActorKiB, rssSlopeKiB, type ScaleResult } from '../scale.js';
+import { listP, medianRate, type ThroughputResult } from '../throughput.js';
 import type { TeardownResult } from '../teardown.js';
 import type { ContainerResult } from '../containers.js';
 import type { ObservabilityResult } from '../observability.js';
@@ -39,6 +40,7 @@ export interface BenchResults {
   wallMs: number;
   overhead?: OverheadResult;
   scale?: ScaleResult;
+  throughput?: ThroughputResult;
   churn?: ChurnResult;
   teardown?: TeardownResult;
   containers?: ContainerResult;
@@ -166,16 +168,9 @@ function goals(r: BenchResults): Goal[] {
       ok: ob.seqRoundP50Median <= 1.05,
     });
   }
+  if (r.throughput) out.push(...throughputGoals(r.throughput));
   const s = r.scale;
-  const row50 = s?.rows.find((x) => x.n === 50);
-  if (row50 && row50.wardenMs.length > 0 && row50.plainMs.length > 0) {
-    const x = median(row50.wardenMs) / median(row50.plainMs);
-    out.push({
-      goal: '50 upstreams running within 1.2× of the no-proxy spawn time',
-      measured: `${ms(median(row50.wardenMs))} vs ${ms(median(row50.plainMs))} = ${ratio(x)} (median of per-repetition ratios ${ratio(pairedRatio(row50.wardenMs, row50.plainMs))}; ${row50.wardenMs.length} repetitions)`,
-      ok: x <= 1.2,
-    });
-  } else if (s) out.push({ goal: '50 upstreams running within 1.2× of the no-proxy spawn time', measured: 'not measured', ok: undefined });
+  if (s) out.push(...scaleGoals(s));
   const c = r.churn;
   if (c?.ok) {
     const hOk = sameCounts(c.handlesBefore, c.handlesAfter);
@@ -203,6 +198,99 @@ function goals(r: BenchResults): Goal[] {
       ok: worst < 3_000,
     });
   }
+  return out;
+}
+
+function throughputGoals(t: ThroughputResult): Goal[] {
+  const out: Goal[] = [];
+  for (const c of t.config.connections) {
+    const ours = medianRate(t, 'mcp-warden', c);
+    const lean = medianRate(t, 'lean node:http', c);
+    const goal = `tools/call throughput at ${c} connections ≥ 0.6× the lean node:http server's, every answer a 200 with a result`;
+    if (!Number.isFinite(ours) || !Number.isFinite(lean)) {
+      out.push({ goal, measured: 'not measured', ok: undefined });
+      continue;
+    }
+    const bad = (t.load['mcp-warden']?.[c] ?? []).reduce((a, x) => a + x.bad, 0);
+    const ok = (t.load['mcp-warden']?.[c] ?? []).reduce((a, x) => a + x.ok, 0);
+    const sdk = medianRate(t, 'bare SDK HTTP', c);
+    out.push({
+      goal,
+      measured:
+        `${ours.toFixed(0)} vs ${lean.toFixed(0)} req/s = ${ratio(ours / lean)} (bare SDK HTTP ${Number.isFinite(sdk) ? sdk.toFixed(0) : '—'}); ` +
+        `${ok} good answers, ${bad} other`,
+      ok: ours / lean >= 0.6 && bad === 0,
+    });
+  }
+  const one = t.list[1];
+  const many = Object.keys(t.list)
+    .map(Number)
+    .filter((n) => n > 1)
+    .at(-1);
+  if (one && many !== undefined) {
+    const x = listP(t, many, 50) / listP(t, 1, 50);
+    out.push({
+      goal: `tools/list p50 at ${many} upstreams within 1.5× of 1 upstream`,
+      measured: `${ms(listP(t, many, 50))} vs ${ms(listP(t, 1, 50))} = ${ratio(x)} (${t.list[many]!.length} calls each)`,
+      ok: x <= 1.5,
+    });
+  }
+  return out;
+}
+
+function scaleGoals(s: ScaleResult): Goal[] {
+  const out: Goal[] = [];
+  for (const row of s.rows) {
+    const goal = `${row.n} upstream${row.n === 1 ? '' : 's'} running within 1.2× of the no-proxy spawn time`;
+    if (row.wardenMs.length === 0 || row.plainMs.length === 0) {
+      out.push({ goal, measured: 'not measured', ok: undefined });
+      continue;
+    }
+    const x = median(row.wardenMs) / median(row.plainMs);
+    const paired = pairedRatio(row.wardenMs, row.plainMs);
+    out.push({
+      goal,
+      measured: `${ms(median(row.wardenMs))} vs ${ms(median(row.plainMs))} = ${ratio(x)} (per-repetition ratios ${samples(
+        row.wardenMs.slice(0, row.plainMs.length).map((w, i) => w / row.plainMs[i]!),
+        (v) => v.toFixed(2),
+      )}, median ${ratio(paired)})`,
+      ok: x <= 1.2,
+    });
+  }
+  const big = s.rows.at(-1);
+  if (big) {
+    const goal = `\`mcp-warden stop\` with ${big.n} upstreams within 0.5 s, every group verified gone (wall time of the CLI)`;
+    const survivors = big.survivors.reduce((a, b) => a + b, 0);
+    out.push(
+      big.stopMs.length === 0
+        ? { goal, measured: 'not measured', ok: undefined }
+        : {
+            goal,
+            measured: `${ms(median(big.stopMs))} [${samples(big.stopMs)}], ${survivors} survivor(s) over ${big.survivors.length} stops`,
+            ok: median(big.stopMs) <= 500 && survivors === 0 && big.survivors.length === big.stopMs.length,
+          },
+    );
+  }
+  const one = s.rows.find((x) => x.n === 1);
+  if (one && one.rssKiB.length > 0) {
+    const rss = median(one.rssKiB);
+    const bare =
+      s.bareNodeRssKiB.length > 0
+        ? ` (an idle bare \`node\`: ${kib(median(s.bareNodeRssKiB) * 1024)}, ratio ${ratio(rss / median(s.bareNodeRssKiB))})`
+        : '';
+    out.push({
+      goal: 'Daemon RSS with one upstream ≤ 60 MiB',
+      measured: `${kib(rss * 1024)} [${samples(one.rssKiB, (x) => (x / 1024).toFixed(1))} MiB]${bare}`,
+      ok: rss <= 60 * 1024,
+    });
+  }
+  const sl = rssSlopeKiB(s);
+  if (Number.isFinite(sl))
+    out.push({
+      goal: 'Per-upstream actor cost ≤ 100 KiB (slope of daemon RSS over N)',
+      measured: `${kib(sl * 1024)} per upstream`,
+      ok: sl <= 100,
+    });
   return out;
 }
 
@@ -353,6 +441,36 @@ export function renderReport(r: BenchResults): string {
       }
     }
   }
+  const tp = r.throughput;
+  if (tp) {
+    L.push('## 2b. Throughput: tools/call under load, tools/list at scale', '');
+    L.push(
+      `autocannon, one MCP session per target, \`tools/call\` of echo, ${tp.config.durationSec} s per run, ${tp.config.reps} repetition(s) alternating the order; ` +
+        `upstream of mcp-warden: ${tp.config.upstream.label}. The lean node:http server (bench/lean-http-server.ts) answers the JSON-RPC itself ` +
+        '(no SDK, no upstream): the floor. A good answer is a 200 whose body holds the echo result; "other" counts everything else.',
+      '',
+    );
+    L.push('| target | connections | req/s (median) | ratio to lean | p50 / p99 latency | good | other |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const [id, byC] of Object.entries(tp.load)) {
+      for (const [c, xs] of Object.entries(byC)) {
+        const rate = median(xs.map((x) => x.reqPerSec));
+        const lean = medianRate(tp, 'lean node:http', Number(c));
+        L.push(
+          `| ${id} | ${c} | ${rate.toFixed(0)} [${samples(xs.map((x) => x.reqPerSec))}] | ${ratio(rate / lean)} | ` +
+            `${median(xs.map((x) => x.p50))} / ${median(xs.map((x) => x.p99))} ms | ${xs.reduce((a, x) => a + x.ok, 0)} | ${xs.reduce((a, x) => a + x.bad, 0)} |`,
+        );
+      }
+    }
+    L.push('');
+    const counts = Object.keys(tp.list).map(Number);
+    if (counts.length > 0) {
+      L.push('| upstreams | tools/list p50 | p99 | calls |', '|---:|---:|---:|---:|');
+      for (const n of counts) L.push(`| ${n} | ${ms(listP(tp, n, 50))} | ${ms(listP(tp, n, 99))} | ${tp.list[n]!.length} |`);
+      L.push('');
+    }
+    if (tp.errors.length > 0) L.push(`Errors: ${tp.errors.join('; ')}`, '');
+  }
 
   const s = r.scale;
   if (s) {
@@ -365,8 +483,17 @@ export function renderReport(r: BenchResults): string {
         `with 0 servers: ${kib(median(s.baseRssKiB) * 1024)} [${samples(s.baseRssKiB, (x) => (x / 1024).toFixed(1))} MiB].`,
       '',
     );
-    L.push('| N | mcp-warden | of which spawn → listening | no proxy | ratio | daemon RSS | RSS per upstream actor | SIGTERM → exit |');
-    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push(
+      'Stop: wall time of `mcp-warden stop --data-dir …` (its own Node start-up, SIGTERM, every upstream stopped and its group verified ' +
+        'empty, daemon exit, the CLI noticing), then a /proc sweep for processes still carrying the instance marker (survivors). ' +
+        `Idle bare \`node\` (no imports): ${s.bareNodeRssKiB.length > 0 ? kib(median(s.bareNodeRssKiB) * 1024) : 'not measured'}. ` +
+        `Slope of daemon RSS over N (all samples): ${kib(rssSlopeKiB(s) * 1024)} per upstream.`,
+      '',
+    );
+    L.push(
+      '| N | mcp-warden | of which spawn → listening | no proxy | ratio | daemon RSS | RSS per upstream actor | `mcp-warden stop` | survivors |',
+    );
+    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     // RSS of an idle Node process moves by a few MiB on its own: a delta inside the spread of the
     // 0-server samples is not attributed to the actors.
     const baseSpread = s.baseRssKiB.length > 1 ? Math.max(...s.baseRssKiB) - Math.min(...s.baseRssKiB) : 0;
@@ -382,7 +509,7 @@ export function renderReport(r: BenchResults): string {
       const err = row.errors.length > 0 ? ` (${row.errors.length} failed: ${row.errors[0]})` : '';
       L.push(
         `| ${row.n} | ${ms(w)} [${samples(row.wardenMs)}] | ${ms(median(row.wardenListenMs))} | ${ms(p)} [${samples(row.plainMs)}] | ${ratio(w / p)} | ` +
-          `${kib(median(row.rssKiB) * 1024)} | ${perActor(row)} | ${ms(median(row.stopMs))} [${samples(row.stopMs)}]${err} |`,
+          `${kib(median(row.rssKiB) * 1024)} | ${perActor(row)} | ${ms(median(row.stopMs))} [${samples(row.stopMs)}] | ${row.survivors.reduce((a, b) => a + b, 0)}${err} |`,
       );
     }
     L.push('');

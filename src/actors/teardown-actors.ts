@@ -14,6 +14,7 @@ import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { AuditOutput } from '../machines/server-machine.js';
 import { processTable } from '../adapters/process/current-table.js';
 import { isDead, type ProcessInfo } from '../adapters/process/process-table.js';
+import { MarkerCensus } from '../adapters/process/marker-census.js';
 import { ENV_SERVER, type InstanceIdentity } from '../core/instance-identity.js';
 
 type OwnerInput = { name: string; owner: string };
@@ -30,18 +31,19 @@ function failureError(code: typeof ErrorCodes.STOP_FAILED | typeof ErrorCodes.RE
   return new WardenError(code, `${failures.length} resource(s) not released: ${what}`);
 }
 
-/** Processes carrying this server's marker that escaped its process group (setsid daemons). */
-function escapees(deps: TeardownDeps, name: string): ProcessInfo[] {
+/**
+ * Processes carrying this server's marker that escaped its process group (setsid daemons). One scan
+ * serves every server tearing down at the same time (marker-census.ts), not one scan per server.
+ */
+async function escapees(deps: TeardownDeps, census: MarkerCensus, name: string): Promise<ProcessInfo[]> {
   const key = `${deps.identity.instanceId}/${name}`;
-  return processTable()
-    .list({ markers: true })
-    .filter((p) => !isDead(p) && p.markers?.[ENV_SERVER] === key);
+  return (await census.snapshot()).filter((p) => !isDead(p) && p.markers?.[ENV_SERVER] === key);
 }
 
 /** SIGKILL what escaped; never the daemon's own group, whatever an escapee did with its pgid. */
-function killEscapees(deps: TeardownDeps, name: string): void {
+async function killEscapees(deps: TeardownDeps, census: MarkerCensus, name: string): Promise<void> {
   const ownGroup = processTable().get(process.pid)?.pgid;
-  for (const p of escapees(deps, name)) {
+  for (const p of await escapees(deps, census, name)) {
     for (const target of p.pgid !== ownGroup && p.pgid > 1 ? [-p.pgid, p.pid] : [p.pid]) {
       try {
         process.kill(target, 'SIGKILL');
@@ -55,12 +57,13 @@ function killEscapees(deps: TeardownDeps, name: string): void {
 export function createTeardownActors(deps: TeardownDeps) {
   /** Escapees handed to the reaper, by server name: the id of the reaper's ledger entry for them. */
   const handedEscapees = new Map<string, string>();
+  const census = new MarkerCensus(processTable);
   /** Escapees this server's actor still answers for (none while the reaper's entry for them lives). */
-  const ownEscapees = (name: string): ProcessInfo[] => {
+  const ownEscapees = async (name: string): Promise<ProcessInfo[]> => {
     const id = handedEscapees.get(name);
     if (id !== undefined && deps.ledger.has(id)) return [];
     handedEscapees.delete(name);
-    return escapees(deps, name);
+    return escapees(deps, census, name);
   };
   return {
     releaseOwned: fromPromise<void, OwnerInput>(async ({ input }) => {
@@ -69,22 +72,22 @@ export function createTeardownActors(deps: TeardownDeps) {
     }),
     auditOwned: fromPromise<AuditOutput, OwnerInput>(async ({ input }) => {
       const remaining = await deps.ledger.audit(input.owner);
-      return { remaining: remaining.length + ownEscapees(input.name).length };
+      return { remaining: remaining.length + (await ownEscapees(input.name)).length };
     }),
     forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(async ({ input }) => {
-      killEscapees(deps, input.name);
+      await killEscapees(deps, census, input.name);
       const failures = await deps.ledger.releaseOwned(input.owner, 'force');
       if (failures.length > 0) throw failureError(ErrorCodes.REAP_FAILED, failures);
     }),
     handOver: fromPromise<void, OwnerInput>(async ({ input }) => {
-      if (ownEscapees(input.name).length > 0) {
-        const kill = async () => killEscapees(deps, input.name);
+      if ((await ownEscapees(input.name)).length > 0) {
+        const kill = () => killEscapees(deps, census, input.name);
         const handle = deps.ledger.acquire('reaper', {
           kind: 'process-group',
           description: `processes of ${input.name} that escaped their group`,
           release: kill,
           forceRelease: kill,
-          isGone: () => escapees(deps, input.name).length === 0,
+          isGone: async () => (await escapees(deps, census, input.name)).length === 0,
         });
         handedEscapees.set(input.name, handle.id);
       }

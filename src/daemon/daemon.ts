@@ -45,7 +45,7 @@ export type { DaemonEvent } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
 import { createPeerCheck } from '../adapters/http/peer-guard.js';
 import { LogTap } from '../adapters/log/log-tap.js';
-import { createStatelyInspector, type StatelyInspector } from '../adapters/log/stately-inspector.js';
+import type { StatelyInspector } from '../adapters/log/stately-inspector.js';
 import { CONTROL_PATH } from '../control/protocol.js';
 import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
@@ -349,7 +349,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   const observed = observability;
 
   // UIs and list_changed follow actor subscriptions (server-events.ts); `inspect` only feeds `serve --inspect`.
-  const events = new ServerEvents({ logger, counts: () => ledger.counts(), onChange: () => catalog.notify() });
+  const events = new ServerEvents({ logger, counts: (owner) => ledger.countsOf(owner), onChange: (names) => catalog.notify(names) });
   // Server commands and the approval policy (tool integrity, docs/quarantine.md) live in the registry.
   const registry = new ServerRegistry({
     configPath,
@@ -386,8 +386,12 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
 
   const enabled = registry.list().filter(([, e]) => !e.disabled);
   // `serve --inspect`: the whole actor system to a Stately inspector relay (observation only; never throws).
+  // Loaded only then: @statelyai/inspect and its dependencies cost every other daemon memory and start-up time.
   const stately: StatelyInspector | undefined = opts.inspectUrl
-    ? createStatelyInspector({ url: opts.inspectUrl, logger: logger.child({ component: 'inspector' }) })
+    ? (await import('../adapters/log/stately-inspector.js')).createStatelyInspector({
+        url: opts.inspectUrl,
+        logger: logger.child({ component: 'inspector' }),
+      })
     : undefined;
   const rootActor = createActor(supervisor, {
     input: { servers: enabled.map(([n, e]) => toMachineInput(n, e, settings)), shutdownBudgetMs: settings.shutdownBudgetMs },

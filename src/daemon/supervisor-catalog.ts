@@ -60,8 +60,8 @@ export class SupervisorCatalog implements ToolCatalog {
   private readonly links = new Map<string, ServerLink>();
   /** Upstream resource subscriptions: server → upstream URI → number of sessions subscribed. */
   private readonly subscriptions = new Map<string, Map<string, number>>();
-  /** Running servers' names, tools and withheld-tool arrays, in order, as of the last notification. */
-  private signature: unknown[] = [];
+  /** Running servers' tools and withheld-tool arrays by name, as of the last notification. */
+  private signature = new Map<string, readonly [unknown, unknown]>();
   private closing = false;
   private readonly logger: Logger | undefined;
 
@@ -453,25 +453,57 @@ export class SupervisorCatalog implements ToolCatalog {
    * Re-check the list; tell subscribers if it changed. Never throws. Cheap on purpose (it runs on
    * every server snapshot): the list can only change when a server enters or leaves `running` or
    * its context gets a new `tools` (or `toolChanges`: withheld tools) array, so comparing those
-   * references is enough.
+   * references is enough. With `changed` (the servers whose actors changed, from server-events.ts)
+   * only those are looked at, so a change costs the same with 500 servers as with one; without it,
+   * every server.
    */
-  notify(): void {
-    let next: unknown[];
-    try {
-      next = this.servers().flatMap((s) => (s.value === 'running' ? [s.context.name, s.context.tools, s.context.toolChanges] : []));
-    } catch {
-      next = [Symbol('unknown')];
+  notify(changed?: Iterable<string>): void {
+    let differs = false;
+    const same = (x: readonly [unknown, unknown] | undefined, y: readonly [unknown, unknown]) =>
+      x !== undefined && x[0] === y[0] && x[1] === y[1];
+    if (changed === undefined) {
+      const next = new Map<string, readonly [unknown, unknown]>();
+      try {
+        for (const s of this.servers()) if (s.value === 'running') next.set(s.context.name, [s.context.tools, s.context.toolChanges]);
+      } catch {
+        next.set('', [Symbol('unknown'), undefined]);
+      }
+      this.syncLinks();
+      const prev = this.signature;
+      differs = prev.size !== next.size || [...next].some(([name, sig]) => !same(prev.get(name), sig));
+      this.signature = next;
+    } else {
+      for (const name of changed) {
+        const s = this.server(name);
+        const sig = s?.value === 'running' ? ([s.context.tools, s.context.toolChanges] as const) : undefined;
+        this.syncLink(name, sig !== undefined);
+        if (sig === undefined ? !this.signature.has(name) : same(this.signature.get(name), sig)) continue;
+        differs = true;
+        if (sig === undefined) this.signature.delete(name);
+        else this.signature.set(name, sig);
+      }
     }
-    this.syncLinks();
-    const prev = this.signature;
-    if (prev.length === next.length && prev.every((x, i) => x === next[i])) return;
-    this.signature = next;
+    if (!differs) return;
     for (const l of this.listeners) {
       try {
         l();
       } catch {
         // a subscriber's failure is its own
       }
+    }
+  }
+
+  /** syncLinks for one server. */
+  private syncLink(name: string, running: boolean): void {
+    try {
+      const c = running ? this.connectionOf(name) : undefined;
+      if (c) this.link(name, c);
+      else if (!running) {
+        const link = this.links.get(name);
+        if (link) this.unlink(link);
+      }
+    } catch (err) {
+      this.logger?.warn({ err: String(err) }, 'catalog link sync failed');
     }
   }
 

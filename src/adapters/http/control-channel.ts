@@ -23,7 +23,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import type { WebSocketServer, WebSocket, RawData } from 'ws';
+import type * as WsModule from 'ws';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import type { Settings } from '../../core/settings.js';
@@ -86,6 +87,14 @@ interface Conn {
   closed: Promise<void>;
 }
 
+/** ws.WebSocket's readyState values (the module itself loads lazily, see below). */
+const WS_OPEN = 1;
+const WS_CLOSED = 3;
+
+/** `ws` loads with the first control connection: a daemon nobody drives never pays its memory and start-up time. */
+let wsModule: Promise<typeof WsModule> | undefined;
+const loadWs = () => (wsModule ??= import('ws'));
+
 export function attachControlChannel(opts: ControlChannelOptions): ControlChannel {
   const { http, daemon, token, settings, logger, ledger } = opts;
   const allowedHosts = opts.allowedHosts ?? (isLoopbackHost(http.host) ? loopbackAllowedHosts(http.port) : ['*']);
@@ -102,14 +111,19 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
   /** The same daemon event goes to every connection: serialise it once. */
   const eventText = new WeakMap<object, string>();
 
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: settings.controlMaxPayloadBytes,
-    clientTracking: false,
-    perMessageDeflate: false,
-    // Select our protocol; the `auth.<token>` entry is never chosen, so it is never echoed back.
-    handleProtocols: (protocols) => (protocols.has(CONTROL_PROTOCOL) ? CONTROL_PROTOCOL : false),
-  });
+  let wssLoad: Promise<WebSocketServer> | undefined;
+  const webSocketServer = () =>
+    (wssLoad ??= loadWs().then(
+      (ws) =>
+        new ws.WebSocketServer({
+          noServer: true,
+          maxPayload: settings.controlMaxPayloadBytes,
+          clientTracking: false,
+          perMessageDeflate: false,
+          // Select our protocol; the `auth.<token>` entry is never chosen, so it is never echoed back.
+          handleProtocols: (protocols) => (protocols.has(CONTROL_PROTOCOL) ? CONTROL_PROTOCOL : false),
+        }),
+    ));
 
   // ---- upgrade ------------------------------------------------------------------------------
 
@@ -164,15 +178,25 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
     // close then takes it out of `pending`.
     const onSocketClose = () => pending.delete(socket);
     socket.once('close', onSocketClose);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      socket.off('close', onSocketClose);
-      pending.delete(socket);
-      if (closing) {
-        ws.terminate();
-        return;
-      }
-      onConnection(ws, req);
-    });
+    // A client sends nothing before the 101 answer, so nothing arrives on the socket while ws loads.
+    webSocketServer().then(
+      (wss) => {
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          socket.off('close', onSocketClose);
+          pending.delete(socket);
+          if (closing) {
+            ws.terminate();
+            return;
+          }
+          onConnection(ws, req);
+        });
+      },
+      (err: unknown) => {
+        logger.error({ err: String(err) }, 'loading the WebSocket server failed');
+        socket.destroy();
+      },
+    );
   }
 
   // ---- connections ----------------------------------------------------------------------------
@@ -190,7 +214,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
         ws.terminate();
         await closed;
       },
-      isGone: () => ws.readyState === WebSocket.CLOSED,
+      isGone: () => ws.readyState === WS_CLOSED,
       facts: { connection: id, remote },
     });
     const timer = setInterval(() => heartbeat(conn), settings.controlHeartbeatIntervalMs);
@@ -301,7 +325,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
   /** Sends unless the consumer has fallen too far behind, in which case it is dropped. */
   function send(conn: Conn, text: string): boolean {
     const ws = conn.ws;
-    if (ws.readyState !== WebSocket.OPEN) return false;
+    if (ws.readyState !== WS_OPEN) return false;
     if (ws.bufferedAmount + Buffer.byteLength(text) > settings.controlMaxBufferedBytes) {
       dropped++;
       logger.warn(
@@ -430,7 +454,8 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
         for (const c of conns) c.ws.terminate();
         await within(allClosed, CLOSE_GRACE_MS);
       }
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      const wss = await wssLoad?.catch(() => undefined);
+      if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
       // Last resort: whatever a missed event left behind is force-released (and reported).
       const failures = await ledger.releaseOwned(CONTROL_LEDGER_OWNER, 'force');
       for (const f of failures) logger.error({ resource: f.description, err: f.message }, 'control resource not released');

@@ -4,8 +4,9 @@
  * The child is spawned `detached: true` (setsid: pgid = pid), so every descendant that does not
  * deliberately leave the group (sh -c wrappers, npx, `cmd &` grandchildren) is signalled together
  * via `-pgid`. The ledger entry (kind 'process-group') is settled only once the group is verifiably
- * empty: the direct child has exited AND the process table (process-table.ts) shows no live
- * (non-zombie) member of the group. With `marks`, the group also gets a mark file (group-marks.ts)
+ * empty: the direct child has exited AND no live (non-zombie) member of the group is left, checked
+ * by group-census.ts (one signal probe per group; a process-table scan shared by all groups only
+ * when something still has the pgid). With `marks`, the group also gets a mark file (group-marks.ts)
  * from its spawn until that moment, the marker that survives where environments cannot be read.
  *
  * Stop escalation: stdin EOF → SIGTERM to the group → SIGKILL to the group, each step bounded by a
@@ -26,6 +27,7 @@ import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { processTable } from './current-table.js';
 import type { GroupMarks } from './group-marks.js';
 import type { ProcessTable } from './process-table.js';
+import { censusOf, type GroupCensus } from './group-census.js';
 import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
 import { redactSecrets } from '../log/logger.js';
@@ -148,6 +150,9 @@ class ProcessGroup implements ProcessGroupHandle {
   private finalizing = false;
   private readonly cleanups: Array<() => void> = [];
   private readonly table: ProcessTable;
+  private readonly census: GroupCensus;
+  /** performance.now() when the direct child's exit was seen: table scans older than that say nothing. */
+  private exitSeenAt = Number.POSITIVE_INFINITY;
   private resolveSpawned!: () => void;
   private rejectSpawned!: (err: unknown) => void;
 
@@ -157,6 +162,7 @@ class ProcessGroup implements ProcessGroupHandle {
   ) {
     this.log = deps.logger.child({ component: 'process-group', label: spec.label });
     this.table = deps.table ?? processTable();
+    this.census = censusOf(this.table);
     this.spawned = new Promise<void>((res, rej) => {
       this.resolveSpawned = res;
       this.rejectSpawned = rej;
@@ -264,12 +270,12 @@ class ProcessGroup implements ProcessGroupHandle {
   }
 
   /**
-   * Live members of the group; a table that cannot be read (E_PROCESS_TABLE_UNAVAILABLE) counts as
-   * "not empty", so nothing is settled unverified.
+   * Live members of the group once the direct child has exited (group-census.ts); a table that cannot
+   * be read (E_PROCESS_TABLE_UNAVAILABLE) counts as "not empty", so nothing is settled unverified.
    */
   private members(): number[] {
     try {
-      return this.table.groupMembers(this.pgid).map((p) => p.pid);
+      return this.census.liveMembers(this.pgid, this.exitSeenAt);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'the process table cannot be read; the group counts as not empty');
       return [-1];
@@ -403,6 +409,8 @@ class ProcessGroup implements ProcessGroupHandle {
   }
 
   private onChildExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.exit.value) return;
+    this.exitSeenAt = performance.now();
     if (!this.exit.fire({ code, signal })) return;
     this.log.info({ childPid: this.pid, code, signal }, 'process exited');
     // Crashed or exited by itself with nothing left in the group: the resource is gone.

@@ -1,0 +1,70 @@
+/**
+ * One scan of the process table with markers (every process's MCP_WARDEN_* variables), shared by every
+ * caller that asks while it is pending. The teardown of each server looks for processes of its marker
+ * that escaped their group (src/actors/teardown-actors.ts); with a scan per server, stopping 500
+ * servers read every process's environment 500 times. Here a request is served by the next scan that
+ * starts after it was made (so it sees every process that existed at the request), and all requests
+ * made before that scan starts share it.
+ *
+ * Scans run one at a time, and the next one starts no sooner than the previous one took after it
+ * ended (at most half of the time is spent scanning however many servers ask), which is also what
+ * gathers the requests of servers stopping together into one scan.
+ */
+import type { ProcessEntry, ProcessTable } from './process-table.js';
+
+interface Pending {
+  promise: Promise<ProcessEntry[]>;
+  resolve: (v: ProcessEntry[]) => void;
+  reject: (e: unknown) => void;
+}
+
+export class MarkerCensus {
+  private pending: Pending | undefined;
+  private running = false;
+  private readyAt = 0;
+  /** How many scans were made (tests read it). */
+  scans = 0;
+
+  constructor(private readonly table: () => ProcessTable) {}
+
+  /** Every process with its markers, from a scan that started after this call. Rejects with the table's error. */
+  snapshot(): Promise<ProcessEntry[]> {
+    if (!this.pending) {
+      let resolve!: (v: ProcessEntry[]) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<ProcessEntry[]>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.pending = { promise, resolve, reject };
+      if (!this.running) this.schedule();
+    }
+    return this.pending.promise;
+  }
+
+  private schedule(): void {
+    const wait = Math.max(0, this.readyAt - performance.now());
+    // setImmediate at the least: everyone asking in this turn of the event loop joins the scan.
+    if (wait > 0) setTimeout(() => void this.run(), wait);
+    else setImmediate(() => void this.run());
+  }
+
+  private async run(): Promise<void> {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    this.running = true;
+    const t0 = performance.now();
+    try {
+      p.resolve(await this.table().listAsync({ markers: true }));
+    } catch (err) {
+      p.reject(err);
+    } finally {
+      const t1 = performance.now();
+      this.scans++;
+      this.readyAt = t1 + (t1 - t0);
+      this.running = false;
+      if (this.pending) this.schedule();
+    }
+  }
+}
