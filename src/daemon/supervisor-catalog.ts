@@ -26,13 +26,17 @@ import {
   type CatalogTool,
   type DownstreamPeer,
   type ToolCatalog,
+  type ToolGroup,
 } from '../core/tool-catalog.js';
+import { compileToolFilter, filtersNothing, type CompiledToolFilter, type ToolFilterSpec } from '../core/tool-filter.js';
+import type { UpstreamToolInfo } from '../machines/server-machine.js';
 import { MAX_TOOL_PAGES, type UpstreamConnection } from '../adapters/mcp/upstream-client.js';
 import { isPlainObject } from '../core/plain-object.js';
 import { serverActorsOf, serverSnapshotOf, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 import { stateString } from './server-view.js';
 
 type JsonObject = Record<string, unknown>;
+const EXPOSE_ALL = compileToolFilter(undefined);
 type ListKind = 'resources' | 'resourceTemplates' | 'prompts';
 const LIST_METHODS: Record<ListKind, { method: string; field: string }> = {
   resources: { method: 'resources/list', field: 'resources' },
@@ -64,6 +68,11 @@ export class SupervisorCatalog implements ToolCatalog {
   private signature: unknown[] = [];
   private closing = false;
   private readonly logger: Logger | undefined;
+  /** Each server's `tools` filter from its config entry (docs/config.md#tool-filters); none until set. */
+  private filterSpecOf: (server: string) => ToolFilterSpec | undefined = () => undefined;
+  /** Compiled filters and filtered arrays, per spec object and tools array: stable references for the search index. */
+  private readonly compiled = new WeakMap<ToolFilterSpec, CompiledToolFilter>();
+  private readonly exposedCache = new WeakMap<readonly UpstreamToolInfo[], { spec: ToolFilterSpec | undefined; tools: UpstreamToolInfo[] }>();
 
   constructor(
     private readonly root: () => SupervisorActorRef | undefined,
@@ -86,15 +95,51 @@ export class SupervisorCatalog implements ToolCatalog {
     return serverSnapshotOf(this.root(), name);
   }
 
+  /** Where the per-server tool filters come from (the daemon passes the registry's entries). */
+  setToolFilters(specOf: (server: string) => ToolFilterSpec | undefined): void {
+    this.filterSpecOf = specOf;
+  }
+
+  private filterOf(server: string): { spec: ToolFilterSpec | undefined; filter: CompiledToolFilter } {
+    const spec = this.filterSpecOf(server);
+    if (!spec) return { spec, filter: EXPOSE_ALL };
+    let filter = this.compiled.get(spec);
+    if (!filter) this.compiled.set(spec, (filter = compileToolFilter(spec)));
+    return { spec, filter };
+  }
+
+  /** The tools of `s` its filter exposes; the same array while tools and filter stay the same. */
+  private exposed(s: ServerSnapshot): UpstreamToolInfo[] {
+    const all = s.context.tools;
+    const { spec, filter } = this.filterOf(s.context.name);
+    if (filtersNothing(spec)) return all;
+    const hit = this.exposedCache.get(all);
+    if (hit && hit.spec === spec) return hit.tools;
+    const tools = all.filter((t) => filter.exposes(t.name));
+    this.exposedCache.set(all, { spec, tools });
+    return tools;
+  }
+
   listTools(scope?: string): CatalogTool[] {
     if (scope !== undefined) {
       const s = this.server(scope);
-      return s && s.value === 'running' ? s.context.tools.map((t) => ({ ...t })) : [];
+      return s && s.value === 'running' ? this.exposed(s).map((t) => ({ ...t })) : [];
     }
     const out: CatalogTool[] = [];
     for (const s of this.servers()) {
       if (s.value !== 'running') continue;
-      for (const t of s.context.tools) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+      for (const t of this.exposed(s)) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+    }
+    return out;
+  }
+
+  toolGroups(): ToolGroup[] {
+    const out: ToolGroup[] = [];
+    for (const s of this.servers()) {
+      if (s.value !== 'running') continue;
+      const tools = this.exposed(s);
+      const { filter } = this.filterOf(s.context.name);
+      out.push({ server: s.context.name, tools, pinned: tools.filter((t) => filter.pins(t.name)).map((t) => t.name) });
     }
     return out;
   }
@@ -117,6 +162,12 @@ export class SupervisorCatalog implements ToolCatalog {
     }
     if (!s.context.tools.some((t) => t.name === parts.tool)) {
       throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
+    }
+    if (!this.filterOf(parts.server).filter.exposes(parts.tool)) {
+      throw new WardenError(
+        ErrorCodes.TOOL_FILTERED,
+        `tool "${parts.tool}" of server "${parts.server}" is not exposed: the server's "tools" filter in the config hides it`,
+      );
     }
     // The options object itself marks the call in flight: no allocation on the hot path.
     const link = opts.peer ? this.link(parts.server, connection) : undefined;
@@ -451,7 +502,10 @@ export class SupervisorCatalog implements ToolCatalog {
   notify(): void {
     let next: unknown[];
     try {
-      next = this.servers().flatMap((s) => (s.value === 'running' ? [s.context.name, s.context.tools] : []));
+      // The filter spec too: an edited "tools" filter changes the list without a new tools array.
+      next = this.servers().flatMap((s) =>
+        s.value === 'running' ? [s.context.name, s.context.tools, this.filterSpecOf(s.context.name)] : [],
+      );
     } catch {
       next = [Symbol('unknown')];
     }
