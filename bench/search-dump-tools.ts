@@ -63,10 +63,7 @@ async function dump(prefix: string, spec: ServerSpec) {
     const tools: unknown[] = [];
     let cursor: string | undefined;
     do {
-      const r = (await client.request(
-        { method: 'tools/list', params: cursor ? { cursor } : {} },
-        ToolsPage,
-      )) as z.infer<typeof ToolsPage>;
+      const r = (await client.request({ method: 'tools/list', params: cursor ? { cursor } : {} }, ToolsPage)) as z.infer<typeof ToolsPage>;
       for (const t of r.tools) tools.push({ name: t['name'], description: t['description'], inputSchema: t['inputSchema'] });
       cursor = r.nextCursor;
     } while (cursor);

@@ -40,7 +40,19 @@ const REMOTE_SERVER_TYPES = ['http', 'sse', 'streamable-http', 'streamableHttp']
 const SERVER_TYPES = ['stdio', ...REMOTE_SERVER_TYPES] as const;
 
 /** Keys mcp-warden reads in a server entry. */
-const KNOWN_SERVER_KEYS = ['command', 'args', 'env', 'cwd', 'type', 'url', 'headers', 'disabled', 'quarantined', 'docker', 'tools'] as const;
+const KNOWN_SERVER_KEYS = [
+  'command',
+  'args',
+  'env',
+  'cwd',
+  'type',
+  'url',
+  'headers',
+  'disabled',
+  'quarantined',
+  'docker',
+  'tools',
+] as const;
 
 /** Top-level keys mcp-warden reads (`$schema` is accepted silently for editor support). */
 const KNOWN_TOP_LEVEL_KEYS = ['mcpServers', 'settings', '$schema'] as const;

@@ -152,7 +152,7 @@ export const ErrorCatalogue = {
   TOOL_FILTERED: {
     code: 'E_TOOL_FILTERED',
     where: ['/mcp'],
-    meaning: "the tool exists but its server's \"tools\" filter in the config does not expose it",
+    meaning: 'the tool exists but its server\'s "tools" filter in the config does not expose it',
     rpc: RpcCodes.INVALID_PARAMS,
   },
   BAD_TOOL_MODE: {

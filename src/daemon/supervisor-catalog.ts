@@ -72,7 +72,10 @@ export class SupervisorCatalog implements ToolCatalog {
   private filterSpecOf: (server: string) => ToolFilterSpec | undefined = () => undefined;
   /** Compiled filters and filtered arrays, per spec object and tools array: stable references for the search index. */
   private readonly compiled = new WeakMap<ToolFilterSpec, CompiledToolFilter>();
-  private readonly exposedCache = new WeakMap<readonly UpstreamToolInfo[], { spec: ToolFilterSpec | undefined; tools: UpstreamToolInfo[] }>();
+  private readonly exposedCache = new WeakMap<
+    readonly UpstreamToolInfo[],
+    { spec: ToolFilterSpec | undefined; tools: UpstreamToolInfo[] }
+  >();
 
   constructor(
     private readonly root: () => SupervisorActorRef | undefined,

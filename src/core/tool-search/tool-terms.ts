@@ -9,7 +9,7 @@
 const STOP_WORDS = new Set(
   (
     'a an the and or but if then else of to in on at by for from with without into onto about as is are was were be been being ' +
-    'this that these those it its it\'s i me my we our us you your he she they them their there here what which who whom whose ' +
+    "this that these those it its it's i me my we our us you your he she they them their there here what which who whom whose " +
     'when where why how can could should would will shall may might must do does did done have has had not no yes so than too ' +
     'very just also all any each every some such only own same other please want need like let lets get gets got use using used ' +
     'up out over under again once more most much many one via per etc e g eg ie'
@@ -21,8 +21,21 @@ function splitCamel(s: string): string {
   return s.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2');
 }
 
+/** Vocabularies are small and words repeat: stemming is cached (bounded; dropped whole when full). */
+const STEM_CACHE = new Map<string, string>();
+const STEM_CACHE_MAX = 50_000;
+
 /** Conservative suffix stripping; the same on both sides, so it only has to be consistent. */
 export function stem(word: string): string {
+  const hit = STEM_CACHE.get(word);
+  if (hit !== undefined) return hit;
+  const out = stemUncached(word);
+  if (STEM_CACHE.size >= STEM_CACHE_MAX) STEM_CACHE.clear();
+  STEM_CACHE.set(word, out);
+  return out;
+}
+
+function stemUncached(word: string): string {
   let w = word;
   if (w.length <= 3 || /\d/.test(w)) return w;
   if (w.endsWith('ies') && w.length > 4) w = `${w.slice(0, -3)}y`;
