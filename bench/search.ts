@@ -13,6 +13,8 @@ import { REPO } from './lib/paths.js';
 import { percentile, rng, sortNum } from './lib/stats.js';
 import type { CatalogTool, ToolGroup } from '../src/core/tool-catalog.js';
 import { terms } from '../src/core/tool-search/tool-terms.js';
+// Type only: the module itself is imported in measureSearch(), to measure its load.
+import type { ToolSearchIndex as ToolSearchIndexType } from '../src/core/tool-search/tool-search-index.js';
 
 interface Fixture {
   servers: Array<{ server: string; package: string; version: string; tools: CatalogTool[] }>;
@@ -84,7 +86,7 @@ function heap(): number {
   return process.memoryUsage().heapUsed;
 }
 
-type IndexModule = typeof import('../src/core/tool-search/tool-search-index.js');
+type IndexModule = { ToolSearchIndex: typeof ToolSearchIndexType };
 
 function quality(mod: IndexModule, concepts: boolean, misses?: SearchBenchResult['misses']) {
   const index = new mod.ToolSearchIndex({ concepts });
