@@ -11,6 +11,7 @@ export const EVERYTHING_SERVER = join(REPO, 'node_modules', '@modelcontextprotoc
 export const BARE_HTTP_SERVER = join(DIST, 'bench', 'bare-http-server.js');
 export const NO_PROXY_SPAWN = join(DIST, 'bench', 'no-proxy-spawn.js');
 export const CHURN = join(DIST, 'bench', 'churn.js');
+export const SEARCH_BENCH = join(DIST, 'bench', 'search.js');
 export const LOOPBACK_PRELOAD = join(DIST, 'bench', 'peers', 'loopback-preload.js');
 export const WATCHDOG_MAIN = join(DIST, 'src', 'watchdog', 'watchdog-main.js');
 export const PEERS_DIR = join(REPO, '.bench', 'peers');
