@@ -26,6 +26,7 @@ import { runScale } from './scale.js';
 import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
 import type { SearchBenchResult } from './search.js';
+import { runSearchE2e } from './search-e2e.js';
 
 const started = performance.now();
 const quick = process.env['BENCH_QUICK'] === '1';
@@ -214,10 +215,17 @@ async function main(): Promise<void> {
     section = 'search';
     results.search = await runSearchBench();
     if ('error' in results.search) log(`  ⚠ search failed: ${results.search.error}`);
-    else
-      log(
-        `  recall@5 ${results.search.quality.concepts.all.recallAt5.toFixed(3)} (BM25 only ${results.search.quality.bm25.all.recallAt5.toFixed(3)})`,
-      );
+    else {
+      const q = results.search.quality;
+      log(`  recall@5 ${q.concepts.all.recallAt5.toFixed(3)} (BM25 only ${q.bm25.all.recallAt5.toFixed(3)})`);
+    }
+    try {
+      results.searchE2e = await runSearchE2e(reaper, { servers: 50, perServer: 100, rounds: quick ? 2 : 10 });
+      log(`  retrieve_tools p50 ${results.searchE2e.retrieveP50Ms.toFixed(1)} ms with ${results.searchE2e.tools} tools`);
+    } catch (err) {
+      results.searchE2e = { error: (err instanceof Error ? err.message : String(err)).slice(0, 400) };
+      log(`  ⚠ search e2e failed: ${results.searchE2e.error}`);
+    }
   }
 
   const swept = await cleanup();

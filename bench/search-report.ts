@@ -1,11 +1,16 @@
 /** The "Tool search" section of BENCHMARKS.md, from bench/search.ts's result. */
 import type { QualityRow, SearchBenchResult } from './search.js';
+import type { SearchE2eResult } from './search-e2e.js';
 
 const pct = (x: number) => x.toFixed(3);
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
 const msf = (x: number) => `${x.toFixed(x < 10 ? 2 : 0)} ms`;
 
-export function renderSearch(r: SearchBenchResult | { error: string } | undefined, selected: boolean): string[] {
+export function renderSearch(
+  r: SearchBenchResult | { error: string } | undefined,
+  e2e: SearchE2eResult | { error: string } | undefined,
+  selected: boolean,
+): string[] {
   const L: string[] = ['## 7. Tool search (`retrieve_tools`)', ''];
   if (!selected) return [...L, 'Not run (section not selected).', ''];
   if (!r) return [...L, 'Not run.', ''];
@@ -33,9 +38,28 @@ export function renderSearch(r: SearchBenchResult | { error: string } | undefine
     `With ${c.synthetic.tools} tools (5,000 synthetic ones, 100 servers × 50, made from the real tools\u2019 words, plus the real ones): ` +
       `index build ${msf(c.synthetic.buildMs)}, index heap ${mb(c.synthetic.indexHeapBytes)}, re-indexing one server\u2019s 50 tools ` +
       `(a list_changed) ${msf(c.synthetic.updateMs)}; a search (what one retrieve_tools call does after its sync) p50 ${msf(c.synthetic.searchP50Ms)}, ` +
-      `p95 ${msf(c.synthetic.searchP95Ms)} over ${c.synthetic.searches} searches (the labelled queries, 20 rounds).`,
+      `p95 ${msf(c.synthetic.searchP95Ms)} over ${c.synthetic.searches} searches (the labelled queries, 20 rounds); ` +
+      `the same searches on a BM25-only index (baseline, same run): p50 ${msf(c.synthetic.baselineSearchP50Ms)} ` +
+      `(×${(c.synthetic.searchP50Ms / c.synthetic.baselineSearchP50Ms).toFixed(1)} for the concept table).`,
     '',
   );
+  if (e2e && 'error' in e2e) L.push(`Through the daemon: ⚠ failed: ${e2e.error}`, '');
+  else if (e2e) {
+    const kib = (k: number | undefined) => (k === undefined ? '?' : `${(k / 1024).toFixed(0)} MB`);
+    L.push(
+      `Through the daemon (\`mcp-warden serve\`, ${e2e.servers} upstreams of the file-tools fixture, ${e2e.tools} tools, a client on ` +
+        `\`/mcp?toolMode=search\`):`,
+      '',
+      '| measure | value |',
+      '|---|---:|',
+      `| retrieve_tools p50 / p95 (${e2e.retrieves} calls, limit 5) | ${msf(e2e.retrieveP50Ms)} / ${msf(e2e.retrieveP95Ms)} |`,
+      `| first retrieve_tools (loads the search code, indexes every tool) | ${msf(e2e.firstRetrieveMs)} |`,
+      `| baseline: tools/list of every tool on \`?toolMode=all\`, p50 | ${msf(e2e.listAllP50Ms)} |`,
+      `| answer size: tools/list of every tool / largest retrieve_tools | ${(e2e.listAllBytes / 1024).toFixed(0)} KiB / ${(e2e.retrieveBytes / 1024).toFixed(1)} KiB |`,
+      `| daemon RSS before the first search session / after its index is built | ${kib(e2e.rssBeforeKiB)} / ${kib(e2e.rssAfterKiB)} |`,
+      '',
+    );
+  }
   if (r.misses.length > 0) {
     L.push('Queries whose answer was not in the top 5 (BM25 + concepts):', '');
     for (const m of r.misses)

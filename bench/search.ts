@@ -10,7 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from './lib/paths.js';
-import { percentile, rng, sortNum } from './lib/stats.js';
+import { percentile, sortNum } from './lib/stats.js';
+import { syntheticGroups } from './search-synthetic.js';
 import type { CatalogTool, ToolGroup } from '../src/core/tool-catalog.js';
 import { terms } from '../src/core/tool-search/tool-terms.js';
 // Type only: the module itself is imported in measureSearch(), to measure its load.
@@ -49,6 +50,8 @@ export interface SearchBenchResult {
       updateMs: number;
       searchP50Ms: number;
       searchP95Ms: number;
+      /** The same searches on a BM25-only index (no concepts): what the concept table costs. */
+      baselineSearchP50Ms: number;
       searches: number;
     };
   };
@@ -109,30 +112,6 @@ function quality(mod: IndexModule, concepts: boolean, misses?: SearchBenchResult
   return { all: row(rows.all), literal: row(rows.literal), paraphrased: row(rows.paraphrased) };
 }
 
-/** 5,000 tools from the fixture's vocabulary: 100 servers × 50 tools with shuffled names and descriptions. */
-function syntheticGroups(seed: number, servers = 100, perServer = 50): ToolGroup[] {
-  const rand = rng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  const real = fixture.servers.flatMap((s) => s.tools);
-  const verbs = ['get', 'list', 'create', 'update', 'delete', 'search', 'read', 'write', 'send', 'open', 'close', 'sync', 'export'];
-  const nouns = [...new Set(real.flatMap((t) => t.name.split(/[_-]/)).filter((w) => w.length > 3))];
-  const sentences = real.map((t) => (t.description ?? '').split('. ')[0]!).filter(Boolean);
-  const groups: ToolGroup[] = [];
-  for (let s = 0; s < servers; s++) {
-    const tools: CatalogTool[] = [];
-    for (let i = 0; i < perServer; i++) {
-      const base = pick(real);
-      tools.push({
-        name: `${pick(verbs)}_${pick(nouns)}_${pick(nouns)}_${i}`,
-        description: `${pick(sentences)}. ${pick(sentences)}.`,
-        inputSchema: base.inputSchema,
-      });
-    }
-    groups.push({ server: `svc${s}`, tools, pinned: [] });
-  }
-  return groups;
-}
-
 export async function measureSearch(): Promise<SearchBenchResult> {
   const heap0 = heap();
   const t0 = performance.now();
@@ -168,6 +147,17 @@ export async function measureSearch(): Promise<SearchBenchResult> {
     }
   }
   const sorted = sortNum(samples);
+  // Baseline in the same run: the same searches on a BM25-only index of the same tools.
+  const plain = new mod.ToolSearchIndex({ concepts: false });
+  plain.sync(groups);
+  const base: number[] = [];
+  for (let round = 0; round < 20; round++) {
+    for (const q of labelled) {
+      const t = performance.now();
+      plain.search(q.q, 5);
+      base.push(performance.now() - t);
+    }
+  }
 
   const paraphrased = labelled.filter(isParaphrase).length;
   return {
@@ -189,6 +179,7 @@ export async function measureSearch(): Promise<SearchBenchResult> {
         updateMs,
         searchP50Ms: percentile(sorted, 50),
         searchP95Ms: percentile(sorted, 95),
+        baselineSearchP50Ms: percentile(sortNum(base), 50),
         searches: samples.length,
       },
     },

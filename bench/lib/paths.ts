@@ -15,3 +15,4 @@ export const SEARCH_BENCH = join(DIST, 'bench', 'search.js');
 export const LOOPBACK_PRELOAD = join(DIST, 'bench', 'peers', 'loopback-preload.js');
 export const WATCHDOG_MAIN = join(DIST, 'src', 'watchdog', 'watchdog-main.js');
 export const PEERS_DIR = join(REPO, '.bench', 'peers');
+export const FILE_TOOLS_FIXTURE = join(DIST, 'test', 'fixtures', 'file-tools-server.js');

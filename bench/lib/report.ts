@@ -6,6 +6,7 @@ import { rssPerActorKiB, type ScaleResult } from '../scale.js';
 import type { TeardownResult } from '../teardown.js';
 import type { ContainerResult } from '../containers.js';
 import type { SearchBenchResult } from '../search.js';
+import type { SearchE2eResult } from '../search-e2e.js';
 import { renderSearch } from '../search-report.js';
 import { kib, mark, median, ms, percentile, ratio, slope, sortNum } from './stats.js';
 
@@ -44,6 +45,7 @@ export interface BenchResults {
   teardown?: TeardownResult;
   containers?: ContainerResult;
   search?: SearchBenchResult | { error: string };
+  searchE2e?: SearchE2eResult | { error: string };
   cleanup?: { swept: string[] };
   /** 1-minute load average: at the start, and sampled every 2 s during the run. */
   load?: { start: number; samples: number; mean: number; max: number; bySection?: Record<string, number> };
@@ -425,7 +427,7 @@ export function renderReport(r: BenchResults): string {
     );
     for (const err of k.errors) L.push(`- ⚠ ${err}`);
   }
-  L.push(...renderSearch(r.search, r.sections.includes('search')));
+  L.push(...renderSearch(r.search, r.searchE2e, r.sections.includes('search')));
   if (r.cleanup) {
     const s = r.cleanup.swept;
     L.push(

@@ -15,7 +15,7 @@ import { conceptsOf, relatedTerms } from './concepts.js';
 import { isStopWord, terms } from './tool-terms.js';
 
 /** Weight of a synonym-expanded query word against one the query itself has. */
-export const RELATED_WEIGHT = 0.35;
+export const RELATED_WEIGHT = 0.5;
 
 /** Relative weight of each field in the BM25 score. */
 export const FIELD_WEIGHTS = Object.freeze({ name: 3, server: 2, description: 1.5, params: 0.6, concepts: 0.8 });
@@ -42,6 +42,9 @@ interface Doc {
 }
 
 const TEXT_FIELDS = ['name', 'server', 'description', 'params'];
+const RELATED_BOOST = { name: FIELD_WEIGHTS.name * RELATED_WEIGHT, description: FIELD_WEIGHTS.description * RELATED_WEIGHT };
+const PREFIX_WEIGHTS = { fuzzy: 0.2, prefix: 0.3 };
+const splitSpaces = (text: string) => text.split(' ').filter(Boolean);
 
 /** Parameter names and descriptions of a JSON Schema object (one level, and one level of nesting). */
 function paramText(schema: unknown, depth = 0): string {
@@ -138,33 +141,33 @@ export class ToolSearchIndex {
 
   /** The best `limit` tools for `query`, best first; scores are BM25 sums (higher is better, not normalised). */
   search(query: string, limit: number): ToolHit[] {
-    const own = terms(query);
-    const ownSet = new Set(own);
-    // Synonym expansion: words of the query's concepts, searched in the same fields at a lower weight.
-    const related = this.useConcepts ? relatedTerms(query, ownSet).filter((w) => !isStopWord(w)) : [];
-    const all = [...own, ...related];
     const q: Query = {
       combineWith: 'OR',
       queries: [
-        {
-          queries: [all.join(' ')],
-          fields: TEXT_FIELDS,
-          boost: FIELD_WEIGHTS,
-          tokenize: (text: string) => text.split(' ').filter(Boolean),
-          boostTerm: (_t: string, i: number) => (i < own.length ? 1 : RELATED_WEIGHT),
-          prefix: (t: string, i: number) => i < own.length && t.length >= 5,
-          weights: { fuzzy: 0.2, prefix: 0.3 },
-        },
+        { queries: [query], fields: TEXT_FIELDS, boost: FIELD_WEIGHTS, prefix: (t: string) => t.length >= 5, weights: PREFIX_WEIGHTS },
       ],
     };
-    const concepts = this.useConcepts ? conceptsOf(query) : [];
-    if (concepts.length > 0) {
-      q.queries.push({
-        queries: [concepts.join(' ')],
-        fields: ['concepts'],
-        boost: { concepts: FIELD_WEIGHTS.concepts },
-        tokenize: (text: string) => text.split(' '),
-      });
+    if (this.useConcepts) {
+      // Synonym expansion: the other words of the query's concepts, in names and descriptions, weighted down.
+      const related = relatedTerms(query, new Set(terms(query))).filter((w) => !isStopWord(w));
+      if (related.length > 0) {
+        q.queries.push({
+          queries: [related.join(' ')],
+          fields: ['name', 'description'],
+          boost: RELATED_BOOST,
+          tokenize: splitSpaces,
+          prefix: false,
+        });
+      }
+      const concepts = conceptsOf(query);
+      if (concepts.length > 0) {
+        q.queries.push({
+          queries: [concepts.join(' ')],
+          fields: ['concepts'],
+          boost: { concepts: FIELD_WEIGHTS.concepts },
+          tokenize: splitSpaces,
+        });
+      }
     }
     const out: ToolHit[] = [];
     for (const r of this.mini.search(q)) {
