@@ -18,6 +18,8 @@ import { ToolSearchIndex } from '../../core/tool-search/tool-search-index.js';
 import { callTool, type CallingSession, type CallToolDeps, type CallToolWire, type Extra } from './front-call-tool.js';
 
 export const RETRIEVE_TOOLS = 'retrieve_tools';
+/** Extra hits asked of the index, in case some belong to a server that left while it was refreshed. */
+const LIVE_MARGIN = 10;
 export const CALL_TOOL = 'call_tool';
 
 export interface SearchToolsOptions {
@@ -32,7 +34,7 @@ export interface SearchTools {
   /** tools/call in search mode: the two meta-tools, or (as in `all` mode) any federated tool by name. */
   callTool(deps: CallToolDeps, s: CallingSession, request: CallToolWire, extra: Extra): Promise<ServerResult>;
   /** The best `limit` tools for `query` (what retrieve_tools returns). */
-  retrieve(query: string, limit: number): RetrievedTool[];
+  retrieve(query: string, limit: number): Promise<RetrievedTool[]>;
 }
 
 export interface RetrievedTool {
@@ -115,17 +117,45 @@ export function createSearchTools(opts: SearchToolsOptions): SearchTools {
   const meta = metaTools(maxLimit, defaultLimit);
   const groups = () => catalog.toolGroups?.() ?? groupsFromList(catalog);
 
-  function retrieve(query: string, limit: number): RetrievedTool[] {
-    index.sync(groups());
-    return index.search(query, limit).map((h) => ({
-      name: h.name,
-      description: typeof h.tool.description === 'string' ? h.tool.description : '',
-      score: Math.round(h.score * 1e4) / 1e4,
-      inputSchema: h.tool.inputSchema,
-    }));
+  /**
+   * Brings the index up to the catalog one server at a time, yielding to the event loop after each
+   * server it had to (re-)index: indexing thousands of tools must not stall other sessions' requests.
+   * One refresh at a time (concurrent ones queue), so a server is never indexed twice at once.
+   */
+  let refreshing: Promise<void> = Promise.resolve();
+  function refresh(): Promise<void> {
+    const run = refreshing.then(async () => {
+      const gs = groups();
+      index.keepOnly(new Set(gs.map((g) => g.server)));
+      for (const g of gs) {
+        const r = index.syncServer(g);
+        if (r.added + r.removed > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    });
+    refreshing = run.catch(() => undefined);
+    return run;
   }
 
-  function retrieveCall(params: Record<string, unknown>): ServerResult {
+  async function retrieve(query: string, limit: number): Promise<RetrievedTool[]> {
+    await refresh();
+    // What a client may call right now: a server quarantined while the refresh yielded is left out.
+    const live = new Set<string>();
+    for (const g of groups()) for (const t of g.tools) live.add(`${g.server}${TOOL_SEPARATOR}${t.name}`);
+    const out: RetrievedTool[] = [];
+    for (const h of index.search(query, limit + LIVE_MARGIN)) {
+      if (!live.has(h.name)) continue;
+      out.push({
+        name: h.name,
+        description: typeof h.tool.description === 'string' ? h.tool.description : '',
+        score: Math.round(h.score * 1e4) / 1e4,
+        inputSchema: h.tool.inputSchema,
+      });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async function retrieveCall(params: Record<string, unknown>): Promise<ServerResult> {
     const args = params['arguments'];
     if (!isPlainObject(args) || typeof args['query'] !== 'string' || args['query'].trim() === '') {
       throw invalid('retrieve_tools: arguments.query must be a non-empty string');
@@ -134,7 +164,7 @@ export function createSearchTools(opts: SearchToolsOptions): SearchTools {
     if (rawLimit !== undefined && !(Number.isInteger(rawLimit) && (rawLimit as number) >= 1 && (rawLimit as number) <= maxLimit)) {
       throw invalid(`retrieve_tools: arguments.limit must be an integer from 1 to ${maxLimit}`);
     }
-    const tools = retrieve(args['query'], (rawLimit as number | undefined) ?? defaultLimit);
+    const tools = await retrieve(args['query'], (rawLimit as number | undefined) ?? defaultLimit);
     const structuredContent = { tools };
     return { content: [{ type: 'text', text: JSON.stringify(structuredContent) }], structuredContent } as ServerResult;
   }

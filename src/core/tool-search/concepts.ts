@@ -137,5 +137,3 @@ export function conceptsOf(text: string): string[] {
   }
   return [...out];
 }
-
-export const CONCEPT_GROUP_COUNT = GROUPS.length;

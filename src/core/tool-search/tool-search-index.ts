@@ -105,27 +105,39 @@ export class ToolSearchIndex {
   sync(groups: readonly ToolGroup[]): { added: number; removed: number } {
     let added = 0;
     let removed = 0;
-    const seen = new Set<string>();
     for (const g of groups) {
-      seen.add(g.server);
-      const had = this.servers.get(g.server);
-      if (had && had.tools === g.tools) continue;
-      if (had) removed += this.drop(g.server);
-      const ids: string[] = [];
-      const docs: Doc[] = [];
-      for (const t of g.tools) {
-        const doc = docOf(g.server, t, this.useConcepts);
-        if (this.tools.has(doc.id)) continue; // a duplicate name upstream: the first one wins, as on tools/list
-        this.tools.set(doc.id, t);
-        ids.push(doc.id);
-        docs.push(doc);
-      }
-      this.mini.addAll(docs);
-      added += docs.length;
-      this.servers.set(g.server, { tools: g.tools, ids });
+      const r = this.syncServer(g);
+      added += r.added;
+      removed += r.removed;
     }
-    for (const server of [...this.servers.keys()]) if (!seen.has(server)) removed += this.drop(server);
+    removed += this.keepOnly(new Set(groups.map((g) => g.server)));
     return { added, removed };
+  }
+
+  /** One server's part of sync(): nothing when its tools array is the one indexed. */
+  syncServer(g: ToolGroup): { added: number; removed: number } {
+    const had = this.servers.get(g.server);
+    if (had && had.tools === g.tools) return { added: 0, removed: 0 };
+    const removed = had ? this.drop(g.server) : 0;
+    const ids: string[] = [];
+    const docs: Doc[] = [];
+    for (const t of g.tools) {
+      const doc = docOf(g.server, t, this.useConcepts);
+      if (this.tools.has(doc.id)) continue; // a duplicate name upstream: the first one wins, as on tools/list
+      this.tools.set(doc.id, t);
+      ids.push(doc.id);
+      docs.push(doc);
+    }
+    this.mini.addAll(docs);
+    this.servers.set(g.server, { tools: g.tools, ids });
+    return { added: docs.length, removed };
+  }
+
+  /** Drops every server not in `servers`; returns how many tools went. */
+  keepOnly(servers: ReadonlySet<string>): number {
+    let removed = 0;
+    for (const server of [...this.servers.keys()]) if (!servers.has(server)) removed += this.drop(server);
+    return removed;
   }
 
   private drop(server: string): number {
