@@ -9,6 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +30,16 @@ function toolsServer(dir: string, name: string, tools: unknown[], extra: Record<
   const file = join(dir, `${name}-tools.json`);
   writeFileSync(file, JSON.stringify(tools));
   return { file, entry: { command: NODE, args: [fixture('file-tools-server')], env: { TOOLS_FILE: file }, ...extra } };
+}
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(NODE, [CLI, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
 }
 
 const codeOf = (e: unknown) => (e instanceof McpError ? (e.data as { code?: string } | undefined)?.code : undefined);
@@ -247,8 +258,33 @@ test('allow/deny filters in all mode: hidden tools are neither listed (on /mcp a
     await assert.rejects(scoped.client.callTool({ name: 'write_file', arguments: {} }), (e) => codeOf(e) === 'E_TOOL_FILTERED');
     const r = await client.callTool({ name: 'files__read_text_file', arguments: { path: '/x' } });
     assert.deepEqual(r.content, [{ type: 'text', text: 'called read_text_file' }]);
-    // The server still lists everything to a person inspecting it (approval covers every tool).
+    // The server still lists everything to a person inspecting it (approval covers every tool); the
+    // filter and what it hides are shown by `servers tools` (the control channel's server.tools).
     assert.equal(t.daemon.registry.toolView('files').tools.length, toolsOf('filesystem').length + 1);
+    const json = await runCli(['servers', 'tools', 'files', '--data-dir', t.dataDir, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const result = (JSON.parse(json.stdout) as { result: { filter: unknown; hidden: string[]; tools: unknown[] } }).result;
+    assert.deepEqual(result.filter, { allow: ['read_*', 'list_*', 'move_file'], deny: ['*media*', 'move_*'] });
+    assert.equal(result.tools.length, toolsOf('filesystem').length + 1);
+    assert.deepEqual([...result.hidden].sort(), [
+      'create_directory',
+      'directory_tree',
+      'edit_file',
+      'get_file_info',
+      'move_file',
+      'read_media_file',
+      'reload_tools',
+      'search_files',
+      'write_file',
+    ]);
+    const human = await runCli(['servers', 'tools', 'files', '--data-dir', t.dataDir]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(
+      human.stdout,
+      /tools filter: allow \["read_\*","list_\*","move_file"\], deny \["\*media\*","move_\*"\]; 9 of 15 hidden from clients/,
+    );
+    assert.match(human.stdout, /\n {2}write_file \[filtered: not exposed\] - /);
+    assert.match(human.stdout, /\n {2}read_text_file - /);
   } finally {
     for (const c of opened) await c();
     await t.close();
