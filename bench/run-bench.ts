@@ -5,7 +5,7 @@
  *
  * Environment:
  *   BENCH_QUICK=1                   small samples (minutes → about a minute), for checking the harness
- *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, throughput, scale, churn, teardown, containers)
+ *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, throughput, scale, churn, teardown, containers, search)
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
@@ -19,7 +19,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { CHURN, ECHO_FIXTURE, EVERYTHING_SERVER, REPO } from './lib/paths.js';
+import { CHURN, ECHO_FIXTURE, EVERYTHING_SERVER, REPO, SEARCH_BENCH } from './lib/paths.js';
 import { RUN_ARG, RUN_ID, Reaper, waitForLine, sleep } from './lib/proc.js';
 import { envInfo } from './lib/env-info.js';
 import { installPeers } from './lib/peers.js';
@@ -31,6 +31,8 @@ import { runScale } from './scale.js';
 import { runThroughput } from './throughput.js';
 import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
+import type { SearchBenchResult } from './search.js';
+import { runSearchE2e } from './search-e2e.js';
 
 const started = performance.now();
 const quick = process.env['BENCH_QUICK'] === '1';
@@ -41,7 +43,7 @@ function baselineBuild(): { cliMain: string; label: string } | undefined {
   const at = v.lastIndexOf('@');
   return at > 0 ? { cliMain: v.slice(0, at), label: v.slice(at + 1) } : { cliMain: v, label: 'baseline build' };
 }
-const ALL = ['overhead', 'observability', 'throughput', 'scale', 'churn', 'teardown', 'containers'];
+const ALL = ['overhead', 'observability', 'throughput', 'scale', 'churn', 'teardown', 'containers', 'search'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -148,6 +150,20 @@ async function runChurn(cycles: number, warmup: number): Promise<ChurnResult> {
   }
 }
 
+/** bench/search.ts in a process of its own (its memory numbers are then its own). */
+async function runSearchBench(): Promise<SearchBenchResult | { error: string }> {
+  const child = reaper.spawn(process.execPath, ['--expose-gc', SEARCH_BENCH, RUN_ARG]);
+  try {
+    const m = await waitForLine(child, /(RESULT|ERROR) (.+)\n/, 300_000, 'search bench');
+    if (m[1] === 'ERROR') return { error: String(JSON.parse(m[2]!)).slice(0, 400) };
+    return JSON.parse(m[2]!) as SearchBenchResult;
+  } catch (err) {
+    return { error: (err instanceof Error ? err.message : String(err)).slice(0, 400) };
+  } finally {
+    await reaper.killTree(child.pid!, 2_000);
+  }
+}
+
 async function main(): Promise<void> {
   log(`mcp-warden bench (run ${RUN_ID}${quick ? ', QUICK' : ''}; sections: ${sections.join(', ')})`);
   const env = envInfo();
@@ -242,6 +258,24 @@ async function main(): Promise<void> {
       results.containers = await runContainers(reaper, { upstreams: 5, reps: quick ? 1 : 3, limitMs: 10_000 }, log);
       if (results.containers.skipped) log(`  skipped: ${results.containers.skipped}`);
     } else log(`  skipped: no Docker engine (${env.docker.detail})`);
+  }
+
+  if (sections.includes('search')) {
+    log('\n## search');
+    section = 'search';
+    results.search = await runSearchBench();
+    if ('error' in results.search) log(`  ⚠ search failed: ${results.search.error}`);
+    else {
+      const q = results.search.quality;
+      log(`  recall@5 ${q.concepts.all.recallAt5.toFixed(3)} (BM25 only ${q.bm25.all.recallAt5.toFixed(3)})`);
+    }
+    try {
+      results.searchE2e = await runSearchE2e(reaper, { servers: 50, perServer: 100, rounds: quick ? 2 : 10 });
+      log(`  retrieve_tools p50 ${results.searchE2e.retrieveP50Ms.toFixed(1)} ms with ${results.searchE2e.tools} tools`);
+    } catch (err) {
+      results.searchE2e = { error: (err instanceof Error ? err.message : String(err)).slice(0, 400) };
+      log(`  ⚠ search e2e failed: ${results.searchE2e.error}`);
+    }
   }
 
   const swept = await cleanup();

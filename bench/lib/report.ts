@@ -7,6 +7,9 @@ import { listP, medianRate, type ThroughputResult } from '../throughput.js';
 import type { TeardownResult } from '../teardown.js';
 import type { ContainerResult } from '../containers.js';
 import type { ObservabilityResult } from '../observability.js';
+import type { SearchBenchResult } from '../search.js';
+import type { SearchE2eResult } from '../search-e2e.js';
+import { renderSearch } from '../search-report.js';
 import { kib, mark, median, ms, percentile, ratio, slope, sortNum } from './stats.js';
 
 export interface ChurnResult {
@@ -45,6 +48,8 @@ export interface BenchResults {
   teardown?: TeardownResult;
   containers?: ContainerResult;
   observability?: ObservabilityResult;
+  search?: SearchBenchResult | { error: string };
+  searchE2e?: SearchE2eResult | { error: string };
   cleanup?: { swept: string[] };
   /** 1-minute load average: at the start, and sampled every 2 s during the run. */
   load?: { start: number; samples: number; mean: number; max: number; bySection?: Record<string, number> };
@@ -604,6 +609,7 @@ export function renderReport(r: BenchResults): string {
     );
     for (const err of k.errors) L.push(`- ⚠ ${err}`);
   }
+  L.push(...renderSearch(r.search, r.searchE2e, r.sections.includes('search')));
   if (r.cleanup) {
     const s = r.cleanup.swept;
     L.push(

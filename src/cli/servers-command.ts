@@ -274,8 +274,15 @@ function renderHuman(inv: Invocation, result: unknown): string {
         lines.push(`  changed since the last approval (${String(r.approvedAt)}):`);
         for (const c of changes) lines.push(`    ${c.summary}`);
       }
+      const filter = r.filter as { allow?: string[]; deny?: string[]; pinned?: string[] } | null | undefined;
+      const hidden = new Set((r.hidden ?? []) as string[]);
+      if (filter) {
+        const parts = (['allow', 'deny', 'pinned'] as const).flatMap((k) => (filter[k] ? [`${k} ${JSON.stringify(filter[k])}`] : []));
+        lines.push(`  tools filter: ${parts.join(', ') || '(empty)'}; ${hidden.size} of ${tools.length} hidden from clients`);
+      }
       for (const t of tools) {
-        lines.push(`  ${t.name}${t.description ? ` - ${oneLine(t.description)}` : ''}`);
+        const mark = hidden.has(t.name) ? ' [filtered: not exposed]' : '';
+        lines.push(`  ${t.name}${mark}${t.description ? ` - ${oneLine(t.description)}` : ''}`);
         // Everything a client sees, in full (a clipped headline could hide the poisoned part):
         // description, title, annotations, _meta, icons, schemas.
         for (const [k, v] of Object.entries(t)) {

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
 import type { ConfigIssue, ConfigWarning, DockerOptions, ServerEntry, WardenConfig } from './config-types.js';
 import { parseDockerOptions } from './docker-options.js';
+import { parseToolFilterOptions } from './tool-filter-options.js';
 import { describeType, joinPath } from './json-path.js';
 import { isPlainObject } from '../core/plain-object.js';
 // Re-exported: callers import them from here.
@@ -39,7 +40,19 @@ const REMOTE_SERVER_TYPES = ['http', 'sse', 'streamable-http', 'streamableHttp']
 const SERVER_TYPES = ['stdio', ...REMOTE_SERVER_TYPES] as const;
 
 /** Keys mcp-warden reads in a server entry. */
-const KNOWN_SERVER_KEYS = ['command', 'args', 'env', 'cwd', 'type', 'url', 'headers', 'disabled', 'quarantined', 'docker'] as const;
+const KNOWN_SERVER_KEYS = [
+  'command',
+  'args',
+  'env',
+  'cwd',
+  'type',
+  'url',
+  'headers',
+  'disabled',
+  'quarantined',
+  'docker',
+  'tools',
+] as const;
 
 /** Top-level keys mcp-warden reads (`$schema` is accepted silently for editor support). */
 const KNOWN_TOP_LEVEL_KEYS = ['mcpServers', 'settings', '$schema'] as const;
@@ -151,6 +164,9 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   callLogFileCount: count(0),
   callLogMemoryEntries: count(1),
   callLogMaxPending: count(1),
+  toolMode: { choice: ['all', 'search'] },
+  toolSearchDefaultLimit: count(1),
+  toolSearchMaxLimit: count(1),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -311,6 +327,8 @@ const ServerEntrySchema = z.object({
       error: (iss) => `expected an object, got ${describeType(iss.input)}`,
     })
     .optional(),
+  // Checked by parseToolFilterOptions (config/tool-filter-options.ts), which names each bad field.
+  tools: z.unknown().optional(),
 });
 
 function describeRule(r: NumberRule): string {
@@ -452,6 +470,8 @@ function parseServerEntryInto(
     }
   }
 
+  const tools = raw.tools === undefined ? undefined : parseToolFilterOptions(raw.tools, joinPath(at, 'tools'), issues, warnings);
+
   if (issues.length > issuesBefore || !parsed.success) return undefined;
 
   const d = parsed.data;
@@ -471,6 +491,7 @@ function parseServerEntryInto(
     if (d.headers !== undefined) entry.headers = d.headers;
   }
   if (docker) entry.docker = docker;
+  if (tools) entry.tools = tools;
   return entry;
 }
 

@@ -29,6 +29,18 @@ export interface ServerEntry {
    * With `docker`, `cwd` is the working directory inside the container (absolute, not resolved).
    */
   docker?: DockerOptions;
+  /** Which of its tools are exposed, and which are pinned in search mode (docs/config.md#tool-filters). */
+  tools?: ToolFilterOptions;
+}
+
+/** The `tools` object of a server entry: globs over the upstream's own tool names (`*`, `?`). */
+export interface ToolFilterOptions {
+  /** Only matching tools are exposed (absent: all). */
+  allow?: string[];
+  /** Matching tools are never exposed; wins over `allow`. */
+  deny?: string[];
+  /** In search mode (`settings.toolMode`), matching exposed tools are listed beside the two search tools. */
+  pinned?: string[];
 }
 
 /** The `docker` object of a stdio server entry, validated and normalized (docs/docker.md). */

@@ -155,6 +155,19 @@ export const ErrorCatalogue = {
     meaning: 'no such prompt (or completion reference)',
     rpc: RpcCodes.INVALID_PARAMS,
   },
+  TOOL_FILTERED: {
+    code: 'E_TOOL_FILTERED',
+    where: ['/mcp'],
+    meaning: 'the tool exists but its server\'s "tools" filter in the config does not expose it',
+    rpc: RpcCodes.INVALID_PARAMS,
+  },
+  BAD_TOOL_MODE: {
+    code: 'E_BAD_TOOL_MODE',
+    where: ['/mcp'],
+    meaning: 'a toolMode query parameter other than "all" or "search" (or "search" on /mcp/<server>)',
+    http: 400,
+    rpc: RpcCodes.SERVER_ERROR,
+  },
   BAD_CURSOR: { code: 'E_BAD_CURSOR', where: ['/mcp'], meaning: 'a list cursor mcp-warden did not issue', rpc: RpcCodes.INVALID_PARAMS },
   NO_CLIENT_REQUEST: {
     code: 'E_NO_CLIENT_REQUEST',

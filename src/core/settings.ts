@@ -151,6 +151,15 @@ export interface Settings {
   callLogMemoryEntries: number;
   /** Calls waiting for the next flush beyond this are dropped (and counted) instead of buffered. */
   callLogMaxPending: number;
+  /**
+   * What `tools/list` on /mcp offers: `all` = every federated tool; `search` = only `retrieve_tools`
+   * and `call_tool` (plus pinned tools), so a model finds tools by search instead of reading them all
+   * (docs/mcp-endpoint.md#tool-search). A client may pick per session with `/mcp?toolMode=…`.
+   */
+  toolMode: 'all' | 'search';
+  /** retrieve_tools: results when the call gives no `limit`, and the largest `limit` accepted. */
+  toolSearchDefaultLimit: number;
+  toolSearchMaxLimit: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -212,6 +221,9 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   callLogFileCount: 3,
   callLogMemoryEntries: 1_000,
   callLogMaxPending: 50_000,
+  toolMode: 'all',
+  toolSearchDefaultLimit: 5,
+  toolSearchMaxLimit: 50,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

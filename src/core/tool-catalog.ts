@@ -69,9 +69,20 @@ export type CatalogEvent =
 /** The raw upstream CallToolResult (content, structuredContent, isError, ...), passed through. */
 export type CatalogCallResult = Record<string, unknown>;
 
+/** One running server's exposed tools (its own names), for the tool-search index (src/core/tool-search/). */
+export interface ToolGroup {
+  server: string;
+  /** The same array as long as the server's exposed tools did not change (the index re-reads a server only then). */
+  tools: readonly CatalogTool[];
+  /** Tools the config pins in search mode (their own names, all exposed). */
+  pinned: readonly string[];
+}
+
 export interface ToolCatalog {
   /** Without a scope: every running server's tools, prefixed. With one: that server's, unprefixed (none if not running). */
   listTools(scope?: string): CatalogTool[];
+  /** Every running server's exposed tools, grouped by server; absent: search derives it from listTools(). */
+  toolGroups?(): ToolGroup[];
   /**
    * Rejects with a WardenError: UNKNOWN_TOOL, SERVER_UNAVAILABLE, QUARANTINED, UPSTREAM_TIMEOUT, or
    * UPSTREAM_ERROR (detail.upstream holds the upstream JSON-RPC code, message and data), SHUTTING_DOWN.

@@ -361,6 +361,8 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     logger: logger.child({ component: 'registry' }),
     onRemoved: (name) => events.emit({ type: 'server-removed', name, at: Date.now() }),
   });
+  // Per-server tool filters (docs/config.md#tool-filters) come from the registry's current entries.
+  catalog.setToolFilters((name) => registry.entry(name)?.tools);
   const checkTools = registry.checkTools.bind(registry);
 
   // The actor system. Effects are provided here; the machines stay pure.

@@ -26,13 +26,17 @@ import {
   type CatalogTool,
   type DownstreamPeer,
   type ToolCatalog,
+  type ToolGroup,
 } from '../core/tool-catalog.js';
+import { compileToolFilter, filtersNothing, type CompiledToolFilter, type ToolFilterSpec } from '../core/tool-filter.js';
+import type { UpstreamToolInfo } from '../machines/server-machine.js';
 import { MAX_TOOL_PAGES, type UpstreamConnection } from '../adapters/mcp/upstream-client.js';
 import { isPlainObject } from '../core/plain-object.js';
 import { serverActorsOf, serverSnapshotOf, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 import { stateString } from './server-view.js';
 
 type JsonObject = Record<string, unknown>;
+const EXPOSE_ALL = compileToolFilter(undefined);
 type ListKind = 'resources' | 'resourceTemplates' | 'prompts';
 const LIST_METHODS: Record<ListKind, { method: string; field: string }> = {
   resources: { method: 'resources/list', field: 'resources' },
@@ -61,9 +65,17 @@ export class SupervisorCatalog implements ToolCatalog {
   /** Upstream resource subscriptions: server → upstream URI → number of sessions subscribed. */
   private readonly subscriptions = new Map<string, Map<string, number>>();
   /** Running servers' tools and withheld-tool arrays by name, as of the last notification. */
-  private signature = new Map<string, readonly [unknown, unknown]>();
+  private signature = new Map<string, Signature>();
   private closing = false;
   private readonly logger: Logger | undefined;
+  /** Each server's `tools` filter from its config entry (docs/config.md#tool-filters); none until set. */
+  private filterSpecOf: (server: string) => ToolFilterSpec | undefined = () => undefined;
+  /** Compiled filters and filtered arrays, per spec object and tools array: stable references for the search index. */
+  private readonly compiled = new WeakMap<ToolFilterSpec, CompiledToolFilter>();
+  private readonly exposedCache = new WeakMap<
+    readonly UpstreamToolInfo[],
+    { spec: ToolFilterSpec | undefined; tools: UpstreamToolInfo[] }
+  >();
 
   constructor(
     private readonly root: () => SupervisorActorRef | undefined,
@@ -86,15 +98,52 @@ export class SupervisorCatalog implements ToolCatalog {
     return serverSnapshotOf(this.root(), name);
   }
 
+  /** Where the per-server tool filters come from (the daemon passes the registry's entries). */
+  setToolFilters(specOf: (server: string) => ToolFilterSpec | undefined): void {
+    this.filterSpecOf = specOf;
+  }
+
+  private filterOf(server: string): { spec: ToolFilterSpec | undefined; filter: CompiledToolFilter } {
+    const spec = this.filterSpecOf(server);
+    if (!spec) return { spec, filter: EXPOSE_ALL };
+    let filter = this.compiled.get(spec);
+    if (!filter) this.compiled.set(spec, (filter = compileToolFilter(spec)));
+    return { spec, filter };
+  }
+
+  /** The tools of `s` its filter exposes; the same array while tools and filter stay the same. */
+  /** The tools a client sees: not withheld (quarantine scope "tool"), and let through the config's filter. */
+  private exposed(s: ServerSnapshot): UpstreamToolInfo[] {
+    const all = servedTools(s);
+    const { spec, filter } = this.filterOf(s.context.name);
+    if (filtersNothing(spec)) return all;
+    const hit = this.exposedCache.get(all);
+    if (hit && hit.spec === spec) return hit.tools;
+    const tools = all.filter((t) => filter.exposes(t.name));
+    this.exposedCache.set(all, { spec, tools });
+    return tools;
+  }
+
   listTools(scope?: string): CatalogTool[] {
     if (scope !== undefined) {
       const s = this.server(scope);
-      return s && s.value === 'running' ? servedTools(s).map((t) => ({ ...t })) : [];
+      return s && s.value === 'running' ? this.exposed(s).map((t) => ({ ...t })) : [];
     }
     const out: CatalogTool[] = [];
     for (const s of this.servers()) {
       if (s.value !== 'running') continue;
-      for (const t of servedTools(s)) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+      for (const t of this.exposed(s)) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+    }
+    return out;
+  }
+
+  toolGroups(): ToolGroup[] {
+    const out: ToolGroup[] = [];
+    for (const s of this.servers()) {
+      if (s.value !== 'running') continue;
+      const tools = this.exposed(s);
+      const { filter } = this.filterOf(s.context.name);
+      out.push({ server: s.context.name, tools, pinned: tools.filter((t) => filter.pins(t.name)).map((t) => t.name) });
     }
     return out;
   }
@@ -117,6 +166,12 @@ export class SupervisorCatalog implements ToolCatalog {
     }
     if (!s.context.tools.some((t) => t.name === parts.tool)) {
       throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
+    }
+    if (!this.filterOf(parts.server).filter.exposes(parts.tool)) {
+      throw new WardenError(
+        ErrorCodes.TOOL_FILTERED,
+        `tool "${parts.tool}" of server "${parts.server}" is not exposed: the server's "tools" filter in the config hides it`,
+      );
     }
     if (isWithheld(s, parts.tool)) {
       throw new WardenError(
@@ -459,14 +514,14 @@ export class SupervisorCatalog implements ToolCatalog {
    */
   notify(changed?: Iterable<string>): void {
     let differs = false;
-    const same = (x: readonly [unknown, unknown] | undefined, y: readonly [unknown, unknown]) =>
-      x !== undefined && x[0] === y[0] && x[1] === y[1];
+    const same = (x: Signature | undefined, y: Signature) => x !== undefined && x[0] === y[0] && x[1] === y[1] && x[2] === y[2];
     if (changed === undefined) {
-      const next = new Map<string, readonly [unknown, unknown]>();
+      const next = new Map<string, Signature>();
       try {
-        for (const s of this.servers()) if (s.value === 'running') next.set(s.context.name, [s.context.tools, s.context.toolChanges]);
+        for (const s of this.servers())
+          if (s.value === 'running') next.set(s.context.name, [s.context.tools, s.context.toolChanges, this.filterSpecOf(s.context.name)]);
       } catch {
-        next.set('', [Symbol('unknown'), undefined]);
+        next.set('', [Symbol('unknown'), undefined, undefined]);
       }
       this.syncLinks();
       const prev = this.signature;
@@ -475,7 +530,8 @@ export class SupervisorCatalog implements ToolCatalog {
     } else {
       for (const name of changed) {
         const s = this.server(name);
-        const sig = s?.value === 'running' ? ([s.context.tools, s.context.toolChanges] as const) : undefined;
+        const sig =
+          s?.value === 'running' ? ([s.context.tools, s.context.toolChanges, this.filterSpecOf(s.context.name)] as const) : undefined;
         this.syncLink(name, sig !== undefined);
         if (sig === undefined ? !this.signature.has(name) : same(this.signature.get(name), sig)) continue;
         differs = true;
@@ -536,6 +592,9 @@ export class SupervisorCatalog implements ToolCatalog {
 function isWithheld(s: ServerSnapshot, tool: string): boolean {
   return s.context.toolChanges.some((c) => c.tool === tool);
 }
+
+/** What a server's list depends on: its tools, its withheld tools and its tool filter (compared by reference). */
+type Signature = readonly [unknown, unknown, unknown];
 
 function servedTools(s: ServerSnapshot): ServerSnapshot['context']['tools'] {
   const changes = s.context.toolChanges;

@@ -3,6 +3,7 @@
  * registry, src/daemon/server-registry.ts, where policy, persistence and the actors live); this file
  * only dispatches and turns coded errors into `{ok:false, error}` results. See docs/control-protocol.md.
  */
+import { compileToolFilter, type ToolFilterSpec } from '../../core/tool-filter.js';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import type { ServerEntry } from '../../config/config-types.js';
@@ -128,6 +129,9 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
         changes: tools.changes,
         approvedAt: tools.approvedAt,
         flags: tools.flags,
+        // The entry's "tools" filter (docs/config.md#tool-filters) and the listed tools it keeps from clients.
+        filter: entry.tools ?? null,
+        hidden: hiddenTools(entry.tools, tools.tools),
       };
     }
 
@@ -146,4 +150,16 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
       return { calls: daemon.calls({ server, limit }) };
     }
   }
+}
+
+/** Names of `tools` the filter does not expose (listed by the server, never offered to clients). */
+function hiddenTools(spec: ToolFilterSpec | undefined, tools: unknown[]): string[] {
+  if (!spec) return [];
+  const filter = compileToolFilter(spec);
+  const out: string[] = [];
+  for (const t of tools) {
+    const name = (t as { name?: unknown }).name;
+    if (typeof name === 'string' && !filter.exposes(name)) out.push(name);
+  }
+  return out;
 }

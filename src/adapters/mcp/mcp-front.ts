@@ -72,6 +72,9 @@ import { FrontMcpError, refuse, toMcpError, upstreamMcpError } from './front-err
 import { paged } from './front-paging.js';
 import { jsonDepthExceeds } from './json-depth.js';
 import { CallToolWireSchema, callTool, type CallObserver, type CallToolWire, type Extra } from './front-call-tool.js';
+import { toolModeOf, type ToolMode } from './front-tool-mode.js';
+// Types only: the search module (and MiniSearch) is imported dynamically, by the first search-mode session.
+import type { SearchTools } from './front-search-tools.js';
 
 const FRONT_LEDGER_OWNER = 'front';
 
@@ -83,7 +86,17 @@ export interface McpFrontOptions {
   catalog: ToolCatalog;
   settings: Pick<Settings, 'sessionIdleTtlMs' | 'maxSessions' | 'toolCallTimeoutMs' | 'mcpKeepAliveMs'> &
     Partial<
-      Pick<Settings, 'clientRequestTimeoutMs' | 'mcpListPageSize' | 'mcpMaxResponseBytes' | 'mcpMaxBufferedBytes' | 'mcpMaxJsonDepth'>
+      Pick<
+        Settings,
+        | 'clientRequestTimeoutMs'
+        | 'mcpListPageSize'
+        | 'mcpMaxResponseBytes'
+        | 'mcpMaxBufferedBytes'
+        | 'mcpMaxJsonDepth'
+        | 'toolMode'
+        | 'toolSearchDefaultLimit'
+        | 'toolSearchMaxLimit'
+      >
     >;
   logger: Logger;
   ledger: ResourceLedger;
@@ -140,6 +153,8 @@ interface Session {
   closing: Promise<void> | undefined;
   /** Our own controller per in-flight tools/call (the catalog's signal). */
   readonly calls: Set<AbortController>;
+  /** Search mode (front-search-tools.ts): tools/list and tools/call go through it; undefined in `all` mode. */
+  readonly search: SearchTools | undefined;
 }
 
 function shortId(id: string | undefined): string {
@@ -201,6 +216,17 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   const maxResponseBytes = opts.settings.mcpMaxResponseBytes ?? DEFAULT_SETTINGS.mcpMaxResponseBytes;
   const maxBufferedBytes = opts.settings.mcpMaxBufferedBytes ?? DEFAULT_SETTINGS.mcpMaxBufferedBytes;
   const maxJsonDepth = opts.settings.mcpMaxJsonDepth ?? DEFAULT_SETTINGS.mcpMaxJsonDepth;
+  const defaultToolMode = opts.settings.toolMode ?? DEFAULT_SETTINGS.toolMode;
+  let searchTools: Promise<SearchTools> | undefined;
+  /** The search tools, loaded on first use (docs/mcp-endpoint.md#tool-search); one index for every session. */
+  const loadSearchTools = () =>
+    (searchTools ??= import('./front-search-tools.js').then((m) =>
+      m.createSearchTools({
+        catalog,
+        defaultLimit: opts.settings.toolSearchDefaultLimit ?? DEFAULT_SETTINGS.toolSearchDefaultLimit,
+        maxLimit: opts.settings.toolSearchMaxLimit ?? DEFAULT_SETTINGS.toolSearchMaxLimit,
+      }),
+    ));
   /** Resource subscriptions: `<server>\n<upstream uri>` → sessions subscribed to it. */
   const subscribers = new Map<string, Set<Session>>();
 
@@ -419,7 +445,8 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     server.setNotificationHandler(RootsListChangedNotificationSchema, () => catalog.rootsChanged(scope));
   }
 
-  async function createSession(scope: string | undefined): Promise<Session> {
+  async function createSession(scope: string | undefined, mode: ToolMode): Promise<Session> {
+    const search = mode === 'search' ? await loadSearchTools() : undefined;
     const n = ++seq;
     const calls = new Set<AbortController>();
     // `s` is completed below; the callbacks only run once it is.
@@ -476,6 +503,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       closed: false,
       closing: undefined,
       calls,
+      search,
     };
     sessions.add(s);
 
@@ -486,7 +514,10 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     };
     server.onclose = () => finalize(s, 'transport closed');
     server.onerror = (err) => logger.debug({ session: shortId(s.id), err: err.message }, 'mcp session protocol error');
-    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: catalog.listTools(scope) }) as unknown as ServerResult);
+    server.setRequestHandler(
+      ListToolsRequestSchema,
+      () => ({ tools: search ? search.listTools() : catalog.listTools(scope) }) as unknown as ServerResult,
+    );
     registerHandlers(s, server, caps);
     // Base registration on purpose: see the header comment (no re-validation of upstream results).
     (
@@ -495,7 +526,9 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
         schema: typeof CallToolWireSchema,
         h: (r: CallToolWire, e: Extra) => Promise<ServerResult>,
       ) => void
-    ).call(server, CallToolWireSchema, (request, extra) => callTool(callDeps, s, request, extra));
+    ).call(server, CallToolWireSchema, (request, extra) =>
+      search ? search.callTool(callDeps, s, request, extra) : callTool(callDeps, s, request, extra),
+    );
 
     try {
       await server.connect(transport);
@@ -582,11 +615,17 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       if (method !== 'POST' || !isInit) {
         return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: Mcp-Session-Id header is required');
       }
+      let mode: ToolMode;
+      try {
+        mode = toolModeOf(req.url, scope, defaultToolMode);
+      } catch (err) {
+        return refuse(res, ErrorCodes.BAD_TOOL_MODE, err instanceof Error ? err.message : String(err));
+      }
       if (sessions.size >= maxSessions && !evictOne()) {
         logger.warn({ maxSessions }, 'mcp session refused: too many sessions, every one with a request in flight');
         return refuse(res, ErrorCodes.TOO_MANY_SESSIONS, `Too many MCP sessions (at most ${maxSessions}); close one and retry`);
       }
-      session = await createSession(scope);
+      session = await createSession(scope, mode);
       created = true;
     }
 
