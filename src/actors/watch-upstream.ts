@@ -20,7 +20,9 @@ export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: s
     const exit = (code: number | null, signal: string | null) => {
       if (exited) return;
       exited = true;
-      sendBack({ type: 'UPSTREAM_EXITED', code, signal });
+      // A remote upstream says why it was lost (unreachable, credentials refused: needsAuth).
+      const error = session.handle.exitError?.();
+      sendBack(error ? { type: 'UPSTREAM_EXITED', code, signal, error } : { type: 'UPSTREAM_EXITED', code, signal });
     };
     const refresh = new AbortController();
     const offExit = session.handle.onExit((info) => exit(info.code, info.signal));

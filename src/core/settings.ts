@@ -107,6 +107,14 @@ export interface Settings {
    * change before re-reading it (editors write in several steps: temp file, rename, chmod).
    */
   configReloadDebounceMs: number;
+  /** A running remote (url) server is pinged this often; a failed ping counts as losing it. 0 = never. */
+  remotePingIntervalMs: number;
+  /** Deadline of one TCP (and TLS) connect to a remote server. */
+  remoteConnectTimeoutMs: number;
+  /** A remote server's `Retry-After` is honoured as the next restart delay, up to this. */
+  remoteRetryAfterMaxMs: number;
+  /** How long `mcp-warden auth login` (and the daemon's pending login) waits for the OAuth redirect. */
+  oauthLoginTimeoutMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -152,6 +160,10 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   processTable: 'auto',
   processTableTimeoutMs: 5_000,
   configReloadDebounceMs: 200,
+  remotePingIntervalMs: 15_000,
+  remoteConnectTimeoutMs: 10_000,
+  remoteRetryAfterMaxMs: 300_000,
+  oauthLoginTimeoutMs: 300_000,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

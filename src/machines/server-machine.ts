@@ -3,7 +3,7 @@
  * release, audit, force, hand-over) are actor placeholders here and real implementations are
  * supplied with `machine.provide({ actors })` by the daemon (src/actors/).
  *
- *   starting ─┬─ check ──(remote)──────────────► halted  (owns nothing; waits for RESTART)
+ *   starting ─┬─ check ─► launching   (halted / needsAuth: own nothing; wait for RESTART)
  *             ├─ launching ──ok──► running ⇄ quarantined      (APPROVE / QUARANTINE)
  *             │       │ error / init timeout           │ crash (UPSTREAM_EXITED)
  *             │       └──────────────┬─────────────────┘ STOP / RESTART from anywhere
@@ -13,6 +13,13 @@
  *                          │     reaping ─ auditing ⇄ forcing ⇄ backoff ─► handingOver
  *                          │         │ (ledger slice verified empty)
  *                          └─────────┴──► stopped (final) | starting.check | starting.backoff | starting.halted
+ *                                                               | starting.needsAuth
+ *
+ *   needsAuth: a remote server answered 401 and no usable tokens are left (E_REMOTE_NEEDS_AUTH, at
+ *   launch or while running). Not retried on its own (no retry storm against an authorization
+ *   server); `mcp-warden auth login` stores tokens and sends RESTART.
+ *   Retry-After: a launch error carrying `detail.retryAfterMs` (a remote server's 429/503) makes the
+ *   next restart delay at least that long.
  *
  *   DEADLINE (the supervisor's shutdown budget is spent), from any state but handingOver/stopped:
  *     ──► reaping.handingOver: whatever is still owned goes to the daemon's reaper at once, then the
@@ -72,7 +79,7 @@ export interface UpstreamToolInfo {
 export interface UpstreamSession {
   readonly name: string;
   /** Only what the watch actor needs of the process-group or container handle. */
-  readonly handle: { readonly pid: number; onExit(listener: (info: ExitInfo) => void): () => void };
+  readonly handle: { readonly pid: number; onExit(listener: (info: ExitInfo) => void): () => void; exitError?(): unknown };
   readonly connection: UpstreamConnection;
   /** A small summary, so snapshots stay serialisable (Stately inspector, JSON logs). */
   toJSON(): UpstreamSessionSummary;
@@ -86,13 +93,13 @@ interface UpstreamSessionSummary {
 
 export interface ServerMachineInput {
   name: string;
-  /** A remote (url) entry: not supported yet, so the actor halts with a clear error. */
+  /** A remote (url) entry (no process; adapters/remote/). */
   remote: boolean;
   quarantined: boolean;
   settings: ServerSettings;
 }
 
-type StopIntent = 'stop' | 'restart' | 'recover';
+type StopIntent = 'stop' | 'restart' | 'recover' | 'auth';
 
 export interface ServerContext {
   name: string;
@@ -123,6 +130,8 @@ export interface ServerContext {
   session: UpstreamSession | null;
   /** The supervisor's shutdown budget is spent: hand everything to the reaper, don't wait. */
   deadline: boolean;
+  /** The last failure's Retry-After (ms): the next restart delay is at least this; null when none. */
+  retryAfterMs: number | null;
 }
 
 /** A fetched tool that differs from its approved fingerprint (or was never approved). */
@@ -152,7 +161,7 @@ export type ServerEvent =
   | { type: 'RESTART' }
   | { type: 'APPROVE' }
   | { type: 'QUARANTINE' }
-  | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null }
+  | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null; error?: unknown }
   | { type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[]; toolChanges?: ToolChangeInfo[] }
   /** From the supervisor when its shutdown budget is spent. */
   | { type: 'DEADLINE' };
@@ -165,6 +174,18 @@ function changesIn(event: unknown): ToolChangeInfo[] {
   const e = event as { output?: { toolChanges?: unknown }; toolChanges?: unknown };
   const list = e.output?.toolChanges ?? e.toolChanges;
   return Array.isArray(list) ? (list as ToolChangeInfo[]) : [];
+}
+
+/** The error of an error/exit event is E_REMOTE_NEEDS_AUTH (never throws). */
+function isNeedsAuth(event: unknown): boolean {
+  const err = (event as { error?: { code?: unknown } }).error;
+  return typeof err === 'object' && err !== null && err.code === ErrorCodes.REMOTE_NEEDS_AUTH;
+}
+
+/** `detail.retryAfterMs` of an error/exit event's error, if it is a sane number (never throws). */
+function retryAfterOf(event: unknown): number | null {
+  const v = (event as { error?: { detail?: { retryAfterMs?: unknown } } }).error?.detail?.retryAfterMs;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
 }
 
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
@@ -201,11 +222,14 @@ export function createServerMachine(deps: { now: () => number }) {
     delays: {
       initTimeout: ({ context }) => context.settings.initTimeoutMs,
       restartDelay: ({ context }) =>
-        backoffDelay(
-          Math.max(1, context.attempt),
-          context.settings.restartBackoffInitialMs,
-          context.settings.restartBackoffMaxMs,
-          context.settings.restartBackoffFactor,
+        Math.max(
+          context.retryAfterMs ?? 0,
+          backoffDelay(
+            Math.max(1, context.attempt),
+            context.settings.restartBackoffInitialMs,
+            context.settings.restartBackoffMaxMs,
+            context.settings.restartBackoffFactor,
+          ),
         ),
       // Safety net over the adapter's own escalation: stopping never waits longer than its budget.
       stopDeadline: ({ context }) =>
@@ -217,7 +241,8 @@ export function createServerMachine(deps: { now: () => number }) {
         backoffDelay(Math.max(1, context.reapAttempt), context.settings.reapBackoffInitialMs, context.settings.reapBackoffMaxMs),
     },
     guards: {
-      isRemote: ({ context }) => context.remote,
+      needsAuth: ({ event }) => isNeedsAuth(event),
+      intentAuth: ({ context }) => context.intent === 'auth',
       isQuarantined: ({ context }) => context.quarantined,
       launchedWithToolChanges: ({ event }) => changesIn(event).length > 0,
       toolsChanged: ({ event }) => changesIn(event).length > 0,
@@ -236,6 +261,7 @@ export function createServerMachine(deps: { now: () => number }) {
     actions: {
       recordError: assign({
         lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.INIT_FAILED, now()),
+        retryAfterMs: ({ event }) => retryAfterOf(event),
       }),
       recordInitTimeout: assign({
         lastError: ({ context }) => ({
@@ -247,16 +273,12 @@ export function createServerMachine(deps: { now: () => number }) {
       recordExit: assign({
         lastError: ({ event }) => {
           const e = event as Extract<ServerEvent, { type: 'UPSTREAM_EXITED' }>;
+          // A remote server that was lost says why (unreachable, credentials refused, …).
+          if (e.error !== undefined && e.error !== null) return toErrorInfo(e.error, ErrorCodes.UPSTREAM_EXITED, now());
           const how = e.signal ? `signal ${e.signal}` : `code ${e.code}`;
           return { code: ErrorCodes.UPSTREAM_EXITED, message: `upstream exited (${how})`, at: now() };
         },
-      }),
-      recordRemote: assign({
-        lastError: () => ({
-          code: ErrorCodes.REMOTE_UNSUPPORTED,
-          message: 'remote (url) servers are not supported yet; this entry is kept but not started',
-          at: now(),
-        }),
+        retryAfterMs: ({ event }) => retryAfterOf(event),
       }),
       recordCrashLoop: assign({
         lastError: ({ context }) => ({
@@ -275,6 +297,7 @@ export function createServerMachine(deps: { now: () => number }) {
       markDeadline: assign({ intent: 'stop' as StopIntent, deadline: true }),
       intendRestart: assign({ intent: 'restart' as StopIntent }),
       intendRecover: assign({ intent: 'recover' as StopIntent }),
+      intendAuth: assign({ intent: 'auth' as StopIntent }),
       markLaunched: assign(({ event }) => {
         const out = (event as unknown as { output: LaunchOutput }).output;
         return {
@@ -283,6 +306,7 @@ export function createServerMachine(deps: { now: () => number }) {
           serverInfo: out.serverInfo ?? null,
           session: out.session ?? null,
           upSince: now(),
+          retryAfterMs: null,
         };
       }),
       clearRuntime: assign({ pid: null, tools: [] as UpstreamToolInfo[], upSince: null, serverInfo: null, session: null }),
@@ -307,7 +331,7 @@ export function createServerMachine(deps: { now: () => number }) {
         } satisfies Partial<ServerContext>;
       }),
       quarantine: assign({ quarantined: true }),
-      resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null }),
+      resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null, retryAfterMs: null }),
       countRestart: assign(({ context }) => {
         const recent = recentRestarts(context);
         return { restartTimes: [...recent, now()], attempt: recent.length + 1 };
@@ -342,6 +366,7 @@ export function createServerMachine(deps: { now: () => number }) {
       toolChanges: [],
       session: null,
       deadline: false,
+      retryAfterMs: null,
     }),
     initial: 'starting',
     output: ({ context }) => ({ name: context.name }),
@@ -356,7 +381,7 @@ export function createServerMachine(deps: { now: () => number }) {
         },
         states: {
           check: {
-            always: [{ guard: 'isRemote', target: 'halted', actions: 'recordRemote' }, { target: 'launching' }],
+            always: { target: 'launching' },
           },
           launching: {
             invoke: {
@@ -368,7 +393,11 @@ export function createServerMachine(deps: { now: () => number }) {
                 { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
                 { target: '#server.running', actions: 'markLaunched' },
               ],
-              onError: { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
+              onError: [
+                // Credentials needed: release what the attempt opened, then wait for a login (no retries).
+                { guard: 'needsAuth', target: '#server.stopping', actions: ['recordError', 'intendAuth'] },
+                { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
+              ],
             },
             after: {
               initTimeout: { target: '#server.stopping', actions: ['recordInitTimeout', 'intendRecover'] },
@@ -380,6 +409,10 @@ export function createServerMachine(deps: { now: () => number }) {
             on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
           },
           halted: {
+            on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
+          },
+          needsAuth: {
+            // `mcp-warden auth login` stores tokens and sends RESTART; nothing here retries by itself.
             on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
           },
         },
@@ -398,7 +431,10 @@ export function createServerMachine(deps: { now: () => number }) {
             { guard: 'toolsChanged', target: 'quarantined', actions: ['setTools', 'recordToolChanges'] },
             { actions: 'setTools' },
           ],
-          UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          UPSTREAM_EXITED: [
+            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth'] },
+            { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          ],
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },
           DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
@@ -414,7 +450,10 @@ export function createServerMachine(deps: { now: () => number }) {
           APPROVE: { target: 'running', actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
           TOOLS_UPDATED: { actions: ['setTools', 'recordToolChanges'] },
-          UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          UPSTREAM_EXITED: [
+            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth'] },
+            { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          ],
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },
           DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
@@ -499,6 +538,7 @@ export function createServerMachine(deps: { now: () => number }) {
             always: [
               { guard: 'intentStop', target: '#server.stopped' },
               { guard: 'intentRestart', target: '#server.starting.check', actions: 'resetRestarts' },
+              { guard: 'intentAuth', target: '#server.starting.needsAuth' },
               { guard: 'crashLoop', target: '#server.starting.halted', actions: 'recordCrashLoop' },
               { target: '#server.starting.backoff', actions: 'countRestart' },
             ],

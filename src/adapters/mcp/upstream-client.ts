@@ -18,6 +18,7 @@ import { ErrorCodes, WardenError, type WardenErrorDetail } from '../../core/erro
 import type { Upstream } from '../upstream-handle.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
 import { ProcessStdioTransport, type TransportProcess } from '../process/process-stdio-transport.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 
@@ -116,6 +117,8 @@ export interface ConnectUpstreamOptions {
   /** Aborts the connection attempt (initialize). */
   signal?: AbortSignal;
   clientInfo?: { name: string; version: string };
+  /** A coded error for a transport's own failure (HTTP status, auth), or undefined to map it as usual. */
+  classifyError?: (err: unknown) => WardenError | undefined;
 }
 
 /** Pages of tools/list followed at most; a server paginating forever is cut off here. */
@@ -132,8 +135,16 @@ const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { messa
  * On failure the transport is closed (stdin ended); stopping the process stays with the caller.
  */
 export async function connectUpstream(handle: TransportProcess | Upstream, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
+  return connectTransport(new ProcessStdioTransport(handle), opts);
+}
+
+/**
+ * The same over any SDK client transport (the remote kinds: Streamable HTTP, SSE; src/adapters/remote/).
+ * A WardenError thrown by the transport (e.g. its fetch) is passed on as it is; `classifyError` turns
+ * the transport's own errors into coded ones first.
+ */
+export async function connectTransport(transport: Transport, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
   const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
-  const transport = new ProcessStdioTransport(handle);
   const client = new Client(opts.clientInfo ?? DEFAULT_CLIENT_INFO, {
     capabilities: PROXY_CLIENT_CAPABILITIES,
     jsonSchemaValidator: passThroughSchemaValidator,
@@ -195,6 +206,9 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
   } catch (err) {
     await transport.close().catch(() => undefined);
     if (opts.signal?.aborted) throw opts.signal.reason;
+    const classified = opts.classifyError?.(err);
+    if (classified) throw classified;
+    if (err instanceof WardenError) throw err;
     if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
       throw new WardenError(ErrorCodes.INIT_TIMEOUT, `${opts.name}: no answer to initialize within ${opts.requestTimeoutMs} ms`, {
         server: opts.name,
@@ -248,7 +262,7 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
       });
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
-      throw mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
+      throw opts.classifyError?.(err) ?? mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
     } finally {
       link.dispose();
     }
