@@ -45,7 +45,12 @@ export interface LaunchDeps {
 }
 
 /** A remote (url) server: no process, an MCP session over HTTP (adapters/remote/remote-upstream.ts). */
-async function launchRemote(deps: LaunchDeps, input: { name: string; owner: string }, configured: ServerEntry, signal: AbortSignal): Promise<LaunchOutput> {
+async function launchRemote(
+  deps: LaunchDeps,
+  input: { name: string; owner: string },
+  configured: ServerEntry,
+  signal: AbortSignal,
+): Promise<LaunchOutput> {
   const entry = await expandSecretRefs(input.name, configured, { env: process.env, baseDir: deps.configDir });
   signal.throwIfAborted();
   const settings = deps.settings();

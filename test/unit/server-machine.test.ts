@@ -258,7 +258,12 @@ test('a remote server that needs a login waits in starting.needsAuth without ret
   await flush();
   assert.equal(h.value(), 'running');
   // Credentials refused while running: back to needsAuth.
-  h.actor.send({ type: 'UPSTREAM_EXITED', code: null, signal: null, error: new WardenError(ErrorCodes.REMOTE_NEEDS_AUTH, 'refresh failed') });
+  h.actor.send({
+    type: 'UPSTREAM_EXITED',
+    code: null,
+    signal: null,
+    error: new WardenError(ErrorCodes.REMOTE_NEEDS_AUTH, 'refresh failed'),
+  });
   await flush();
   assert.deepEqual(h.value(), { starting: 'needsAuth' });
   assert.equal(h.ctx().lastError?.message, 'refresh failed');

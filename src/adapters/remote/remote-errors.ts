@@ -49,7 +49,8 @@ export function classifyRemoteError(name: string, err: unknown, pool?: RemoteFet
   if (err instanceof SseError || err instanceof StreamableHTTPError) {
     const last = pool?.lastFailure();
     if (last) return last;
-    if (/content type|text\/event-stream/i.test(message)) return new WardenError(ErrorCodes.REMOTE_NOT_MCP, `${name}: ${message}`, { server: name });
+    if (/content type|text\/event-stream/i.test(message))
+      return new WardenError(ErrorCodes.REMOTE_NOT_MCP, `${name}: ${message}`, { server: name });
     return new WardenError(ErrorCodes.REMOTE_UNREACHABLE, `${name}: ${message}`, { server: name });
   }
   return undefined;

@@ -72,9 +72,13 @@ export function networkError(name: string, url: URL, err: unknown): WardenError 
     code.startsWith('ERR_SSL') ||
     code.startsWith('ERR_TLS') ||
     /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code) ||
-    e?.library === 'SSL routines'
+    e?.library === 'SSL routines' ||
+    (code === 'EPROTO' && /SSL|TLS/.test(String(e?.message)))
   ) {
-    return new WardenError(ErrorCodes.REMOTE_TLS, `${name}: TLS with ${where} failed: ${e.message}`, { server: name, errno: code || undefined });
+    return new WardenError(ErrorCodes.REMOTE_TLS, `${name}: TLS with ${where} failed: ${e.message}`, {
+      server: name,
+      errno: code || undefined,
+    });
   }
   if (NET_UNREACHABLE.has(code) || /socket hang up|connect timeout/i.test(String(e?.message))) {
     return new WardenError(ErrorCodes.REMOTE_UNREACHABLE, `${name}: cannot reach ${where}: ${code || e.message}`, {

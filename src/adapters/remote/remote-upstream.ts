@@ -149,7 +149,10 @@ class RemoteSession implements RemoteUpstream {
     if (this.exitInfo || this.closing) return;
     this.lostError =
       classifyRemoteError(this.spec.name, err, this.pool) ??
-      new WardenError(ErrorCodes.UPSTREAM_EXITED, `${this.spec.name}: lost the remote server: ${err instanceof Error ? err.message : String(err)}`);
+      new WardenError(
+        ErrorCodes.UPSTREAM_EXITED,
+        `${this.spec.name}: lost the remote server: ${err instanceof Error ? err.message : String(err)}`,
+      );
     this.log.warn({ code: this.lostError.code, err: this.lostError.message }, 'remote server lost');
     this.exitInfo = { code: null, signal: null };
     this.resolveExit(this.exitInfo);
@@ -315,7 +318,10 @@ class RemoteSession implements RemoteUpstream {
   private checkSoon(): void {
     if (this.checking || this.closing || this.exitInfo) return;
     this.checking = true;
-    this.withSession((c) => c.request('ping', undefined, { timeoutMs: this.deps.requestTimeoutMs, signal: this.life.signal }), this.life.signal)
+    this.withSession(
+      (c) => c.request('ping', undefined, { timeoutMs: this.deps.requestTimeoutMs, signal: this.life.signal }),
+      this.life.signal,
+    )
       .catch((err: unknown) => {
         if (!this.life.signal.aborted) this.lost(err);
       })
