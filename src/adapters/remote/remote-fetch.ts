@@ -33,6 +33,26 @@ export interface RemoteFetchOptions {
   retryAfterMaxMs: number;
   /** What releasing one of the sockets does: close the upstream (which closes this pool). */
   onRelease: () => Promise<void>;
+  /**
+   * OAuth is in use: an error answer to a request with a bearer token whose body is an OAuth error
+   * object (`{"error": "…"}`, not JSON-RPC) is the bearer check refusing the token, whatever its
+   * status (the SDK's own example answers 500 `server_error` for a token it does not know). It is
+   * passed on as 401, so the SDK's refresh-or-login handling runs instead of a retry loop.
+   */
+  bearerErrorsAsUnauthorized?: boolean;
+}
+
+/** Largest error body inspected for an OAuth error object. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** `{"error": "…"}` without `jsonrpc`: an OAuth (RFC 6749/6750) error response. */
+function isOAuthErrorBody(text: string): boolean {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return typeof v === 'object' && v !== null && typeof (v as { error?: unknown }).error === 'string' && !('jsonrpc' in v);
+  } catch {
+    return false;
+  }
 }
 
 type FetchInput = string | URL | { url: string };
@@ -225,6 +245,33 @@ export function createRemoteFetch(opts: RemoteFetchOptions): RemoteFetch {
           if (status >= 400) {
             const ra = retryAfterMs(out.get('retry-after'));
             retryAfter = ra === undefined ? undefined : Math.min(ra, opts.retryAfterMaxMs);
+          }
+          if (
+            opts.bearerErrorsAsUnauthorized &&
+            status >= 400 &&
+            status !== 401 &&
+            /^bearer /i.test(headers.get('authorization') ?? '') &&
+            type.includes('json')
+          ) {
+            const chunks: Buffer[] = [];
+            let size = 0;
+            res.on('data', (c: Buffer) => {
+              size += c.length;
+              if (size <= MAX_ERROR_BODY) chunks.push(c);
+            });
+            res.on('error', (err) => reject(networkError(opts.name, url, err) ?? err));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              const refused = isOAuthErrorBody(text);
+              resolve(
+                new Response(text, {
+                  status: refused ? 401 : status,
+                  statusText: refused ? 'Unauthorized' : (res.statusMessage ?? ''),
+                  headers: out,
+                }),
+              );
+            });
+            return;
           }
           const nullBody = NULL_BODY_STATUS.has(status) || method === 'HEAD';
           if (nullBody) res.resume();

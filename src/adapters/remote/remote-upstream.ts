@@ -113,6 +113,7 @@ class RemoteSession implements RemoteUpstream {
       connectTimeoutMs: deps.connectTimeoutMs,
       retryAfterMaxMs: deps.retryAfterMaxMs,
       onRelease: () => this.close(),
+      bearerErrorsAsUnauthorized: deps.authProvider !== undefined,
     });
     this.connection = this.makeConnection();
   }
