@@ -9,7 +9,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { startTestDaemon, NODE, demoServer } from '../helpers/test-daemon.js';
+import { get as httpGet } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { startTestDaemon, NODE, demoServer, everythingServer } from '../helpers/test-daemon.js';
+import { childEnv } from '../helpers/cli-daemon.js';
 import { waitFor } from '../helpers/leak-check.js';
 import { startRemoteFixture } from '../fixtures/remote-server.js';
 
@@ -150,5 +154,102 @@ test('bad input: unreachable, TLS, HTML, a 500 loop, Retry-After, a redirect to 
   } finally {
     await t.close();
     for (const fx of [plain, html, s500, s503, redirect]) await fx.close();
+  }
+});
+
+/** Established TCP connections whose local port is `port` (the server's side of each connection). */
+function serverSideConnections(port: number): number {
+  let n = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 4) continue;
+      const local = parseInt(cols[1]!.split(':')[1] ?? '', 16);
+      if (local === port && cols[3] === '01') n++;
+    }
+  }
+  return n;
+}
+
+async function startEverything(mode: 'streamableHttp' | 'sse', port: number): Promise<ChildProcess> {
+  const child = spawn(NODE, [everythingServer, mode], { env: childEnv({ PORT: String(port) }), stdio: 'ignore' });
+  // Up = answers HTTP. No keep-alive: the probe's own socket must not count as the daemon's later.
+  const up = await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const req = httpGet({ host: '127.0.0.1', port, path: '/health-probe', agent: false, timeout: 1_000 }, (res) => {
+          res.resume();
+          res.once('end', () => resolve(true));
+        });
+        req.once('error', () => resolve(false));
+        req.once('timeout', () => req.destroy());
+      }),
+    { timeoutMs: 15_000, intervalMs: 50 },
+  );
+  assert.ok(up, `server-everything ${mode} did not listen on ${port}`);
+  return child;
+}
+
+async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+test('server-everything in streamableHttp and sse modes: tools through /mcp, back-off and recovery after its process stops, no socket left after removal', async () => {
+  const httpPort = await freePort();
+  const ssePort = await freePort();
+  const procs = { eh: await startEverything('streamableHttp', httpPort), es: await startEverything('sse', ssePort) };
+  const t = await startTestDaemon(
+    {
+      eh: { type: 'http', url: `http://127.0.0.1:${httpPort}/mcp` },
+      es: { type: 'sse', url: `http://127.0.0.1:${ssePort}/sse` },
+    },
+    { remotePingIntervalMs: 300, restartIntensityMax: 100, restartBackoffMaxMs: 500 },
+  );
+  try {
+    await t.waitForState('eh', 'running', 15_000);
+    await t.waitForState('es', 'running', 15_000);
+    const { client } = await t.connect();
+    const names = (await client.listTools()).tools.map((x) => x.name);
+    assert.ok(names.includes('eh__echo') && names.includes('es__echo'), names.join(','));
+    for (const name of ['eh', 'es'] as const) {
+      assert.match(text(await client.callTool({ name: `${name}__echo`, arguments: { message: `hi ${name}` } })), new RegExp(`hi ${name}`));
+    }
+    for (const [name, mode, port] of [
+      ['eh', 'streamableHttp', httpPort],
+      ['es', 'sse', ssePort],
+    ] as const) {
+      await killChild(procs[name]);
+      await t.waitForState(name, (v) => v.state !== 'running' && v.lastError?.code === 'E_REMOTE_UNREACHABLE', 10_000);
+      procs[name] = await startEverything(mode, port);
+      const t0 = Date.now();
+      console.log(`# ${name}: server up again at ${new Date(t0).toISOString()}`);
+      await t.waitForState(name, 'running', 15_000);
+      console.log(`# ${name}: running again ${Date.now() - t0} ms after its server was started again`);
+      assert.match(text(await client.callTool({ name: `${name}__echo`, arguments: { message: 'again' } })), /again/);
+    }
+    for (const [name, port] of [
+      ['eh', httpPort],
+      ['es', ssePort],
+    ] as const) {
+      assert.ok(serverSideConnections(port) >= 1, `${name} has connections before removal`);
+      const t0 = Date.now();
+      await t.daemon.registry.remove(name);
+      const closed = await waitFor(() => serverSideConnections(port) === 0, { timeoutMs: 1_000, intervalMs: 5 });
+      assert.ok(closed, `${name}: ${serverSideConnections(port)} connection(s) left 1 s after removal`);
+      console.log(`# ${name}: no socket left ${Date.now() - t0} ms after removal`);
+    }
+  } finally {
+    await t.close();
+    await killChild(procs.eh);
+    await killChild(procs.es);
   }
 });
