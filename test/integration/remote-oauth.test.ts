@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestDaemon, NODE, cliMain, type TestDaemon } from '../helpers/test-daemon.js';
 import { childEnv } from '../helpers/cli-daemon.js';
+import { connectControl } from '../../src/control/control-client.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const EXAMPLE = join(
@@ -71,6 +72,16 @@ async function stopExample(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = spawn(NODE, [cliMain, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  cli.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  cli.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => cli.once('exit', (c) => r(c)));
+  return { code, stdout, stderr };
+}
+
 /** `mcp-warden auth login NAME --no-open`, following the printed URL like a browser; resolves to the exit code. */
 async function login(t: TestDaemon, name: string): Promise<{ code: number | null; stdout: string; stderr: string; page: string }> {
   const cli = spawn(NODE, [cliMain, 'auth', 'login', name, '--no-open', '--data-dir', t.dataDir], {
@@ -111,6 +122,16 @@ test('OAuth: needsAuth, auth login completed by following the printed URL, token
     assert.match(waiting.lastError!.message, /mcp-warden auth login r/);
     const health = (await (await fetch(`${t.daemon.url}/healthz`)).json()) as { servers: Array<{ name: string; state: string }> };
     assert.equal(health.servers.find((s) => s.name === 'r')?.state, 'starting.needsAuth', '/healthz shows it');
+    const control = await connectControl({ url: t.daemon.controlUrl, token: readFileSync(join(t.dataDir, 'token'), 'utf8').trim() });
+    try {
+      const listed = (await control.request('server.list')) as { servers: Array<{ name: string; state: string }> };
+      assert.equal(listed.servers.find((s) => s.name === 'r')?.state, 'starting.needsAuth', 'the control channel shows it');
+    } finally {
+      await control.close();
+    }
+    const status = await runCli(['status', '--data-dir', t.dataDir]);
+    assert.match(status.stdout, /r\s+starting\.needsAuth/);
+    assert.match(status.stdout, /login needed: r: run mcp-warden auth login r/);
 
     // A redirect with a state of no login under way is refused.
     const bogus = await fetch(`${t.daemon.url}/oauth/callback?code=x&state=nope`);
@@ -163,15 +184,9 @@ test('OAuth: needsAuth, auth login completed by following the printed URL, token
     assert.equal(later.attempt, before, 'no retry storm');
 
     // Logout forgets the tokens.
-    const out = spawn(NODE, [cliMain, 'auth', 'logout', 'r', '--data-dir', t.dataDir], {
-      env: childEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let text = '';
-    out.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-    const code = await new Promise<number | null>((r) => out.once('exit', (c) => r(c)));
-    assert.equal(code, 0, text);
-    assert.match(text, /forgot the OAuth tokens of r/);
+    const out = await runCli(['auth', 'logout', 'r', '--data-dir', t.dataDir]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /forgot the OAuth tokens of r/);
     assert.equal(existsSync(tokenFile), false);
     await t.waitForState('r', 'starting.needsAuth');
 
