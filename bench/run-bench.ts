@@ -5,7 +5,7 @@
  *
  * Environment:
  *   BENCH_QUICK=1                   small samples (minutes → about a minute), for checking the harness
- *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, scale, churn, teardown, containers)
+ *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, scale, churn, teardown, containers, remote)
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
@@ -25,10 +25,11 @@ import { runOverhead } from './overhead.js';
 import { runScale } from './scale.js';
 import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
+import { runRemote } from './remote.js';
 
 const started = performance.now();
 const quick = process.env['BENCH_QUICK'] === '1';
-const ALL = ['overhead', 'scale', 'churn', 'teardown', 'containers'];
+const ALL = ['overhead', 'scale', 'churn', 'teardown', 'containers', 'remote'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -192,6 +193,17 @@ async function main(): Promise<void> {
       results.containers = await runContainers(reaper, { upstreams: 5, reps: quick ? 1 : 3, limitMs: 10_000 }, log);
       if (results.containers.skipped) log(`  skipped: ${results.containers.skipped}`);
     } else log(`  skipped: no Docker engine (${env.docker.detail})`);
+  }
+
+  if (sections.includes('remote')) {
+    log('\n## remote');
+    section = 'remote';
+    results.remote = await runRemote(
+      reaper,
+      { warmup: quick ? 200 : 2_000, rounds: quick ? 3 : 10, block: quick ? 50 : 200, reconnects: quick ? 2 : 5 },
+      log,
+    );
+    if (!results.remote.ok) log(`  ⚠ remote failed: ${results.remote.error}`);
   }
 
   const swept = await cleanup();

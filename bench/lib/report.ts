@@ -5,6 +5,7 @@ import type { OverheadResult, TargetResult } from '../overhead.js';
 import { rssPerActorKiB, type ScaleResult } from '../scale.js';
 import type { TeardownResult } from '../teardown.js';
 import type { ContainerResult } from '../containers.js';
+import type { RemoteResult } from '../remote.js';
 import { kib, mark, median, ms, percentile, ratio, slope, sortNum } from './stats.js';
 
 export interface ChurnResult {
@@ -41,6 +42,7 @@ export interface BenchResults {
   churn?: ChurnResult;
   teardown?: TeardownResult;
   containers?: ContainerResult;
+  remote?: RemoteResult;
   cleanup?: { swept: string[] };
   /** 1-minute load average: at the start, and sampled every 2 s during the run. */
   load?: { start: number; samples: number; mean: number; max: number; bySection?: Record<string, number> };
@@ -421,6 +423,27 @@ export function renderReport(r: BenchResults): string {
       '',
     );
     for (const err of k.errors) L.push(`- ⚠ ${err}`);
+  }
+  L.push('## 6. Remote upstreams', '');
+  const rm = r.remote;
+  if (!r.sections.includes('remote')) L.push('Not run (section not selected).', '');
+  else if (!rm || !rm.ok) L.push(`⚠ Failed: ${rm?.error ?? 'not run'}.`, '');
+  else {
+    L.push(
+      `\`tools/call\` of \`echo\` on a remote Streamable HTTP server (bench/bare-http-server.ts, SDK server on 127.0.0.1) by the same client (SDK \`Client\` + StreamableHTTPClientTransport), directly and through mcp-warden (\`"type": "http"\` entry, tool \`up__echo\`), sequential, ${rm.rounds} rounds × ${rm.block} calls each, order alternated per round.`,
+      '',
+      '| target | p50 | p99 | samples | ÷ direct (p50 / p99) |',
+      '|---|---:|---:|---:|---:|',
+      `| remote server directly | ${ms(rm.direct.p50)} | ${ms(rm.direct.p99)} | ${rm.direct.n} | |`,
+      `| **mcp-warden → remote** | ${ms(rm.proxied.p50)} | ${ms(rm.proxied.p99)} | ${rm.proxied.n} | ${ratio(rm.proxied.p50 / rm.direct.p50)} / ${ratio(rm.proxied.p99 / rm.direct.p99)} (median per-round p50 ratio ${median(rm.roundRatios).toFixed(2)}×) |`,
+      '',
+      `Reconnect after the remote server restarts (killed, the daemon notices, started again on the same port): from the restarted server listening to \`/healthz\` showing it \`running\`, with the default restart backoff (so this includes the rest of the backoff delay the server was in): median ${ms(median(rm.reconnectMs))}; samples ${samples(rm.reconnectMs)} ms. Settings: ${Object.entries(
+        rm.settings,
+      )
+        .map(([k, v]) => `\`${k}\` ${v}`)
+        .join(', ')}, the rest default.`,
+      '',
+    );
   }
   if (r.cleanup) {
     const s = r.cleanup.swept;
