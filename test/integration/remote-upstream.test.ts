@@ -107,12 +107,13 @@ test('a remote server that goes away: backs off with E_REMOTE_UNREACHABLE and re
   }
 });
 
-test('bad input: unreachable, TLS, HTML, a 500 loop, Retry-After, a redirect to another host: each its own code, the others keep serving', async () => {
+test('bad input: unreachable, TLS, HTML, a 500 loop, Retry-After, a redirect to another host, 401 without login: each its own code, the others keep serving', async () => {
   const plain = await startRemoteFixture('http');
   const html = await startRemoteFixture('html');
   const s500 = await startRemoteFixture('status500');
   const s503 = await startRemoteFixture('status503');
   const redirect = await startRemoteFixture('redirect', { redirectTo: `http://localhost:${plain.port}/mcp` });
+  const s401 = await startRemoteFixture('status401');
   const closedPort = await freePort();
   const t = await startTestDaemon(
     {
@@ -122,6 +123,7 @@ test('bad input: unreachable, TLS, HTML, a 500 loop, Retry-After, a redirect to 
       fails: { type: 'http', url: s500.url },
       busy: { type: 'http', url: s503.url },
       moved: { type: 'http', url: redirect.url },
+      locked: { type: 'http', url: s401.url },
       demo: { command: NODE, args: [demoServer] },
     },
     { restartIntensityMax: 3, restartBackoffInitialMs: 1_000, restartBackoffMaxMs: 2_000 },
@@ -137,6 +139,10 @@ test('bad input: unreachable, TLS, HTML, a 500 loop, Retry-After, a redirect to 
     assert.match(await codeOf('fails', 'E_REMOTE_HTTP_STATUS'), /HTTP 500/);
     assert.match(await codeOf('moved', 'E_REMOTE_REDIRECT'), /another origin.*localhost/);
     assert.equal(plain.initializes(), 0, 'the redirect was not followed');
+    // 401 and nobody logged in: it waits for a login instead of retrying.
+    const locked = await t.waitForState('locked', 'starting.needsAuth');
+    assert.equal(locked.lastError?.code, 'E_REMOTE_NEEDS_AUTH');
+    const lockedPosts = s401.counts.get('POST /mcp') ?? 0;
     // Retry-After: 2 s, although the backoff alone would retry after 1 s.
     assert.match(await codeOf('busy', 'E_REMOTE_HTTP_STATUS'), /HTTP 503.*Retry-After 2 s/);
     const firstBusy = s503.counts.get('POST /mcp') ?? 0;
@@ -147,13 +153,15 @@ test('bad input: unreachable, TLS, HTML, a 500 loop, Retry-After, a redirect to 
     assert.equal(halted.lastError?.code, 'E_CRASH_LOOP');
     const posts = s500.counts.get('POST /mcp') ?? 0;
     assert.ok(posts >= 3 && posts <= 5, `${posts} attempts`);
+    assert.equal(s401.counts.get('POST /mcp') ?? 0, lockedPosts, 'no retries while it waits for a login');
+    assert.equal(t.view('locked')!.state, 'starting.needsAuth');
     // The daemon serves the others meanwhile.
     await t.waitForState('demo', 'running');
     const { client } = await t.connect();
     assert.match(text(await client.callTool({ name: 'demo__echo', arguments: { text: 'still here' } })), /still here/);
   } finally {
     await t.close();
-    for (const fx of [plain, html, s500, s503, redirect]) await fx.close();
+    for (const fx of [plain, html, s500, s503, redirect, s401]) await fx.close();
   }
 });
 
