@@ -56,8 +56,9 @@ function summary(all: number[]): { p50: number; p99: number; n: number } {
 export async function runRemote(reaper: Reaper, cfg: RemoteConfig, log: (s: string) => void): Promise<RemoteResult> {
   let upstream = reaper.spawn(process.execPath, [BARE_HTTP_SERVER]);
   const conns: EchoConn[] = [];
-  // Restarts must not reach the crash-loop halt; everything else stays at its default.
-  const settings = { restartIntensityMax: 1_000 };
+  // Restarts must not reach the crash-loop halt, and each reconnect sample is a first restart (an
+  // earlier sample's restarts leave the 1 s window); everything else stays at its default.
+  const settings = { restartIntensityMax: 1_000, restartIntensityWindowMs: 1_000 };
   let warden: Awaited<ReturnType<typeof startWarden>> | undefined;
   try {
     const port = Number((await waitForLine(upstream, /PORT (\d+)/, 15_000, 'remote server'))[1]);
