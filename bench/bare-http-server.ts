@@ -69,7 +69,10 @@ const http = createServer((req, res) => {
   });
 });
 
-http.listen(0, '127.0.0.1', () => {
+// `--port N`: listen there (the remote bench restarts the server on the same port).
+const portArg = process.argv.indexOf('--port');
+const listenPort = portArg > 0 ? Number(process.argv[portArg + 1]) : 0;
+http.listen(listenPort, '127.0.0.1', () => {
   const addr = http.address();
   process.stdout.write(`PORT ${typeof addr === 'object' && addr ? addr.port : 0}\n`);
 });

@@ -5,7 +5,7 @@
  *
  * Environment:
  *   BENCH_QUICK=1                   small samples (minutes → about a minute), for checking the harness
- *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, throughput, scale, churn, teardown, containers, search)
+ *   BENCH_ONLY=overhead,scale,…     run only these sections (overhead, observability, throughput, scale, churn, teardown, containers, search, remote)
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
@@ -33,6 +33,7 @@ import { runTeardown } from './teardown.js';
 import { removeContainersOf, runContainers } from './containers.js';
 import type { SearchBenchResult } from './search.js';
 import { runSearchE2e } from './search-e2e.js';
+import { runRemote } from './remote.js';
 
 const started = performance.now();
 const quick = process.env['BENCH_QUICK'] === '1';
@@ -43,7 +44,7 @@ function baselineBuild(): { cliMain: string; label: string } | undefined {
   const at = v.lastIndexOf('@');
   return at > 0 ? { cliMain: v.slice(0, at), label: v.slice(at + 1) } : { cliMain: v, label: 'baseline build' };
 }
-const ALL = ['overhead', 'observability', 'throughput', 'scale', 'churn', 'teardown', 'containers', 'search'];
+const ALL = ['overhead', 'observability', 'throughput', 'scale', 'churn', 'teardown', 'containers', 'search', 'remote'];
 const only = (process.env['BENCH_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -276,6 +277,17 @@ async function main(): Promise<void> {
       results.searchE2e = { error: (err instanceof Error ? err.message : String(err)).slice(0, 400) };
       log(`  ⚠ search e2e failed: ${results.searchE2e.error}`);
     }
+  }
+
+  if (sections.includes('remote')) {
+    log('\n## remote');
+    section = 'remote';
+    results.remote = await runRemote(
+      reaper,
+      { warmup: quick ? 200 : 2_000, rounds: quick ? 3 : 10, block: quick ? 50 : 200, reconnects: quick ? 2 : 5 },
+      log,
+    );
+    if (!results.remote.ok) log(`  ⚠ remote failed: ${results.remote.error}`);
   }
 
   const swept = await cleanup();

@@ -10,6 +10,7 @@ import type { ObservabilityResult } from '../observability.js';
 import type { SearchBenchResult } from '../search.js';
 import type { SearchE2eResult } from '../search-e2e.js';
 import { renderSearch } from '../search-report.js';
+import type { RemoteResult } from '../remote.js';
 import { kib, mark, median, ms, percentile, ratio, slope, sortNum } from './stats.js';
 
 export interface ChurnResult {
@@ -50,6 +51,7 @@ export interface BenchResults {
   observability?: ObservabilityResult;
   search?: SearchBenchResult | { error: string };
   searchE2e?: SearchE2eResult | { error: string };
+  remote?: RemoteResult;
   cleanup?: { swept: string[] };
   /** 1-minute load average: at the start, and sampled every 2 s during the run. */
   load?: { start: number; samples: number; mean: number; max: number; bySection?: Record<string, number> };
@@ -608,6 +610,27 @@ export function renderReport(r: BenchResults): string {
       '',
     );
     for (const err of k.errors) L.push(`- ⚠ ${err}`);
+  }
+  L.push('## 6. Remote upstreams', '');
+  const rm = r.remote;
+  if (!r.sections.includes('remote')) L.push('Not run (section not selected).', '');
+  else if (!rm || !rm.ok) L.push(`⚠ Failed: ${rm?.error ?? 'not run'}.`, '');
+  else {
+    L.push(
+      `\`tools/call\` of \`echo\` on a remote Streamable HTTP server (bench/bare-http-server.ts, SDK server on 127.0.0.1) by the same client (SDK \`Client\` + StreamableHTTPClientTransport), directly and through mcp-warden (\`"type": "http"\` entry, tool \`up__echo\`), sequential, ${rm.rounds} rounds × ${rm.block} calls each, order alternated per round.`,
+      '',
+      '| target | p50 | p99 | samples | ÷ direct (p50 / p99) |',
+      '|---|---:|---:|---:|---:|',
+      `| remote server directly | ${ms(rm.direct.p50)} | ${ms(rm.direct.p99)} | ${rm.direct.n} | |`,
+      `| **mcp-warden → remote** | ${ms(rm.proxied.p50)} | ${ms(rm.proxied.p99)} | ${rm.proxied.n} | ${ratio(rm.proxied.p50 / rm.direct.p50)} / ${ratio(rm.proxied.p99 / rm.direct.p99)} (median per-round p50 ratio ${median(rm.roundRatios).toFixed(2)}×) |`,
+      '',
+      `Reconnect after the remote server restarts (killed, the daemon notices, started again on the same port): from the restarted server listening to \`/healthz\` showing it \`running\`, with the default restart backoff (so this includes the rest of the backoff delay the server was in): median ${ms(median(rm.reconnectMs))}; samples ${samples(rm.reconnectMs)} ms. Settings: ${Object.entries(
+        rm.settings,
+      )
+        .map(([k, v]) => `\`${k}\` ${v}`)
+        .join(', ')}, the rest default.`,
+      '',
+    );
   }
   L.push(...renderSearch(r.search, r.searchE2e, r.sections.includes('search')));
   if (r.cleanup) {

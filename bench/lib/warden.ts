@@ -9,10 +9,8 @@ import type { ChildProcess } from 'node:child_process';
 import { drain, exited, sleep, waitForLine, type Reaper } from './proc.js';
 import { CLI_MAIN } from './paths.js';
 
-export interface WardenServerSpec {
-  command: string;
-  args: string[];
-}
+/** A config entry: a local command, or a remote server (`type`, `url`). */
+export type WardenServerSpec = { command: string; args: string[] } | { type: 'http' | 'sse'; url: string };
 
 export interface WardenProcess {
   child: ChildProcess;

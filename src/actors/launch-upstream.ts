@@ -18,6 +18,8 @@ import { startContainer } from '../adapters/docker/container-run.js';
 import type { Upstream } from '../adapters/upstream-handle.js';
 import type Docker from 'dockerode';
 import { connectUpstream } from '../adapters/mcp/upstream-client.js';
+import { startRemoteUpstream } from '../adapters/remote/remote-upstream.js';
+import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { serverLogger } from '../adapters/log/logger.js';
 import { expandSecretRefs } from '../adapters/store/secret-refs.js';
 import { markerEnv, ownerMarker, type InstanceIdentity } from '../core/instance-identity.js';
@@ -38,6 +40,52 @@ export interface LaunchDeps {
   groupMarks?: GroupMarks;
   /** The config file's directory: relative `${file:…}` references are resolved against it. */
   configDir: string;
+  /** OAuth for remote servers that answer 401 (adapters/remote/oauth-logins.ts); absent: a 401 needs a login nobody can do. */
+  oauthProvider?: (name: string, serverUrl: string) => OAuthClientProvider;
+}
+
+/** A remote (url) server: no process, an MCP session over HTTP (adapters/remote/remote-upstream.ts). */
+async function launchRemote(
+  deps: LaunchDeps,
+  input: { name: string; owner: string },
+  configured: ServerEntry,
+  signal: AbortSignal,
+): Promise<LaunchOutput> {
+  const entry = await expandSecretRefs(input.name, configured, { env: process.env, baseDir: deps.configDir });
+  signal.throwIfAborted();
+  const settings = deps.settings();
+  const log = serverLogger(deps.logger, input.name);
+  const url = entry.url ?? '';
+  const { handle, connection } = await startRemoteUpstream(
+    { name: input.name, owner: input.owner, url, transport: entry.transport, headers: entry.headers },
+    {
+      ledger: deps.ledger,
+      logger: log,
+      requestTimeoutMs: settings.upstreamRequestTimeoutMs,
+      pingIntervalMs: settings.remotePingIntervalMs,
+      connectTimeoutMs: settings.remoteConnectTimeoutMs,
+      retryAfterMaxMs: settings.remoteRetryAfterMaxMs,
+      clientInfo: { name: 'mcp-warden', version: deps.version },
+      authProvider: deps.oauthProvider?.(input.name, url),
+    },
+    signal,
+  );
+  deps.ledger.acquire(input.owner, {
+    kind: 'mcp-client',
+    description: `mcp client of ${input.name} (remote)`,
+    release: () => connection.close(),
+  });
+  log.info({ kind: handle.kind, ...handle.describe() }, 'remote upstream connected');
+  const session: UpstreamSession = {
+    name: input.name,
+    handle,
+    connection,
+    toJSON: () => ({ name: input.name, pid: -1, upstream: connection.serverInfo?.name ?? null }),
+  };
+  signal.throwIfAborted();
+  const tools = await connection.listTools(signal);
+  log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
+  return { pid: -1, tools, serverInfo: connection.serverInfo, ...deps.checkTools(input.name, tools), session };
 }
 
 /** The daemon's environment minus our own markers (a daemon started by a daemon must not inherit them). */
@@ -52,6 +100,7 @@ function baseEnv(): Record<string, string> {
 export function createLaunchUpstream(deps: LaunchDeps) {
   return fromPromise<LaunchOutput, { name: string; owner: string }>(async ({ input, signal }) => {
     const configured = deps.entryOf(input.name);
+    if (configured?.type === 'remote') return launchRemote(deps, input, configured, signal);
     if (!configured || !configured.command) {
       throw new WardenError(ErrorCodes.SPAWN_FAILED, `server "${input.name}" has no command to run`);
     }

@@ -20,13 +20,11 @@ export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: s
     const exit = (code: number | null, signal: string | null) => {
       if (exited) return;
       exited = true;
-      // A connection failed by its transport (oversized message, garbage) says why (its lastError).
+      // Why the upstream was lost: a connection failed by its transport (oversized message, garbage), or a
+      // remote upstream's own reason (unreachable, credentials refused: needsAuth).
       const failure = session.connection.failure?.();
-      sendBack(
-        failure
-          ? { type: 'UPSTREAM_EXITED', code, signal, error: { code: failure.code, message: failure.message } }
-          : { type: 'UPSTREAM_EXITED', code, signal },
-      );
+      const error = failure ? { code: failure.code, message: failure.message } : session.handle.exitError?.();
+      sendBack(error ? { type: 'UPSTREAM_EXITED', code, signal, error } : { type: 'UPSTREAM_EXITED', code, signal });
     };
     const refresh = new AbortController();
     const offExit = session.handle.onExit((info) => exit(info.code, info.signal));

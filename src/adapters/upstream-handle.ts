@@ -11,6 +11,22 @@ import type { ExitInfo } from './process/exit-notice.js';
 
 type UpstreamKind = 'process' | 'container';
 
+/**
+ * A remote (url) server (adapters/remote/remote-upstream.ts): no process and no stdio; "exited" means
+ * the server was lost for this session (unreachable, a broken stream, credentials refused) and
+ * `exitError()` says why. Its sockets, stream and timers are ledger resources of the owning actor.
+ */
+export interface RemoteUpstream {
+  readonly kind: 'remote';
+  /** Always -1: nothing runs on this host. */
+  readonly pid: number;
+  readonly exited: Promise<ExitInfo>;
+  onExit(listener: (info: ExitInfo) => void): () => void;
+  exitError(): WardenError | undefined;
+  /** Secret-free identification (the URL without credentials, the transport in use). */
+  describe(): Record<string, string | number>;
+}
+
 export interface Upstream {
   readonly kind: UpstreamKind;
   /** Host pid of the upstream's first process (the group leader, or the container's docker-init); -1 if unknown. */

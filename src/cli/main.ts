@@ -41,6 +41,7 @@ Commands:
   calls      the tool calls the daemon answered: time, server, tool, duration, outcome (--json, --follow)
   import     add the MCP servers another client configured (FILE, or --from CLIENT; --dry-run shows the diff)
   connect    point a client (claude-desktop, cursor, windsurf, vscode, claude-code) at mcp-warden
+  auth       OAuth login/logout for a remote server that answers 401 (mcp-warden auth --help)
   stdio      speak MCP on stdin/stdout, relayed to the daemon (started here if none runs), for
              clients that can only launch a command
   help       show this help (also: mcp-warden <command> --help)
@@ -220,6 +221,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./import-command.js')).runImport(rest);
     case 'connect':
       return (await import('./connect-command.js')).runConnect(rest);
+    case 'auth':
+      return (await import('./auth-command.js')).runAuth(rest);
     case 'version':
     case '--version':
     case '-v':

@@ -63,7 +63,7 @@ Exit codes: 0 done; 1 the daemon refused the command (its E_* code is printed); 
 `;
 
 class UsageError extends Error {}
-class NoDaemonError extends Error {}
+export class NoDaemonError extends Error {}
 
 const SUBCOMMANDS = ['list', 'add', 'remove', 'enable', 'disable', 'restart', 'approve', 'quarantine', 'tools'] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];

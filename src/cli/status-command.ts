@@ -282,6 +282,9 @@ export function formatStatus(r: StatusReport): string {
           ]),
         );
         for (const s of servers) for (const w of s.warnings ?? []) lines.push(`warning: ${s.name}: ${w}`);
+        // A remote server waiting for an OAuth login (docs/config.md#oauth-servers-that-answer-401).
+        for (const s of servers)
+          if (s.state.endsWith('needsAuth')) lines.push(`login needed: ${s.name}: run mcp-warden auth login ${s.name}`);
       }
       break;
     }

@@ -61,7 +61,7 @@ export function visualizerUrl(baseUrl: string, token: string): string {
 }
 
 /** Starts `opener url` detached; resolves false (with the reason) if it could not be started. */
-function openWith(opener: string, url: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+export function openWith(opener: string, url: string): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new Promise((resolvePromise) => {
     let child;
     try {

@@ -167,6 +167,10 @@ const SETTING_RULES: Readonly<{ [K in keyof Settings]: SettingRule<Settings[K]> 
   toolMode: { choice: ['all', 'search'] },
   toolSearchDefaultLimit: count(1),
   toolSearchMaxLimit: count(1),
+  remotePingIntervalMs: ms(0),
+  remoteConnectTimeoutMs: ms(1),
+  remoteRetryAfterMaxMs: ms(0),
+  oauthLoginTimeoutMs: ms(1),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -489,6 +493,9 @@ function parseServerEntryInto(
   } else {
     entry.url = d.url;
     if (d.headers !== undefined) entry.headers = d.headers;
+    // `type` omitted: Streamable HTTP first, legacy SSE on the statuses the spec names (remote-transport.ts).
+    if (declared === 'sse') entry.transport = 'sse';
+    else if (declared !== undefined) entry.transport = 'http';
   }
   if (docker) entry.docker = docker;
   if (tools) entry.tools = tools;

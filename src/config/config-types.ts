@@ -6,7 +6,7 @@ import type { Settings } from '../core/settings.js';
 
 /** One configured MCP server after validation; defaults filled, `cwd` made absolute. */
 export interface ServerEntry {
-  /** `stdio` = a local process we spawn; `remote` = an http/sse/streamable-http URL (not supported yet). */
+  /** `stdio` = a local process we spawn; `remote` = an http/sse/streamable-http URL (adapters/remote/). */
   type: 'stdio' | 'remote';
   /** Program to run (stdio only). Looked up on PATH by the spawner if it has no slash. */
   command?: string;
@@ -20,6 +20,12 @@ export interface ServerEntry {
   url?: string;
   /** Remote servers only: extra HTTP headers. */
   headers?: Record<string, string>;
+  /**
+   * Remote servers only: `http` (Streamable HTTP; config types "http", "streamable-http",
+   * "streamableHttp") or `sse` (the legacy HTTP+SSE transport). Absent: Streamable HTTP, falling back
+   * to SSE when the initialize POST is answered 400, 404 or 405.
+   */
+  transport?: 'http' | 'sse';
   /** Configured but not started. */
   disabled: boolean;
   /** Started but none of its tools are exposed until an operator approves it. */

@@ -118,6 +118,15 @@ const CommandArgsSchemas = {
     .describe(
       'The most recent tool calls the daemon keeps in memory (settings.callLogMemoryEntries), newest last: `{calls: CallEntry[]}`. E_NOT_AVAILABLE when settings.callLog is "off". New calls arrive as `calls` events.',
     ),
+  'auth.login': NameArgs.describe(
+    'Start an OAuth login for a remote server: returns `authorizationUrl` for a person to open. The authorization server redirects to the daemon (/oauth/callback); the tokens are stored in the data dir (never sent over the channel) and the server restarted.',
+  ),
+  'auth.wait': NameArgs.describe(
+    'Wait until the login under way for the server stored its tokens (`{authorized: true}`), or fails (E_AUTH_LOGIN_FAILED, E_AUTH_LOGIN_TIMEOUT after oauthLoginTimeoutMs).',
+  ),
+  'auth.logout': NameArgs.describe(
+    "Forget the server's OAuth tokens and client registration, and restart it (it then waits in needsAuth).",
+  ),
 } as const;
 
 export type CommandName = keyof typeof CommandArgsSchemas;

@@ -75,6 +75,49 @@ export const ErrorCatalogue = {
 
   // ---- upstream servers -----------------------------------------------------------------------
   REMOTE_UNSUPPORTED: { code: 'E_REMOTE_UNSUPPORTED', where: ['server'], meaning: 'remote (url) servers are not supported yet' },
+  REMOTE_UNREACHABLE: {
+    code: 'E_REMOTE_UNREACHABLE',
+    where: ['server'],
+    meaning: 'a remote server cannot be reached (DNS, connection refused or reset, connect timeout)',
+  },
+  REMOTE_TLS: { code: 'E_REMOTE_TLS', where: ['server'], meaning: "a remote server's TLS handshake or certificate failed" },
+  REMOTE_NOT_MCP: {
+    code: 'E_REMOTE_NOT_MCP',
+    where: ['server'],
+    meaning: 'a remote server answered something that is not MCP (an HTML page, an unexpected content type)',
+  },
+  REMOTE_HTTP_STATUS: {
+    code: 'E_REMOTE_HTTP_STATUS',
+    where: ['server'],
+    meaning: 'a remote server answered with an HTTP error status; a Retry-After is honoured as the next restart delay',
+  },
+  REMOTE_REDIRECT: {
+    code: 'E_REMOTE_REDIRECT',
+    where: ['server'],
+    meaning: 'a remote server redirected to another origin; the redirect is not followed',
+  },
+  REMOTE_NEEDS_AUTH: {
+    code: 'E_REMOTE_NEEDS_AUTH',
+    where: ['server'],
+    meaning: 'a remote server requires an OAuth login (or its tokens were refused and could not be refreshed); it waits in needsAuth',
+  },
+  NOT_REMOTE: { code: 'E_NOT_REMOTE', where: ['commands'], meaning: 'auth login/logout: the server is not a remote (url) server' },
+  AUTH_LOGIN_FAILED: {
+    code: 'E_AUTH_LOGIN_FAILED',
+    where: ['commands'],
+    meaning: 'auth login: discovery, registration, the authorization or the token exchange failed',
+  },
+  AUTH_LOGIN_TIMEOUT: {
+    code: 'E_AUTH_LOGIN_TIMEOUT',
+    where: ['commands'],
+    meaning: 'auth login: the authorization redirect did not arrive within oauthLoginTimeoutMs',
+  },
+  AUTH_CALLBACK_INVALID: {
+    code: 'E_AUTH_CALLBACK_INVALID',
+    where: ['HTTP'],
+    http: 400,
+    meaning: 'an OAuth redirect to /oauth/callback whose state matches no pending login',
+  },
   SPAWN_FAILED: { code: 'E_SPAWN_FAILED', where: ['server'], meaning: 'the command could not be started' },
   SECRET_UNRESOLVED: {
     code: 'E_SECRET_UNRESOLVED',

@@ -74,6 +74,8 @@ export interface WardenErrorDetail {
   exitCode?: number | null;
   /** Docker: why removing a failed start's container failed too. */
   cleanupFailed?: string;
+  /** A remote server's Retry-After (ms, capped by remoteRetryAfterMaxMs): the next restart waits at least this. */
+  retryAfterMs?: number;
 }
 
 /** An error with a stable code; `detail` is safe to show to users (no secrets). */

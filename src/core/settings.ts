@@ -160,6 +160,14 @@ export interface Settings {
   /** retrieve_tools: results when the call gives no `limit`, and the largest `limit` accepted. */
   toolSearchDefaultLimit: number;
   toolSearchMaxLimit: number;
+  /** A running remote (url) server is pinged this often; a failed ping counts as losing it. 0 = never. */
+  remotePingIntervalMs: number;
+  /** Deadline of one TCP (and TLS) connect to a remote server. */
+  remoteConnectTimeoutMs: number;
+  /** A remote server's `Retry-After` is honoured as the next restart delay, up to this. */
+  remoteRetryAfterMaxMs: number;
+  /** How long `mcp-warden auth login` (and the daemon's pending login) waits for the OAuth redirect. */
+  oauthLoginTimeoutMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -224,6 +232,10 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   toolMode: 'all',
   toolSearchDefaultLimit: 5,
   toolSearchMaxLimit: 50,
+  remotePingIntervalMs: 15_000,
+  remoteConnectTimeoutMs: 10_000,
+  remoteRetryAfterMaxMs: 300_000,
+  oauthLoginTimeoutMs: 300_000,
 });
 
 /** Exponential backoff: initial * factor^(attempt-1), capped. attempt counts from 1. */

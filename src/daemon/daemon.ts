@@ -51,6 +51,7 @@ import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
 import { machineDefinitionOf } from './machine-definition.js';
 import { CONFIG_WATCH_OWNER, startConfigReload } from './config-reload.js';
 import { startObservability, type Observability } from './observability.js';
+import { OAUTH_CALLBACK_PATH, OAuthLogins } from '../adapters/remote/oauth-logins.js';
 
 export { DEFAULT_HOST, DEFAULT_PORT } from '../core/defaults.js';
 
@@ -364,6 +365,20 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
   // Per-server tool filters (docs/config.md#tool-filters) come from the registry's current entries.
   catalog.setToolFilters((name) => registry.entry(name)?.tools);
   const checkTools = registry.checkTools.bind(registry);
+  // OAuth for remote servers that answer 401: logins, the token store, the redirect route (adapters/remote/).
+  const oauth = new OAuthLogins({
+    dataDir,
+    callbackUrl: `${httpHandle.url}${OAUTH_CALLBACK_PATH}`,
+    ledger,
+    logger: logger.child({ component: 'oauth' }),
+    loginTimeoutMs: settings.oauthLoginTimeoutMs,
+    connectTimeoutMs: settings.remoteConnectTimeoutMs,
+    entryOf: (name) => registry.entry(name),
+    configDir: dirname(resolve(configPath)),
+    restart: (name) => registry.restart(name),
+  });
+  // No bearer token, also under --allow-remote: the browser of the person logging in brings only the `state`.
+  httpHandle.route('GET', OAUTH_CALLBACK_PATH, (req, res) => oauth.handleCallback(req, res), { selfGuarded: true });
 
   // The actor system. Effects are provided here; the machines stay pure.
   const serverMachine = createServerMachine({ now: Date.now }).provide({
@@ -379,6 +394,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         docker,
         groupMarks: new GroupMarks(groupMarksDir(dataDir)),
         configDir: dirname(resolve(configPath)),
+        oauthProvider: (name, serverUrl) => oauth.providerFor(name, serverUrl),
       }),
       watchUpstream: createWatchUpstream({ logger, checkTools }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
@@ -476,6 +492,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       // sockets, timers and subscriptions are released.
       await control?.close().catch((err: unknown) => logger.warn({ err }, 'closing the control channel failed'));
       catalog.close();
+      oauth.close();
       await frontHandle.close().catch((err: unknown) => logger.warn({ err }, 'closing the MCP front failed'));
       // After the front: every answered call is in the call log before it closes.
       await observed.close().catch((err: unknown) => logger.warn({ err }, 'closing metrics, call log or traces failed'));
@@ -534,6 +551,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         machineDefinition: daemon.machineDefinition,
         commands: registry,
         calls: observed.callLog ? (filter) => observed.callLog!.recent(filter) : undefined,
+        auth: oauth,
       },
       token,
       settings,

@@ -59,7 +59,8 @@ export function viewOfSnapshot(snap: ServerSnapshot, resources: Partial<Record<R
       reapAttempt: c.reapAttempt,
       // An error may quote a spawn command or its arguments: secrets in them are redacted (logger.ts).
       lastError: c.lastError ? { ...c.lastError, message: redactSecrets(c.lastError.message) } : null,
-      pid: c.pid,
+      // A remote server has no process (-1).
+      pid: c.pid !== null && c.pid >= 0 ? c.pid : null,
       toolCount: c.tools.length,
       upSince: c.upSince,
       resources,

@@ -3,7 +3,7 @@
  * release, audit, force, hand-over) are actor placeholders here and real implementations are
  * supplied with `machine.provide({ actors })` by the daemon (src/actors/).
  *
- *   starting ─┬─ check ──(remote)──────────────► halted  (owns nothing; waits for RESTART)
+ *   starting ─┬─ check ─► launching   (halted / needsAuth: own nothing; wait for RESTART)
  *             ├─ launching ──ok──► running ⇄ quarantined      (APPROVE / QUARANTINE)
  *             │       │ error / init timeout           │ crash (UPSTREAM_EXITED)
  *             │       └──────────────┬─────────────────┘ STOP / RESTART from anywhere
@@ -13,6 +13,13 @@
  *                          │     reaping ─ auditing ⇄ forcing ⇄ backoff ─► handingOver
  *                          │         │ (ledger slice verified empty)
  *                          └─────────┴──► stopped (final) | starting.check | starting.backoff | starting.halted
+ *                                                               | starting.needsAuth
+ *
+ *   needsAuth: a remote server answered 401 and no usable tokens are left (E_REMOTE_NEEDS_AUTH, at
+ *   launch or while running). Not retried on its own (no retry storm against an authorization
+ *   server); `mcp-warden auth login` stores tokens and sends RESTART.
+ *   Retry-After: a launch error carrying `detail.retryAfterMs` (a remote server's 429/503) makes the
+ *   next restart delay at least that long.
  *
  *   DEADLINE (the supervisor's shutdown budget is spent), from any state but handingOver/stopped:
  *     ──► reaping.handingOver: whatever is still owned goes to the daemon's reaper at once, then the
@@ -72,7 +79,7 @@ export interface UpstreamToolInfo {
 export interface UpstreamSession {
   readonly name: string;
   /** Only what the watch actor needs of the process-group or container handle. */
-  readonly handle: { readonly pid: number; onExit(listener: (info: ExitInfo) => void): () => void };
+  readonly handle: { readonly pid: number; onExit(listener: (info: ExitInfo) => void): () => void; exitError?(): unknown };
   readonly connection: UpstreamConnection;
   /** A small summary, so snapshots stay serialisable (Stately inspector, JSON logs). */
   toJSON(): UpstreamSessionSummary;
@@ -86,13 +93,13 @@ interface UpstreamSessionSummary {
 
 export interface ServerMachineInput {
   name: string;
-  /** A remote (url) entry: not supported yet, so the actor halts with a clear error. */
+  /** A remote (url) entry (no process; adapters/remote/). */
   remote: boolean;
   quarantined: boolean;
   settings: ServerSettings;
 }
 
-type StopIntent = 'stop' | 'restart' | 'recover';
+type StopIntent = 'stop' | 'restart' | 'recover' | 'auth';
 
 export interface ServerContext {
   name: string;
@@ -126,6 +133,8 @@ export interface ServerContext {
   session: UpstreamSession | null;
   /** The supervisor's shutdown budget is spent: hand everything to the reaper, don't wait. */
   deadline: boolean;
+  /** The last failure's Retry-After (ms): the next restart delay is at least this; null when none. */
+  retryAfterMs: number | null;
 }
 
 /** A fetched tool that differs from its approved fingerprint (or was never approved). */
@@ -169,8 +178,8 @@ export type ServerEvent =
   | { type: 'RESTART' }
   | { type: 'APPROVE' }
   | { type: 'QUARANTINE' }
-  /** `error`: the connection failed for a coded reason (E_UPSTREAM_PROTOCOL, …) rather than a plain exit. */
-  | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null; error?: { code: ErrorInfo['code']; message: string } }
+  /** `error`: why the upstream was lost, when known (E_UPSTREAM_PROTOCOL, E_REMOTE_NEEDS_AUTH, …; read by toErrorInfo). */
+  | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null; error?: unknown }
   | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & ToolCheck)
   /** From the supervisor when its shutdown budget is spent. */
   | { type: 'DEADLINE' };
@@ -194,6 +203,18 @@ function checkIn(event: unknown): ToolCheck {
 function reasonIn(event: unknown): ToolCheck['quarantine'] {
   const q = checkIn(event).quarantine;
   return q && typeof q.code === 'string' && typeof q.message === 'string' ? q : undefined;
+}
+
+/** The error of an error/exit event is E_REMOTE_NEEDS_AUTH (never throws). */
+function isNeedsAuth(event: unknown): boolean {
+  const err = (event as { error?: { code?: unknown } }).error;
+  return typeof err === 'object' && err !== null && err.code === ErrorCodes.REMOTE_NEEDS_AUTH;
+}
+
+/** `detail.retryAfterMs` of an error/exit event's error, if it is a sane number (never throws). */
+function retryAfterOf(event: unknown): number | null {
+  const v = (event as { error?: { detail?: { retryAfterMs?: unknown } } }).error?.detail?.retryAfterMs;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
 }
 
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
@@ -230,11 +251,14 @@ export function createServerMachine(deps: { now: () => number }) {
     delays: {
       initTimeout: ({ context }) => context.settings.initTimeoutMs,
       restartDelay: ({ context }) =>
-        backoffDelay(
-          Math.max(1, context.attempt),
-          context.settings.restartBackoffInitialMs,
-          context.settings.restartBackoffMaxMs,
-          context.settings.restartBackoffFactor,
+        Math.max(
+          context.retryAfterMs ?? 0,
+          backoffDelay(
+            Math.max(1, context.attempt),
+            context.settings.restartBackoffInitialMs,
+            context.settings.restartBackoffMaxMs,
+            context.settings.restartBackoffFactor,
+          ),
         ),
       // Safety net over the adapter's own escalation: stopping never waits longer than its budget.
       stopDeadline: ({ context }) =>
@@ -246,7 +270,8 @@ export function createServerMachine(deps: { now: () => number }) {
         backoffDelay(Math.max(1, context.reapAttempt), context.settings.reapBackoffInitialMs, context.settings.reapBackoffMaxMs),
     },
     guards: {
-      isRemote: ({ context }) => context.remote,
+      needsAuth: ({ event }) => isNeedsAuth(event),
+      intentAuth: ({ context }) => context.intent === 'auth',
       isQuarantined: ({ context }) => context.quarantined,
       // The whole server goes (back) to quarantine: a reason to, or a change in server scope (or in
       // a server that is quarantined anyway). In tool scope a running server keeps running.
@@ -267,6 +292,7 @@ export function createServerMachine(deps: { now: () => number }) {
     actions: {
       recordError: assign({
         lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.INIT_FAILED, now()),
+        retryAfterMs: ({ event }) => retryAfterOf(event),
       }),
       recordInitTimeout: assign({
         lastError: ({ context }) => ({
@@ -278,17 +304,12 @@ export function createServerMachine(deps: { now: () => number }) {
       recordExit: assign({
         lastError: ({ event }) => {
           const e = event as Extract<ServerEvent, { type: 'UPSTREAM_EXITED' }>;
-          if (e.error) return { code: e.error.code, message: e.error.message, at: now() };
+          // A remote server that was lost says why (unreachable, credentials refused, …).
+          if (e.error !== undefined && e.error !== null) return toErrorInfo(e.error, ErrorCodes.UPSTREAM_EXITED, now());
           const how = e.signal ? `signal ${e.signal}` : `code ${e.code}`;
           return { code: ErrorCodes.UPSTREAM_EXITED, message: `upstream exited (${how})`, at: now() };
         },
-      }),
-      recordRemote: assign({
-        lastError: () => ({
-          code: ErrorCodes.REMOTE_UNSUPPORTED,
-          message: 'remote (url) servers are not supported yet; this entry is kept but not started',
-          at: now(),
-        }),
+        retryAfterMs: ({ event }) => retryAfterOf(event),
       }),
       recordCrashLoop: assign({
         lastError: ({ context }) => ({
@@ -307,6 +328,7 @@ export function createServerMachine(deps: { now: () => number }) {
       markDeadline: assign({ intent: 'stop' as StopIntent, deadline: true }),
       intendRestart: assign({ intent: 'restart' as StopIntent }),
       intendRecover: assign({ intent: 'recover' as StopIntent }),
+      intendAuth: assign({ intent: 'auth' as StopIntent }),
       markLaunched: assign(({ event }) => {
         const out = (event as unknown as { output: LaunchOutput }).output;
         return {
@@ -315,6 +337,7 @@ export function createServerMachine(deps: { now: () => number }) {
           serverInfo: out.serverInfo ?? null,
           session: out.session ?? null,
           upSince: now(),
+          retryAfterMs: null,
         };
       }),
       clearRuntime: assign({ pid: null, tools: [] as UpstreamToolInfo[], upSince: null, serverInfo: null, session: null }),
@@ -359,7 +382,7 @@ export function createServerMachine(deps: { now: () => number }) {
         return context.lastError?.code === ErrorCodes.TOOLS_CHANGED ? { toolChanges: none, lastError: null } : { toolChanges: none };
       }),
       quarantine: assign({ quarantined: true }),
-      resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null }),
+      resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null, retryAfterMs: null }),
       countRestart: assign(({ context }) => {
         const recent = recentRestarts(context);
         return { restartTimes: [...recent, now()], attempt: recent.length + 1 };
@@ -394,6 +417,7 @@ export function createServerMachine(deps: { now: () => number }) {
       toolChanges: [],
       session: null,
       deadline: false,
+      retryAfterMs: null,
     }),
     initial: 'starting',
     output: ({ context }) => ({ name: context.name }),
@@ -408,7 +432,7 @@ export function createServerMachine(deps: { now: () => number }) {
         },
         states: {
           check: {
-            always: [{ guard: 'isRemote', target: 'halted', actions: 'recordRemote' }, { target: 'launching' }],
+            always: { target: 'launching' },
           },
           launching: {
             invoke: {
@@ -420,7 +444,11 @@ export function createServerMachine(deps: { now: () => number }) {
                 { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
                 { target: '#server.running', actions: ['markLaunched', 'setWithheld'] },
               ],
-              onError: { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
+              onError: [
+                // Credentials needed: release what the attempt opened, then wait for a login (no retries).
+                { guard: 'needsAuth', target: '#server.stopping', actions: ['recordError', 'intendAuth'] },
+                { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
+              ],
             },
             after: {
               initTimeout: { target: '#server.stopping', actions: ['recordInitTimeout', 'intendRecover'] },
@@ -432,6 +460,10 @@ export function createServerMachine(deps: { now: () => number }) {
             on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
           },
           halted: {
+            on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
+          },
+          needsAuth: {
+            // `mcp-warden auth login` stores tokens and sends RESTART; nothing here retries by itself.
             on: { RESTART: { target: 'check', actions: 'resetRestarts' } },
           },
         },
@@ -451,7 +483,10 @@ export function createServerMachine(deps: { now: () => number }) {
             { guard: 'quarantinesServer', target: 'quarantined', actions: ['setTools', 'recordToolChanges'] },
             { actions: ['setTools', 'setWithheld'] },
           ],
-          UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          UPSTREAM_EXITED: [
+            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth'] },
+            { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          ],
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },
           DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
@@ -467,7 +502,10 @@ export function createServerMachine(deps: { now: () => number }) {
           APPROVE: { target: 'running', actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
           TOOLS_UPDATED: { actions: ['setTools', 'recordToolChanges'] },
-          UPSTREAM_EXITED: { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          UPSTREAM_EXITED: [
+            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth'] },
+            { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+          ],
           RESTART: { target: 'stopping', actions: 'intendRestart' },
           STOP: { target: 'stopping', actions: 'intendStop' },
           DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
@@ -552,6 +590,7 @@ export function createServerMachine(deps: { now: () => number }) {
             always: [
               { guard: 'intentStop', target: '#server.stopped' },
               { guard: 'intentRestart', target: '#server.starting.check', actions: 'resetRestarts' },
+              { guard: 'intentAuth', target: '#server.starting.needsAuth' },
               { guard: 'crashLoop', target: '#server.starting.halted', actions: 'recordCrashLoop' },
               { target: '#server.starting.backoff', actions: 'countRestart' },
             ],

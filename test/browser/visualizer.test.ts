@@ -142,6 +142,7 @@ describe('visualizer in a real browser', { skip: browserSuiteSkip('visualizer') 
       'starting.launching',
       'starting.backoff',
       'starting.halted',
+      'starting.needsAuth',
       'running',
       'quarantined',
       'stopping',
@@ -158,7 +159,8 @@ describe('visualizer in a real browser', { skip: browserSuiteSkip('visualizer') 
     assert.match((await page.locator('#chart .st[data-path="stopped"]').getAttribute('class')) ?? '', /\bst-final\b/);
     // Eventless transitions are drawn too (not in xstate's toJSON by itself).
     // (A sibling target by its name, any other by its full path.)
-    assert.match(await page.locator('#chart .st[data-path="starting.check"]').innerText(), /always \[isRemote\] → halted\b/);
+    assert.match(await page.locator('#chart .st[data-path="starting.check"]').innerText(), /always → launching\b/);
+    assert.match(await page.locator('#chart .st[data-path="reaping.settled"]').innerText(), /always \[intentAuth\] → starting\.needsAuth/);
     assert.match(await page.locator('#chart .st[data-path="reaping.settled"]').innerText(), /always \[intentRestart\] → starting\.check/);
     assert.match(await page.locator('#chart .st[data-path="reaping.auditing"]').innerText(), /done: audit \[nothingRemains\] → settled/);
     await server(page, 'demo').locator('.server-select').click();

@@ -282,15 +282,15 @@ test('a server that never answers initialize times out, is reaped and retried; o
   }
 });
 
-test('remote entries are accepted and shown as not supported; disabled entries are listed, not started', async () => {
+test('an unreachable remote entry shows E_REMOTE_UNREACHABLE without stopping the others; disabled entries are listed, not started', async () => {
   const t = await startTestDaemon({
     far: { url: 'https://example.invalid/mcp' },
     off: { command: NODE, args: [demoServer], disabled: true },
     demo: { command: NODE, args: [demoServer] },
   });
   try {
-    const far = await t.waitForState('far', 'starting.halted');
-    assert.equal(far.lastError?.code, 'E_REMOTE_UNSUPPORTED');
+    const far = await t.waitForState('far', (v) => v.lastError?.code === 'E_REMOTE_UNREACHABLE');
+    assert.match(far.lastError!.message, /example\.invalid/);
     assert.equal(t.view('off')!.state, 'disabled');
     await t.waitForState('demo', 'running');
   } finally {

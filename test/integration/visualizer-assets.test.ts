@@ -165,15 +165,12 @@ describe('visualizer: served files, machine definition, `mcp-warden ui`', () => 
       const check = machine.states.starting.states.check;
       assert.deepEqual(
         check.always.map((t: any) => [t.guard ?? null, t.target]),
-        [
-          ['isRemote', ['#server.starting.halted']],
-          [null, ['#server.starting.launching']],
-        ],
+        [[null, ['#server.starting.launching']]],
       );
       const settled = machine.states.reaping.states.settled;
       assert.deepEqual(
         settled.always.map((t: any) => t.target[0]),
-        ['#server.stopped', '#server.starting.check', '#server.starting.halted', '#server.starting.backoff'],
+        ['#server.stopped', '#server.starting.check', '#server.starting.needsAuth', '#server.starting.halted', '#server.starting.backoff'],
       );
       // Event transitions are still there as xstate writes them.
       assert.ok(machine.states.running.transitions.some((t: any) => t.eventType === 'RESTART'));

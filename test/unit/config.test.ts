@@ -359,7 +359,7 @@ describe('parseConfig: unknown and foreign keys', () => {
 
 describe('parseConfig: remote servers', () => {
   for (const type of ['http', 'sse', 'streamable-http', 'streamableHttp']) {
-    test(`type "${type}" is accepted and marked remote`, () => {
+    test(`type "${type}" is accepted and marked remote, with its transport`, () => {
       const { config, warnings } = ok(server({ type, url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t' } }));
       assert.deepEqual(warnings, []);
       assert.deepEqual(config.mcpServers.s, {
@@ -370,14 +370,16 @@ describe('parseConfig: remote servers', () => {
         env: {},
         disabled: false,
         quarantined: false,
+        transport: type === 'sse' ? 'sse' : 'http',
       });
     });
   }
 
-  test('a url without type is inferred remote', () => {
+  test('a url without type is inferred remote (transport chosen at connect: Streamable HTTP, then SSE)', () => {
     const { config } = ok(server({ url: 'http://127.0.0.1:3000/sse' }));
     assert.equal(config.mcpServers.s?.type, 'remote');
     assert.equal(config.mcpServers.s?.command, undefined);
+    assert.equal(config.mcpServers.s?.transport, undefined);
   });
 
   test('stdio-only fields on a remote entry, and headers on a stdio entry, warn', () => {

@@ -38,6 +38,9 @@ describe('control protocol', () => {
       'server.quarantine': { name: 'mem' },
       'server.tools': { name: 'mem' },
       reap: { dryRun: true },
+      'auth.login': { name: 'mem' },
+      'auth.wait': { name: 'mem' },
+      'auth.logout': { name: 'mem' },
       shutdown: {},
       'calls.list': { server: 'mem', limit: 10 },
     };

@@ -19,6 +19,7 @@ import {
 import { getShortestPaths } from 'xstate/graph';
 import { createServerMachine, type ServerContext } from '../../src/machines/server-machine.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
+import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const never = (): Promise<any> => new Promise(() => undefined);
@@ -44,6 +45,7 @@ const nodes = allStateNodes(machine.root);
 const allTransitions: AnyTransitionDefinition[] = nodes.flatMap((n) => [...[...n.transitions.values()].flat(), ...(n.always ?? [])]);
 
 const err = new Error('scripted failure');
+const AUTH_ERR = new WardenError(ErrorCodes.REMOTE_NEEDS_AUTH, 'login needed');
 const CHANGE = { tool: 't', kind: 'changed', fields: ['description'], summary: 'tool "t" changed' };
 /** Every event the machine reacts to, with payload variants for guarded done events. */
 function eventsFor(): AnyEventObject[] {
@@ -58,8 +60,9 @@ function eventsFor(): AnyEventObject[] {
       );
     } else if (type === 'xstate.done.actor.audit') {
       out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } });
-    } else if (type.startsWith('xstate.error.actor.')) out.push({ type, error: err });
-    else if (type === 'UPSTREAM_EXITED') out.push({ type, code: 1, signal: null });
+    } else if (type === 'xstate.error.actor.launch') out.push({ type, error: err }, { type, error: AUTH_ERR });
+    else if (type.startsWith('xstate.error.actor.')) out.push({ type, error: err });
+    else if (type === 'UPSTREAM_EXITED') out.push({ type, code: 1, signal: null }, { type, code: null, signal: null, error: AUTH_ERR });
     else if (type === 'TOOLS_UPDATED') {
       out.push(
         { type, tools: [] },
@@ -140,7 +143,10 @@ test('generated paths cover every transition of the server machine on a real act
 test('the remote branch is covered too', () => {
   const actor = createActor(machine, { input: { ...input, remote: true }, clock: new SimulatedClock() });
   actor.start();
-  assert.deepEqual(actor.getSnapshot().value, { starting: 'halted' });
+  assert.deepEqual(actor.getSnapshot().value, { starting: 'launching' }, 'a remote server launches like any other');
+  actor.send({ type: 'xstate.error.actor.launch', error: AUTH_ERR } as never);
+  assert.equal(actor.getSnapshot().value, 'stopping');
+  assert.equal(actor.getSnapshot().context.intent, 'auth');
   actor.send({ type: 'STOP' });
   assert.equal(actor.getSnapshot().value, 'stopping');
   actor.stop();

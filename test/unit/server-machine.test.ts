@@ -15,6 +15,7 @@ import {
   type WatchInput,
 } from '../../src/machines/server-machine.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
+import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
 
 const settings: ServerSettings = {
   ...DEFAULT_SETTINGS,
@@ -234,15 +235,62 @@ test('restarts spread over more than the window never trip the intensity limit',
   h.actor.stop();
 });
 
-test('a remote entry halts with a clear not-supported error and owns nothing', async () => {
-  const h = harness({ remote: true });
+test('a remote server that needs a login waits in starting.needsAuth without retrying, until RESTART', async () => {
+  let needsAuth = true;
+  const h = harness({
+    remote: true,
+    script: {
+      launch: async () => {
+        if (needsAuth) throw new WardenError(ErrorCodes.REMOTE_NEEDS_AUTH, 'r: the server requires an OAuth login');
+        return { pid: -1, tools: [], session: fakeSession('demo', -1) };
+      },
+    },
+  });
   await flush();
-  assert.deepEqual(h.value(), { starting: 'halted' });
-  assert.equal(h.ctx().lastError?.code, 'E_REMOTE_UNSUPPORTED');
-  assert.equal(h.calls.launch, 0);
+  assert.deepEqual(h.value(), { starting: 'needsAuth' });
+  assert.equal(h.ctx().lastError?.code, 'E_REMOTE_NEEDS_AUTH');
+  assert.equal(h.calls.release, 1, 'what the attempt opened was released first');
+  h.clock.increment(10 * 60_000);
+  await flush();
+  assert.equal(h.calls.launch, 1, 'no retry storm: one attempt, then it waits');
+  needsAuth = false;
+  h.actor.send({ type: 'RESTART' });
+  await flush();
+  assert.equal(h.value(), 'running');
+  // Credentials refused while running: back to needsAuth.
+  h.actor.send({
+    type: 'UPSTREAM_EXITED',
+    code: null,
+    signal: null,
+    error: new WardenError(ErrorCodes.REMOTE_NEEDS_AUTH, 'refresh failed'),
+  });
+  await flush();
+  assert.deepEqual(h.value(), { starting: 'needsAuth' });
+  assert.equal(h.ctx().lastError?.message, 'refresh failed');
   h.actor.send({ type: 'STOP' });
   await flush();
   assert.equal(h.actor.getSnapshot().status, 'done');
+});
+
+test("a launch error's Retry-After lengthens the next restart delay", async () => {
+  const h = harness({
+    remote: true,
+    script: {
+      launch: async () => {
+        throw new WardenError(ErrorCodes.REMOTE_HTTP_STATUS, 'HTTP 503', { statusCode: 503, retryAfterMs: 5_000 });
+      },
+    },
+  });
+  await flush();
+  assert.deepEqual(h.value(), { starting: 'backoff' });
+  assert.equal(h.calls.launch, 1);
+  h.clock.increment(4_900); // the ordinary backoff (1 s) has long passed
+  await flush();
+  assert.equal(h.calls.launch, 1, 'not before Retry-After');
+  h.clock.increment(200);
+  await flush();
+  assert.equal(h.calls.launch, 2);
+  h.actor.stop();
 });
 
 test('reaping retries with visible attempts and backoff, hands over at the limit, finishes only when nothing remains', async () => {
@@ -308,9 +356,12 @@ test('STOP from every state ends in stopped with the watcher gone', async () => 
       },
     ],
     [
-      'starting.halted',
+      'starting.needsAuth',
       async () => {
-        const h = harness({ remote: true });
+        const h = harness({
+          remote: true,
+          script: { launch: async () => Promise.reject(new WardenError(ErrorCodes.REMOTE_NEEDS_AUTH, 'login needed')) },
+        });
         await flush();
         return h;
       },

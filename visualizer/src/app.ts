@@ -179,6 +179,15 @@ async function run<T>(label: string, command: string, args: Record<string, unkno
   }
 }
 
+/** OAuth login of a remote server (auth.login): the tab opens at once (popup blockers), the URL follows. */
+async function logIn(name: string): Promise<void> {
+  const tab = window.open('about:blank', '_blank');
+  const result = await run<{ authorizationUrl?: string }>(`log in ${name}`, 'auth.login', { name }, `login:${name}`);
+  if (result?.authorizationUrl && tab) tab.location.href = result.authorizationUrl;
+  else if (result?.authorizationUrl) window.open(result.authorizationUrl, '_blank');
+  else tab?.close();
+}
+
 // ---- the connection --------------------------------------------------------------------------------
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -501,6 +510,16 @@ function renderDetail(): void {
           { title: 'hide its tools until approved (it keeps running)' },
         ),
     actionButton('Tools', `tools:${name}`, () => void openTools(name, false), { title: 'the tools it lists (also while quarantined)' }),
+    // A remote server waiting for an OAuth login (state starting.needsAuth): the daemon starts the login,
+    // the authorization page opens in a new tab and redirects back to the daemon.
+    ...(s.state.toLowerCase().includes('auth')
+      ? [
+          actionButton('Log in…', `login:${name}`, () => void logIn(name), {
+            cls: 'primary',
+            title: 'OAuth login: opens the authorization page; the server starts once it redirects back',
+          }),
+        ]
+      : []),
     confirming
       ? actionButton(
           'Confirm remove',

@@ -11,7 +11,7 @@ export function stateClass(state: string): string {
       return 's-quarantined';
     case 'starting':
       if (state === 'starting.backoff') return 's-backoff';
-      if (state === 'starting.halted') return 's-halted';
+      if (state === 'starting.halted' || state === 'starting.needsAuth') return 's-halted';
       return 's-starting';
     case 'stopping':
       return 's-stopping';
@@ -36,7 +36,9 @@ export function stateHint(state: string): string {
     case 'starting.backoff':
       return 'crashed: waiting before the next launch';
     case 'starting.halted':
-      return 'halted (crash loop or unsupported entry): restart it to try again';
+      return 'halted (crash loop): restart it to try again';
+    case 'starting.needsAuth':
+      return 'a remote server that needs an OAuth login: use "Log in…" (or mcp-warden auth login)';
     case 'running':
       return 'up; its tools are exposed on /mcp';
     case 'quarantined':

@@ -46,6 +46,15 @@ export interface ControlBackend {
   commands: ServerCommands;
   /** The recent tool calls (src/adapters/observability/call-log.ts); absent when the call log is off. */
   calls?: (filter: { server?: string; limit?: number }) => unknown[];
+  /** OAuth logins of remote servers (adapters/remote/oauth-logins.ts); without it auth.* answer E_NOT_AVAILABLE. */
+  auth?: AuthCommands;
+}
+
+/** `auth.login`, `auth.wait`, `auth.logout` (adapters/remote/oauth-logins.ts). No token ever crosses the channel. */
+interface AuthCommands {
+  login(name: string): Promise<unknown>;
+  wait(name: string): Promise<unknown>;
+  logout(name: string): Promise<unknown>;
 }
 
 export interface CommandContext {
@@ -148,6 +157,15 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
       if (!daemon.calls) throw new WardenError(ErrorCodes.NOT_AVAILABLE, 'the call log is off (settings.callLog)');
       const { server, limit } = rawArgs as CommandArgs<'calls.list'>;
       return { calls: daemon.calls({ server, limit }) };
+    }
+    case 'auth.login':
+    case 'auth.wait':
+    case 'auth.logout': {
+      if (!daemon.auth) throw new WardenError(ErrorCodes.NOT_AVAILABLE, 'this daemon has no OAuth support wired in');
+      const { name } = rawArgs as CommandArgs<'auth.login'>;
+      if (command === 'auth.login') return daemon.auth.login(name);
+      if (command === 'auth.wait') return daemon.auth.wait(name);
+      return daemon.auth.logout(name);
     }
   }
 }

@@ -18,6 +18,7 @@ import { ErrorCodes, WardenError, type WardenErrorDetail } from '../../core/erro
 import type { Upstream } from '../upstream-handle.js';
 import { passThroughSchemaValidator } from './pass-through-schema-validator.js';
 import { ProcessStdioTransport, isSynthesizedErrorData, type TransportProcess } from '../process/process-stdio-transport.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
@@ -127,6 +128,8 @@ export interface ConnectUpstreamOptions {
   /** upstreamGarbageLinesMax / upstreamGarbageWindowMs: sustained non-JSON-RPC stdout fails the connection. */
   maxGarbageLines?: number;
   garbageWindowMs?: number;
+  /** A coded error for a transport's own failure (HTTP status, auth), or undefined to map it as usual. */
+  classifyError?: (err: unknown) => WardenError | undefined;
 }
 
 /** Pages of tools/list followed at most; a server paginating forever is cut off here. */
@@ -143,15 +146,26 @@ const AnyObjectResult = z.custom<Record<string, unknown>>(isPlainObject, { messa
  * On failure the transport is closed (stdin ended); stopping the process stays with the caller.
  */
 export async function connectUpstream(handle: TransportProcess | Upstream, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
+  return connectTransport(
+    new ProcessStdioTransport(handle, {
+      maxBufferSize: opts.maxMessageBytes ?? DEFAULT_SETTINGS.upstreamMaxMessageBytes,
+      maxGarbageLines: opts.maxGarbageLines ?? DEFAULT_SETTINGS.upstreamGarbageLinesMax,
+      garbageWindowMs: opts.garbageWindowMs ?? DEFAULT_SETTINGS.upstreamGarbageWindowMs,
+    }),
+    opts,
+  );
+}
+
+/**
+ * The same over any SDK client transport (the remote kinds: Streamable HTTP, SSE; src/adapters/remote/).
+ * A WardenError thrown by the transport (e.g. its fetch) is passed on as it is; `classifyError` turns
+ * the transport's own errors into coded ones first.
+ */
+export async function connectTransport(transport: Transport, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
   const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
-  const transport = new ProcessStdioTransport(handle, {
-    maxBufferSize: opts.maxMessageBytes ?? DEFAULT_SETTINGS.upstreamMaxMessageBytes,
-    maxGarbageLines: opts.maxGarbageLines ?? DEFAULT_SETTINGS.upstreamGarbageLinesMax,
-    garbageWindowMs: opts.garbageWindowMs ?? DEFAULT_SETTINGS.upstreamGarbageWindowMs,
-  });
-  /** The transport's own failure, as a WardenError naming the server (and the request's method). */
+  /** The stdio transport's own failure (oversized message, garbage), as a WardenError naming the server (and the request's method). */
   const failureOf = (method?: string): WardenError | undefined => {
-    const f = transport.failure();
+    const f = transport instanceof ProcessStdioTransport ? transport.failure() : undefined;
     if (!f) return undefined;
     return new WardenError(f.code, `${opts.name}: ${method ? `${method}: ` : ''}${f.message}`, { ...f.detail, server: opts.name });
   };
@@ -218,6 +232,9 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
     if (opts.signal?.aborted) throw opts.signal.reason;
     const failed = failureOf('initialize');
     if (failed) throw failed;
+    const classified = opts.classifyError?.(err);
+    if (classified) throw classified;
+    if (err instanceof WardenError) throw err;
     if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
       throw new WardenError(ErrorCodes.INIT_TIMEOUT, `${opts.name}: no answer to initialize within ${opts.requestTimeoutMs} ms`, {
         server: opts.name,
@@ -281,7 +298,7 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
           method: req.method,
         });
       }
-      throw mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
+      throw opts.classifyError?.(err) ?? mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
     } finally {
       link.dispose();
     }
