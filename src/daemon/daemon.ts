@@ -371,7 +371,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         groupMarks: new GroupMarks(groupMarksDir(dataDir)),
         configDir: dirname(resolve(configPath)),
       }),
-      watchUpstream: createWatchUpstream({ logger, checkTools }),
+      watchUpstream: createWatchUpstream({ logger, checkTools, requestTimeoutMs: () => settings.upstreamRequestTimeoutMs }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
     },
   });
@@ -395,6 +395,10 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     send: (name, command) => rootActor.send({ type: 'SERVER_COMMAND', name, command }),
     toolsOf: (name) => serverActorOf(rootActor, name)?.getSnapshot().context.tools,
     quarantinedOf: (name) => serverActorOf(rootActor, name)?.getSnapshot().context.quarantined,
+    listsOf: (name) => {
+      const c = serverActorOf(rootActor, name)?.getSnapshot().context;
+      return c && { prompts: c.prompts, resourceTemplates: c.resourceTemplates };
+    },
   });
 
   let resolveStopped!: () => void;
