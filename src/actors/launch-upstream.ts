@@ -121,10 +121,11 @@ export function createLaunchUpstream(deps: LaunchDeps) {
     const tools = await connection.listTools(signal);
     // Checked together with the tools; the endpoint serves exactly these until the next checked refresh.
     const listOpts = { timeoutMs: settings.upstreamRequestTimeoutMs, signal, logger: log };
-    const lists: OfferedLists = {
-      prompts: await fetchOfferedList(connection, 'prompts', listOpts),
-      resourceTemplates: await fetchOfferedList(connection, 'resourceTemplates', listOpts),
-    };
+    const [prompts, resourceTemplates] = await Promise.all([
+      fetchOfferedList(connection, 'prompts', listOpts),
+      fetchOfferedList(connection, 'resourceTemplates', listOpts),
+    ]);
+    const lists: OfferedLists = { prompts, resourceTemplates };
     signal.throwIfAborted();
     log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
     return { pid: handle.pid, tools, ...lists, serverInfo: connection.serverInfo, ...deps.checkTools(input.name, tools, lists), session };

@@ -2,14 +2,16 @@
  * The prompts and resource templates of an upstream, all pages, for the integrity check
  * (src/core/offer-fingerprint.ts): fetched by the server actor at launch and after the upstream's
  * `prompts/list_changed` / `resources/list_changed`, so the lists the endpoint serves are the lists
- * that were checked. A server without the capability offers an empty list; a failed fetch resolves
+ * that were checked. A server without the capability (or without the method) offers an empty list; a failed fetch resolves
  * `undefined` (logged): the check then leaves that list alone and the endpoint serves what it had.
  */
 import type { Logger } from 'pino';
 import { isPlainObject } from '../../core/plain-object.js';
+import { WardenError } from '../../core/error-codes.js';
 import { MAX_TOOL_PAGES, type UpstreamConnection } from './upstream-client.js';
 
 type Item = Record<string, unknown>;
+const METHOD_NOT_FOUND = -32601;
 export type OfferedListKind = 'prompts' | 'resourceTemplates';
 
 const LISTS: Record<OfferedListKind, { method: string; field: string; capability: string }> = {
@@ -50,6 +52,8 @@ export async function fetchOfferedList(
     return items;
   } catch (err) {
     if (opts.signal?.aborted) throw err;
+    // Declared the capability but not this list (JSON-RPC "method not found"): it offers none.
+    if (err instanceof WardenError && err.detail?.upstream?.code === METHOD_NOT_FOUND) return [];
     opts.logger?.warn({ method, err: String(err) }, 'upstream list failed; nothing of it is served until a refresh succeeds');
     return undefined;
   }
