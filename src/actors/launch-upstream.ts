@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { LaunchOutput, ToolCheck, UpstreamSession, UpstreamToolInfo } from '../machines/server-machine.js';
+import type { LaunchOutput, OfferedLists, ToolCheck, UpstreamSession, UpstreamToolInfo } from '../machines/server-machine.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { startProcessGroup } from '../adapters/process/process-group.js';
 import type { GroupMarks } from '../adapters/process/group-marks.js';
@@ -20,6 +20,7 @@ import type Docker from 'dockerode';
 import { connectUpstream } from '../adapters/mcp/upstream-client.js';
 import { startRemoteUpstream } from '../adapters/remote/remote-upstream.js';
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { fetchOfferedList } from '../adapters/mcp/upstream-lists.js';
 import { serverLogger } from '../adapters/log/logger.js';
 import { expandSecretRefs } from '../adapters/store/secret-refs.js';
 import { markerEnv, ownerMarker, type InstanceIdentity } from '../core/instance-identity.js';
@@ -34,8 +35,8 @@ export interface LaunchDeps {
   version: string;
   /** The Docker engine client for `docker` entries (created lazily by the daemon). */
   docker: () => Docker;
-  /** Integrity check of a fetched tool list against the approved fingerprints. */
-  checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolCheck;
+  /** Integrity check of the fetched tools, prompts and resource templates against the approved fingerprints. */
+  checkTools: (name: string, tools: UpstreamToolInfo[], lists?: OfferedLists) => ToolCheck;
   /** Mark files of the process groups (the marker where environments are unreadable, docs/guarantees.md). */
   groupMarks?: GroupMarks;
   /** The config file's directory: relative `${file:…}` references are resolved against it. */
@@ -84,8 +85,16 @@ async function launchRemote(
   };
   signal.throwIfAborted();
   const tools = await connection.listTools(signal);
+  // Checked together with the tools, as for local servers.
+  const listOpts = { timeoutMs: deps.settings().upstreamRequestTimeoutMs, signal, logger: log };
+  const [prompts, resourceTemplates] = await Promise.all([
+    fetchOfferedList(connection, 'prompts', listOpts),
+    fetchOfferedList(connection, 'resourceTemplates', listOpts),
+  ]);
+  const lists: OfferedLists = { prompts, resourceTemplates };
+  signal.throwIfAborted();
   log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
-  return { pid: -1, tools, serverInfo: connection.serverInfo, ...deps.checkTools(input.name, tools), session };
+  return { pid: -1, tools, ...lists, serverInfo: connection.serverInfo, ...deps.checkTools(input.name, tools, lists), session };
 }
 
 /** The daemon's environment minus our own markers (a daemon started by a daemon must not inherit them). */
@@ -172,7 +181,15 @@ export function createLaunchUpstream(deps: LaunchDeps) {
     });
     signal.throwIfAborted();
     const tools = await connection.listTools(signal);
+    // Checked together with the tools; the endpoint serves exactly these until the next checked refresh.
+    const listOpts = { timeoutMs: settings.upstreamRequestTimeoutMs, signal, logger: log };
+    const [prompts, resourceTemplates] = await Promise.all([
+      fetchOfferedList(connection, 'prompts', listOpts),
+      fetchOfferedList(connection, 'resourceTemplates', listOpts),
+    ]);
+    const lists: OfferedLists = { prompts, resourceTemplates };
+    signal.throwIfAborted();
     log.info({ tools: tools.length, upstream: connection.serverInfo?.name }, 'upstream initialized');
-    return { pid: handle.pid, tools, serverInfo: connection.serverInfo, ...deps.checkTools(input.name, tools), session };
+    return { pid: handle.pid, tools, ...lists, serverInfo: connection.serverInfo, ...deps.checkTools(input.name, tools, lists), session };
   });
 }

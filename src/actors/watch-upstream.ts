@@ -1,14 +1,22 @@
 /**
  * Watch effect of `running` and `quarantined`: turns the upstream's exit, its closed transport and
- * `tools/list_changed` into machine events. The session comes with the input (the server actor's
- * context). Its cleanup removes every listener it added and aborts a tool-list refresh in flight,
- * so leaving the state leaves nothing subscribed.
+ * `tools/list_changed`, `prompts/list_changed`, `resources/list_changed` into machine events. A list
+ * change refetches that list and sends all three lists (the others as last checked) with their
+ * integrity check, so the check always sees everything the server offers. The session comes with the
+ * input (the server actor's context). Its cleanup removes every listener it added and aborts a
+ * refresh in flight, so leaving the state leaves nothing subscribed.
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { ServerEvent, ToolCheck, UpstreamToolInfo, WatchInput } from '../machines/server-machine.js';
+import type { OfferedLists, ServerEvent, ToolCheck, UpstreamToolInfo, WatchInput } from '../machines/server-machine.js';
+import { fetchOfferedList, OFFERED_LIST_CHANGED, type OfferedListKind } from '../adapters/mcp/upstream-lists.js';
 
-export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: string, tools: UpstreamToolInfo[]) => ToolCheck }) {
+export function createWatchUpstream(deps: {
+  logger: Logger;
+  checkTools: (name: string, tools: UpstreamToolInfo[], lists?: OfferedLists) => ToolCheck;
+  /** The request timeout of a list refresh (upstreamRequestTimeoutMs). */
+  requestTimeoutMs?: () => number;
+}) {
   return fromCallback<ServerEvent, WatchInput>(({ input, sendBack }) => {
     const session = input.session;
     if (!session) {
@@ -27,25 +35,50 @@ export function createWatchUpstream(deps: { logger: Logger; checkTools: (name: s
       sendBack(error ? { type: 'UPSTREAM_EXITED', code, signal, error } : { type: 'UPSTREAM_EXITED', code, signal });
     };
     const refresh = new AbortController();
+    // The lists as last checked (the context's); each refresh replaces its own.
+    let tools: UpstreamToolInfo[] | undefined = input.tools;
+    const lists: OfferedLists = { prompts: input.prompts, resourceTemplates: input.resourceTemplates };
+    const send = () => {
+      if (refresh.signal.aborted || !tools) return;
+      sendBack({ type: 'TOOLS_UPDATED', tools, ...lists, ...deps.checkTools(input.name, tools, lists) });
+    };
+    const failed = (what: string) => (err: unknown) => {
+      if (!refresh.signal.aborted) deps.logger.warn({ server: input.name, err }, `${what} refresh failed`);
+    };
+    const refreshTools = () =>
+      session.connection.listTools(refresh.signal).then((t) => {
+        tools = t;
+      });
     const offExit = session.handle.onExit((info) => exit(info.code, info.signal));
     const offClose = session.connection.onClose(() => exit(null, null));
     const offTools = session.connection.onToolsChanged(() => {
-      session.connection
-        .listTools(refresh.signal)
-        .then((tools) => {
-          if (!refresh.signal.aborted) {
-            sendBack({ type: 'TOOLS_UPDATED', tools, ...deps.checkTools(input.name, tools) });
-          }
+      refreshTools().then(send).catch(failed('tool list'));
+    });
+    const refreshList = (kind: OfferedListKind) => {
+      const fetched = fetchOfferedList(session.connection, kind, {
+        timeoutMs: deps.requestTimeoutMs?.() ?? 30_000,
+        signal: refresh.signal,
+        logger: deps.logger.child({ server: input.name }),
+      });
+      // The tools are sent with the lists: fetch them too unless a refresh already did.
+      Promise.all([fetched, tools ? undefined : refreshTools()])
+        .then(([items]) => {
+          // A failed fetch leaves the list as last checked (what the endpoint serves meanwhile).
+          if (items) lists[kind] = items;
+          send();
         })
-        .catch((err: unknown) => {
-          if (!refresh.signal.aborted) deps.logger.warn({ server: input.name, err }, 'tool list refresh failed');
-        });
+        .catch(failed(kind));
+    };
+    const offLists = session.connection.onNotification((method) => {
+      const kind = Object.hasOwn(OFFERED_LIST_CHANGED, method) ? OFFERED_LIST_CHANGED[method] : undefined;
+      if (kind) refreshList(kind);
     });
     return () => {
       refresh.abort();
       offExit();
       offClose();
       offTools();
+      offLists();
     };
   });
 }

@@ -290,6 +290,16 @@ function renderHuman(inv: Invocation, result: unknown): string {
           lines.push(`      ${k === 'inputSchema' ? 'input' : k === 'outputSchema' ? 'output' : k}: ${JSON.stringify(v)}`);
         }
       }
+      // Prompts and resource templates are approved with the tools: shown in full too.
+      for (const [label, key, list] of [
+        ['prompt', 'name', r.prompts],
+        ['resource template', 'uriTemplate', r.resourceTemplates],
+      ] as const) {
+        for (const item of Array.isArray(list) ? (list as Record<string, unknown>[]) : []) {
+          lines.push(`  ${label} ${String(item[key])}`);
+          for (const [k, v] of Object.entries(item)) if (k !== key && v !== undefined) lines.push(`      ${k}: ${JSON.stringify(v)}`);
+        }
+      }
       const flags = r.flags as { tool: string; kind: string; path: string; detail: string }[] | undefined;
       if (flags && flags.length > 0) {
         lines.push(`  flags (read these before approving):`);

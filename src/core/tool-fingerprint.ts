@@ -30,7 +30,10 @@ export interface ApprovedTool {
 }
 
 export interface ToolChange {
+  /** The tool's name; for a prompt its name, for a resource template its uriTemplate. */
   tool: string;
+  /** Absent for a tool; set for a prompt or resource template (src/core/offer-fingerprint.ts). */
+  item?: 'prompt' | 'resourceTemplate';
   kind: 'changed' | 'added';
   /** For `changed`: the fields that differ. */
   fields: string[];

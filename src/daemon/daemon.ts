@@ -396,7 +396,7 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
         configDir: dirname(resolve(configPath)),
         oauthProvider: (name, serverUrl) => oauth.providerFor(name, serverUrl),
       }),
-      watchUpstream: createWatchUpstream({ logger, checkTools }),
+      watchUpstream: createWatchUpstream({ logger, checkTools, requestTimeoutMs: () => settings.upstreamRequestTimeoutMs }),
       ...createTeardownActors({ ledger, identity, onHandOver: (owner) => reaper.kick(owner) }),
     },
   });
@@ -424,6 +424,10 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
     send: (name, command) => rootActor.send({ type: 'SERVER_COMMAND', name, command }),
     toolsOf: (name) => serverActorOf(rootActor, name)?.getSnapshot().context.tools,
     quarantinedOf: (name) => serverActorOf(rootActor, name)?.getSnapshot().context.quarantined,
+    listsOf: (name) => {
+      const c = serverActorOf(rootActor, name)?.getSnapshot().context;
+      return c && { prompts: c.prompts, resourceTemplates: c.resourceTemplates };
+    },
   });
 
   let resolveStopped!: () => void;

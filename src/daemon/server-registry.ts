@@ -11,13 +11,14 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import { approvedToolOf, diffTools, fingerprintToolSet, type ToolChange } from '../core/tool-fingerprint.js';
+import { approvedToolOf, diffTools, type ToolChange } from '../core/tool-fingerprint.js';
+import { approvedItemsOf, diffItems, fingerprintOffer, type OfferLists } from '../core/offer-fingerprint.js';
 import { flagTools, type ToolFlag } from '../core/tool-flags.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { parseServerEntry, validateServerName } from '../config/config-schema.js';
 import type { LoadedConfig } from '../adapters/store/config-file.js';
 import type { ApprovalsStore, ServerApproval } from '../adapters/store/approvals-store.js';
-import type { ToolCheck, UpstreamToolInfo } from '../machines/server-machine.js';
+import type { OfferedLists, ToolCheck, UpstreamToolInfo } from '../machines/server-machine.js';
 
 /** What the registry needs from the actor system: start/replace, stop, forward, and read back. */
 export interface ServerActorsPort {
@@ -30,6 +31,8 @@ export interface ServerActorsPort {
   toolsOf(name: string): UpstreamToolInfo[] | undefined;
   /** The live actor's quarantine flag; undefined without an actor. */
   quarantinedOf(name: string): boolean | undefined;
+  /** The prompts and resource templates the live actor holds (as checked); none without an actor. */
+  listsOf?(name: string): OfferLists | undefined;
 }
 
 /** Read-modify-write of the raw config document (src/adapters/store/config-file.ts `updateConfigFile`). */
@@ -115,6 +118,8 @@ export class ServerRegistry {
    */
   toolView(name: string): {
     tools: UpstreamToolInfo[];
+    prompts: Record<string, unknown>[];
+    resourceTemplates: Record<string, unknown>[];
     fingerprint: string;
     changes: ToolChange[] | null;
     approvedAt: string | null;
@@ -122,13 +127,15 @@ export class ServerRegistry {
   } {
     this.require(name);
     const tools = this.actors?.toolsOf(name) ?? [];
+    const lists = this.listsOf(name);
     const record = this.opts.approvals.get(name);
     // A lost record (approved before, record gone) shows every tool as new: nothing of it stands approved.
     const lost = !record && this.opts.approvals.approvedBefore(name) !== undefined;
     return {
       tools,
-      fingerprint: fingerprintToolSet(tools),
-      changes: record ? changesAgainst(record, tools) : lost ? diffTools(tools, {}) : null,
+      ...lists,
+      fingerprint: fingerprintOffer(tools, lists),
+      changes: record ? [...changesAgainst(record, tools), ...offerChanges(record, lists)] : lost ? allNew(tools, lists) : null,
       approvedAt: record?.approvedAt ?? null,
       // Look-alikes are also checked against the other servers' tools (a "read_fi1e" shadowing one).
       flags: flagTools(
@@ -146,8 +153,9 @@ export class ServerRegistry {
    * statechart re-quarantines the server on them (quarantineScope "server") or withholds the changed
    * tools alone ("tool").
    */
-  checkTools(name: string, tools: UpstreamToolInfo[]): ToolCheck {
+  checkTools(name: string, tools: UpstreamToolInfo[], lists: OfferedLists = {}): ToolCheck {
     const record = this.opts.approvals.get(name);
+    const offered: OfferLists = { prompts: lists.prompts ?? [], resourceTemplates: lists.resourceTemplates ?? [] };
     if (!record) {
       const since = this.opts.approvals.approvedBefore(name);
       if (since !== undefined) {
@@ -156,30 +164,66 @@ export class ServerRegistry {
           `${this.opts.approvals.file}; quarantined until a person approves its tools again`;
         this.opts.logger.warn({ server: name, code: ErrorCodes.APPROVAL_MISSING }, message);
         this.persistChangeQuarantine(name);
-        return { toolChanges: diffTools(tools, {}), quarantine: { code: ErrorCodes.APPROVAL_MISSING, message } };
+        return { toolChanges: allNew(tools, offered), quarantine: { code: ErrorCodes.APPROVAL_MISSING, message } };
       }
       const entry = this.entries.get(name);
       if (entry && !entry.quarantined) {
         this.opts.approvals
-          .set(name, approvalOf(tools, 'trust-on-first-use'))
+          .set(name, approvalOf(tools, lists, 'trust-on-first-use'))
           .catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
       }
       return {};
     }
-    const scope = this.opts.quarantineScope?.() ?? 'server';
-    const changes = changesAgainst(record, tools);
+    const toolScope = (this.opts.quarantineScope?.() ?? 'server') === 'tool';
+    const toolChanges = changesAgainst(record, tools);
+    const itemChanges = this.checkOffered(name, record, lists, toolChanges.length === 0);
+    // A changed prompt or template quarantines the whole server in either scope (docs/quarantine.md).
+    const scope = toolScope && itemChanges.length === 0 ? 'tool' : 'server';
+    const changes = [...toolChanges, ...itemChanges];
     if (changes.length > 0) {
       this.opts.logger.warn({ server: name, scope, changes: changes.map((c) => c.summary) }, 'tools differ from the approved fingerprints');
       if (scope === 'server') this.persistChangeQuarantine(name);
     }
     // Tool scope: which tools are withheld is kept with the record, so a restart does not forget it.
-    if (scope === 'tool' || record.withheld) {
+    if (toolScope || record.withheld) {
       this.persistWithheld(
         name,
-        changes.map((c) => c.tool),
+        toolChanges.map((c) => c.tool),
       );
     }
     return { toolChanges: changes, withhold: scope === 'tool' ? 'tools' : 'server' };
+  }
+
+  /**
+   * The prompts and resource templates against the record. A record from before they were
+   * fingerprinted has no `prompts`/`resourceTemplates`: the first check after the upgrade records
+   * the lists as approved, but only while the server stands approved and unchanged (its tools match,
+   * nothing withheld, not flagged quarantined); otherwise they count as new, i.e. unapproved, so a
+   * person sees and approves them with the tools (docs/quarantine.md, "Upgrading"). A list whose
+   * fetch failed (undefined) is left alone: not compared, not recorded.
+   */
+  private checkOffered(name: string, record: ServerApproval, lists: OfferedLists, toolsUnchanged: boolean): ToolChange[] {
+    const migrate: Partial<Pick<ServerApproval, 'prompts' | 'resourceTemplates'>> = {};
+    const changes: ToolChange[] = [];
+    const standing = toolsUnchanged && !record.withheld?.length && this.entries.get(name)?.quarantined === false;
+    for (const kind of ['prompts', 'resourceTemplates'] as const) {
+      const items = lists[kind];
+      if (!items) continue;
+      const item = kind === 'prompts' ? 'prompt' : 'resourceTemplate';
+      const approved = record[kind];
+      if (approved === undefined && standing) migrate[kind] = approvedItemsOf(item, items);
+      else changes.push(...diffItems(item, items, approved ?? {}));
+    }
+    if (Object.keys(migrate).length > 0) {
+      this.opts.logger.info(
+        { server: name, lists: Object.keys(migrate) },
+        'recording prompts/resource templates of an approved server (first check since they are fingerprinted)',
+      );
+      this.opts.approvals
+        .set(name, { ...record, ...migrate })
+        .catch((err: unknown) => this.opts.logger.error({ err, server: name }, 'could not persist approvals'));
+    }
+    return changes;
   }
 
   // ---- commands --------------------------------------------------------------------------------
@@ -278,7 +322,8 @@ export class ServerRegistry {
       const entry = this.require(name);
       const actors = this.actorsOrThrow();
       const tools = actors.toolsOf(name) ?? [];
-      const current = fingerprintToolSet(tools);
+      const lists = this.listsOf(name);
+      const current = fingerprintOffer(tools, lists);
       if (current !== fingerprint) {
         throw new WardenError(
           ErrorCodes.TOOLS_MISMATCH,
@@ -288,8 +333,11 @@ export class ServerRegistry {
       const previous = this.opts.approvals.get(name);
       // Changed: the server was quarantined, or (tool scope) some of its tools were withheld.
       const changed =
-        (actors.quarantinedOf(name) ?? entry.quarantined) !== false || !previous || changesAgainst(previous, tools).length > 0;
-      await this.opts.approvals.set(name, approvalOf(tools, 'person'));
+        (actors.quarantinedOf(name) ?? entry.quarantined) !== false ||
+        !previous ||
+        changesAgainst(previous, tools).length > 0 ||
+        offerChanges(previous, lists).length > 0;
+      await this.opts.approvals.set(name, approvalOf(tools, lists, 'person'));
       try {
         await this.persistFlag(name, 'quarantined', false);
       } catch (err) {
@@ -413,6 +461,10 @@ export class ServerRegistry {
       );
   }
 
+  private listsOf(name: string): OfferLists {
+    return this.actors?.listsOf?.(name) ?? { prompts: [], resourceTemplates: [] };
+  }
+
   private require(name: string): ServerEntry {
     const entry = this.entries.get(name);
     if (!entry) throw new WardenError(ErrorCodes.UNKNOWN_SERVER, `no server named "${name}"`);
@@ -504,8 +556,32 @@ function changesAgainst(record: ServerApproval, tools: UpstreamToolInfo[]): Tool
   return changes;
 }
 
-function approvalOf(tools: UpstreamToolInfo[], by: ServerApproval['by']): ServerApproval {
-  return { approvedAt: new Date().toISOString(), by, tools: Object.fromEntries(tools.map((t) => [t.name, approvedToolOf(t)])) };
+/** Prompt and template changes against a record (one from before they were recorded: every item is new). */
+function offerChanges(record: ServerApproval, lists: OfferLists): ToolChange[] {
+  return [
+    ...diffItems('prompt', lists.prompts, record.prompts ?? {}),
+    ...diffItems('resourceTemplate', lists.resourceTemplates, record.resourceTemplates ?? {}),
+  ];
+}
+
+/** Everything offered, as unapproved (no record stands). */
+function allNew(tools: UpstreamToolInfo[], lists: OfferedLists): ToolChange[] {
+  return [
+    ...diffTools(tools, {}),
+    ...diffItems('prompt', lists.prompts ?? [], {}),
+    ...diffItems('resourceTemplate', lists.resourceTemplates ?? [], {}),
+  ];
+}
+
+/** A record of everything offered; a list whose fetch failed is not recorded (the next check records or compares it). */
+function approvalOf(tools: UpstreamToolInfo[], lists: OfferedLists, by: ServerApproval['by']): ServerApproval {
+  return {
+    approvedAt: new Date().toISOString(),
+    by,
+    tools: Object.fromEntries(tools.map((t) => [t.name, approvedToolOf(t)])),
+    ...(lists.prompts ? { prompts: approvedItemsOf('prompt', lists.prompts) } : {}),
+    ...(lists.resourceTemplates ? { resourceTemplates: approvedItemsOf('resourceTemplate', lists.resourceTemplates) } : {}),
+  };
 }
 
 const clipHash = (h: string) => (h.length > 12 ? `${h.slice(0, 12)}…` : h || '(none)');

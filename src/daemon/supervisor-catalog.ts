@@ -66,6 +66,8 @@ export class SupervisorCatalog implements ToolCatalog {
   private readonly subscriptions = new Map<string, Map<string, number>>();
   /** Running servers' tools and withheld-tool arrays by name, as of the last notification. */
   private signature = new Map<string, Signature>();
+  /** Running servers' checked prompt and template arrays, as of the last notification. */
+  private offered = new Map<string, { prompts: unknown; resourceTemplates: unknown }>();
   private closing = false;
   private readonly logger: Logger | undefined;
   /** Each server's `tools` filter from its config entry (docs/config.md#tool-filters); none until set. */
@@ -242,15 +244,43 @@ export class SupervisorCatalog implements ToolCatalog {
   }
 
   listResourceTemplates(scope?: string): Promise<JsonObject[]> {
-    return this.collect('resourceTemplates', scope, 'resources', (server, t) =>
-      typeof t['uriTemplate'] === 'string' ? { ...t, uriTemplate: proxyUri(server, t['uriTemplate']) } : undefined,
+    return Promise.resolve(
+      this.checkedList('resourceTemplates', scope, (server, t) =>
+        typeof t['uriTemplate'] === 'string' ? { ...t, uriTemplate: proxyUri(server, t['uriTemplate']) } : undefined,
+      ),
     );
   }
 
   listPrompts(scope?: string): Promise<JsonObject[]> {
-    return this.collect('prompts', scope, 'prompts', (server, p) =>
-      typeof p['name'] === 'string' ? { ...p, name: `${server}${TOOL_SEPARATOR}${p['name']}` } : undefined,
+    return Promise.resolve(
+      this.checkedList('prompts', scope, (server, p) =>
+        typeof p['name'] === 'string' ? { ...p, name: `${server}${TOOL_SEPARATOR}${p['name']}` } : undefined,
+      ),
     );
+  }
+
+  /**
+   * Prompts and resource templates are served from the server actor's context: the lists its
+   * integrity check saw (src/actors/launch-upstream.ts, watch-upstream.ts), never fetched again here,
+   * so a server cannot show one list to the check and another to clients.
+   */
+  private checkedList(
+    kind: 'prompts' | 'resourceTemplates',
+    scope: string | undefined,
+    federate: (server: string, item: JsonObject) => JsonObject | undefined,
+  ): JsonObject[] {
+    const out: JsonObject[] = [];
+    for (const s of scope === undefined ? this.servers() : [this.server(scope)]) {
+      if (!s || s.value !== 'running') continue;
+      for (const item of s.context[kind]) {
+        if (scope !== undefined) out.push({ ...item });
+        else {
+          const t = federate(s.context.name, item);
+          if (t) out.push(t);
+        }
+      }
+    }
+    return out;
   }
 
   /** Every target's cached list, translated for the federated view (items it cannot translate are dropped). */
@@ -469,11 +499,10 @@ export class SupervisorCatalog implements ToolCatalog {
     switch (method) {
       case 'notifications/resources/list_changed':
         delete link.lists.resources;
-        delete link.lists.resourceTemplates;
         return this.emit({ kind: 'resources-changed', server: link.name });
       case 'notifications/prompts/list_changed':
-        delete link.lists.prompts;
-        return this.emit({ kind: 'prompts-changed', server: link.name });
+        // Told to clients once the server actor holds the checked list (notify below).
+        return;
       case 'notifications/resources/updated':
         if (typeof params['uri'] === 'string') this.emit({ kind: 'resource-updated', server: link.name, uri: params['uri'], params });
         return;
@@ -539,6 +568,7 @@ export class SupervisorCatalog implements ToolCatalog {
         else this.signature.set(name, sig);
       }
     }
+    this.offeredChanged(changed);
     if (!differs) return;
     for (const l of this.listeners) {
       try {
@@ -561,6 +591,39 @@ export class SupervisorCatalog implements ToolCatalog {
     } catch (err) {
       this.logger?.warn({ err: String(err) }, 'catalog link sync failed');
     }
+  }
+
+  /**
+   * A running server's checked prompts or templates changed (by reference: the actor replaces an
+   * array only when it refetched it), or the server entered or left `running`: tell the sessions.
+   */
+  private offeredChanged(changed?: Iterable<string>): void {
+    if (changed !== undefined) {
+      // Only the servers whose actors changed (server-events.ts): the same cost with 500 servers as with one.
+      for (const name of changed) {
+        const s = this.server(name);
+        const b = s?.value === 'running' ? s.context : undefined;
+        const a = this.offered.get(name);
+        if ((a?.prompts ?? NONE) !== (b?.prompts ?? NONE)) this.emit({ kind: 'prompts-changed', server: name });
+        if ((a?.resourceTemplates ?? NONE) !== (b?.resourceTemplates ?? NONE)) this.emit({ kind: 'resources-changed', server: name });
+        if (b) this.offered.set(name, { prompts: b.prompts, resourceTemplates: b.resourceTemplates });
+        else this.offered.delete(name);
+      }
+      return;
+    }
+    let now: Map<string, ServerSnapshot['context']>;
+    try {
+      now = new Map(this.servers().flatMap((s) => (s.value === 'running' ? [[s.context.name, s.context] as const] : [])));
+    } catch {
+      return;
+    }
+    for (const name of new Set([...now.keys(), ...this.offered.keys()])) {
+      const a = this.offered.get(name);
+      const b = now.get(name);
+      if ((a?.prompts ?? NONE) !== (b?.prompts ?? NONE)) this.emit({ kind: 'prompts-changed', server: name });
+      if ((a?.resourceTemplates ?? NONE) !== (b?.resourceTemplates ?? NONE)) this.emit({ kind: 'resources-changed', server: name });
+    }
+    this.offered = new Map([...now].map(([name, c]) => [name, { prompts: c.prompts, resourceTemplates: c.resourceTemplates }]));
   }
 
   /** Attach running servers' connections (so their notifications are heard before anyone lists), drop gone ones. */
@@ -590,7 +653,7 @@ export class SupervisorCatalog implements ToolCatalog {
  * docs/quarantine.md); they are neither listed nor callable until a person approves them.
  */
 function isWithheld(s: ServerSnapshot, tool: string): boolean {
-  return s.context.toolChanges.some((c) => c.tool === tool);
+  return s.context.toolChanges.some((c) => c.tool === tool && c.item === undefined);
 }
 
 /** What a server's list depends on: its tools, its withheld tools and its tool filter (compared by reference). */
@@ -600,6 +663,8 @@ function servedTools(s: ServerSnapshot): ServerSnapshot['context']['tools'] {
   const changes = s.context.toolChanges;
   return changes.length === 0 ? s.context.tools : s.context.tools.filter((t) => !isWithheld(s, t.name));
 }
+
+const NONE: unknown[] = [];
 
 /** In place: `uri` of each item (resource contents) → the federated form. */
 function translateUris(server: string, items: unknown): void {

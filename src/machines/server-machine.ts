@@ -71,6 +71,15 @@ export interface UpstreamToolInfo {
   [key: string]: unknown;
 }
 
+/** A prompt or resource template as the upstream listed it, passed on unchanged. */
+export type UpstreamItem = Record<string, unknown>;
+
+/** The lists the integrity check covers besides tools; `undefined` = not fetched (the fetch failed). */
+export interface OfferedLists {
+  prompts?: UpstreamItem[];
+  resourceTemplates?: UpstreamItem[];
+}
+
 /**
  * The live upstream of a launched server (process group or container, plus its MCP client), made
  * by the launch actor (src/actors/launch-upstream.ts) and kept in context while it is usable. The
@@ -119,6 +128,12 @@ export interface ServerContext {
   lastError: ErrorInfo | null;
   pid: number | null;
   tools: UpstreamToolInfo[];
+  /**
+   * The prompts and resource templates as checked with the tools (fetched at launch and after the
+   * upstream's list_changed): the endpoint serves these lists, never ones fetched later unchecked.
+   */
+  prompts: UpstreamItem[];
+  resourceTemplates: UpstreamItem[];
   serverInfo: { name: string; version: string } | null;
   /** Since when the server is in running/quarantined (ms). */
   upSince: number | null;
@@ -140,6 +155,8 @@ export interface ServerContext {
 /** A fetched tool that differs from its approved fingerprint (or was never approved). */
 export interface ToolChangeInfo {
   tool: string;
+  /** Absent for a tool; a prompt (by name) or resource template (by uriTemplate) otherwise. */
+  item?: 'prompt' | 'resourceTemplate';
   kind: 'changed' | 'added';
   fields: string[];
   summary: string;
@@ -161,7 +178,7 @@ export interface ToolCheck {
   quarantine?: { code: ErrorCode; message: string };
 }
 
-export interface LaunchOutput extends ToolCheck {
+export interface LaunchOutput extends ToolCheck, OfferedLists {
   pid: number;
   tools: UpstreamToolInfo[];
   serverInfo?: { name: string; version: string };
@@ -180,12 +197,18 @@ export type ServerEvent =
   | { type: 'QUARANTINE' }
   /** `error`: why the upstream was lost, when known (E_UPSTREAM_PROTOCOL, E_REMOTE_NEEDS_AUTH, …; read by toErrorInfo). */
   | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null; error?: unknown }
-  | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & ToolCheck)
+  | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & OfferedLists & ToolCheck)
   /** From the supervisor when its shutdown budget is spent. */
   | { type: 'DEADLINE' };
 
 type OwnerInput = { name: string; owner: string };
-export type WatchInput = OwnerInput & { session: UpstreamSession | null };
+export type WatchInput = OwnerInput & {
+  session: UpstreamSession | null;
+  /** The lists as last checked, so a refresh of one sends all of them with its check. */
+  tools?: UpstreamToolInfo[];
+  prompts?: UpstreamItem[];
+  resourceTemplates?: UpstreamItem[];
+};
 
 /** Tool changes carried by a launch result or a TOOLS_UPDATED event (never throws). */
 function changesIn(event: unknown): ToolChangeInfo[] {
@@ -334,18 +357,31 @@ export function createServerMachine(deps: { now: () => number }) {
         return {
           pid: out.pid,
           tools: Array.isArray(out.tools) ? out.tools : [],
+          prompts: Array.isArray(out.prompts) ? out.prompts : [],
+          resourceTemplates: Array.isArray(out.resourceTemplates) ? out.resourceTemplates : [],
           serverInfo: out.serverInfo ?? null,
           session: out.session ?? null,
           upSince: now(),
           retryAfterMs: null,
         };
       }),
-      clearRuntime: assign({ pid: null, tools: [] as UpstreamToolInfo[], upSince: null, serverInfo: null, session: null }),
-      setTools: assign({
-        tools: ({ event, context }) => {
-          const e = event as Extract<ServerEvent, { type: 'TOOLS_UPDATED' }>;
-          return Array.isArray(e.tools) ? e.tools : context.tools;
-        },
+      clearRuntime: assign({
+        pid: null,
+        tools: [] as UpstreamToolInfo[],
+        prompts: [] as UpstreamItem[],
+        resourceTemplates: [] as UpstreamItem[],
+        upSince: null,
+        serverInfo: null,
+        session: null,
+      }),
+      // The same array when a list was not refetched: the catalog compares references (list_changed).
+      setTools: assign(({ event, context }) => {
+        const e = event as Extract<ServerEvent, { type: 'TOOLS_UPDATED' }>;
+        return {
+          tools: Array.isArray(e.tools) ? e.tools : context.tools,
+          prompts: Array.isArray(e.prompts) ? e.prompts : context.prompts,
+          resourceTemplates: Array.isArray(e.resourceTemplates) ? e.resourceTemplates : context.resourceTemplates,
+        };
       }),
       // What the integrity check said is answered by the approval; other errors stay visible.
       approve: assign(({ context }) => ({
@@ -411,6 +447,8 @@ export function createServerMachine(deps: { now: () => number }) {
       lastError: null,
       pid: null,
       tools: [],
+      prompts: [],
+      resourceTemplates: [],
       serverInfo: null,
       upSince: null,
       remaining: 0,
@@ -472,7 +510,14 @@ export function createServerMachine(deps: { now: () => number }) {
         invoke: {
           id: 'watch',
           src: 'watchUpstream',
-          input: ({ context }) => ({ name: context.name, owner: context.owner, session: context.session }),
+          input: ({ context }) => ({
+            name: context.name,
+            owner: context.owner,
+            session: context.session,
+            tools: context.tools,
+            prompts: context.prompts,
+            resourceTemplates: context.resourceTemplates,
+          }),
         },
         on: {
           QUARANTINE: { target: 'quarantined', actions: 'quarantine' },
@@ -496,7 +541,14 @@ export function createServerMachine(deps: { now: () => number }) {
         invoke: {
           id: 'watch',
           src: 'watchUpstream',
-          input: ({ context }) => ({ name: context.name, owner: context.owner, session: context.session }),
+          input: ({ context }) => ({
+            name: context.name,
+            owner: context.owner,
+            session: context.session,
+            tools: context.tools,
+            prompts: context.prompts,
+            resourceTemplates: context.resourceTemplates,
+          }),
         },
         on: {
           APPROVE: { target: 'running', actions: 'approve' },

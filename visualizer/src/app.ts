@@ -670,6 +670,10 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
       ),
     ),
   );
+  const offered: [string, string, Record<string, unknown>][] = [
+    ...(r.prompts ?? []).map((p): [string, string, Record<string, unknown>] => ['prompt', 'name', p]),
+    ...(r.resourceTemplates ?? []).map((t): [string, string, Record<string, unknown>] => ['resource template', 'uriTemplate', t]),
+  ];
   const notUp = r.tools.length === 0 && r.state !== 'running' && r.state !== 'quarantined';
   // Quarantined, or (quarantineScope "tool") running with changed tools withheld: there is something to approve.
   const pending = r.quarantined || (r.changes?.length ?? 0) > 0;
@@ -715,6 +719,21 @@ async function openTools(name: string, forApproval: boolean): Promise<void> {
       : null,
     notUp ? h('p', { class: 'muted' }, 'The server is not up; its tools are known once it runs.') : null,
     h('ul', { class: 'tools' }, items),
+    // Prompts and resource templates are approved with the tools (the fingerprint covers them): shown in full.
+    offered.length > 0
+      ? h(
+          'ul',
+          { class: 'tools', 'data-offered': String(offered.length) },
+          offered.map(([label, key, item]) =>
+            h(
+              'li',
+              { class: 'tool' },
+              h('div', { class: 'tool-name' }, `${label} `, h('code', null, String(item[key]))),
+              h('pre', { class: 'schema' }, JSON.stringify(item, null, 2)),
+            ),
+          ),
+        )
+      : null,
     forApproval || pending ? h('div', { class: 'dialog-actions' }, approve) : null,
   );
 }

@@ -115,10 +115,13 @@ export interface ToolsResult {
   state: string;
   quarantined: boolean;
   tools: ToolInfo[];
+  /** Prompts and resource templates as listed (approved with the tools); absent from older daemons. */
+  prompts?: Record<string, unknown>[];
+  resourceTemplates?: Record<string, unknown>[];
   /** The tool-set fingerprint: server.approve takes it back, binding the approval to what was shown. */
   fingerprint: string;
   /** Differences from the approved record (null without one). */
-  changes: { tool: string; kind: string; fields: string[]; summary: string }[] | null;
+  changes: { tool: string; item?: string; kind: string; fields: string[]; summary: string }[] | null;
   approvedAt: string | null;
   /** Text a person cannot see or would not expect (src/core/tool-flags.ts); advisory. */
   flags: { tool: string; kind: string; path: string; detail: string }[];

@@ -24,7 +24,15 @@ interface ControlServerView {
  */
 interface ServerCommands {
   entry(name: string): ServerEntry | undefined;
-  toolView(name: string): { tools: unknown[]; fingerprint: string; changes: unknown[] | null; approvedAt: string | null; flags: unknown[] };
+  toolView(name: string): {
+    tools: unknown[];
+    prompts?: unknown[];
+    resourceTemplates?: unknown[];
+    fingerprint: string;
+    changes: unknown[] | null;
+    approvedAt: string | null;
+    flags: unknown[];
+  };
   add(name: string, rawEntry: unknown, opts: { trusted?: boolean }): Promise<{ entry: ServerEntry }>;
   remove(name: string): Promise<unknown>;
   setEnabled(name: string, enabled: boolean): Promise<unknown>;
@@ -134,6 +142,8 @@ async function runCommand(command: CommandName, rawArgs: unknown, ctx: CommandCo
         state: view?.state ?? (entry.disabled ? 'disabled' : 'stopped'),
         quarantined: view?.quarantined ?? entry.quarantined,
         tools: tools.tools,
+        prompts: tools.prompts ?? [],
+        resourceTemplates: tools.resourceTemplates ?? [],
         fingerprint: tools.fingerprint,
         changes: tools.changes,
         approvedAt: tools.approvedAt,

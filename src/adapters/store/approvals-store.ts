@@ -29,6 +29,12 @@ export interface ServerApproval {
    * person approves again — also after they flip back to the approved text.
    */
   withheld?: string[];
+  /**
+   * Prompts by name and resource templates by uriTemplate (src/core/offer-fingerprint.ts). Absent in
+   * records from before they were fingerprinted: see ServerRegistry.checkOffered for the migration.
+   */
+  prompts?: Record<string, ApprovedTool>;
+  resourceTemplates?: Record<string, ApprovedTool>;
 }
 
 interface ApprovalsFile {
@@ -144,6 +150,15 @@ export class ApprovalsStore {
         if (typeof s?.tools !== 'object' || s.tools === null) throw new Error(`servers.${name}.tools is not an object`);
         for (const [tool, a] of Object.entries(s.tools)) {
           if (typeof (a as ApprovedTool)?.fingerprint !== 'string') throw new Error(`servers.${name}.tools.${tool}.fingerprint missing`);
+        }
+        for (const kind of ['prompts', 'resourceTemplates'] as const) {
+          const items = s[kind];
+          if (items === undefined) continue;
+          if (typeof items !== 'object' || items === null || Array.isArray(items))
+            throw new Error(`servers.${name}.${kind} is not an object`);
+          for (const [key, a] of Object.entries(items)) {
+            if (typeof a?.fingerprint !== 'string') throw new Error(`servers.${name}.${kind}.${key}.fingerprint missing`);
+          }
         }
         if (s.withheld !== undefined && (!Array.isArray(s.withheld) || !s.withheld.every((t) => typeof t === 'string'))) {
           throw new Error(`servers.${name}.withheld is not a list of tool names`);
