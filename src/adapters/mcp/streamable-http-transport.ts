@@ -332,9 +332,10 @@ export class StreamableHttpTransport implements Transport {
     const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     res.writeHead(200, headers);
-    // A stream starts now; a JSON answer leaves with its headers in one write (or with the first
-    // keep-alive of a long call): flushing them first cost a second socket write on every call.
-    if (sse) res.flushHeaders();
+    // Headers at once, for JSON answers too: the client's fetch resolves while the call travels
+    // upstream. Sending them with the answer instead saves a socket write per call but measured 15-19 %
+    // slower sequential p50 in the same run (docs/benchmarks.md, "Regression check").
+    res.flushHeaders();
     this.armKeepAlive(res, sse ? SSE_KEEP_ALIVE : JSON_KEEP_ALIVE, (t) => (ex.keepAliveTimer = t));
     for (const m of messages) this.onmessage?.(m, extra);
   }
