@@ -30,7 +30,8 @@ import {
 } from '../core/tool-catalog.js';
 import { compileToolFilter, filtersNothing, type CompiledToolFilter, type ToolFilterSpec } from '../core/tool-filter.js';
 import type { UpstreamToolInfo } from '../machines/server-machine.js';
-import { MAX_TOOL_PAGES, type UpstreamConnection } from '../adapters/mcp/upstream-client.js';
+import type { UpstreamConnection } from '../adapters/mcp/upstream-client.js';
+import { fetchAllPages } from '../adapters/mcp/upstream-lists.js';
 import { isPlainObject } from '../core/plain-object.js';
 import { serverActorsOf, serverSnapshotOf, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
 import { stateString } from './server-view.js';
@@ -308,24 +309,7 @@ export class SupervisorCatalog implements ToolCatalog {
     const cached = link.lists[kind];
     if (cached) return cached;
     const { method, field } = LIST_METHODS[kind];
-    const p = (async () => {
-      const items: JsonObject[] = [];
-      const seen = new Set<string>();
-      let cursor: string | undefined;
-      for (let page = 0; page < MAX_TOOL_PAGES; page++) {
-        const result = await link.connection.request(method, cursor === undefined ? {} : { cursor }, {
-          timeoutMs: this.toolCallTimeoutMs(),
-        });
-        const list = result[field];
-        if (!Array.isArray(list)) break;
-        for (const item of list) if (isPlainObject(item)) items.push(item);
-        const next = result['nextCursor'];
-        if (typeof next !== 'string' || seen.has(next)) break;
-        seen.add(next);
-        cursor = next;
-      }
-      return items;
-    })();
+    const p = fetchAllPages(link.connection, method, field, { timeoutMs: this.toolCallTimeoutMs() });
     link.lists[kind] = p;
     // A failure is not cached: the next list asks again.
     p.catch((err: unknown) => {

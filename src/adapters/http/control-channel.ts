@@ -178,9 +178,13 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
     // close then takes it out of `pending`.
     const onSocketClose = () => pending.delete(socket);
     socket.once('close', onSocketClose);
-    // A client sends nothing before the 101 answer, so nothing arrives on the socket while ws loads.
+    // A client sends nothing before the 101 answer, so nothing arrives on the socket while ws loads;
+    // a reset meanwhile must not go unhandled (ws adds its own error handler in handleUpgrade).
+    const onLoadError = () => socket.destroy();
+    socket.on('error', onLoadError);
     webSocketServer().then(
       (wss) => {
+        socket.off('error', onLoadError);
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           socket.off('close', onSocketClose);
@@ -193,6 +197,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
         });
       },
       (err: unknown) => {
+        socket.off('error', onLoadError);
         logger.error({ err: String(err) }, 'loading the WebSocket server failed');
         socket.destroy();
       },

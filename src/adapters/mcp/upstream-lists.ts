@@ -25,6 +25,35 @@ export const OFFERED_LIST_CHANGED: Record<string, OfferedListKind> = {
   'notifications/resources/list_changed': 'resourceTemplates',
 };
 
+/**
+ * Every page of one list method (`nextCursor` followed, at most MAX_TOOL_PAGES pages, a repeated cursor
+ * ends it); items that are not JSON objects are dropped. Rejects as the request does.
+ */
+export async function fetchAllPages(
+  connection: Pick<UpstreamConnection, 'request'>,
+  method: string,
+  field: string,
+  opts: { timeoutMs: number; signal?: AbortSignal },
+): Promise<Item[]> {
+  const items: Item[] = [];
+  const seen = new Set<string>();
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+    const result = await connection.request(method, cursor === undefined ? {} : { cursor }, {
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+    });
+    const list = result[field];
+    if (!Array.isArray(list)) break;
+    for (const item of list) if (isPlainObject(item)) items.push(item);
+    const next = result['nextCursor'];
+    if (typeof next !== 'string' || seen.has(next)) break;
+    seen.add(next);
+    cursor = next;
+  }
+  return items;
+}
+
 export async function fetchOfferedList(
   connection: UpstreamConnection,
   kind: OfferedListKind,
@@ -33,23 +62,7 @@ export async function fetchOfferedList(
   const { method, field, capability } = LISTS[kind];
   if (!isPlainObject(connection.capabilities[capability])) return [];
   try {
-    const items: Item[] = [];
-    const seen = new Set<string>();
-    let cursor: string | undefined;
-    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
-      const result = await connection.request(method, cursor === undefined ? {} : { cursor }, {
-        timeoutMs: opts.timeoutMs,
-        signal: opts.signal,
-      });
-      const list = result[field];
-      if (!Array.isArray(list)) break;
-      for (const item of list) if (isPlainObject(item)) items.push(item);
-      const next = result['nextCursor'];
-      if (typeof next !== 'string' || seen.has(next)) break;
-      seen.add(next);
-      cursor = next;
-    }
-    return items;
+    return await fetchAllPages(connection, method, field, opts);
   } catch (err) {
     if (opts.signal?.aborted) throw err;
     // Declared the capability but not this list (JSON-RPC "method not found"): it offers none.
