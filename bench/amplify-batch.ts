@@ -1,5 +1,5 @@
 /**
- * The amplifying batch of issue 18, measured against a real `mcp-warden serve` child process: an
+ * The amplifying batch (a small request whose answers multiply), measured against a real `mcp-warden serve` child process: an
  * upstream lists ~4 MB of tools (test/fixtures/big-payload-server.ts); one 5 KB POST of a JSON-RPC
  * batch of 100 `tools/list` asks /mcp for 100 copies. Prints the reply's size and shape, the time to
  * the end of the reply, and the daemon's peak RSS (VmHWM of /proc/<pid>/status, Linux only).

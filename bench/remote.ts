@@ -1,5 +1,5 @@
 /**
- * Remote upstreams (issue 17): the tool-call overhead of mcp-warden in front of a remote Streamable
+ * Remote upstreams: the tool-call overhead of mcp-warden in front of a remote Streamable
  * HTTP server against the same client calling that server directly, in the same run (rounds with the
  * order of the two rotated); and the reconnect time after the remote server restarts: from the moment
  * the restarted server prints that it listens to the moment `/healthz` shows the server `running`

@@ -170,7 +170,7 @@ function goals(r: BenchResults): Goal[] {
   const ob = r.observability?.ratio;
   if (ob) {
     out.push({
-      goal: 'Metrics + call log on cost at most 5 % of the sequential p50 (issue 21)',
+      goal: 'Metrics + call log on cost at most 5 % of the sequential p50',
       measured: `on/off p50 ${ratio(ob.seqP50)} (median of per-round ratios ${ratio(ob.seqRoundP50Median)}), throughput ${ratio(ob.throughput)}`,
       ok: ob.seqRoundP50Median <= 1.05,
     });

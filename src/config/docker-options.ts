@@ -210,7 +210,7 @@ export function parseDockerOptions(
     }
   }
 
-  // Privileged and host mounts: only with the explicit flag (issue 18); status shows them (server-view.ts).
+  // Privileged and host mounts: only with the explicit flag; status shows them (server-view.ts).
   if (extraHostConfig?.Privileged === true && flags.allowPrivileged !== true) {
     issue(
       joinPath(joinPath(at, 'extraHostConfig'), 'Privileged'),

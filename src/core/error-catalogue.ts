@@ -321,7 +321,7 @@ export const ErrorCatalogue = {
     http: 400,
   },
 
-  // ---- response and message bounds (issue 18; docs/mcp-endpoint.md#response-bounds) ------------
+  // ---- response and message bounds (docs/mcp-endpoint.md#response-bounds) ------------
   RESPONSE_TOO_LARGE: {
     code: 'E_RESPONSE_TOO_LARGE',
     where: ['/mcp'],

@@ -1,5 +1,5 @@
 /**
- * Bounded under abuse (issue 18), against real daemons: silent sockets are closed on time and
+ * Bounded under abuse, against real daemons: silent sockets are closed on time and
  * counted, slow bodies get 408, /healthz and the visualizer refuse foreign Hosts, /ws refuses other
  * loopback origins, an upstream spewing garbage on stdout adds a bounded number of log bytes.
  */

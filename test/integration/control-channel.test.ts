@@ -242,7 +242,7 @@ describe('control channel', () => {
     assert.equal(foreign.status, 403);
     assert.equal((JSON.parse(foreign.body) as { error: { code: string } }).error.code, 'E_FORBIDDEN_ORIGIN');
     assert.equal((await rawUpgrade(url, { Authorization: `Bearer ${s.token}`, Origin: 'null' })).status, 403);
-    // Only the daemon's own origin: another loopback port is another web app (issue 18).
+    // Only the daemon's own origin: another loopback port is another web app.
     const port = new URL(s.daemon.controlUrl).port;
     assert.equal((await rawUpgrade(url, { Authorization: `Bearer ${s.token}`, Origin: 'http://localhost:5173' })).status, 403);
     assert.equal((await rawUpgrade(url, { Authorization: `Bearer ${s.token}`, Origin: `http://localhost:${port}` })).status, 101);

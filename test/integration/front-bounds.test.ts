@@ -1,5 +1,5 @@
 /**
- * Bounded under abuse, the MCP side (issue 18), against real daemons and real upstream processes:
+ * Bounded under abuse, the MCP side, against real daemons and real upstream processes:
  * the amplifying batch gets a bounded answer, batches follow the negotiated protocol version, an
  * `initialize` inside a batch is refused, a 50 MB upstream reply fails its call with a clear code
  * (the server and others keep serving), sustained stdout garbage fails that server with a clear code, 5,000-deep arguments get a clear error, and a

@@ -1,5 +1,5 @@
 /**
- * Cost that does not grow with the number of upstreams (issue 23): stopping many process groups
+ * Cost that does not grow with the number of upstreams: stopping many process groups
  * reads the process table a bounded number of times (never once per group per poll), still verifies
  * every group empty (a live member left behind in a group keeps it "not gone"), and the shared scans
  * of group-census.ts and marker-census.ts answer correctly. Real processes throughout; the table is

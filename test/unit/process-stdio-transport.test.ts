@@ -1,5 +1,5 @@
 /**
- * The stdout failures ProcessStdioTransport turns into coded connection failures (issue 18): sustained
+ * The stdout failures ProcessStdioTransport turns into coded connection failures: sustained
  * garbage beyond maxGarbageLines per window (E_UPSTREAM_PROTOCOL; a few banner lines are fine, the
  * window restarts) and a message over maxBufferSize (E_UPSTREAM_MESSAGE_TOO_LARGE: only its request
  * when it is a response with a readable id, else the connection). Streams are in-memory pipes and

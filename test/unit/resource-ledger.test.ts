@@ -1,5 +1,5 @@
 /**
- * The ledger's per-owner index (issue 23): counts per owner and kind are kept as entries are
+ * The ledger's per-owner index: counts per owner and kind are kept as entries are
  * acquired, settled and transferred, and always agree with a walk over every entry.
  */
 import assert from 'node:assert/strict';

@@ -34,7 +34,7 @@ export const CONTAINER_DEFAULTS = Object.freeze({
 });
 
 /**
- * The create body: hardened by default (issue 18): every capability dropped (`capAdd` adds some
+ * The create body: hardened by default: every capability dropped (`capAdd` adds some
  * back), `no-new-privileges`, memory, CPU and pids limits, a read-only root filesystem with a tmpfs
  * on /tmp; each overridable in the entry's `docker` options. HostConfig.Init (signals reach the server), AutoRemove (a container that exits
  * while we are not looking is removed by the engine), LogConfig none (the MCP stream is never written

@@ -99,7 +99,7 @@ export function attachControlChannel(opts: ControlChannelOptions): ControlChanne
   const { http, daemon, token, settings, logger, ledger } = opts;
   const allowedHosts = opts.allowedHosts ?? (isLoopbackHost(http.host) ? loopbackAllowedHosts(http.port) : ['*']);
   // Only the daemon's own origin (the visualizer page) and the allow-list, not any loopback port:
-  // another local web app holding the token must not drive the daemon (issue 18).
+  // another local web app holding the token must not drive the daemon.
   const ownOrigins = isLoopbackHost(http.host) ? loopbackOrigins(http.port) : [];
   const conns = new Set<Conn>();
   /** Sockets that passed authentication and are inside handleUpgrade. */

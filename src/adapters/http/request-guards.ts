@@ -11,7 +11,7 @@
  *   clients such as the Inspector run on other loopback ports). The other routes (`ownOrigin: true`)
  *   accept only the daemon's own origin (`ownOrigins`, e.g. `http://localhost:<port>`; on a remote bind
  *   the origin naming the Host the request was sent to) and the allow-list: another local web app on
- *   another port must not drive the daemon with a token it got hold of (issue 18).
+ *   another port must not drive the daemon with a token it got hold of.
  * - Bearer token: compared in constant time (SHA-256 digests through `crypto.timingSafeEqual`, so
  *   neither the content nor the length of the token leaks through timing).
  *

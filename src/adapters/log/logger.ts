@@ -185,7 +185,7 @@ const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi;
 
 /**
- * Secrets inside a command line's arguments (issue 18: `server.add` echoed `--api-key=…`): the value
+ * Secrets inside a command line's arguments (`server.add` echoed `--api-key=…`): the value
  * of `--name=value` / `name=value` whose name looks secret, the argument after a secret-looking
  * `--name` flag, credentials in URLs and query strings. Other arguments are returned as given.
  */

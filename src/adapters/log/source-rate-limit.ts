@@ -7,7 +7,7 @@
  * bucket of `linesPerSecond` (burst: one second's worth); lines beyond it are counted, and one
  * `N log lines suppressed` warning per second and source says how many — the idea of the stderr drain
  * (src/adapters/process/stderr-drain.ts), moved to the logger so no source can flood the file
- * (issue 18: 17 MB of garbage in 10 s rotated away all earlier history). `fatal` is never limited.
+ * (17 MB of garbage in 10 s rotated away all earlier history). `fatal` is never limited.
  */
 import pino from 'pino';
 import type { Logger } from 'pino';

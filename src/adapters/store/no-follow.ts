@@ -1,6 +1,6 @@
 /**
  * Data-dir files are opened without following symbolic links (O_NOFOLLOW): a link planted in the data
- * dir must not make the daemon read, write or chmod another file (issue 18: a `daemon.log` symlink
+ * dir must not make the daemon read, write or chmod another file (a `daemon.log` symlink
  * was followed and its target chmod'ed). A link is refused with E_DATA_FILE_SYMLINK naming the file.
  * Files are private: a looser mode than 0600 is fixed through the descriptor (never through a path).
  */
