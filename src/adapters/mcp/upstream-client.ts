@@ -106,6 +106,20 @@ const RELAYED_UPSTREAM_NOTIFICATIONS = [
 ] as const;
 
 /**
+ * The registration schemas of the methods above, made once per process: a zod object schema costs
+ * ~1 KiB and compiled code each, and a daemon with 500 upstreams made seven of them per connection.
+ */
+const METHOD_SCHEMAS = Object.fromEntries(
+  [...RELAYED_UPSTREAM_NOTIFICATIONS, ...CLIENT_REQUEST_METHODS].map((method) => [
+    method,
+    z.object({ method: z.literal(method), params: z.unknown().optional() }),
+  ]),
+) as unknown as Record<
+  (typeof RELAYED_UPSTREAM_NOTIFICATIONS)[number] | (typeof CLIENT_REQUEST_METHODS)[number],
+  z.ZodType<{ method: string; params?: unknown }>
+>;
+
+/**
  * Declared at initialize so upstreams offer their sampling/elicitation/roots features; each request is
  * answered by a client session that has the capability, or refused (mcp-front.ts).
  */
@@ -206,7 +220,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     h: (n: { method: string; params?: unknown }) => void,
   ) => void;
   for (const method of RELAYED_UPSTREAM_NOTIFICATIONS) {
-    baseSetNotification.call(client, z.object({ method: z.literal(method), params: z.unknown().optional() }), (n) => {
+    baseSetNotification.call(client, METHOD_SCHEMAS[method], (n) => {
       const params = isPlainObject(n.params) ? n.params : {};
       for (const l of [...notificationListeners]) safeCall(() => l(method, params));
     });
@@ -217,7 +231,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     h: (r: { method: string; params?: unknown }, extra: { signal: AbortSignal }) => Promise<Record<string, unknown>>,
   ) => void;
   for (const method of CLIENT_REQUEST_METHODS) {
-    baseSetRequest.call(client, z.object({ method: z.literal(method), params: z.unknown().optional() }), async (r, extra) => {
+    baseSetRequest.call(client, METHOD_SCHEMAS[method], async (r, extra) => {
       const h = clientRequestHandler;
       if (!h) throw new McpError(NO_CLIENT_HANDLER_RPC_CODE, `${method}: no client session of mcp-warden can answer it now`);
       return h(method, isPlainObject(r.params) ? r.params : undefined, extra.signal);
