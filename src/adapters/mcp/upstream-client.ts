@@ -22,6 +22,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
+import { lazyChild } from '../log/lazy-child.js';
 
 interface UpstreamTool {
   name: string;
@@ -176,7 +177,7 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
  * the transport's own errors into coded ones first.
  */
 export async function connectTransport(transport: Transport, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
-  const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
+  const log = lazyChild(opts.logger, { component: 'upstream-client', server: opts.name });
   /** The stdio transport's own failure (oversized message, garbage), as a WardenError naming the server (and the request's method). */
   const failureOf = (method?: string): WardenError | undefined => {
     const f = transport instanceof ProcessStdioTransport ? transport.failure() : undefined;
