@@ -22,6 +22,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
+import { lazyChild } from '../log/lazy-child.js';
 
 interface UpstreamTool {
   name: string;
@@ -106,6 +107,20 @@ const RELAYED_UPSTREAM_NOTIFICATIONS = [
 ] as const;
 
 /**
+ * The registration schemas of the methods above, made once per process: made per connection, these
+ * seven zod schemas (with their compiled fast paths) were ~30 KiB of each upstream's ~74 KiB of heap.
+ */
+const METHOD_SCHEMAS = Object.fromEntries(
+  [...RELAYED_UPSTREAM_NOTIFICATIONS, ...CLIENT_REQUEST_METHODS].map((method) => [
+    method,
+    z.object({ method: z.literal(method), params: z.unknown().optional() }),
+  ]),
+) as unknown as Record<
+  (typeof RELAYED_UPSTREAM_NOTIFICATIONS)[number] | (typeof CLIENT_REQUEST_METHODS)[number],
+  z.ZodType<{ method: string; params?: unknown }>
+>;
+
+/**
  * Declared at initialize so upstreams offer their sampling/elicitation/roots features; each request is
  * answered by a client session that has the capability, or refused (mcp-front.ts).
  */
@@ -162,7 +177,7 @@ export async function connectUpstream(handle: TransportProcess | Upstream, opts:
  * the transport's own errors into coded ones first.
  */
 export async function connectTransport(transport: Transport, opts: ConnectUpstreamOptions): Promise<UpstreamConnection> {
-  const log = opts.logger.child({ component: 'upstream-client', server: opts.name });
+  const log = lazyChild(opts.logger, { component: 'upstream-client', server: opts.name });
   /** The stdio transport's own failure (oversized message, garbage), as a WardenError naming the server (and the request's method). */
   const failureOf = (method?: string): WardenError | undefined => {
     const f = transport instanceof ProcessStdioTransport ? transport.failure() : undefined;
@@ -206,7 +221,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     h: (n: { method: string; params?: unknown }) => void,
   ) => void;
   for (const method of RELAYED_UPSTREAM_NOTIFICATIONS) {
-    baseSetNotification.call(client, z.object({ method: z.literal(method), params: z.unknown().optional() }), (n) => {
+    baseSetNotification.call(client, METHOD_SCHEMAS[method], (n) => {
       const params = isPlainObject(n.params) ? n.params : {};
       for (const l of [...notificationListeners]) safeCall(() => l(method, params));
     });
@@ -217,7 +232,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     h: (r: { method: string; params?: unknown }, extra: { signal: AbortSignal }) => Promise<Record<string, unknown>>,
   ) => void;
   for (const method of CLIENT_REQUEST_METHODS) {
-    baseSetRequest.call(client, z.object({ method: z.literal(method), params: z.unknown().optional() }), async (r, extra) => {
+    baseSetRequest.call(client, METHOD_SCHEMAS[method], async (r, extra) => {
       const h = clientRequestHandler;
       if (!h) throw new McpError(NO_CLIENT_HANDLER_RPC_CODE, `${method}: no client session of mcp-warden can answer it now`);
       return h(method, isPlainObject(r.params) ? r.params : undefined, extra.signal);

@@ -27,9 +27,17 @@ export class GroupMarks {
   constructor(readonly dir: string) {}
 
   record(mark: GroupMark): string | undefined {
+    const file = join(this.dir, `${mark.pgid}.json`);
+    const text = JSON.stringify(mark) + '\n';
     try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      writeFileSync(join(this.dir, `${mark.pgid}.json`), JSON.stringify(mark) + '\n', { mode: 0o600 });
+      try {
+        writeFileSync(file, text, { mode: 0o600 });
+      } catch (err) {
+        // The directory is made on the first mark (or again if it went away), not once per spawn.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        writeFileSync(file, text, { mode: 0o600 });
+      }
       return undefined;
     } catch (err) {
       return (err as Error).message;

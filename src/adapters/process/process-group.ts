@@ -31,6 +31,7 @@ import { censusOf, type GroupCensus } from './group-census.js';
 import { ExitNotice, type ExitInfo } from './exit-notice.js';
 import { drainStderr, type StderrDrain } from './stderr-drain.js';
 import { redactSecrets } from '../log/logger.js';
+import { lazyChild } from '../log/lazy-child.js';
 import type { Upstream } from '../upstream-handle.js';
 import { errnoOf } from '../../core/errno.js';
 import { RetryableOnce } from '../../core/retryable-once.js';
@@ -46,6 +47,9 @@ export interface ProcessGroupSpec {
   /** The MCP_WARDEN_* markers of `env`, recorded in a group mark when `marks` is given. */
   markers?: Record<string, string>;
 }
+
+/** What a group keeps of its spec after the spawn: not the environment (a few KiB per server, and possibly secrets). */
+type GroupDescription = Omit<ProcessGroupSpec, 'env'>;
 
 export type ProcessGroupSettings = Pick<
   Settings,
@@ -108,7 +112,7 @@ export async function startProcessGroup(spec: ProcessGroupSpec, deps: ProcessGro
   return handle;
 }
 
-function spawnFailure(spec: ProcessGroupSpec, err: unknown): WardenError {
+function spawnFailure(spec: GroupDescription, err: unknown): WardenError {
   const code = errnoOf(err);
   let reason = err instanceof Error ? err.message : String(err);
   // Node reports a missing cwd as "spawn <cmd> ENOENT", which blames the command: say which it was.
@@ -156,11 +160,14 @@ class ProcessGroup implements ProcessGroupHandle {
   private resolveSpawned!: () => void;
   private rejectSpawned!: (err: unknown) => void;
 
+  private readonly spec: GroupDescription;
+
   constructor(
-    private readonly spec: ProcessGroupSpec,
+    { env, ...spec }: ProcessGroupSpec,
     private readonly deps: ProcessGroupDeps,
   ) {
-    this.log = deps.logger.child({ component: 'process-group', label: spec.label });
+    this.spec = spec;
+    this.log = lazyChild(deps.logger, { component: 'process-group', label: spec.label });
     this.table = deps.table ?? processTable();
     this.census = censusOf(this.table);
     this.spawned = new Promise<void>((res, rej) => {
@@ -174,7 +181,7 @@ class ProcessGroup implements ProcessGroupHandle {
     let syncError: unknown;
     try {
       child = spawn(spec.command, spec.args, {
-        env: spec.env,
+        env,
         cwd: spec.cwd,
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe'],
