@@ -11,6 +11,7 @@ import { VERSION } from '../core/version.js';
 import { isLogLevel, LOG_LEVELS } from '../adapters/log/logger.js';
 import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT, defaultDataDir } from '../core/defaults.js';
 import { parseListenAddress } from './listen-address.js';
+import type { startDaemon as StartDaemon } from '../daemon/daemon.js';
 // Each command's modules load only when that command runs: `status`, `stop` and a `serve` that
 // loses the data-dir lock should not pay for loading the whole daemon.
 
@@ -179,7 +180,7 @@ async function serve(argvIn: string[]): Promise<number> {
   // Boot first (lock, config, then the watchdog and the startup reap under way: daemon-boot.ts), and
   // load the rest of the daemon while the watchdog starts on another core and the reap runs.
   const boot = await (await import('../daemon/daemon-boot.js')).bootDaemon(options);
-  let startDaemon: typeof import('../daemon/daemon.js').startDaemon;
+  let startDaemon: typeof StartDaemon;
   try {
     ({ startDaemon } = await import('../daemon/daemon.js'));
   } catch (err) {

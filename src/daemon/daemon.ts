@@ -3,7 +3,7 @@
  * Start order acquires, stop order releases in reverse; a failure half-way releases what was
  * acquired so far. The actor system's effects are provided here (machines stay free of I/O).
  */
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import type { ResourceLedger } from '../core/resource-ledger.js';

@@ -8,7 +8,15 @@ import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
-import { asCallError, defaultDocker, defaultUnixSocket, dockerCall, engineAddress, listContainersOverSocket, toWarden } from './docker-engine.js';
+import {
+  asCallError,
+  defaultDocker,
+  defaultUnixSocket,
+  dockerCall,
+  engineAddress,
+  listContainersOverSocket,
+  toWarden,
+} from './docker-engine.js';
 import { LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from './container-labels.js';
 import { removeContainer } from './container-stop.js';
 
@@ -58,7 +66,11 @@ export async function listManagedContainers(opts: ListManagedOptions = {}): Prom
       );
     }
   } catch (e) {
-    throw toWarden(asCallError(e, 'list'), socket !== undefined ? `unix://${socket}` : engineAddress(opts.docker), 'listing mcp-warden containers failed');
+    throw toWarden(
+      asCallError(e, 'list'),
+      socket !== undefined ? `unix://${socket}` : engineAddress(opts.docker),
+      'listing mcp-warden containers failed',
+    );
   }
   return list.map((c) => {
     const labels = c.Labels ?? {};

@@ -17,6 +17,7 @@
  * pays for it. Node's process metrics therefore start with the first scrape too (CPU and memory are
  * totals of the process anyway; GC and event-loop figures cover the time since).
  */
+import type * as PromClientModule from 'prom-client';
 import type { Registry } from 'prom-client';
 import { CALL_OUTCOMES, routeOf, type CallOutcome } from './call-record.js';
 
@@ -66,7 +67,7 @@ interface Cell {
 
 const DURATION_NAME = 'mcp_warden_tool_call_duration_seconds';
 
-type PromClient = typeof import('prom-client');
+type PromClient = typeof PromClientModule;
 let promClient: Promise<PromClient> | undefined;
 const loadPromClient = (): Promise<PromClient> => (promClient ??= import('prom-client'));
 
