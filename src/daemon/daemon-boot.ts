@@ -8,6 +8,7 @@
  * on another core and the engine answers the reaper's container listing. `ready` settles once the
  * reaper is done and the watchdog is armed; no upstream starts before that (docs/guarantees.md).
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ResourceLedger } from '../core/resource-ledger.js';
@@ -15,11 +16,11 @@ import { DEFAULT_SETTINGS, type Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import type { WardenConfig } from '../config/config-types.js';
 import { makeDefaultConfig, resolveDemoServerPath } from '../config/default-config.js';
-import { ensureConfigFile, loadConfigFile } from '../adapters/store/config-file.js';
+import { ensureConfigFile, loadConfigFile, type LoadedConfig } from '../adapters/store/config-file.js';
 import { createLogger } from '../adapters/log/logger.js';
 import { isLoopbackHost } from '../adapters/http/request-guards.js';
 import { readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
-import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
+import { acquireInstanceLock, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
 import { ensureDataDir } from '../adapters/store/data-dir.js';
 import { ApprovalsStore } from '../adapters/store/approvals-store.js';
 import type Docker from 'dockerode';
@@ -75,17 +76,41 @@ export function groupMarksDir(dataDir: string): string {
   return join(dataDir, 'process-groups');
 }
 
+/** The config file as read before the lock: its text and what it loaded to (or undefined: missing or invalid). */
+interface ConfigPeek {
+  text: string | undefined;
+  loaded: LoadedConfig | undefined;
+}
+
+async function readTextOrUndefined(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One look at the config file before the lock, for the two settings needed before it (the process
+ * table, the lock timing). A missing or invalid file gives the defaults here and is reported by the
+ * real load after the lock, which reuses this one when the file's text has not changed meanwhile
+ * (validating a config of 500 servers costs tens of milliseconds).
+ */
+async function peekConfig(configPath: string): Promise<ConfigPeek> {
+  const text = await readTextOrUndefined(configPath);
+  if (text === undefined) return { text, loaded: undefined };
+  try {
+    return { text, loaded: await loadConfigFile(configPath) };
+  } catch {
+    return { text, loaded: undefined };
+  }
+}
+
 /**
  * The process table comes first: the lock, the identity and the startup reap all read processes. A
  * portable table without ps fails the start here (E_PROCESS_TABLE_UNAVAILABLE), not at the first stop.
  */
-async function chooseProcessTable(configPath: string, override: Partial<Settings> = {}): Promise<void> {
-  let settings: Settings = DEFAULT_SETTINGS;
-  try {
-    settings = { ...(await loadConfigFile(configPath)).config.settings, ...override };
-  } catch {
-    settings = { ...DEFAULT_SETTINGS, ...override };
-  }
+function chooseProcessTable(settings: Settings): void {
   const table = useProcessTable({ choice: settings.processTable, timeoutMs: settings.processTableTimeoutMs });
   if (!table.get(process.pid)) {
     throw new WardenError(
@@ -101,31 +126,36 @@ async function chooseProcessTable(configPath: string, override: Partial<Settings
  */
 export async function bootDaemon(opts: BootOptions): Promise<DaemonBoot> {
   await ensureDataDir(opts.dataDir);
-  await chooseProcessTable(opts.configPath ?? join(opts.dataDir, 'config.json'), opts.settingsOverride);
+  const peek = await peekConfig(opts.configPath ?? join(opts.dataDir, 'config.json'));
+  const early: Settings = { ...(peek.loaded?.config.settings ?? DEFAULT_SETTINGS), ...opts.settingsOverride };
+  chooseProcessTable(early);
   // One daemon per data dir (docs/cli.md): the lock comes first, before the config is loaded (or
   // created), the port bound or any upstream started; a loser leaves no trace. Released last by
   // stop(), or on a failed start (after the partial-start cleanup).
   const relay = new LockRelay();
   const lock = await acquireInstanceLock(opts.dataDir, {
-    ...(await lockTimingFor(opts.configPath ?? join(opts.dataDir, 'config.json'), opts.settingsOverride)),
+    staleMs: early.lockStaleMs,
+    updateMs: early.lockUpdateMs,
     onCompromised: relay.onCompromised,
     logger: relay.log,
   });
   try {
-    return await bootLocked(opts, lock, relay);
+    return await bootLocked(opts, lock, relay, peek);
   } catch (err) {
     await lock.release();
     throw err;
   }
 }
 
-async function bootLocked(opts: BootOptions, lock: InstanceLock, relay: LockRelay): Promise<DaemonBoot> {
+async function bootLocked(opts: BootOptions, lock: InstanceLock, relay: LockRelay, peek: ConfigPeek): Promise<DaemonBoot> {
   const dataDir = opts.dataDir;
   const configPath = opts.configPath ?? join(dataDir, 'config.json');
   if (!opts.configPath) {
     await ensureConfigFile(configPath, () => makeDefaultConfig({ nodePath: process.execPath, demoServerPath: resolveDemoServerPath() }));
   }
-  const loaded = await loadConfigFile(configPath);
+  // The real load, now that the lock is ours (the peek's result when the text is still the same).
+  const unchanged = peek.loaded !== undefined && (await readTextOrUndefined(configPath)) === peek.text;
+  const loaded = unchanged ? peek.loaded! : await loadConfigFile(configPath);
   const config: WardenConfig = loaded.config;
   const settings: Settings = { ...config.settings, ...opts.settingsOverride };
 
