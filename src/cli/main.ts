@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
-import { isLogLevel, LOG_LEVELS } from '../adapters/log/logger.js';
+import { isLogLevel, LOG_LEVELS } from '../adapters/log/log-levels.js';
 import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT, defaultDataDir } from '../core/defaults.js';
 import { parseListenAddress } from './listen-address.js';
 import type { startDaemon as StartDaemon } from '../daemon/daemon.js';
