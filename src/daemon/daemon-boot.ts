@@ -45,7 +45,6 @@ export interface BootOptions {
 
 /** The booted half of a daemon; `startDaemon` takes it over (and releases it if its own start fails). */
 export interface DaemonBoot {
-  readonly options: BootOptions;
   readonly configPath: string;
   readonly config: WardenConfig;
   readonly settings: Settings;
@@ -272,7 +271,6 @@ async function bootLocked(opts: BootOptions, lock: InstanceLock, relay: LockRela
     })());
 
   return {
-    options: opts,
     configPath,
     config,
     settings,

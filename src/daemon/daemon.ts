@@ -100,8 +100,6 @@ function toMachineInput(name: string, entry: ServerEntry, settings: Settings): S
   return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };
 }
 
-export { groupMarksDir };
-
 /**
  * Starts a daemon. `boot` is the first half already under way (`serve` boots first and loads this
  * module meanwhile, src/daemon/daemon-boot.ts); without it the boot runs here.
