@@ -18,7 +18,6 @@ import { startContainer } from '../adapters/docker/container-run.js';
 import type { Upstream } from '../adapters/upstream-handle.js';
 import type Docker from 'dockerode';
 import { connectUpstream } from '../adapters/mcp/upstream-client.js';
-import { startRemoteUpstream } from '../adapters/remote/remote-upstream.js';
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { fetchOfferedList } from '../adapters/mcp/upstream-lists.js';
 import { serverLogger } from '../adapters/log/logger.js';
@@ -57,6 +56,8 @@ async function launchRemote(
   const settings = deps.settings();
   const log = serverLogger(deps.logger, input.name);
   const url = entry.url ?? '';
+  // Loaded with the first remote server: the SDK's HTTP and SSE client transports are not every daemon's.
+  const { startRemoteUpstream } = await import('../adapters/remote/remote-upstream.js');
   const { handle, connection } = await startRemoteUpstream(
     { name: input.name, owner: input.owner, url, transport: entry.transport, headers: entry.headers },
     {

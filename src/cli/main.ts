@@ -5,13 +5,18 @@
  */
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
-import { isLogLevel, LOG_LEVELS } from '../adapters/log/logger.js';
+import { isLogLevel, LOG_LEVELS } from '../adapters/log/log-levels.js';
 import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT, defaultDataDir } from '../core/defaults.js';
 import { parseListenAddress } from './listen-address.js';
+import type { startDaemon as StartDaemon } from '../daemon/daemon.js';
 // Each command's modules load only when that command runs: `status`, `stop` and a `serve` that
 // loses the data-dir lock should not pay for loading the whole daemon.
+
+/** V8's default growth factor of the young generation (restored once the daemon listens). */
+const SEMI_SPACE_GROWTH_FACTOR = 2;
 
 export const exitCodes = {
   ok: 0,
@@ -158,8 +163,12 @@ async function serve(argvIn: string[]): Promise<number> {
   const listen = parseListen(values.listen ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
   const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
 
-  const { startDaemon } = await import('../daemon/daemon.js');
-  const daemon = await startDaemon({
+  // Start-up allocates mostly what lives as long as the daemon (module code, schemas): a young
+  // generation grown for it (V8 doubles it up to 32 MiB) would stay mostly empty and resident
+  // afterwards. It keeps its initial size until the daemon listens, then may grow as usual
+  // (docs/benchmarks.md, "Daemon memory").
+  setFlagsFromString('--semi-space-growth-factor=1');
+  const options = {
     dataDir,
     configPath: values.config ? resolve(values.config) : undefined,
     listen,
@@ -167,7 +176,19 @@ async function serve(argvIn: string[]): Promise<number> {
     console: !values.quiet,
     allowRemote: values['allow-remote'] ?? false,
     inspectUrl: values.inspect,
-  });
+  };
+  // Boot first (lock, config, then the watchdog and the startup reap under way: daemon-boot.ts), and
+  // load the rest of the daemon while the watchdog starts on another core and the reap runs.
+  const boot = await (await import('../daemon/daemon-boot.js')).bootDaemon(options);
+  let startDaemon: typeof StartDaemon;
+  try {
+    ({ startDaemon } = await import('../daemon/daemon.js'));
+  } catch (err) {
+    await boot.abort();
+    throw err;
+  }
+  const daemon = await startDaemon(options, boot);
+  setFlagsFromString(`--semi-space-growth-factor=${SEMI_SPACE_GROWTH_FACTOR}`);
   process.stdout.write(`mcp-warden ${VERSION} listening on ${daemon.mcpUrl} (pid ${process.pid}, data dir ${dataDir})\n`);
 
   let signals = 0;

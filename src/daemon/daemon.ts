@@ -3,40 +3,32 @@
  * Start order acquires, stop order releases in reverse; a failure half-way releases what was
  * acquired so far. The actor system's effects are provided here (machines stay free of I/O).
  */
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
-import { ResourceLedger } from '../core/resource-ledger.js';
+import type { ResourceLedger } from '../core/resource-ledger.js';
 import type { Settings } from '../core/settings.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
-import type { ServerEntry, WardenConfig } from '../config/config-types.js';
-import { makeDefaultConfig, resolveDemoServerPath } from '../config/default-config.js';
-import { ensureConfigFile, loadConfigFile, updateConfigFile } from '../adapters/store/config-file.js';
-import { createLogger } from '../adapters/log/logger.js';
+import type { ServerEntry } from '../config/config-types.js';
+import { updateConfigFile } from '../adapters/store/config-file.js';
 import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
 import { guardRequest, isLoopbackHost, loopbackOrigins } from '../adapters/http/request-guards.js';
-import { writeDaemonFile, removeDaemonFile, readDaemonFile, isDaemonAlive } from '../adapters/store/daemon-file.js';
-import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from '../adapters/store/instance-lock.js';
-import { ensureDataDir, ensureToken } from '../adapters/store/data-dir.js';
+import { writeDaemonFile, removeDaemonFile } from '../adapters/store/daemon-file.js';
+import { ensureToken } from '../adapters/store/data-dir.js';
 import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
-import { ApprovalsStore } from '../adapters/store/approvals-store.js';
 import { createSupervisorMachine } from '../machines/supervisor-machine.js';
 import { ServerRegistry } from './server-registry.js';
-import type Docker from 'dockerode';
-import { createDockerClient } from '../adapters/docker/docker-engine.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
 import { createWatchUpstream } from '../actors/watch-upstream.js';
 import { createTeardownActors } from '../actors/teardown-actors.js';
 import { SupervisorCatalog } from './supervisor-catalog.js';
-import { DaemonReaper } from './daemon-reaper.js';
-import { newInstanceIdentity, type InstanceIdentity } from '../core/instance-identity.js';
+import type { InstanceIdentity } from '../core/instance-identity.js';
 import { reapOrphans } from './startup-reaper.js';
-import { startWatchdog, type WatchdogHandle } from '../adapters/process/watchdog.js';
-import { processTable, useProcessTable } from '../adapters/process/current-table.js';
+import { bootDaemon, groupMarksDir, type DaemonBoot } from './daemon-boot.js';
+import type { WatchdogHandle } from '../adapters/process/watchdog.js';
 import { GroupMarks } from '../adapters/process/group-marks.js';
-import { DEFAULT_SETTINGS } from '../core/settings.js';
 import { serverViews, type ServerView } from './server-view.js';
 import { serverActorOf, type SupervisorActorRef } from './server-actors.js';
 import { ServerEvents, type DaemonEvent } from './server-events.js';
@@ -44,7 +36,6 @@ import { ServerEvents, type DaemonEvent } from './server-events.js';
 export type { DaemonEvent } from './server-events.js';
 import { attachControlChannel, type ControlChannel } from '../adapters/http/control-channel.js';
 import { createPeerCheck } from '../adapters/http/peer-guard.js';
-import { LogTap } from '../adapters/log/log-tap.js';
 import type { StatelyInspector } from '../adapters/log/stately-inspector.js';
 import { CONTROL_PATH } from '../control/protocol.js';
 import { registerVisualizer } from '../adapters/http/visualizer-assets.js';
@@ -109,140 +100,23 @@ function toMachineInput(name: string, entry: ServerEntry, settings: Settings): S
   return { name, remote: entry.type === 'remote', quarantined: entry.quarantined, settings };
 }
 
-/** `<data dir>/process-groups`: the group marks (adapters/process/group-marks.ts). */
-export function groupMarksDir(dataDir: string): string {
-  return join(dataDir, 'process-groups');
-}
-
 /**
- * The process table comes first: the lock, the identity and the startup reap all read processes. A
- * portable table without ps fails the start here (E_PROCESS_TABLE_UNAVAILABLE), not at the first stop.
+ * Starts a daemon. `boot` is the first half already under way (`serve` boots first and loads this
+ * module meanwhile, src/daemon/daemon-boot.ts); without it the boot runs here.
  */
-async function chooseProcessTable(configPath: string, override: Partial<Settings> = {}): Promise<void> {
-  let settings: Settings = DEFAULT_SETTINGS;
+export async function startDaemon(opts: DaemonOptions, boot?: DaemonBoot): Promise<Daemon> {
+  const booted = boot ?? (await bootDaemon(opts));
   try {
-    settings = { ...(await loadConfigFile(configPath)).config.settings, ...override };
-  } catch {
-    settings = { ...DEFAULT_SETTINGS, ...override };
-  }
-  const table = useProcessTable({ choice: settings.processTable, timeoutMs: settings.processTableTimeoutMs });
-  if (!table.get(process.pid)) {
-    throw new WardenError(
-      ErrorCodes.PROCESS_TABLE_UNAVAILABLE,
-      `the ${table.kind} process table does not show this process (pid ${process.pid})`,
-    );
-  }
-}
-
-export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
-  await ensureDataDir(opts.dataDir);
-  await chooseProcessTable(opts.configPath ?? join(opts.dataDir, 'config.json'), opts.settingsOverride);
-  // One daemon per data dir (docs/cli.md): the lock comes first, before the config is loaded (or
-  // created), the port bound or any upstream started; a loser leaves no trace. Released last by
-  // stop(), or here when the start fails half-way (after the partial-start cleanup).
-  const relay = new LockRelay();
-  const lock = await acquireInstanceLock(opts.dataDir, {
-    ...(await lockTimingFor(opts.configPath ?? join(opts.dataDir, 'config.json'), opts.settingsOverride)),
-    onCompromised: relay.onCompromised,
-    logger: relay.log,
-  });
-  try {
-    return await startDaemonLocked(opts, lock, relay);
+    return await startDaemonBooted(opts, booted);
   } catch (err) {
-    await lock.release();
+    await booted.abort();
     throw err;
   }
 }
 
-async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay: LockRelay): Promise<Daemon> {
+async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise<Daemon> {
   const dataDir = opts.dataDir;
-  const configPath = opts.configPath ?? join(dataDir, 'config.json');
-  if (!opts.configPath) {
-    await ensureConfigFile(configPath, () => makeDefaultConfig({ nodePath: process.execPath, demoServerPath: resolveDemoServerPath() }));
-  }
-  const loaded = await loadConfigFile(configPath);
-  const config: WardenConfig = loaded.config;
-  const settings: Settings = { ...config.settings, ...opts.settingsOverride };
-
-  if (!isLoopbackHost(opts.listen.host) && !opts.allowRemote) {
-    throw new WardenError(
-      ErrorCodes.NON_LOOPBACK_REFUSED,
-      `refusing to listen on non-loopback address ${opts.listen.host}; pass --allow-remote to opt in (the /mcp endpoint then requires the bearer token in ${join(dataDir, 'token')})`,
-    );
-  }
-
-  // Log records for the control channel's opt-in log streams (costs nothing while nobody listens).
-  const logTap = new LogTap();
-  const {
-    logger,
-    close: closeLogger,
-    file: logFile,
-  } = createLogger({
-    level: opts.logLevel,
-    filePath: join(dataDir, 'daemon.log'),
-    maxBytes: settings.logFileMaxBytes,
-    maxFiles: settings.logFileCount,
-    console: opts.console,
-    tap: logTap,
-    linesPerSecond: settings.logLinesPerSecond,
-  });
-  // A daemon.log symlink is refused, not followed (no-follow.ts): no start with a log going nowhere.
-  const logError = logFile?.lastError;
-  if (logError instanceof WardenError && logError.code === ErrorCodes.DATA_FILE_SYMLINK) {
-    closeLogger();
-    throw logError;
-  }
-  for (const w of loaded.warnings) {
-    if (w.level === 'warning') logger.warn({ path: w.path, file: configPath }, w.message);
-    else logger.info({ path: w.path, file: configPath }, w.message);
-  }
-  relay.bindLogger(logger.child({ component: 'instance-lock' }));
-  // A daemon.json found now is a predecessor's (we hold the lock): overwritten once we listen.
-  const previous = await readDaemonFile(dataDir);
-  if (previous.kind === 'corrupt') {
-    logger.warn({ file: join(dataDir, 'daemon.json'), reason: previous.reason }, 'daemon.json is corrupt; it will be overwritten');
-  } else if (previous.kind === 'ok' && isDaemonAlive(previous.info)) {
-    logger.warn(
-      { otherPid: previous.info.pid, url: previous.info.url },
-      'daemon.json names a live process that does not hold the data-dir lock; it will be overwritten',
-    );
-  } else if (previous.kind === 'ok') {
-    logger.info({ previousPid: previous.info.pid }, 'replacing the stale daemon.json of a daemon that is gone');
-  }
-
-  const approvals = new ApprovalsStore(dataDir);
-  const approvalsLoad = approvals.load();
-  // Fail closed (docs/quarantine.md): an unreadable approvals file cannot say which servers were
-  // approved, and "nothing approved" would trust every unflagged server on first use again.
-  if (!approvalsLoad.ok) {
-    logger.error({ code: ErrorCodes.APPROVALS_CORRUPT, file: approvalsLoad.file }, approvalsLoad.reason);
-    closeLogger();
-    throw new WardenError(
-      ErrorCodes.APPROVALS_CORRUPT,
-      `${approvalsLoad.reason}. Refusing to start: inspect or repair ${approvalsLoad.file}, or move it aside to approve every server again`,
-    );
-  }
-  const identity = newInstanceIdentity();
-  // Before anything of ours starts: kill what dead daemons left behind (never a live daemon's, never ours).
-  await reapOrphans({
-    logger: logger.child({ component: 'startup-reaper' }),
-    dryRun: false,
-    selfInstanceId: identity.instanceId,
-    dockerCallTimeoutMs: settings.dockerCallTimeoutMs,
-    marksDir: groupMarksDir(dataDir),
-  }).catch((err: unknown) => logger.error({ err }, 'startup reaper failed'));
-  const ledger = new ResourceLedger();
-  // One engine client for every containerised server (and the reaper), created on first use.
-  let dockerClient: Docker | undefined;
-  const docker = () => (dockerClient ??= createDockerClient());
-  const reaper = new DaemonReaper(
-    ledger,
-    logger.child({ component: 'reaper' }),
-    { initialMs: settings.reapBackoffInitialMs, maxMs: settings.reapBackoffMaxMs },
-    { dataDir, docker, dockerCallTimeoutMs: settings.dockerCallTimeoutMs, instanceId: identity.instanceId },
-  );
-  // Containers a previous run's reaper could not remove (pending-reap.json): retried before anything starts.
-  await reaper.resumePending();
+  const { configPath, config, settings, lock, relay, logger, closeLogger, logTap, approvals, identity, ledger, reaper, docker } = boot;
   let root: SupervisorActorRef | undefined;
   const catalog = new SupervisorCatalog(
     () => root,
@@ -280,16 +154,9 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
 
   try {
     // Armed before any upstream can start: if this process is SIGKILLed, the watchdog reaps its instance.
-    watchdog = await startWatchdog({
-      identity,
-      logger,
-      ledger,
-      logFile: join(dataDir, 'watchdog.log'),
-      settleWaitMs: settings.stopKillGraceMs + 1_000,
-      processTable: processTable().kind,
-      processTableTimeoutMs: settings.processTableTimeoutMs,
-      marksDir: groupMarksDir(dataDir),
-    });
+    // The startup reap is done by then too (daemon-boot.ts).
+    await boot.ready;
+    watchdog = boot.watchdog();
     const remote = !isLoopbackHost(opts.listen.host);
     token = await ensureToken(dataDir);
     http = await startHttpServer({

@@ -186,6 +186,27 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
   const deadCache = new Set<string>();
   const errors: string[] = [];
 
+  // Containers: the same owner rule, by label. Asked first so the engine's answer arrives while /proc
+  // is read, and their removal runs alongside the process kill.
+  const containerStep = opts.skipContainers
+    ? Promise.resolve({ containers: [], errors: [], skipped: 'not checked (disabled)' } as Awaited<ReturnType<typeof reapOrphanContainers>>)
+    : reapOrphanContainers({
+        docker: opts.docker,
+        logger,
+        dryRun,
+        selfInstanceId,
+        isOwnerAlive: (marker) => {
+          const owner = parseOwnerMarker(marker);
+          return !owner || owner.instanceId === selfInstanceId || isOwnerAlive(owner);
+        },
+        timeoutMs: opts.dockerCallTimeoutMs ?? 10_000,
+      }).catch(
+        (err: unknown) =>
+          ({ containers: [], errors: [`container reap failed: ${(err as Error)?.message ?? String(err)}`] }) as Awaited<
+            ReturnType<typeof reapOrphanContainers>
+          >,
+      );
+
   let found: Orphan[] = [];
   let guard = new Set<number>([process.pid, 1]);
   try {
@@ -222,26 +243,6 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
     if (p.server && !inst.servers.includes(p.server)) inst.servers.push(p.server);
     byInstance.set(p.instanceId, inst);
   }
-
-  // Containers: the same owner rule, by label (their removal runs alongside the process kill).
-  const containerStep = opts.skipContainers
-    ? Promise.resolve({ containers: [], errors: [], skipped: 'not checked (disabled)' } as Awaited<ReturnType<typeof reapOrphanContainers>>)
-    : reapOrphanContainers({
-        docker: opts.docker,
-        logger,
-        dryRun,
-        selfInstanceId,
-        isOwnerAlive: (marker) => {
-          const owner = parseOwnerMarker(marker);
-          return !owner || owner.instanceId === selfInstanceId || isOwnerAlive(owner);
-        },
-        timeoutMs: opts.dockerCallTimeoutMs ?? 10_000,
-      }).catch(
-        (err: unknown) =>
-          ({ containers: [], errors: [`container reap failed: ${(err as Error)?.message ?? String(err)}`] }) as Awaited<
-            ReturnType<typeof reapOrphanContainers>
-          >,
-      );
 
   let escalation: ReapReport['escalation'] = 'none';
   let survivors: number[] = [];

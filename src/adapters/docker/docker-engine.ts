@@ -9,6 +9,7 @@
  *     stop/kill/remove mean "done" (`isDone`).
  */
 import { existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,63 @@ let dockerodeCtor: typeof Docker | undefined;
 function loadDockerode(): typeof Docker {
   dockerodeCtor ??= createRequire(import.meta.url)('dockerode') as typeof Docker;
   return dockerodeCtor;
+}
+
+/**
+ * The engine's unix socket when the process-wide client would use one (DOCKER_HOST unset, `unix://`
+ * or `unix:///path`), else undefined (tcp, ssh, TLS: those go through dockerode).
+ */
+export function defaultUnixSocket(): string | undefined {
+  const address = engineAddress();
+  return address.startsWith('unix://') ? address.slice('unix://'.length) : undefined;
+}
+
+/**
+ * `GET /containers/json?all=1&filters=…` straight over the engine's unix socket, with node:http: the
+ * one Engine API call every start makes (the startup reaper's and the watchdog's listing), without
+ * loading dockerode (ssh2, grpc, protobufjs: a fifth of the daemon's memory). The answer has the
+ * shape dockerode's listContainers returns. Rejects with DockerCallError like `dockerCall`.
+ */
+export function listContainersOverSocket(socketPath: string, label: readonly string[], timeoutMs: number): Promise<Docker.ContainerInfo[]> {
+  const path = `/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label }))}`;
+  return new Promise((resolve, reject) => {
+    let timedOut = false;
+    const req = request({ socketPath, path, method: 'GET', headers: { host: 'docker' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (err) => reject(wrapRaw('list', err, timeoutMs)));
+      res.on('end', () => {
+        clearTimeout(timer);
+        const text = Buffer.concat(chunks).toString('utf8');
+        const status = res.statusCode ?? 0;
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = text;
+        }
+        if (status < 200 || status >= 300 || !Array.isArray(json)) {
+          const err = Object.assign(new Error(`HTTP ${status}`), { statusCode: status, json });
+          reject(wrapRaw('list', err, timeoutMs));
+          return;
+        }
+        resolve(json as Docker.ContainerInfo[]);
+      });
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(
+        timedOut
+          ? new DockerCallError('list', `list: no answer from the engine within ${timeoutMs} ms (aborted)`, { timedOut: true, timeoutMs })
+          : wrapRaw('list', err, timeoutMs),
+      );
+    });
+    req.end();
+  });
 }
 
 let defaultClient: Docker | undefined;

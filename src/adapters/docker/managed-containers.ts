@@ -8,7 +8,15 @@ import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
-import { asCallError, defaultDocker, dockerCall, engineAddress, toWarden } from './docker-engine.js';
+import {
+  asCallError,
+  defaultDocker,
+  defaultUnixSocket,
+  dockerCall,
+  engineAddress,
+  listContainersOverSocket,
+  toWarden,
+} from './docker-engine.js';
 import { LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED, LABEL_OWNER, LABEL_SERVER } from './container-labels.js';
 import { removeContainer } from './container-stop.js';
 
@@ -41,17 +49,28 @@ export interface ListManagedOptions {
  * (E_DOCKER_UNAVAILABLE / E_DOCKER_FAILED).
  */
 export async function listManagedContainers(opts: ListManagedOptions = {}): Promise<ManagedContainer[]> {
-  const docker = opts.docker ?? defaultDocker();
   const label = [`${LABEL_MANAGED}=true`];
   if (opts.instanceId !== undefined) label.push(`${LABEL_INSTANCE}=${opts.instanceId}`);
   if (opts.server !== undefined) label.push(`${LABEL_SERVER}=${opts.server}`);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  // The default engine on a unix socket is asked without dockerode (docker-engine.ts listContainersOverSocket).
+  const socket = opts.docker ? undefined : defaultUnixSocket();
   let list: Docker.ContainerInfo[];
   try {
-    list = await dockerCall('list', opts.timeoutMs ?? 10_000, (abortSignal) =>
-      docker.listContainers({ all: true, filters: { label }, abortSignal } as Docker.ContainerListOptions),
-    );
+    if (socket !== undefined) {
+      list = await listContainersOverSocket(socket, label, timeoutMs);
+    } else {
+      const docker = opts.docker ?? defaultDocker();
+      list = await dockerCall('list', timeoutMs, (abortSignal) =>
+        docker.listContainers({ all: true, filters: { label }, abortSignal } as Docker.ContainerListOptions),
+      );
+    }
   } catch (e) {
-    throw toWarden(asCallError(e, 'list'), engineAddress(docker), 'listing mcp-warden containers failed');
+    throw toWarden(
+      asCallError(e, 'list'),
+      socket !== undefined ? `unix://${socket}` : engineAddress(opts.docker),
+      'listing mcp-warden containers failed',
+    );
   }
   return list.map((c) => {
     const labels = c.Labels ?? {};
@@ -180,11 +199,11 @@ export async function reapOrphanContainers(
       };
     }
   }
-  const docker = opts.docker ?? defaultDocker();
-  const address = engineAddress(docker);
+  // dockerode loads only when there is something to remove (listing goes over the socket when it can).
+  const address = engineAddress(opts.docker);
   let all: ManagedContainer[];
   try {
-    all = await listManagedContainers({ docker, timeoutMs: opts.timeoutMs });
+    all = await listManagedContainers({ docker: opts.docker, timeoutMs: opts.timeoutMs });
   } catch (err) {
     if (err instanceof WardenError && err.code === ErrorCodes.DOCKER_UNAVAILABLE) {
       opts.logger?.info({ engine: address }, 'no Docker engine; no containers to reap');
@@ -208,7 +227,7 @@ export async function reapOrphanContainers(
   if (!opts.dryRun && orphans.length > 0) {
     const results = await removeContainers(
       orphans.map((c) => c.id),
-      { docker, logger: opts.logger, timeoutMs: opts.timeoutMs },
+      { docker: opts.docker, logger: opts.logger, timeoutMs: opts.timeoutMs },
     );
     results.forEach((r, i) => {
       reports[i]!.removed = r.removed;

@@ -19,13 +19,8 @@ import { SourceRateLimit } from './source-rate-limit.js';
 
 export type { Logger } from 'pino';
 
-/** Valid `--log-level` values, most to least severe. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-export function isLogLevel(s: string): s is LogLevel {
-  return (LOG_LEVELS as readonly string[]).includes(s);
-}
+import { isLogLevel, LOG_LEVELS } from './log-levels.js';
+export { LOG_LEVELS } from './log-levels.js';
 
 export const REDACTED = '[redacted]';
 

@@ -11,8 +11,14 @@
  * server or "(unknown)", `tool` a tool that server listed or "(unknown)". Everything else (server
  * states, sessions, ledger entries) is read when scraped; restarts and reap attempts are counted from
  * the server events.
+ *
+ * prom-client (with the OpenTelemetry API it pulls in: ~150 modules, ~10 MB) loads with the first
+ * scrape: until then every count lives in the plain structures here, so a daemon nobody scrapes never
+ * pays for it. Node's process metrics therefore start with the first scrape too (CPU and memory are
+ * totals of the process anyway; GC and event-loop figures cover the time since).
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type * as PromClientModule from 'prom-client';
+import type { Registry } from 'prom-client';
 import { CALL_OUTCOMES, routeOf, type CallOutcome } from './call-record.js';
 
 export const UNKNOWN_LABEL = '(unknown)';
@@ -61,31 +67,44 @@ interface Cell {
 
 const DURATION_NAME = 'mcp_warden_tool_call_duration_seconds';
 
+type PromClient = typeof PromClientModule;
+let promClient: Promise<PromClient> | undefined;
+const loadPromClient = (): Promise<PromClient> => (promClient ??= import('prom-client'));
+
 let processRegistry: Registry | undefined;
 
 /** Node's process metrics (CPU, memory, event loop lag, GC, handles), once per process. */
-function processMetrics(): Registry {
+function processMetrics(prom: PromClient): Registry {
   if (!processRegistry) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
+    processRegistry = new prom.Registry();
+    prom.collectDefaultMetrics({ register: processRegistry });
   }
   return processRegistry;
 }
 
+/** prom-client's Registry.PROMETHEUS_CONTENT_TYPE (the text exposition format 0.0.4), known before it loads. */
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
 export class WardenMetrics {
-  readonly registry = new Registry();
-  readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
-  private readonly restarts: Counter<'server'>;
-  private readonly reaps: Counter<'server'>;
+  readonly contentType = PROMETHEUS_CONTENT_TYPE;
+  private registry: Registry | undefined;
+  /** Restarts and reap attempts per server, counted here (prom-client reads them when scraped). */
+  private readonly restarts = new Map<string, number>();
+  private readonly reaps = new Map<string, number>();
   /** `<scope>\n<name>` → the cell of that call's labels; cleared when a server changes. */
   private readonly byName = new Map<string, Cell>();
   private readonly cells = new Map<string, Cell>();
   private readonly launched = new Set<string>();
   private readonly reapAttempt = new Map<string, number>();
 
-  constructor(private readonly sources: MetricsSources) {
-    const registers = [this.registry];
-    const cells = this.cells;
+  constructor(private readonly sources: MetricsSources) {}
+
+  /** This daemon's own registry, made with the first scrape. */
+  private ownRegistry(prom: PromClient): Registry {
+    const { Counter, Gauge } = prom;
+    const registry = new prom.Registry();
+    const registers = [registry];
+    const { cells, sources, restarts, reaps } = this;
     new Counter({
       name: 'mcp_warden_tool_calls_total',
       help: 'tools/call requests by server, upstream tool name and outcome (ok, tool_error, error, timeout, cancelled)',
@@ -99,7 +118,7 @@ export class WardenMetrics {
       },
     });
     // A histogram prom-client cannot be told the counts of: exposed from the cells as prom-client's own would be.
-    this.registry.registerMetric({
+    registry.registerMetric({
       name: DURATION_NAME,
       help: 'Duration of tools/call requests, from arrival to answer',
       type: 'histogram',
@@ -125,18 +144,23 @@ export class WardenMetrics {
         };
       },
     } as unknown as Parameters<Registry['registerMetric']>[0]);
-    this.restarts = new Counter({
-      name: 'mcp_warden_server_restarts_total',
-      help: 'Restarts of a server, after a crash or on request',
-      labelNames: ['server'],
-      registers,
-    });
-    this.reaps = new Counter({
-      name: 'mcp_warden_reap_attempts_total',
-      help: "Forced-release attempts (and hand-overs to the daemon's reaper) while reaping a stopped server's resources",
-      labelNames: ['server'],
-      registers,
-    });
+    const perServer = (name: string, help: string, counts: Map<string, number>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['server'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [server, n] of counts) this.inc({ server }, n);
+        },
+      });
+    perServer('mcp_warden_server_restarts_total', 'Restarts of a server, after a crash or on request', restarts);
+    perServer(
+      'mcp_warden_reap_attempts_total',
+      "Forced-release attempts (and hand-overs to the daemon's reaper) while reaping a stopped server's resources",
+      reaps,
+    );
     new Gauge({
       name: 'mcp_warden_server_state',
       help: 'Server state: 1 for the current top-level state, 0 for the others',
@@ -181,6 +205,7 @@ export class WardenMetrics {
         this.inc(sources.callLogDropped?.() ?? 0);
       },
     });
+    return registry;
   }
 
   /** The hot path: one counter increment and one histogram bucket, in the cell cached for this name. */
@@ -236,7 +261,7 @@ export class WardenMetrics {
     const v = e.server;
     if (e.type !== 'server' || v === undefined) return;
     if (v.state === 'starting.launching') {
-      if (this.launched.has(v.name)) this.restarts.inc({ server: v.name });
+      if (this.launched.has(v.name)) this.restarts.set(v.name, (this.restarts.get(v.name) ?? 0) + 1);
       else this.launched.add(v.name);
     } else if (v.state === 'stopped') {
       this.launched.delete(v.name);
@@ -245,14 +270,16 @@ export class WardenMetrics {
       this.launched.add(v.name);
     }
     const before = this.reapAttempt.get(v.name) ?? 0;
-    if (v.reapAttempt > before) this.reaps.inc({ server: v.name }, v.reapAttempt - before);
+    if (v.reapAttempt > before) this.reaps.set(v.name, (this.reaps.get(v.name) ?? 0) + v.reapAttempt - before);
     this.reapAttempt.set(v.name, v.reapAttempt);
   }
 
   /** The exposition: this daemon's metrics, then the process metrics. */
   async text(): Promise<string> {
+    const prom = await loadPromClient();
+    this.registry ??= this.ownRegistry(prom);
     const own = await this.registry.metrics();
-    const proc = await processMetrics().metrics();
+    const proc = await processMetrics(prom).metrics();
     return `${own}\n${proc}`;
   }
 }

@@ -12,7 +12,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import type { ResourceLedger, LedgerHandle } from '../../core/resource-ledger.js';
 import type { ServerEntry } from '../../config/config-types.js';
@@ -20,6 +19,9 @@ import { expandSecretRefs } from '../store/secret-refs.js';
 import { OAuthStore } from './oauth-store.js';
 import { WardenOAuthProvider } from './oauth-provider.js';
 import { createRemoteFetch, type RemoteFetch } from './remote-fetch.js';
+
+/** The SDK's OAuth client (with its metadata schemas) loads with the first login, not with every daemon. */
+const sdkAuth = async () => (await import('@modelcontextprotocol/sdk/client/auth.js')).auth;
 
 /** The daemon's redirect route (no bearer token; see the header). */
 export const OAUTH_CALLBACK_PATH = '/oauth/callback';
@@ -160,7 +162,7 @@ export class OAuthLogins {
     this.pending.set(name, login);
     this.byState.set(state, login);
     try {
-      const result = await auth(provider, { serverUrl, fetchFn: pool.fetch });
+      const result = await (await sdkAuth())(provider, { serverUrl, fetchFn: pool.fetch });
       if (result === 'AUTHORIZED' || !authorizationUrl) {
         // Nothing for a person to do (e.g. a grant without redirect): the tokens are stored already.
         login.settle();
@@ -226,7 +228,9 @@ export class OAuthLogins {
     // One use per state.
     this.byState.delete(state);
     try {
-      const result = await auth(login.provider, { serverUrl: login.serverUrl, authorizationCode: code, fetchFn: login.pool.fetch });
+      const result = await (
+        await sdkAuth()
+      )(login.provider, { serverUrl: login.serverUrl, authorizationCode: code, fetchFn: login.pool.fetch });
       if (result !== 'AUTHORIZED') throw new Error(`unexpected result ${result}`);
     } catch (err) {
       const failure = new WardenError(

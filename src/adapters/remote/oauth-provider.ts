@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { OAuthStore } from './oauth-store.js';
-import { needsAuthError } from './remote-errors.js';
+import { needsAuthError } from './remote-auth-error.js';
 
 export type ProviderMode = { kind: 'launch' } | { kind: 'login'; state: string; onAuthorizationUrl: (url: URL) => void };
 

@@ -10,13 +10,10 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { OAuthError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import type { RemoteFetch } from './remote-fetch.js';
+import { needsAuthError } from './remote-auth-error.js';
 
 /** HTTP statuses of the initialize POST on which a transport-less entry falls back to legacy SSE (the spec's 4xx). */
 export const SSE_FALLBACK_STATUSES: ReadonlySet<number> = new Set([400, 404, 405]);
-
-export function needsAuthError(name: string, why: string): WardenError {
-  return new WardenError(ErrorCodes.REMOTE_NEEDS_AUTH, `${name}: ${why}; run: mcp-warden auth login ${name}`, { server: name });
-}
 
 /** The HTTP status a transport error carries (StreamableHTTPError, SseError), if any. */
 export function httpStatusOfTransportError(err: unknown): number | undefined {
