@@ -14,8 +14,14 @@ import type { Logger } from 'pino';
 import type { ResourceKind } from '../core/resource-ledger.js';
 import type { CallEntry } from '../adapters/observability/call-record.js';
 import { viewOfSnapshot, type ServerView } from './server-view.js';
-import { serverActorOf, serverActorId, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
-import { nameOfActorId } from '../machines/server-machine.js';
+import {
+  serverActorOf,
+  serverActorId,
+  serverNameOf,
+  type ServerActorRef,
+  type ServerSnapshot,
+  type SupervisorActorRef,
+} from './server-actors.js';
 
 /** The state of the config file as the daemon last read it (hot reload, src/daemon/config-reload.ts). */
 export type ConfigStatus =
@@ -41,7 +47,7 @@ export interface ServerEventsDeps {
 
 interface Watched {
   ref: ServerActorRef;
-  /** Its id among the root's children. */
+  /** Its id among the root's children (a slot number, supervisor-machine.ts). */
   id: string;
   unsubscribe: () => void;
 }
@@ -132,18 +138,18 @@ export class ServerEvents {
       }
       for (const id in children) {
         const child = children[id];
-        const name = nameOfActorId(id);
+        const name = serverNameOf(child);
         if (name === undefined || !child || this.watched.get(name)?.ref === child) continue;
         const ref = serverActorOf(root, name);
-        // The registered actor is the child itself (id = systemId); anything else is not ours to show.
-        if (ref && ref === child && !this.watched.has(name)) this.watch(name, ref);
+        // The registered actor is the child itself; anything else is not ours to show.
+        if (ref && ref === child && !this.watched.has(name)) this.watch(name, ref, id);
       }
     } catch {
       // observing must never disturb the system
     }
   }
 
-  private watch(name: string, ref: ServerActorRef): void {
+  private watch(name: string, ref: ServerActorRef, id: string): void {
     const snap = ref.getSnapshot();
     // A dead ref waiting for its stop has said everything already.
     if (snap.status !== 'active') return;
@@ -156,7 +162,7 @@ export class ServerEvents {
       },
       complete: () => this.release(name, ref),
     });
-    this.watched.set(name, { ref, id: serverActorId(name), unsubscribe: () => sub.unsubscribe() });
+    this.watched.set(name, { ref, id, unsubscribe: () => sub.unsubscribe() });
     // A subscription hears only what comes next: report where it is now.
     this.onSnapshot(name, ref, snap);
   }
