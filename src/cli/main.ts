@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { WardenError, ErrorCodes } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
-import { isLogLevel, LOG_LEVELS } from '../adapters/log/logger.js';
+import { isLogLevel, LOG_LEVELS } from '../adapters/log/log-levels.js';
 import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT, defaultDataDir } from '../core/defaults.js';
 import { parseListenAddress } from './listen-address.js';
 // Each command's modules load only when that command runs: `status`, `stop` and a `serve` that

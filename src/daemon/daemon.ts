@@ -22,7 +22,7 @@ import { acquireInstanceLock, lockTimingFor, LockRelay, type InstanceLock } from
 import { ensureDataDir, ensureToken } from '../adapters/store/data-dir.js';
 import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
 import { ApprovalsStore } from '../adapters/store/approvals-store.js';
-import { createSupervisorMachine } from '../machines/supervisor-machine.js';
+import { activeServers, createSupervisorMachine } from '../machines/supervisor-machine.js';
 import { ServerRegistry } from './server-registry.js';
 import type Docker from 'dockerode';
 import { createDockerClient } from '../adapters/docker/docker-engine.js';
@@ -500,8 +500,12 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       await frontHandle.close().catch((err: unknown) => logger.warn({ err }, 'closing the MCP front failed'));
       // After the front: every answered call is in the call log before it closes.
       await observed.close().catch((err: unknown) => logger.warn({ err }, 'closing metrics, call log or traces failed'));
+      const serverCount = activeServers(rootActor.getSnapshot().context).length;
+      const serversFrom = Date.now();
+      events.quietStateLogs();
       rootActor.send({ type: 'SHUTDOWN' });
       await rootDone;
+      logger.info({ servers: serverCount, ms: Date.now() - serversFrom }, 'every server stopped');
       rootActor.stop();
       events.stop();
       await stately?.close();

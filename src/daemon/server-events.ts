@@ -61,6 +61,7 @@ export class ServerEvents {
   private changed = new Set<string>();
   private lastChildren: unknown;
   private stopped = false;
+  private stateLogLevel: 'info' | 'debug' = 'info';
   private readonly now: () => number;
 
   constructor(private readonly deps: ServerEventsDeps) {
@@ -106,6 +107,14 @@ export class ServerEvents {
         this.deps.logger.warn({ err }, 'daemon event listener failed');
       }
     }
+  }
+
+  /**
+   * From now on state changes are logged at debug: during a shutdown every server walks the same
+   * states, and the daemon logs one line for all of them instead (500 servers made 2,000 lines).
+   */
+  quietStateLogs(): void {
+    this.stateLogLevel = 'debug';
   }
 
   /** Release every actor subscription; listeners stay registered but hear nothing more. Idempotent. */
@@ -196,7 +205,7 @@ export class ServerEvents {
       if (view.state === 'stopped') this.lastView.delete(view.name);
       if (previousState !== view.state) {
         this.lastState.set(view.name, view.state);
-        this.deps.logger.info(
+        this.deps.logger[this.stateLogLevel](
           { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
           `server ${view.name} → ${view.state}`,
         );

@@ -16,16 +16,11 @@ import pino from 'pino';
 import type { Logger, DestinationStream, StreamEntry } from 'pino';
 import { RotatingFileDestination } from './rotating-file-destination.js';
 import { SourceRateLimit } from './source-rate-limit.js';
+import { LOG_LEVELS, isLogLevel } from './log-levels.js';
 
 export type { Logger } from 'pino';
 
-/** Valid `--log-level` values, most to least severe. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-export function isLogLevel(s: string): s is LogLevel {
-  return (LOG_LEVELS as readonly string[]).includes(s);
-}
+export { LOG_LEVELS, isLogLevel, type LogLevel } from './log-levels.js';
 
 export const REDACTED = '[redacted]';
 

@@ -333,7 +333,8 @@ class ProcessGroup implements ProcessGroupHandle {
     const { stopEofGraceMs, stopTermGraceMs, stopKillGraceMs } = this.deps.settings;
     const done = (escalation: StopReport['escalation']): StopReport => {
       const report: StopReport = { escalation, durationMs: Date.now() - started, survivors: 0 };
-      this.log.info({ escalation, durationMs: report.durationMs }, 'process group stopped');
+      // A group that went on EOF did what was asked: a debug line; one that needed signals is news.
+      this.log[escalation === 'eof' ? 'debug' : 'info']({ escalation, durationMs: report.durationMs }, 'process group stopped');
       this.finalize();
       return report;
     };
@@ -412,7 +413,8 @@ class ProcessGroup implements ProcessGroupHandle {
     if (this.exit.value) return;
     this.exitSeenAt = performance.now();
     if (!this.exit.fire({ code, signal })) return;
-    this.log.info({ childPid: this.pid, code, signal }, 'process exited');
+    // Exiting because we stopped it is expected (debug); exiting by itself is news (info).
+    this.log[this.stopOnce.pending ? 'debug' : 'info']({ childPid: this.pid, code, signal }, 'process exited');
     // Crashed or exited by itself with nothing left in the group: the resource is gone.
     if (!this.stopOnce.pending && this.members().length === 0) this.finalize();
   }
