@@ -513,10 +513,13 @@ async function startDaemonLocked(opts: DaemonOptions, lock: InstanceLock, relay:
       // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
       const failures = await ledger.sweep('force');
       for (const f of failures) logger.error({ resource: f.description, err: f.message }, 'resource not released at shutdown');
-      // Last: disarm the watchdog (it was released by the sweep once it was the last entry; this is idempotent).
-      await watchdog?.disarm();
-      await httpHandle.close().catch(() => undefined);
-      await removeDaemonFile(dataDir, identity.instanceId).catch(() => undefined);
+      // Last: disarm the watchdog (it was released by the sweep once it was the last entry; this is
+      // idempotent). The listener and daemon.json have nothing left to serve: they go meanwhile.
+      await Promise.all([
+        watchdog?.disarm(),
+        httpHandle.close().catch(() => undefined),
+        removeDaemonFile(dataDir, identity.instanceId).catch(() => undefined),
+      ]);
       // The very last release: a successor may start from here on.
       await lock.release();
       logger.info({ ms: Date.now() - t0, remaining: ledger.size() }, 'stopped');

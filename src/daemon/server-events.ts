@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../core/resource-ledger.js';
 import type { CallEntry } from '../adapters/observability/call-record.js';
-import { viewOfSnapshot, type ServerView } from './server-view.js';
+import { stateString, viewOfSnapshot, type ServerView } from './server-view.js';
 import {
   serverActorOf,
   serverActorId,
@@ -194,22 +194,32 @@ export class ServerEvents {
   private onSnapshot(name: string, ref: ServerActorRef, snap: ServerSnapshot): void {
     try {
       if (this.stopped || this.watched.get(name)?.ref !== ref) return;
-      const view = viewOfSnapshot(snap, this.deps.counts(serverActorId(name)));
-      if (!view) return;
-      const previousState = this.lastState.get(view.name) ?? null;
-      const serialized = JSON.stringify(view);
-      if (this.lastView.get(view.name) !== serialized) {
-        this.lastView.set(view.name, serialized);
-        this.emit({ type: 'server', server: view, previousState, at: this.now() });
+      const previousState = this.lastState.get(name) ?? null;
+      let state: string;
+      if (this.listeners.size > 0) {
+        const view = viewOfSnapshot(snap, this.deps.counts(serverActorId(name)));
+        if (!view) return;
+        state = view.state;
+        const serialized = JSON.stringify(view);
+        if (this.lastView.get(name) !== serialized) {
+          this.lastView.set(name, serialized);
+          this.emit({ type: 'server', server: view, previousState, at: this.now() });
+        }
+      } else {
+        // Nobody listens (a shutdown closes the control channel and the metrics first): no view to
+        // build and compare; a listener that subscribes later hears the next change in full.
+        this.lastView.delete(name);
+        state = snap.status === 'done' ? 'stopped' : stateString(snap.value);
       }
-      if (view.state === 'stopped') this.lastView.delete(view.name);
-      if (previousState !== view.state) {
-        this.lastState.set(view.name, view.state);
+      if (state === 'stopped') this.lastView.delete(name);
+      if (previousState !== state) {
+        this.lastState.set(name, state);
+        const c = snap.context;
         this.deps.logger[this.stateLogLevel](
-          { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
-          `server ${view.name} → ${view.state}`,
+          { server: name, state, attempt: c.attempt, error: c.lastError?.code },
+          `server ${name} → ${state}`,
         );
-        if (view.state === 'stopped') this.lastState.delete(view.name);
+        if (state === 'stopped') this.lastState.delete(name);
       }
       if (snap.status !== 'active') this.release(name, ref);
     } catch {
