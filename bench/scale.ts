@@ -13,12 +13,14 @@
  * Stop: the wall time of `mcp-warden stop --data-dir …` (a CLI process of its own: its Node start-up,
  * the SIGTERM, the daemon stopping every upstream and verifying each group is gone, the CLI noticing
  * the exit), then a /proc sweep for anything still carrying the daemon's MCP_WARDEN_INSTANCE
- * (survivors; must be 0).
+ * (survivors; must be 0). The daemon's own share (SIGTERM → its `stopped` log line) is kept beside it.
  *
  * RSS: the daemon's own VmRSS (children excluded) 1 s after all are running; per upstream actor =
  * (RSS with N − RSS with 0 servers) / N, medians over the repetitions, and the least-squares slope of
  * RSS over N across all counts. A bare `node` process idling (no imports) is measured beside it.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CLI_MAIN, NO_PROXY_SPAWN } from './lib/paths.js';
 import { RUN_ARG, exited, processesWithEnv, rssKiB, sleep, waitForLine, type Reaper } from './lib/proc.js';
 import { startWarden, stopWarden, type WardenProcess } from './lib/warden.js';
@@ -39,6 +41,8 @@ export interface ScaleRow {
   rssKiB: number[];
   /** Wall time of `mcp-warden stop` (CLI spawn → CLI exit). */
   stopMs: number[];
+  /** The daemon's own part of it: SIGTERM → its `stopped` log line (the rest is the CLI's start-up and its wait for the exit). */
+  daemonStopMs: number[];
   /** Processes still carrying the daemon's instance marker right after the stop. */
   survivors: number[];
   errors: string[];
@@ -69,6 +73,7 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
     plainMs: [],
     rssKiB: [],
     stopMs: [],
+    daemonStopMs: [],
     survivors: [],
     errors: [],
   }));
@@ -92,6 +97,8 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
         const { ms, survivors } = await cliStop(reaper, w);
         row.stopMs.push(ms);
         row.survivors.push(survivors);
+        const own = daemonStopMs(w.dataDir);
+        if (own !== undefined) row.daemonStopMs.push(own);
       } finally {
         await stopWarden(reaper, w, 30_000);
         reaper.removeDir(w.dataDir);
@@ -150,7 +157,7 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
       }
       log(
         `  rep ${rep + 1}/${cfg.reps} N=${row.n}: warden ${row.wardenMs.at(-1)?.toFixed(0) ?? '—'} ms, no proxy ${row.plainMs.at(-1)?.toFixed(0) ?? '—'} ms, ` +
-          `stop ${row.stopMs.at(-1)?.toFixed(0) ?? '—'} ms (${row.survivors.at(-1) ?? '?'} survivors), RSS ${((row.rssKiB.at(-1) ?? 0) / 1024).toFixed(1)} MiB`,
+          `stop ${row.stopMs.at(-1)?.toFixed(0) ?? '—'} ms (daemon ${row.daemonStopMs.at(-1) ?? '—'} ms, ${row.survivors.at(-1) ?? '?'} survivors), RSS ${((row.rssKiB.at(-1) ?? 0) / 1024).toFixed(1)} MiB`,
       );
     }
   }
@@ -165,6 +172,25 @@ async function cliStop(reaper: Reaper, w: WardenProcess): Promise<{ ms: number; 
   const ms = performance.now() - t0;
   if (code !== 0) throw new Error(`mcp-warden stop exited with ${String(code)}`);
   return { ms, survivors: processesWithEnv('MCP_WARDEN_INSTANCE', (v) => v === w.instanceId).length };
+}
+
+/** The `ms` of the daemon's last `stopped` log line (shutting down → everything released), if it wrote one. */
+function daemonStopMs(dataDir: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(dataDir, 'daemon.log'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.trimEnd().split('\n').reverse()) {
+    try {
+      const rec = JSON.parse(line) as { msg?: unknown; ms?: unknown };
+      if (rec.msg === 'stopped' && typeof rec.ms === 'number') return rec.ms;
+    } catch {
+      // not a JSON line
+    }
+  }
+  return undefined;
 }
 
 /** RSS of a Node process that imports nothing and idles: what any Node daemon costs at least. */

@@ -57,7 +57,11 @@ async function killEscapees(deps: TeardownDeps, census: MarkerCensus, name: stri
 export function createTeardownActors(deps: TeardownDeps) {
   /** Escapees handed to the reaper, by server name: the id of the reaper's ledger entry for them. */
   const handedEscapees = new Map<string, string>();
-  const census = new MarkerCensus(processTable);
+  // Everything carrying a server's marker descends from a process this daemon spawned, so it started
+  // no earlier than the daemon: older processes (most of a busy machine) are listed without reading
+  // their environments, which was most of the cost of a stop (docs/guarantees.md).
+  const started = deps.identity.startTime;
+  const census = new MarkerCensus(processTable, started > 0 ? (p) => p.startTime >= started : undefined);
   /** Escapees this server's actor still answers for (none while the reaper's entry for them lives). */
   const ownEscapees = async (name: string): Promise<ProcessInfo[]> => {
     const id = handedEscapees.get(name);

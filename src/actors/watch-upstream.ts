@@ -34,19 +34,22 @@ export function createWatchUpstream(deps: {
       const error = failure ? { code: failure.code, message: failure.message } : session.handle.exitError?.();
       sendBack(error ? { type: 'UPSTREAM_EXITED', code, signal, error } : { type: 'UPSTREAM_EXITED', code, signal });
     };
-    const refresh = new AbortController();
+    // Made on the first refresh: most watches end without one, and an abort costs a DOMException.
+    let refresh: AbortController | undefined;
+    let ended = false;
+    const signal = () => (refresh ??= new AbortController()).signal;
     // The lists as last checked (the context's); each refresh replaces its own.
     let tools: UpstreamToolInfo[] | undefined = input.tools;
     const lists: OfferedLists = { prompts: input.prompts, resourceTemplates: input.resourceTemplates };
     const send = () => {
-      if (refresh.signal.aborted || !tools) return;
+      if (ended || !tools) return;
       sendBack({ type: 'TOOLS_UPDATED', tools, ...lists, ...deps.checkTools(input.name, tools, lists) });
     };
     const failed = (what: string) => (err: unknown) => {
-      if (!refresh.signal.aborted) deps.logger.warn({ server: input.name, err }, `${what} refresh failed`);
+      if (!ended) deps.logger.warn({ server: input.name, err }, `${what} refresh failed`);
     };
     const refreshTools = () =>
-      session.connection.listTools(refresh.signal).then((t) => {
+      session.connection.listTools(signal()).then((t) => {
         tools = t;
       });
     const offExit = session.handle.onExit((info) => exit(info.code, info.signal));
@@ -57,7 +60,7 @@ export function createWatchUpstream(deps: {
     const refreshList = (kind: OfferedListKind) => {
       const fetched = fetchOfferedList(session.connection, kind, {
         timeoutMs: deps.requestTimeoutMs?.() ?? 30_000,
-        signal: refresh.signal,
+        signal: signal(),
         logger: deps.logger.child({ server: input.name }),
       });
       // The tools are sent with the lists: fetch them too unless a refresh already did.
@@ -74,7 +77,8 @@ export function createWatchUpstream(deps: {
       if (kind) refreshList(kind);
     });
     return () => {
-      refresh.abort();
+      ended = true;
+      refresh?.abort();
       offExit();
       offClose();
       offTools();

@@ -7,7 +7,7 @@
  * `<dataDir>/daemon.lock`, but not yet daemon.json: that is reported as `starting`.
  */
 import { daemonFilePath, isDaemonAlive, readDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
-import { liveLockHolder, type LockHolder } from '../adapters/store/instance-lock.js';
+import { liveLockHolder, type LockHolder } from '../adapters/store/lock-holder.js';
 
 export type DaemonLocation =
   /** daemon.json names a process that is alive. */

@@ -15,7 +15,11 @@ export const STOP_EXIT = { stopped: 0, notRunning: 1, usage: 2, stillRunning: 3 
 
 /** A bit above the default shutdown budget, so a daemon that uses all of it is still waited for. */
 export const DEFAULT_STOP_TIMEOUT_MS = DEFAULT_SETTINGS.shutdownBudgetMs + 5_000;
-const POLL_MS = 50;
+/**
+ * How often the daemon's exit is checked (one read of /proc/<pid>/stat). The wait after the exit is
+ * part of the stop's wall time: 50 ms cost 25 ms on average, a tenth of a 500-server stop's budget.
+ */
+const POLL_MS = 10;
 
 export const STOP_HELP = `Usage: mcp-warden stop [--data-dir DIR] [--timeout-ms N]
 

@@ -18,7 +18,7 @@ import { guardRequest, isLoopbackHost, loopbackOrigins } from '../adapters/http/
 import { writeDaemonFile, removeDaemonFile } from '../adapters/store/daemon-file.js';
 import { ensureToken } from '../adapters/store/data-dir.js';
 import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
-import { createSupervisorMachine } from '../machines/supervisor-machine.js';
+import { activeServers, createSupervisorMachine } from '../machines/supervisor-machine.js';
 import { ServerRegistry } from './server-registry.js';
 import { createLaunchUpstream } from '../actors/launch-upstream.js';
 import { createWatchUpstream } from '../actors/watch-upstream.js';
@@ -367,8 +367,12 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
       await frontHandle.close().catch((err: unknown) => logger.warn({ err }, 'closing the MCP front failed'));
       // After the front: every answered call is in the call log before it closes.
       await observed.close().catch((err: unknown) => logger.warn({ err }, 'closing metrics, call log or traces failed'));
+      const serverCount = activeServers(rootActor.getSnapshot().context).length;
+      const serversFrom = Date.now();
+      events.quietStateLogs();
       rootActor.send({ type: 'SHUTDOWN' });
       await rootDone;
+      logger.info({ servers: serverCount, ms: Date.now() - serversFrom }, 'every server stopped');
       rootActor.stop();
       events.stop();
       await stately?.close();
@@ -376,10 +380,13 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
       // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
       const failures = await ledger.sweep('force');
       for (const f of failures) logger.error({ resource: f.description, err: f.message }, 'resource not released at shutdown');
-      // Last: disarm the watchdog (it was released by the sweep once it was the last entry; this is idempotent).
-      await watchdog?.disarm();
-      await httpHandle.close().catch(() => undefined);
-      await removeDaemonFile(dataDir, identity.instanceId).catch(() => undefined);
+      // Last: disarm the watchdog (it was released by the sweep once it was the last entry; this is
+      // idempotent). The listener and daemon.json have nothing left to serve: they go meanwhile.
+      await Promise.all([
+        watchdog?.disarm(),
+        httpHandle.close().catch(() => undefined),
+        removeDaemonFile(dataDir, identity.instanceId).catch(() => undefined),
+      ]);
       // The very last release: a successor may start from here on.
       await lock.release();
       logger.info({ ms: Date.now() - t0, remaining: ledger.size() }, 'stopped');

@@ -38,16 +38,21 @@ export function serverSnapshotOf(from: AnyActorRef | undefined, name: string): S
   }
 }
 
-/** Every server actor among the root's children, with its name, in spawn order. */
+/** The server name of an actor: from its systemId `server:<name>` (its id is a slot number, supervisor-machine.ts). */
+export function serverNameOf(ref: AnyActorRef | undefined): string | undefined {
+  return nameOfActorId((ref as { systemId?: unknown } | undefined)?.systemId);
+}
+
+/** Every server actor among the root's children, with its name, in slot order. */
 export function serverActorsOf(root: SupervisorActorRef | undefined): Array<{ name: string; ref: ServerActorRef }> {
   if (!root) return [];
   try {
     const out: Array<{ name: string; ref: ServerActorRef }> = [];
-    for (const [id, child] of Object.entries(root.getSnapshot().children)) {
-      const name = nameOfActorId(id);
+    for (const child of Object.values(root.getSnapshot().children)) {
+      const name = serverNameOf(child);
       if (name === undefined || !child) continue;
       const ref = serverActorOf(root, name);
-      // The registered actor is the child itself (id = systemId); anything else is not ours to show.
+      // The registered actor is the child itself; anything else is not ours to show.
       if (ref && ref === child) out.push({ name, ref });
     }
     return out;

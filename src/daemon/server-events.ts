@@ -13,9 +13,15 @@
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../core/resource-ledger.js';
 import type { CallEntry } from '../adapters/observability/call-record.js';
-import { viewOfSnapshot, type ServerView } from './server-view.js';
-import { serverActorOf, serverActorId, type ServerActorRef, type ServerSnapshot, type SupervisorActorRef } from './server-actors.js';
-import { nameOfActorId } from '../machines/server-machine.js';
+import { stateString, viewOfSnapshot, type ServerView } from './server-view.js';
+import {
+  serverActorOf,
+  serverActorId,
+  serverNameOf,
+  type ServerActorRef,
+  type ServerSnapshot,
+  type SupervisorActorRef,
+} from './server-actors.js';
 
 /** The state of the config file as the daemon last read it (hot reload, src/daemon/config-reload.ts). */
 export type ConfigStatus =
@@ -41,7 +47,7 @@ export interface ServerEventsDeps {
 
 interface Watched {
   ref: ServerActorRef;
-  /** Its id among the root's children. */
+  /** Its id among the root's children (a slot number, supervisor-machine.ts). */
   id: string;
   unsubscribe: () => void;
 }
@@ -55,6 +61,7 @@ export class ServerEvents {
   private changed = new Set<string>();
   private lastChildren: unknown;
   private stopped = false;
+  private stateLogLevel: 'info' | 'debug' = 'info';
   private readonly now: () => number;
 
   constructor(private readonly deps: ServerEventsDeps) {
@@ -102,6 +109,14 @@ export class ServerEvents {
     }
   }
 
+  /**
+   * From now on state changes are logged at debug: during a shutdown every server walks the same
+   * states, and the daemon logs one line for all of them instead (500 servers made 2,000 lines).
+   */
+  quietStateLogs(): void {
+    this.stateLogLevel = 'debug';
+  }
+
   /** Release every actor subscription; listeners stay registered but hear nothing more. Idempotent. */
   stop(): void {
     this.stopped = true;
@@ -132,18 +147,18 @@ export class ServerEvents {
       }
       for (const id in children) {
         const child = children[id];
-        const name = nameOfActorId(id);
+        const name = serverNameOf(child);
         if (name === undefined || !child || this.watched.get(name)?.ref === child) continue;
         const ref = serverActorOf(root, name);
-        // The registered actor is the child itself (id = systemId); anything else is not ours to show.
-        if (ref && ref === child && !this.watched.has(name)) this.watch(name, ref);
+        // The registered actor is the child itself; anything else is not ours to show.
+        if (ref && ref === child && !this.watched.has(name)) this.watch(name, ref, id);
       }
     } catch {
       // observing must never disturb the system
     }
   }
 
-  private watch(name: string, ref: ServerActorRef): void {
+  private watch(name: string, ref: ServerActorRef, id: string): void {
     const snap = ref.getSnapshot();
     // A dead ref waiting for its stop has said everything already.
     if (snap.status !== 'active') return;
@@ -156,7 +171,7 @@ export class ServerEvents {
       },
       complete: () => this.release(name, ref),
     });
-    this.watched.set(name, { ref, id: serverActorId(name), unsubscribe: () => sub.unsubscribe() });
+    this.watched.set(name, { ref, id, unsubscribe: () => sub.unsubscribe() });
     // A subscription hears only what comes next: report where it is now.
     this.onSnapshot(name, ref, snap);
   }
@@ -179,22 +194,32 @@ export class ServerEvents {
   private onSnapshot(name: string, ref: ServerActorRef, snap: ServerSnapshot): void {
     try {
       if (this.stopped || this.watched.get(name)?.ref !== ref) return;
-      const view = viewOfSnapshot(snap, this.deps.counts(serverActorId(name)));
-      if (!view) return;
-      const previousState = this.lastState.get(view.name) ?? null;
-      const serialized = JSON.stringify(view);
-      if (this.lastView.get(view.name) !== serialized) {
-        this.lastView.set(view.name, serialized);
-        this.emit({ type: 'server', server: view, previousState, at: this.now() });
+      const previousState = this.lastState.get(name) ?? null;
+      let state: string;
+      if (this.listeners.size > 0) {
+        const view = viewOfSnapshot(snap, this.deps.counts(serverActorId(name)));
+        if (!view) return;
+        state = view.state;
+        const serialized = JSON.stringify(view);
+        if (this.lastView.get(name) !== serialized) {
+          this.lastView.set(name, serialized);
+          this.emit({ type: 'server', server: view, previousState, at: this.now() });
+        }
+      } else {
+        // Nobody listens (a shutdown closes the control channel and the metrics first): no view to
+        // build and compare; a listener that subscribes later hears the next change in full.
+        this.lastView.delete(name);
+        state = snap.status === 'done' ? 'stopped' : stateString(snap.value);
       }
-      if (view.state === 'stopped') this.lastView.delete(view.name);
-      if (previousState !== view.state) {
-        this.lastState.set(view.name, view.state);
-        this.deps.logger.info(
-          { server: view.name, state: view.state, attempt: view.attempt, error: view.lastError?.code },
-          `server ${view.name} → ${view.state}`,
+      if (state === 'stopped') this.lastView.delete(name);
+      if (previousState !== state) {
+        this.lastState.set(name, state);
+        const c = snap.context;
+        this.deps.logger[this.stateLogLevel](
+          { server: name, state, attempt: c.attempt, error: c.lastError?.code },
+          `server ${name} → ${state}`,
         );
-        if (view.state === 'stopped') this.lastState.delete(view.name);
+        if (state === 'stopped') this.lastState.delete(name);
       }
       if (snap.status !== 'active') this.release(name, ref);
     } catch {

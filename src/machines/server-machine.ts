@@ -38,7 +38,7 @@ import { ErrorCodes, toErrorInfo, type ErrorCode, type ErrorInfo } from '../core
 import type { UpstreamConnection } from '../adapters/mcp/upstream-client.js';
 import type { ExitInfo } from '../adapters/process/exit-notice.js';
 
-/** Ledger owner id, XState id and systemId of a server's actor. */
+/** Ledger owner id and systemId of a server's actor (its XState id is a slot number, supervisor-machine.ts). */
 export const serverActorId = (name: string): string => `server:${name}`;
 
 /** The server name of a `server:<name>` actor id; undefined for any other id. */
@@ -112,7 +112,7 @@ type StopIntent = 'stop' | 'restart' | 'recover' | 'auth';
 
 export interface ServerContext {
   name: string;
-  /** Ledger owner id and XState id/systemId. */
+  /** Ledger owner id and systemId. */
   owner: string;
   remote: boolean;
   quarantined: boolean;

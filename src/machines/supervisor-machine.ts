@@ -1,10 +1,15 @@
 /**
  * The root of the actor system: one child server actor per enabled upstream, spawned with an
- * explicit id and the same systemId `server:<name>` (xstate 5 only stops and unregisters a spawned
- * child by its id, so both are set; `system.get` then finds it). A child that reaches `stopped` stays
- * in `children` as a dead ref until it is stopped, which happens on its done event. Re-adding a name
+ * explicit id and the systemId `server:<name>` (xstate 5 only stops and unregisters a spawned child
+ * by its id; `system.get` finds it by its systemId). A child that reaches `stopped` stays in
+ * `children` as a dead ref until it is stopped, which happens on its done event. Re-adding a name
  * whose previous actor is still draining is queued until it is done (a reused systemId would throw).
  * Statechart only: no I/O.
+ *
+ * The id is the child's slot number ("0", "1", ...; the lowest free slot, reused), not its name:
+ * xstate copies the whole `children` object on every spawn and every stop, and V8 copies an object
+ * keyed by small dense integers as an array, where 500 name keys made each copy ~1 ms and a
+ * shutdown of 500 servers quadratic (docs/building-blocks.md).
  *
  *   supervising ── SHUTDOWN ──► shuttingDown.draining ── shutdownBudget ──► shuttingDown.overdue
  *                                   │   (every child: STOP)                   (every child: DEADLINE)
@@ -15,8 +20,8 @@
  * (src/daemon/daemon-reaper.ts) and finish, so the tree ends shortly after the budget with every
  * resource still owned by someone (docs/guarantees.md).
  */
-import { enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
-import { nameOfActorId, serverActorId, type ServerMachine, type ServerMachineInput } from './server-machine.js';
+import { assign, enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { serverActorId, type ServerMachine, type ServerMachineInput } from './server-machine.js';
 
 interface SupervisorInput {
   servers: ServerMachineInput[];
@@ -24,8 +29,8 @@ interface SupervisorInput {
 }
 
 interface SupervisorContext {
-  /** Names of live child actors (in any state but final). */
-  active: string[];
+  /** `slots[i]` names the server whose live actor (in any state but final) has the id `String(i)`; null: free. */
+  slots: Array<string | null>;
   /** Adds waiting for a draining actor of the same name to finish. */
   pending: Record<string, ServerMachineInput>;
   shutdownBudgetMs: number;
@@ -56,32 +61,30 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
       shutdownBudget: ({ context }) => context.shutdownBudgetMs,
     },
     guards: {
-      noChildren: ({ context }) => context.active.length === 0,
+      noChildren: ({ context }) => context.slots.every((n) => n === null),
     },
     actions: {
       spawnInitial: enqueueActions(({ context, enqueue }) => {
-        for (const s of Object.values(context.pending)) {
-          const id = serverActorId(s.name);
-          enqueue.spawnChild('server', { id, systemId: id, input: s });
-        }
-        enqueue.assign({
-          active: ({ context: c }) => Object.keys(c.pending),
-          pending: {},
-        });
+        const servers = Object.values(context.pending);
+        servers.forEach((s, slot) => enqueue.spawnChild('server', { id: String(slot), systemId: serverActorId(s.name), input: s }));
+        enqueue.assign({ slots: servers.map((s) => s.name), pending: {} });
       }),
       add: enqueueActions(({ context, event, enqueue, self }) => {
         if (event.type !== 'SERVER_ADD') return;
         const s = event.server;
-        if (context.active.includes(s.name)) {
+        if (context.slots.includes(s.name)) {
           // Replace: drain the old actor first; the new one starts on its done event.
           enqueue.assign({ pending: { ...context.pending, [s.name]: s } });
           const child = childOf(self, s.name);
           if (child) enqueue.sendTo(child, { type: 'STOP' });
           return;
         }
-        const id = serverActorId(s.name);
-        enqueue.spawnChild('server', { id, systemId: id, input: s });
-        enqueue.assign({ active: [...context.active, s.name] });
+        const free = context.slots.indexOf(null);
+        const slot = free === -1 ? context.slots.length : free;
+        const slots = [...context.slots];
+        slots[slot] = s.name;
+        enqueue.spawnChild('server', { id: String(slot), systemId: serverActorId(s.name), input: s });
+        enqueue.assign({ slots });
       }),
       remove: enqueueActions(({ context, event, enqueue, self }) => {
         if (event.type !== 'SERVER_REMOVE') return;
@@ -98,38 +101,53 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
         if (child) enqueue.sendTo(child, { type: event.command });
       }),
       stopAll: enqueueActions(({ context, enqueue, self }) => {
-        for (const name of context.active) {
-          const child = childOf(self, name);
+        for (const name of context.slots) {
+          const child = name === null ? undefined : childOf(self, name);
           if (child) enqueue.sendTo(child, { type: 'STOP' });
         }
         enqueue.assign({ pending: {} });
       }),
       // Past the budget: no child waits any longer for a release that does not come.
       deadlineAll: enqueueActions(({ context, enqueue, self }) => {
-        for (const name of context.active) {
-          const child = childOf(self, name);
+        for (const name of context.slots) {
+          const child = name === null ? undefined : childOf(self, name);
           if (child) enqueue.sendTo(child, { type: 'DEADLINE' });
         }
       }),
+      // Shutting down: the finished actor stays in `children` as a dead ref, and every other snapshot
+      // observer sees one `children` object throughout; reaching `stopped` stops them all in one pass.
+      childFinished: assign({
+        slots: ({ context, event }) => {
+          const slot = slotOf('actorId' in event ? event.actorId : undefined);
+          if (slot === undefined || context.slots[slot] == null) return context.slots;
+          const slots = [...context.slots];
+          slots[slot] = null;
+          return slots;
+        },
+      }),
       childDone: enqueueActions(({ context, event, enqueue }) => {
         const actorId = 'actorId' in event ? event.actorId : undefined;
-        const name = nameOfActorId(actorId);
-        if (name === undefined || typeof actorId !== 'string') return;
+        const slot = slotOf(actorId);
+        const name = slot === undefined ? undefined : context.slots[slot];
+        if (slot === undefined || typeof name !== 'string' || typeof actorId !== 'string') return;
         enqueue.stopChild(actorId);
         const next = context.pending[name];
         if (next) {
+          // The replacement takes the slot (and systemId) the finished actor has just released.
           const { [name]: _started, ...rest } = context.pending;
-          enqueue.spawnChild('server', { id: actorId, systemId: actorId, input: next });
+          enqueue.spawnChild('server', { id: actorId, systemId: serverActorId(name), input: next });
           enqueue.assign({ pending: rest });
         } else {
-          enqueue.assign({ active: context.active.filter((n) => n !== name) });
+          const slots = [...context.slots];
+          slots[slot] = null;
+          enqueue.assign({ slots });
         }
       }),
     },
   }).createMachine({
     id: 'supervisor',
     context: ({ input }) => ({
-      active: [],
+      slots: [],
       pending: Object.fromEntries(input.servers.map((s) => [s.name, s])),
       shutdownBudgetMs: input.shutdownBudgetMs,
     }),
@@ -149,7 +167,7 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
         entry: 'stopAll',
         always: { guard: 'noChildren', target: 'stopped' },
         on: {
-          'xstate.done.actor.*': { actions: 'childDone' },
+          'xstate.done.actor.*': { actions: 'childFinished' },
         },
         initial: 'draining',
         states: {
@@ -164,6 +182,17 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
       stopped: { type: 'final' },
     },
   });
+}
+
+/** The slot number of a child's actor id ("0", "1", ...); undefined for anything else. */
+function slotOf(actorId: unknown): number | undefined {
+  if (typeof actorId !== 'string' || !/^(0|[1-9]\d*)$/.test(actorId)) return undefined;
+  return Number(actorId);
+}
+
+/** Names of the servers whose actors are live (in any state but final), in slot order. */
+export function activeServers(context: Pick<SupervisorContext, 'slots'>): string[] {
+  return context.slots.filter((n): n is string => n !== null);
 }
 
 /** The live child actor of a server, if any (never throws): looked up by its systemId. */

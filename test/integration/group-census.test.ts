@@ -6,6 +6,8 @@
  * the real one, wrapped to count its reads.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
 import { spawnProcessGroup, type ProcessGroupHandle } from '../../src/adapters/process/process-group.js';
@@ -145,5 +147,32 @@ describe('group census', () => {
     assert.equal(reads.list, 2);
     assert.notEqual(later, all[0]);
     assert.ok(await waitFor(() => census.scans === 2, { timeoutMs: 100 }));
+  });
+
+  it('marker census with candidates: markers are read only for the processes it accepts; a process started after a cut-off is still found', async () => {
+    const instanceId = newInstanceId('candidates');
+    const self = processTable().get(process.pid)!;
+    // Processes that started no earlier than this one (the daemon's rule in teardown-actors.ts).
+    const census = new MarkerCensus(processTable, (p) => p.startTime >= self.startTime);
+    const child = spawn('sleep', ['30'], { env: markedEnv(instanceId), stdio: 'ignore' });
+    try {
+      await once(child, 'spawn');
+      const all = await census.snapshot();
+      const found = all.find((p) => p.pid === child.pid);
+      assert.equal(found?.markers?.MCP_WARDEN_INSTANCE, instanceId, 'the marked child started after the cut-off: its markers are read');
+      const older = all.filter((p) => p.startTime < self.startTime);
+      assert.ok(older.length > 0, 'the machine has processes older than this one (pid 1 at least)');
+      // The portable table gets every environment from one `ps` call and may ignore the filter (process-table.ts).
+      if (processTable().kind === 'proc') {
+        assert.ok(
+          older.every((p) => p.markers === undefined),
+          'no environment read for processes older than the cut-off',
+        );
+      }
+      assert.ok(all.length > older.length, 'every process is still listed');
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
   });
 });

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef } from 'xstate';
 import { createServerMachine, type LaunchOutput, type ServerMachineInput } from '../../src/machines/server-machine.js';
-import { createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
-import { serverActorId, serverActorOf } from '../../src/daemon/server-actors.js';
+import { activeServers, createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
+import { serverActorOf, serverActorsOf } from '../../src/daemon/server-actors.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 
 const flush = async () => {
@@ -16,7 +16,9 @@ interface Teardown {
   handOver?: (owner: string) => Promise<void>;
 }
 
-function make(opts: { releaseGate?: Promise<void>; teardown?: Teardown; settings?: Partial<typeof DEFAULT_SETTINGS> } = {}) {
+function make(
+  opts: { releaseGate?: Promise<void>; teardown?: Teardown; settings?: Partial<typeof DEFAULT_SETTINGS>; names?: string[] } = {},
+) {
   const clock = new SimulatedClock();
   let watchers = 0;
   const t = opts.teardown ?? {};
@@ -48,7 +50,7 @@ function make(opts: { releaseGate?: Promise<void>; teardown?: Teardown; settings
   });
   const root = createActor(createSupervisorMachine(server), {
     clock,
-    input: { servers: [entry('a'), entry('b')], shutdownBudgetMs: 5_000 },
+    input: { servers: (opts.names ?? ['a', 'b']).map(entry), shutdownBudgetMs: 5_000 },
   });
   // Every child ever seen, and whether the root ever finished while one of them had not.
   const seen = new Set<AnyActorRef>();
@@ -62,15 +64,28 @@ function make(opts: { releaseGate?: Promise<void>; teardown?: Teardown; settings
   root.subscribe({ next: observe, error: () => undefined });
   root.start();
   observe(root.getSnapshot());
-  const child = (name: string) => root.getSnapshot().children[serverActorId(name)] as AnyActorRef | undefined;
+  // The live (or finished, not yet stopped) actor of `name` among the root's children.
+  const child = (name: string) => serverActorsOf(root).find((c) => c.name === name)?.ref as AnyActorRef | undefined;
   return { root, clock, entry, child, watchers: () => watchers, finalWithLiveChild };
+}
+
+/**
+ * After the root's shutdown: every child it still lists is a finished actor (a dead ref kept until
+ * the root's own stop) and no server systemId is registered any more.
+ */
+function assertChildrenFinished(root: AnyActorRef, names: string[]): void {
+  for (const [id, c] of Object.entries(root.getSnapshot().children as Record<string, AnyActorRef>)) {
+    assert.equal(c.getSnapshot().status, 'done', `child ${id} finished`);
+  }
+  for (const n of names) assert.equal(root.system.get(`server:${n}`), undefined, `systemId of ${n} released`);
 }
 
 test('spawns one child per server with explicit id and systemId', async () => {
   const s = make();
   await flush();
-  assert.deepEqual(Object.keys(s.root.getSnapshot().children).sort(), ['server:a', 'server:b']);
-  assert.equal(s.root.system.get('server:a'), s.child('a'));
+  assert.deepEqual(Object.keys(s.root.getSnapshot().children).sort(), ['0', '1'], 'ids are slot numbers');
+  assert.deepEqual(s.root.getSnapshot().context.slots, ['a', 'b']);
+  assert.equal(s.root.system.get('server:a'), s.child('a'), 'found by systemId');
   assert.equal(s.child('a')!.getSnapshot().value, 'running');
   s.root.stop();
 });
@@ -82,7 +97,7 @@ test('remove stops the child and drops it from children once stopped', async () 
   await flush();
   assert.equal(s.child('a'), undefined);
   assert.equal(s.root.system.get('server:a'), undefined, 'systemId released');
-  assert.deepEqual(s.root.getSnapshot().context.active, ['b']);
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['b']);
   assert.equal(s.watchers(), 1);
   s.root.stop();
 });
@@ -126,7 +141,7 @@ test('shutdown stops every child and reaches final only when all are stopped', a
   await flush();
   assert.equal(s.root.getSnapshot().status, 'done');
   assert.equal(s.watchers(), 0);
-  assert.deepEqual(Object.keys(s.root.getSnapshot().children), []);
+  assertChildrenFinished(s.root, ['a', 'b']);
 });
 
 /** A ledger in miniature: what each owner holds; the hand-over moves it to the reaper. */
@@ -161,7 +176,7 @@ test('shutdown budget: a child whose release never completes hands over to the r
   s.root.send({ type: 'SHUTDOWN' });
   await flush();
   assert.deepEqual(s.root.getSnapshot().value, { shuttingDown: 'draining' });
-  assert.deepEqual(s.root.getSnapshot().context.active, ['b'], 'a finished on its own');
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['b'], 'a finished on its own');
   assert.equal(s.child('b')!.getSnapshot().value, 'stopping');
   s.clock.increment(5_000 - 1);
   await flush();
@@ -169,7 +184,7 @@ test('shutdown budget: a child whose release never completes hands over to the r
   s.clock.increment(1);
   await flush();
   assert.equal(s.root.getSnapshot().status, 'done', 'finished at the budget (no further simulated time needed)');
-  assert.deepEqual(Object.keys(s.root.getSnapshot().children), []);
+  assertChildrenFinished(s.root, ['a', 'b']);
   assert.equal(ledger.held.get('server:b'), 0, 'b owns nothing');
   assert.equal(ledger.held.get('reaper'), 1, 'what b held is owned by the reaper, not dropped');
   assert.deepEqual(s.finalWithLiveChild, []);
@@ -196,7 +211,7 @@ test('shutdown budget: something that turns up after the hand-over costs at most
   s.clock.increment(5_000);
   await flush();
   assert.deepEqual(s.root.getSnapshot().value, { shuttingDown: 'overdue' });
-  assert.deepEqual(s.root.getSnapshot().context.active, ['a']);
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['a']);
   assert.deepEqual(s.child('a')!.getSnapshot().value, { reaping: 'backoff' });
   s.clock.increment(DEFAULT_SETTINGS.reapBackoffMaxMs);
   await flush();
@@ -225,7 +240,7 @@ test('the supervisor never reaches final while a child is not final, however lon
     await flush();
   }
   assert.deepEqual(s.root.getSnapshot().value, { shuttingDown: 'overdue' });
-  assert.deepEqual(s.root.getSnapshot().context.active, ['b']);
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['b']);
   assert.notEqual(s.child('b')!.getSnapshot().status, 'done');
   assert.deepEqual(s.finalWithLiveChild, []);
   s.root.stop();
@@ -241,4 +256,76 @@ test('serverActorOf finds a child by systemId with the server machine types; unk
   assert.equal(serverActorOf(s.root, 'nope'), undefined);
   assert.equal(serverActorOf(undefined, 'a'), undefined);
   s.root.stop();
+});
+
+test('shutdown of many children: the root reaches final only after the last one, in whatever order they finish', async () => {
+  const names = Array.from({ length: 300 }, (_, i) => `s${i}`);
+  const opened = new Map<string, () => void>();
+  const gates = new Map(names.map((n) => [`server:${n}`, new Promise<void>((r) => opened.set(`server:${n}`, r))]));
+  const s = make({ names, teardown: { release: (owner) => gates.get(owner)! } });
+  await flush();
+  assert.deepEqual(
+    Object.keys(s.root.getSnapshot().children),
+    names.map((_, i) => String(i)),
+    'one dense slot per server',
+  );
+  s.root.send({ type: 'SHUTDOWN' });
+  await flush();
+  // Finish them in an order unrelated to their slots: odd slots backwards, then even ones forwards.
+  const order = [...names.filter((_, i) => i % 2 === 1).reverse(), ...names.filter((_, i) => i % 2 === 0)];
+  for (const [k, n] of order.entries()) {
+    opened.get(`server:${n}`)!();
+    if (k % 37 === 0 || k >= order.length - 2) await flush();
+    if (k < order.length - 1) assert.notEqual(s.root.getSnapshot().status, 'done', `not final with ${order.length - 1 - k} left`);
+  }
+  await flush();
+  assert.equal(s.root.getSnapshot().status, 'done');
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), []);
+  assert.deepEqual(s.finalWithLiveChild, [], 'no child was live when the root finished');
+  assert.equal(s.watchers(), 0);
+  assertChildrenFinished(s.root, names);
+});
+
+test('slots: a removed server frees its slot for the next add; a replaced one keeps its slot; shutdown after that still ends every child', async () => {
+  let open!: () => void;
+  let gate: Promise<void> | undefined = new Promise<void>((r) => (open = r));
+  const s = make({
+    names: ['a', 'b', 'c'],
+    teardown: {
+      release: async (owner) => {
+        if (owner === 'server:b') await gate;
+      },
+    },
+  });
+  await flush();
+  s.root.send({ type: 'SERVER_REMOVE', name: 'a' });
+  await flush();
+  assert.deepEqual(s.root.getSnapshot().context.slots, [null, 'b', 'c']);
+  assert.equal(s.child('a'), undefined);
+  s.root.send({ type: 'SERVER_ADD', server: s.entry('d') });
+  await flush();
+  assert.deepEqual(s.root.getSnapshot().context.slots, ['d', 'b', 'c'], 'the lowest free slot is reused');
+  assert.equal(s.root.getSnapshot().children['0'], s.child('d'));
+  // Replace b while its old actor drains: the new one takes the same slot once the old one is done.
+  const oldB = s.child('b');
+  s.root.send({ type: 'SERVER_ADD', server: s.entry('b') });
+  await flush();
+  assert.equal(s.child('b'), oldB, 'the old actor drains first');
+  open();
+  gate = undefined;
+  await flush();
+  const newB = s.child('b');
+  assert.ok(newB && newB !== oldB, 'a new actor of b');
+  assert.equal(s.root.getSnapshot().children['1'], newB);
+  assert.equal(newB.getSnapshot().value, 'running');
+  assert.deepEqual(s.root.getSnapshot().context.slots, ['d', 'b', 'c']);
+  s.root.send({ type: 'SERVER_ADD', server: s.entry('e') });
+  await flush();
+  assert.deepEqual(s.root.getSnapshot().context.slots, ['d', 'b', 'c', 'e'], 'no free slot: a new one at the end');
+  s.root.send({ type: 'SHUTDOWN' });
+  await flush();
+  assert.equal(s.root.getSnapshot().status, 'done');
+  assert.deepEqual(s.finalWithLiveChild, []);
+  assert.equal(s.watchers(), 0);
+  assertChildrenFinished(s.root, ['a', 'b', 'c', 'd', 'e']);
 });

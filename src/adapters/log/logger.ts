@@ -16,11 +16,11 @@ import pino from 'pino';
 import type { Logger, DestinationStream, StreamEntry } from 'pino';
 import { RotatingFileDestination } from './rotating-file-destination.js';
 import { SourceRateLimit } from './source-rate-limit.js';
+import { LOG_LEVELS, isLogLevel } from './log-levels.js';
 
 export type { Logger } from 'pino';
 
-import { isLogLevel, LOG_LEVELS } from './log-levels.js';
-export { LOG_LEVELS } from './log-levels.js';
+export { LOG_LEVELS, isLogLevel, type LogLevel } from './log-levels.js';
 
 export const REDACTED = '[redacted]';
 

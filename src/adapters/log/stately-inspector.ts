@@ -119,12 +119,25 @@ export function createStatelyInspector(opts: StatelyInspectorOptions): StatelyIn
     sent++;
   };
 
+  /**
+   * New actors by sessionId until their `@xstate.actor` event is sent, to name them by their systemId:
+   * the inspector names an actor by its id, and a server actor's id is only its slot number
+   * (src/machines/supervisor-machine.ts) while its systemId says `server:<name>`. xstate reports an
+   * actor before it sets its systemId; the conversion runs later, by when it is set.
+   */
+  const newActors = new Map<string, { systemId?: unknown }>();
   const adapter = {
     start() {},
     stop() {},
     send(event: unknown) {
       if (closed || !url) return;
       try {
+        const e = event as { type?: unknown; sessionId?: unknown; name?: unknown };
+        if (e.type === '@xstate.actor' && typeof e.sessionId === 'string') {
+          const systemId = newActors.get(e.sessionId)?.systemId;
+          newActors.delete(e.sessionId);
+          if (typeof systemId === 'string') e.name = systemId;
+        }
         transmit(safeJson(event));
       } catch {
         // observation only
@@ -183,6 +196,7 @@ export function createStatelyInspector(opts: StatelyInspectorOptions): StatelyIn
     inspect(event) {
       if (closed || !url) return;
       try {
+        if (event.type === '@xstate.actor') newActors.set(event.actorRef.sessionId, event.actorRef as { systemId?: unknown });
         inspector.inspect.next?.(event);
       } catch {
         // observation only
@@ -194,6 +208,7 @@ export function createStatelyInspector(opts: StatelyInspectorOptions): StatelyIn
       if (reconnectTimer) clearTimeout(reconnectTimer);
       reconnectTimer = undefined;
       deferred.length = 0;
+      newActors.clear();
       const sock = ws;
       ws = undefined;
       if (!sock || sock.readyState === WebSocket.CLOSED) return Promise.resolve();

@@ -27,11 +27,17 @@ const REUSE_FACTOR = 4;
 export function groupHasProcesses(pgid: number): boolean {
   // Never kill(0, …) or kill(-1, …) (our own group, every process): a bogus pgid is "not ours to judge".
   if (!(Number.isInteger(pgid) && pgid > 1)) return true;
+  // ESRCH, the usual answer once a group is gone, arrives as an exception: without a stack trace it
+  // costs half as much, which counts when 500 groups are checked during one stop.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     process.kill(-pgid, 0);
     return true;
   } catch (err) {
     return errnoOf(err) !== 'ESRCH';
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

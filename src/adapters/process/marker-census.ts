@@ -10,7 +10,7 @@
  * ended (at most half of the time is spent scanning however many servers ask), which is also what
  * gathers the requests of servers stopping together into one scan.
  */
-import type { ProcessEntry, ProcessTable } from './process-table.js';
+import type { ProcessEntry, ProcessInfo, ProcessTable } from './process-table.js';
 
 interface Pending {
   promise: Promise<ProcessEntry[]>;
@@ -25,7 +25,11 @@ export class MarkerCensus {
   /** How many scans were made (tests read it). */
   scans = 0;
 
-  constructor(private readonly table: () => ProcessTable) {}
+  /** `candidates`: the processes whose markers matter (the others are listed without them). */
+  constructor(
+    private readonly table: () => ProcessTable,
+    private readonly candidates?: (p: ProcessInfo) => boolean,
+  ) {}
 
   /** Every process with its markers, from a scan that started after this call. Rejects with the table's error. */
   snapshot(): Promise<ProcessEntry[]> {
@@ -56,7 +60,7 @@ export class MarkerCensus {
     this.running = true;
     const t0 = performance.now();
     try {
-      p.resolve(await this.table().listAsync({ markers: true }));
+      p.resolve(await this.table().listAsync(this.candidates ? { markers: true, markersOf: this.candidates } : { markers: true }));
     } catch (err) {
       p.reject(err);
     } finally {

@@ -146,7 +146,7 @@ export class ProcProcessTable implements ProcessTable {
       const info: ProcessEntry | undefined = readStat(pid);
       if (!info) continue;
       if (opts.command) info.command = readCmdline(pid);
-      if (opts.markers) {
+      if (opts.markers && (!opts.markersOf || opts.markersOf(info))) {
         const env = readEnviron(pid);
         if (env) info.markers = pickMarkers(env);
       }

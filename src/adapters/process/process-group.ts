@@ -340,7 +340,8 @@ class ProcessGroup implements ProcessGroupHandle {
     const { stopEofGraceMs, stopTermGraceMs, stopKillGraceMs } = this.deps.settings;
     const done = (escalation: StopReport['escalation']): StopReport => {
       const report: StopReport = { escalation, durationMs: Date.now() - started, survivors: 0 };
-      this.log.info({ escalation, durationMs: report.durationMs }, 'process group stopped');
+      // A group that went on EOF did what was asked: a debug line; one that needed signals is news.
+      this.log[escalation === 'eof' ? 'debug' : 'info']({ escalation, durationMs: report.durationMs }, 'process group stopped');
       this.finalize();
       return report;
     };
@@ -410,7 +411,12 @@ class ProcessGroup implements ProcessGroupHandle {
     for (;;) {
       if (this.groupEmpty()) return true;
       const remaining = deadline - Date.now();
-      if (remaining <= 0) return false;
+      if (remaining <= 0) {
+        // The grace may have run out while the event loop was busy (500 stops begin in one turn, and
+        // timers run before I/O): let pending I/O, such as the child's exit, in once before escalating.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        return this.groupEmpty();
+      }
       await this.exit.nap(Math.min(POLL_MS, remaining));
     }
   }
@@ -419,7 +425,8 @@ class ProcessGroup implements ProcessGroupHandle {
     if (this.exit.value) return;
     this.exitSeenAt = performance.now();
     if (!this.exit.fire({ code, signal })) return;
-    this.log.info({ childPid: this.pid, code, signal }, 'process exited');
+    // Exiting because we stopped it is expected (debug); exiting by itself is news (info).
+    this.log[this.stopOnce.pending ? 'debug' : 'info']({ childPid: this.pid, code, signal }, 'process exited');
     // Crashed or exited by itself with nothing left in the group: the resource is gone.
     if (!this.stopOnce.pending && this.members().length === 0) this.finalize();
   }

@@ -180,7 +180,9 @@ export class ProcessStdioTransport implements Transport {
       void this.close();
     });
     this.on(this.stdin, 'drain', () => this.settleDrains());
-    this.on(this.stdin, 'close', () => this.settleDrains(new Error('stdin closed')));
+    this.on(this.stdin, 'close', () => {
+      if (this.pendingDrains.size > 0) this.settleDrains(new Error('stdin closed'));
+    });
     const unsubscribe = this.proc.onExit((info) => this.onProcessExit(info));
     this.detachers.push(unsubscribe);
 
@@ -224,7 +226,8 @@ export class ProcessStdioTransport implements Transport {
         // ignore
       }
     }
-    this.settleDrains(new Error('Connection closed'));
+    // An Error (and its stack) only when a send is waiting for it: 500 closes during a stop made none.
+    if (this.pendingDrains.size > 0) this.settleDrains(new Error('Connection closed'));
     this.readBuffer.clear();
     this.inbox.length = 0;
     try {

@@ -54,6 +54,11 @@ export interface ProcessEntry extends ProcessInfo {
 export interface ListOptions {
   command?: boolean;
   markers?: boolean;
+  /**
+   * With `markers`: read them only for the processes this accepts (the others get none). A table that
+   * reads every environment at once anyway (portable-table.ts) may ignore it.
+   */
+  markersOf?: (p: ProcessInfo) => boolean;
 }
 
 /** A process with a listening TCP socket. */

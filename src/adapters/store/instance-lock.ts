@@ -14,7 +14,6 @@
  */
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
@@ -23,11 +22,9 @@ import { describeFsError } from './make-dirs.js';
 import { isDaemonAlive, readDaemonFile } from './daemon-file.js';
 import { processTable } from '../process/current-table.js';
 import { sleep } from '../../core/clock.js';
+import { lockDirPath, lockFilePath, liveLockHolder, readLockHolder, type LockHolder } from './lock-holder.js';
 
-const LOCK_FILE = 'daemon.lock';
-export const lockFilePath = (dataDir: string) => join(dataDir, LOCK_FILE);
-/** The directory proper-lockfile creates; it exists exactly while someone holds (or held, then died) the lock. */
-export const lockDirPath = (dataDir: string) => `${lockFilePath(dataDir)}.lock`;
+export { lockFilePath, lockDirPath, liveLockHolder, type LockHolder } from './lock-holder.js';
 
 /** How long a loser waits for the winner's daemon.json before saying "starting up". */
 const DESCRIBE_HOLDER_WAIT_MS = 1_500;
@@ -69,14 +66,6 @@ export interface InstanceLock {
   release(): Promise<void>;
 }
 
-/** What the holder writes into daemon.lock right after acquiring. */
-export interface LockHolder {
-  pid: number;
-  /** The holder's start time as its process table reads it (process-table.ts), to tell a reused pid apart. */
-  processStartTime: number;
-  acquiredAt: string;
-}
-
 interface LockInternals {
   mtime: Date;
   lockfilePath: string;
@@ -88,31 +77,6 @@ interface LockInternals {
 const lockInternals = createRequire(import.meta.url)('proper-lockfile/lib/lockfile.js') as {
   getLocks(): Record<string, LockInternals | undefined>;
 };
-
-/** The holder record in daemon.lock, if it parses (the file is empty before the first holder). */
-async function readLockHolder(dataDir: string): Promise<LockHolder | undefined> {
-  try {
-    const v = JSON.parse(await fs.readFile(lockFilePath(dataDir), 'utf8')) as Partial<LockHolder>;
-    if (typeof v.pid !== 'number' || typeof v.processStartTime !== 'number') return undefined;
-    return { pid: v.pid, processStartTime: v.processStartTime, acquiredAt: String(v.acquiredAt ?? '') };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The live process holding the lock of `dataDir`, as far as can be told without taking it: the lock
- * dir exists and daemon.lock names a process that still runs (same pid and start time).
- */
-export async function liveLockHolder(dataDir: string): Promise<LockHolder | undefined> {
-  try {
-    await fs.stat(lockDirPath(dataDir));
-  } catch {
-    return undefined;
-  }
-  const h = await readLockHolder(dataDir);
-  return h && isDaemonAlive(h) ? h : undefined;
-}
 
 export type LockHolderView =
   /** A live process holds the lock; `text` is `(pid 4242, http://127.0.0.1:7777)` or `(pid 4242: starting up)`. */
