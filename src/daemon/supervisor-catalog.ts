@@ -188,6 +188,7 @@ export class SupervisorCatalog implements ToolCatalog {
     try {
       const result = await connection.callTool(parts.tool, args, {
         signal: opts.signal,
+        signalPerCall: opts.signalPerCall,
         timeoutMs: this.toolCallTimeoutMs(),
         onprogress: opts.onprogress,
       });

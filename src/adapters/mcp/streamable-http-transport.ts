@@ -332,10 +332,11 @@ export class StreamableHttpTransport implements Transport {
     const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     res.writeHead(200, headers);
-    // Headers at once, for JSON answers too: the client's fetch resolves while the call travels
-    // upstream. Sending them with the answer instead saves a socket write per call but measured 15-19 %
-    // slower sequential p50 in the same run (docs/benchmarks.md, "Regression check").
-    res.flushHeaders();
+    // Headers at once while this is the session's only exchange in flight: the client's fetch resolves
+    // while the call travels upstream (sending them with the answer measured 15-19 % slower sequential
+    // p50, docs/benchmarks.md "Regression check"). With other exchanges in flight the daemon is busy and
+    // the extra socket write per call costs throughput, so a JSON answer's headers go with it.
+    if (sse || this.exchanges.size <= ids.length) res.flushHeaders();
     this.armKeepAlive(res, sse ? SSE_KEEP_ALIVE : JSON_KEEP_ALIVE, (t) => (ex.keepAliveTimer = t));
     for (const m of messages) this.onmessage?.(m, extra);
   }

@@ -39,6 +39,8 @@ export interface UpstreamProgress {
 
 interface UpstreamCallOptions {
   signal?: AbortSignal;
+  /** `signal` serves this call alone: the SDK's listener on it goes with it, so it needs no throwaway copy. */
+  signalPerCall?: boolean | undefined;
   /** Request deadline; reset by every progress notification. */
   timeoutMs: number;
   onprogress?: (p: UpstreamProgress) => void;
@@ -269,9 +271,10 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
    */
   async function request(
     req: { method: string; params?: Record<string, unknown> },
-    options: { signal?: AbortSignal; timeoutMs: number; onprogress?: (p: UpstreamProgress) => void },
+    options: { signal?: AbortSignal; signalPerCall?: boolean | undefined; timeoutMs: number; onprogress?: (p: UpstreamProgress) => void },
   ): Promise<Record<string, unknown>> {
-    const link = linkSignal(options.signal);
+    const link =
+      options.signalPerCall === true && options.signal ? { signal: options.signal, dispose: () => undefined } : linkSignal(options.signal);
     try {
       return await client.request(req as Parameters<typeof client.request>[0], AnyObjectResult, {
         signal: link.signal,
@@ -365,6 +368,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
       { method: 'tools/call', params },
       {
         signal: callOpts.signal,
+        signalPerCall: callOpts.signalPerCall,
         timeoutMs: callOpts.timeoutMs,
         onprogress: callOpts.onprogress,
       },
