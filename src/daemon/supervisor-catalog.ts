@@ -75,6 +75,8 @@ export class SupervisorCatalog implements ToolCatalog {
   private filterSpecOf: (server: string) => ToolFilterSpec | undefined = () => undefined;
   /** Compiled filters and filtered arrays, per spec object and tools array: stable references for the search index. */
   private readonly compiled = new WeakMap<ToolFilterSpec, CompiledToolFilter>();
+  /** listTools' last answer per scope (undefined: federated) and what it was built from. */
+  private readonly toolLists = new Map<string | undefined, { key: unknown[]; tools: CatalogTool[] }>();
   private readonly exposedCache = new WeakMap<
     readonly UpstreamToolInfo[],
     { spec: ToolFilterSpec | undefined; tools: UpstreamToolInfo[] }
@@ -127,16 +129,30 @@ export class SupervisorCatalog implements ToolCatalog {
     return tools;
   }
 
+  /**
+   * The same frozen array while no listed server's tools, withheld tools or filter changed, so the front
+   * can reuse its serialization (a list of 500 servers' tools took about a millisecond to build and
+   * another to serialize per tools/list). Checking costs one pass over the servers' snapshots.
+   */
   listTools(scope?: string): CatalogTool[] {
-    if (scope !== undefined) {
-      const s = this.server(scope);
-      return s && s.value === 'running' ? this.exposed(s).map((t) => ({ ...t })) : [];
+    const key: unknown[] = [];
+    const running: ServerSnapshot[] = [];
+    for (const s of scope !== undefined ? [this.server(scope)] : this.servers()) {
+      if (!s || s.value !== 'running') continue;
+      running.push(s);
+      key.push(s.context.name, s.context.tools, s.context.toolChanges, this.filterSpecOf(s.context.name));
     }
+    const hit = this.toolLists.get(scope);
+    if (hit && hit.key.length === key.length && hit.key.every((k, i) => k === key[i])) return hit.tools;
     const out: CatalogTool[] = [];
-    for (const s of this.servers()) {
-      if (s.value !== 'running') continue;
-      for (const t of this.exposed(s)) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+    for (const s of running) {
+      for (const t of this.exposed(s)) {
+        out.push(Object.freeze(scope !== undefined ? { ...t } : { ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` }));
+      }
     }
+    Object.freeze(out);
+    if (running.length === 0) this.toolLists.delete(scope);
+    else this.toolLists.set(scope, { key, tools: out });
     return out;
   }
 

@@ -14,8 +14,11 @@
  * The session's close aborts every call through `s.calls` (mcp-front.ts) and the transport answers the
  * open requests itself. Requests this path does not take (task-augmented ones, unusual ids) go to
  * Protocol as before.
+ *
+ * tools/list too (sessions in `all` tool mode): the catalog's list with its JSON text reused while the
+ * list is the same (a frozen array), so 500 upstreams' tools are not re-serialized per request. Only
+ * plain params (a cursor, `_meta`) are taken; anything else gets Protocol's validation.
  */
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode as McpErrorCode,
   type JSONRPCMessage,
@@ -24,6 +27,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { runToolCall, type CallingSession, type CallToolDeps } from './front-call-tool.js';
+import type { StreamableHttpTransport } from './streamable-http-transport.js';
 
 /** A call in flight on the direct path. */
 interface FastCall {
@@ -40,7 +44,45 @@ function isRequestId(v: unknown): v is RequestId {
   return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
 }
 
-export function createFastCalls(deps: CallToolDeps, s: CallingSession, transport: Transport, onerror: (err: Error) => void): FastCalls {
+/**
+ * The JSON text of `{ tools }` per frozen tools array (SupervisorCatalog hands out the same frozen array
+ * while nothing changed); an array that is not frozen may still change and is serialized every time.
+ */
+const listTexts = new WeakMap<readonly unknown[], string>();
+
+function listText(tools: readonly unknown[]): string | undefined {
+  if (!Object.isFrozen(tools)) return undefined;
+  let text = listTexts.get(tools);
+  if (text === undefined) {
+    try {
+      text = JSON.stringify({ tools });
+    } catch {
+      return undefined; // the transport reports it (E_SERIALIZATION_FAILED) when it serializes the answer itself
+    }
+    listTexts.set(tools, text);
+  }
+  return text;
+}
+
+/** tools/list params this path answers: none, or a cursor and _meta (one page: the front does not page tools). */
+function plainListParams(params: unknown): boolean {
+  if (params === undefined) return true;
+  if (!isPlainObject(params)) return false;
+  for (const k in params) {
+    const v = params[k];
+    if (k === 'cursor' ? typeof v !== 'string' : k !== '_meta' || !isPlainObject(v)) return false;
+  }
+  return true;
+}
+
+export function createFastCalls(
+  deps: CallToolDeps,
+  s: CallingSession,
+  transport: StreamableHttpTransport,
+  onerror: (err: Error) => void,
+  /** The session's tools/list answer (its `tools` array). */
+  listTools: () => readonly unknown[],
+): FastCalls {
   const inflight = new Map<RequestId, FastCall>();
 
   const send = (message: JSONRPCMessage, related?: RequestId): void => {
@@ -75,9 +117,32 @@ export function createFastCalls(deps: CallToolDeps, s: CallingSession, transport
     );
   }
 
+  function list(id: RequestId): void {
+    let tools: readonly unknown[];
+    try {
+      tools = listTools();
+    } catch (err) {
+      const e = err as { message?: unknown };
+      const message = typeof e?.message === 'string' ? e.message : 'Internal error';
+      return send({ jsonrpc: '2.0', id, error: { code: McpErrorCode.InternalError, message } } as JSONRPCMessage);
+    }
+    const answer = { result: { tools }, jsonrpc: '2.0', id } as JSONRPCMessage;
+    const text = listText(tools);
+    const sent =
+      text === undefined
+        ? transport.send(answer)
+        : transport.sendSerialized(answer, `{"result":${text},"jsonrpc":"2.0","id":${JSON.stringify(id)}}`);
+    sent.catch((err: unknown) => onerror(new Error(`Failed to send response: ${String(err)}`)));
+  }
+
   return {
     take(message) {
       const m = message as { method?: unknown; id?: unknown; params?: unknown };
+      if (m.method === 'tools/list') {
+        if (!('id' in m) || !isRequestId(m.id) || !plainListParams(m.params)) return false;
+        list(m.id);
+        return true;
+      }
       if (m.method === 'tools/call') {
         if (!('id' in m) || !isRequestId(m.id)) return false;
         const params = m.params;

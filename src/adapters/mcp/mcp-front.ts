@@ -539,7 +539,13 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     }
     if (!search) {
       // tools/call past Protocol's dispatch (front-fast-call.ts); everything else still goes to Protocol.
-      const fast = createFastCalls(callDeps, s, transport, (err) => server.onerror?.(err));
+      const fast = createFastCalls(
+        callDeps,
+        s,
+        transport,
+        (err) => server.onerror?.(err),
+        () => catalog.listTools(scope),
+      );
       const protocolOnMessage = transport.onmessage;
       transport.onmessage = (message, extra) => {
         if (!fast.take(message)) protocolOnMessage?.(message, extra);

@@ -174,6 +174,8 @@ export class StreamableHttpTransport implements Transport {
   private readonly opts: StreamableHttpTransportOptions;
   private readonly clock: Clock;
   private readonly exchanges = new Map<RequestId, Exchange>();
+  /** Messages given with their JSON text (sendSerialized). */
+  private readonly serialized = new WeakMap<JSONRPCMessage, string>();
   /** Bytes written to this session's responses whose writes have not completed (maxBufferedBytes). */
   private buffered = 0;
   /** Exchanges with something to write, waiting for `buffered` to fall below maxBufferedBytes. */
@@ -461,7 +463,7 @@ export class StreamableHttpTransport implements Transport {
   /** Serializes one message within the response's bounds and writes it, framed for the response's form. */
   private writeMessage(ex: Exchange, message: JSONRPCMessage, end = false): void {
     const answer = isResponse(message);
-    let text = serialize(message);
+    let text = this.serialized.get(message) ?? serialize(message);
     if (text instanceof Error) {
       const what = answer ? `the answer to request ${String(message.id)}` : 'a notification';
       this.onerror?.(new Error(`${what} could not be serialized: ${text.message}`));
@@ -500,6 +502,15 @@ export class StreamableHttpTransport implements Transport {
     const done = () => this.release(ex, bytes);
     if (end) ex.res.end(chunk, done);
     else ex.res.write(chunk, done);
+  }
+
+  /**
+   * send() of an answer whose JSON text the caller already has (a cached tools/list result): written
+   * as `text`, within the same bounds. `text` must be what JSON.stringify(message) gives.
+   */
+  sendSerialized(message: JSONRPCMessage, text: string): Promise<void> {
+    this.serialized.set(message, text);
+    return this.send(message);
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
