@@ -26,6 +26,7 @@ import {
   type ServerNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import { isPlainObject } from '../../core/plain-object.js';
+import { isRequestId } from './json-rpc-message.js';
 import { runToolCall, type CallingSession, type CallToolDeps } from './front-call-tool.js';
 import type { StreamableHttpTransport } from './streamable-http-transport.js';
 
@@ -38,10 +39,6 @@ interface FastCall {
 export interface FastCalls {
   /** Takes a message off the transport when it is a tools/call (or a cancellation of one) this path serves; false: Protocol's. */
   take(message: JSONRPCMessage): boolean;
-}
-
-function isRequestId(v: unknown): v is RequestId {
-  return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
 }
 
 /**

@@ -3,7 +3,8 @@
  * StreamableHTTPServerTransport in the front: that one converts every exchange into a Web
  * Request/Response through @hono/node-server and answers every POST with an SSE stream, which cost
  * about 0.2 ms per call on a 2-core machine — more than everything else the proxy does per call
- * (docs/benchmarks.md). The SDK's `Server`/`Protocol` still do all JSON-RPC dispatch on top of it.
+ * (docs/benchmarks.md). The SDK's `Server`/`Protocol` do the JSON-RPC dispatch on top of it, except for
+ * tools/call and tools/list, which the front takes first (front-fast-call.ts).
  *
  * Wire behaviour (Streamable HTTP, protocol 2025-03-26 … 2025-11-25), the same as the SDK transport's
  * status codes and error bodies except for how a POST carrying requests is answered. The form is

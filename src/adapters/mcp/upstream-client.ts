@@ -21,6 +21,7 @@ import { ProcessStdioTransport, isSynthesizedErrorData, type TransportProcess } 
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
+import { attachDirectRequests } from './upstream-direct-request.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
 
 interface UpstreamTool {
@@ -255,6 +256,12 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     init.dispose();
   }
 
+  // Requests without progress go past the SDK's request() on stdio (upstream-direct-request.ts).
+  const direct =
+    transport instanceof ProcessStdioTransport
+      ? attachDirectRequests(client, transport, AnyObjectResult, (err) => client.onerror?.(err))
+      : undefined;
+
   const serverVersion = client.getServerVersion();
   const serverInfo =
     serverVersion && typeof serverVersion.name === 'string'
@@ -276,6 +283,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     const link =
       options.signalPerCall === true && options.signal ? { signal: options.signal, dispose: () => undefined } : linkSignal(options.signal);
     try {
+      if (direct && options.onprogress === undefined) return await direct(req, link.signal, options.timeoutMs);
       return await client.request(req as Parameters<typeof client.request>[0], AnyObjectResult, {
         signal: link.signal,
         timeout: options.timeoutMs,
