@@ -75,8 +75,10 @@ export class SupervisorCatalog implements ToolCatalog {
   private filterSpecOf: (server: string) => ToolFilterSpec | undefined = () => undefined;
   /** Compiled filters and filtered arrays, per spec object and tools array: stable references for the search index. */
   private readonly compiled = new WeakMap<ToolFilterSpec, CompiledToolFilter>();
-  /** listTools' last answer per scope (undefined: federated) and what it was built from. */
-  private readonly toolLists = new Map<string | undefined, { key: unknown[]; tools: CatalogTool[] }>();
+  /** listTools' last answer per scope (undefined: federated): built at `version`, with these servers' filters. */
+  private readonly toolLists = new Map<string | undefined, { version: number; names: string[]; specs: unknown[]; tools: CatalogTool[] }>();
+  /** Bumped by every notify() and setToolFilters(): cached tool lists older than it are rebuilt. */
+  private listVersion = 0;
   private readonly exposedCache = new WeakMap<
     readonly UpstreamToolInfo[],
     { spec: ToolFilterSpec | undefined; tools: UpstreamToolInfo[] }
@@ -106,6 +108,7 @@ export class SupervisorCatalog implements ToolCatalog {
   /** Where the per-server tool filters come from (the daemon passes the registry's entries). */
   setToolFilters(specOf: (server: string) => ToolFilterSpec | undefined): void {
     this.filterSpecOf = specOf;
+    this.listVersion++;
   }
 
   private filterOf(server: string): { spec: ToolFilterSpec | undefined; filter: CompiledToolFilter } {
@@ -130,29 +133,29 @@ export class SupervisorCatalog implements ToolCatalog {
   }
 
   /**
-   * The same frozen array while no listed server's tools, withheld tools or filter changed, so the front
-   * can reuse its serialization (a list of 500 servers' tools took about a millisecond to build and
-   * another to serialize per tools/list). Checking costs one pass over the servers' snapshots.
+   * The same frozen array until notify() hears of a server change or a listed server's filter changes,
+   * so the front can reuse its serialization: building the list of 500 servers' tools and serializing
+   * it took about a millisecond each per tools/list. notify() runs a microtask after every server
+   * snapshot (server-events.ts), so a cached list is never older than the change being announced.
    */
   listTools(scope?: string): CatalogTool[] {
-    const key: unknown[] = [];
-    const running: ServerSnapshot[] = [];
+    const hit = this.toolLists.get(scope);
+    if (hit && hit.version === this.listVersion && hit.names.every((n, i) => this.filterSpecOf(n) === hit.specs[i])) return hit.tools;
+    const names: string[] = [];
+    const specs: unknown[] = [];
+    const out: CatalogTool[] = [];
     for (const s of scope !== undefined ? [this.server(scope)] : this.servers()) {
       if (!s || s.value !== 'running') continue;
-      running.push(s);
-      key.push(s.context.name, s.context.tools, s.context.toolChanges, this.filterSpecOf(s.context.name));
-    }
-    const hit = this.toolLists.get(scope);
-    if (hit && hit.key.length === key.length && hit.key.every((k, i) => k === key[i])) return hit.tools;
-    const out: CatalogTool[] = [];
-    for (const s of running) {
+      const name = s.context.name;
+      names.push(name);
+      specs.push(this.filterSpecOf(name));
       for (const t of this.exposed(s)) {
-        out.push(Object.freeze(scope !== undefined ? { ...t } : { ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` }));
+        out.push(Object.freeze(scope !== undefined ? { ...t } : { ...t, name: `${name}${TOOL_SEPARATOR}${t.name}` }));
       }
     }
     Object.freeze(out);
-    if (running.length === 0) this.toolLists.delete(scope);
-    else this.toolLists.set(scope, { key, tools: out });
+    if (names.length === 0) this.toolLists.delete(scope);
+    else this.toolLists.set(scope, { version: this.listVersion, names, specs, tools: out });
     return out;
   }
 
@@ -543,6 +546,7 @@ export class SupervisorCatalog implements ToolCatalog {
    * every server.
    */
   notify(changed?: Iterable<string>): void {
+    this.listVersion++;
     let differs = false;
     const same = (x: Signature | undefined, y: Signature) => x !== undefined && x[0] === y[0] && x[1] === y[1] && x[2] === y[2];
     if (changed === undefined) {
