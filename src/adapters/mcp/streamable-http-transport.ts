@@ -335,11 +335,11 @@ export class StreamableHttpTransport implements Transport {
     const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     res.writeHead(200, headers);
-    // Headers at once while this is the session's only exchange in flight: the client's fetch resolves
-    // while the call travels upstream (sending them with the answer measured 15-19 % slower sequential
-    // p50, docs/benchmarks.md "Regression check"). With other exchanges in flight the daemon is busy and
-    // the extra socket write per call costs throughput, so a JSON answer's headers go with it.
-    if (sse || this.exchanges.size <= ids.length) res.flushHeaders();
+    // Headers at once, for JSON answers too: the client's fetch resolves while the call travels
+    // upstream. Sending them with the answer instead saves a socket write per call but measured 15-19 %
+    // slower sequential p50, and sending them with it only while other exchanges were in flight 1.26-1.34x
+    // the p50 at concurrency 16, in same-run comparisons (docs/benchmarks.md, "Regression check").
+    res.flushHeaders();
     this.armKeepAlive(res, sse ? SSE_KEEP_ALIVE : JSON_KEEP_ALIVE, (t) => (ex.keepAliveTimer = t));
     for (const m of messages) this.onmessage?.(m, extra);
   }
