@@ -26,6 +26,8 @@ export interface ProgressUpdate {
 export interface CatalogCallOptions {
   /** Aborted when the downstream client cancels or the session closes: forwarded upstream as cancellation. */
   signal: AbortSignal;
+  /** `signal` serves this call alone (nothing else listens to it later): no per-call copy is needed upstream. */
+  signalPerCall?: boolean;
   /** Present when the downstream request carried a progressToken. */
   onprogress?: (update: ProgressUpdate) => void;
   /** The calling session: server-to-client requests of the upstream are routed to it while this call runs. */

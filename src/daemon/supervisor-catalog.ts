@@ -75,6 +75,10 @@ export class SupervisorCatalog implements ToolCatalog {
   private filterSpecOf: (server: string) => ToolFilterSpec | undefined = () => undefined;
   /** Compiled filters and filtered arrays, per spec object and tools array: stable references for the search index. */
   private readonly compiled = new WeakMap<ToolFilterSpec, CompiledToolFilter>();
+  /** listTools' last answer per scope (undefined: federated): built at `version`, with these servers' filters. */
+  private readonly toolLists = new Map<string | undefined, { version: number; names: string[]; specs: unknown[]; tools: CatalogTool[] }>();
+  /** Bumped by every notify() and setToolFilters(): cached tool lists older than it are rebuilt. */
+  private listVersion = 0;
   private readonly exposedCache = new WeakMap<
     readonly UpstreamToolInfo[],
     { spec: ToolFilterSpec | undefined; tools: UpstreamToolInfo[] }
@@ -104,6 +108,7 @@ export class SupervisorCatalog implements ToolCatalog {
   /** Where the per-server tool filters come from (the daemon passes the registry's entries). */
   setToolFilters(specOf: (server: string) => ToolFilterSpec | undefined): void {
     this.filterSpecOf = specOf;
+    this.listVersion++;
   }
 
   private filterOf(server: string): { spec: ToolFilterSpec | undefined; filter: CompiledToolFilter } {
@@ -127,16 +132,30 @@ export class SupervisorCatalog implements ToolCatalog {
     return tools;
   }
 
+  /**
+   * The same frozen array until notify() hears of a server change or a listed server's filter changes,
+   * so the front can reuse its serialization: building the list of 500 servers' tools and serializing
+   * it took about a millisecond each per tools/list. notify() runs a microtask after every server
+   * snapshot (server-events.ts), so a cached list is never older than the change being announced.
+   */
   listTools(scope?: string): CatalogTool[] {
-    if (scope !== undefined) {
-      const s = this.server(scope);
-      return s && s.value === 'running' ? this.exposed(s).map((t) => ({ ...t })) : [];
-    }
+    const hit = this.toolLists.get(scope);
+    if (hit && hit.version === this.listVersion && hit.names.every((n, i) => this.filterSpecOf(n) === hit.specs[i])) return hit.tools;
+    const names: string[] = [];
+    const specs: unknown[] = [];
     const out: CatalogTool[] = [];
-    for (const s of this.servers()) {
-      if (s.value !== 'running') continue;
-      for (const t of this.exposed(s)) out.push({ ...t, name: `${s.context.name}${TOOL_SEPARATOR}${t.name}` });
+    for (const s of scope !== undefined ? [this.server(scope)] : this.servers()) {
+      if (!s || s.value !== 'running') continue;
+      const name = s.context.name;
+      names.push(name);
+      specs.push(this.filterSpecOf(name));
+      for (const t of this.exposed(s)) {
+        out.push(Object.freeze(scope !== undefined ? { ...t } : { ...t, name: `${name}${TOOL_SEPARATOR}${t.name}` }));
+      }
     }
+    Object.freeze(out);
+    if (names.length === 0) this.toolLists.delete(scope);
+    else this.toolLists.set(scope, { version: this.listVersion, names, specs, tools: out });
     return out;
   }
 
@@ -188,6 +207,7 @@ export class SupervisorCatalog implements ToolCatalog {
     try {
       const result = await connection.callTool(parts.tool, args, {
         signal: opts.signal,
+        signalPerCall: opts.signalPerCall,
         timeoutMs: this.toolCallTimeoutMs(),
         onprogress: opts.onprogress,
       });
@@ -526,6 +546,7 @@ export class SupervisorCatalog implements ToolCatalog {
    * every server.
    */
   notify(changed?: Iterable<string>): void {
+    this.listVersion++;
     let differs = false;
     const same = (x: Signature | undefined, y: Signature) => x !== undefined && x[0] === y[0] && x[1] === y[1] && x[2] === y[2];
     if (changed === undefined) {

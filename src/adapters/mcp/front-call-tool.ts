@@ -69,8 +69,33 @@ export interface CallingSession {
 }
 
 export async function callTool(deps: CallToolDeps, s: CallingSession, request: CallToolWire, extra: Extra): Promise<ServerResult> {
+  const token = extra._meta?.progressToken;
+  const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
+  const ctl = new AbortController();
+  const onDownstreamAbort = () => ctl.abort(extra.signal.reason);
+  if (extra.signal.aborted) ctl.abort(extra.signal.reason);
+  else extra.signal.addEventListener('abort', onDownstreamAbort, { once: true });
+  try {
+    return await runToolCall(deps, s, request.params, ctl, progressToken, (n) => extra.sendNotification(n));
+  } finally {
+    extra.signal.removeEventListener('abort', onDownstreamAbort);
+  }
+}
+
+/**
+ * One tools/call under `ctl`, the call's only controller: downstream cancellation, the session's close
+ * and the backstop deadline all abort it. `notify` sends a notification tied to the request (progress).
+ * Shared by the SDK-dispatched path above and the direct one (front-fast-call.ts).
+ */
+export async function runToolCall(
+  deps: CallToolDeps,
+  s: CallingSession,
+  params: unknown,
+  ctl: AbortController,
+  progressToken: string | number | undefined,
+  notify: (n: ServerNotification) => Promise<void>,
+): Promise<ServerResult> {
   const { catalog, clock, callDeadlineMs, logger, observer } = deps;
-  const params = request.params;
   if (!isPlainObject(params) || typeof params['name'] !== 'string') {
     throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string');
   }
@@ -79,14 +104,7 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
   if (args !== undefined && !isPlainObject(args)) {
     throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object');
   }
-  const token = extra._meta?.progressToken;
-  const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
   const startedAt = observer === undefined ? 0 : performance.now();
-
-  const ctl = new AbortController();
-  const onDownstreamAbort = () => ctl.abort(extra.signal.reason);
-  if (extra.signal.aborted) ctl.abort(extra.signal.reason);
-  else extra.signal.addEventListener('abort', onDownstreamAbort, { once: true });
   s.calls.add(ctl);
   if (s.closed) ctl.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, 'session closed'));
 
@@ -125,15 +143,15 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
               const p: Record<string, unknown> = { progressToken, progress: u.progress };
               if (u.total !== undefined) p['total'] = u.total;
               if (u.message !== undefined) p['message'] = u.message;
-              extra
-                .sendNotification({ method: 'notifications/progress', params: p } as ServerNotification)
-                .catch((err: unknown) => logger.debug({ err: String(err) }, 'progress not delivered'));
+              notify({ method: 'notifications/progress', params: p } as ServerNotification).catch((err: unknown) =>
+                logger.debug({ err: String(err) }, 'progress not delivered'),
+              );
             };
 
       let pending: Promise<CatalogCallResult>;
       try {
         // One options object per call, as before: it also marks the call in flight for routing.
-        const callOpts: CatalogCallOptions = { signal: ctl.signal, peer: s.peer, scope: s.scope };
+        const callOpts: CatalogCallOptions = { signal: ctl.signal, signalPerCall: true, peer: s.peer, scope: s.scope };
         if (onprogress) callOpts.onprogress = onprogress;
         pending = Promise.resolve(catalog.callTool(name, args, callOpts));
       } catch (err) {
@@ -156,6 +174,5 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
     throw mapped;
   } finally {
     s.calls.delete(ctl);
-    extra.signal.removeEventListener('abort', onDownstreamAbort);
   }
 }

@@ -2,12 +2,14 @@
  * Structural JSON-RPC 2.0 checks for messages that come off a wire (a POST body, an upstream's stdout
  * line). They replace the SDK's `JSONRPCMessageSchema.parse` (a zod union that builds and discards
  * issue objects for every branch a message is not) on our hot paths; the SDK's Protocol still
- * classifies each message itself and a handler's own schema validates a request's params.
+ * classifies the messages it gets itself (tools/call and tools/list skip it: front-fast-call.ts) and a
+ * handler's own schema validates a request's params.
  */
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { isPlainObject } from '../../core/plain-object.js';
 
-function isRequestId(v: unknown): v is RequestId {
+/** A JSON-RPC request id as the SDK accepts it: a string or a safe integer. */
+export function isRequestId(v: unknown): v is RequestId {
   return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
 }
 

@@ -73,6 +73,7 @@ import { paged } from './front-paging.js';
 import { jsonDepthExceeds } from './json-depth.js';
 import { CallToolWireSchema, callTool, type CallObserver, type CallToolWire, type Extra } from './front-call-tool.js';
 import { toolModeOf, type ToolMode } from './front-tool-mode.js';
+import { createFastCalls } from './front-fast-call.js';
 // Types only: the search module (and MiniSearch) is imported dynamically, by the first search-mode session.
 import type { SearchTools } from './front-search-tools.js';
 
@@ -535,6 +536,20 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     } catch (err) {
       await closeSession(s, 'connect failed');
       throw err;
+    }
+    if (!search) {
+      // tools/call past Protocol's dispatch (front-fast-call.ts); everything else still goes to Protocol.
+      const fast = createFastCalls(
+        callDeps,
+        s,
+        transport,
+        (err) => server.onerror?.(err),
+        () => catalog.listTools(scope),
+      );
+      const protocolOnMessage = transport.onmessage;
+      transport.onmessage = (message, extra) => {
+        if (!fast.take(message)) protocolOnMessage?.(message, extra);
+      };
     }
     scheduleSweep();
     return s;

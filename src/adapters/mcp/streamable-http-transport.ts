@@ -3,7 +3,8 @@
  * StreamableHTTPServerTransport in the front: that one converts every exchange into a Web
  * Request/Response through @hono/node-server and answers every POST with an SSE stream, which cost
  * about 0.2 ms per call on a 2-core machine — more than everything else the proxy does per call
- * (docs/benchmarks.md). The SDK's `Server`/`Protocol` still do all JSON-RPC dispatch on top of it.
+ * (docs/benchmarks.md). The SDK's `Server`/`Protocol` do the JSON-RPC dispatch on top of it, except for
+ * tools/call and tools/list, which the front takes first (front-fast-call.ts).
  *
  * Wire behaviour (Streamable HTTP, protocol 2025-03-26 … 2025-11-25), the same as the SDK transport's
  * status codes and error bodies except for how a POST carrying requests is answered. The form is
@@ -174,6 +175,8 @@ export class StreamableHttpTransport implements Transport {
   private readonly opts: StreamableHttpTransportOptions;
   private readonly clock: Clock;
   private readonly exchanges = new Map<RequestId, Exchange>();
+  /** Messages given with their JSON text (sendSerialized). */
+  private readonly serialized = new WeakMap<JSONRPCMessage, string>();
   /** Bytes written to this session's responses whose writes have not completed (maxBufferedBytes). */
   private buffered = 0;
   /** Exchanges with something to write, waiting for `buffered` to fall below maxBufferedBytes. */
@@ -334,7 +337,8 @@ export class StreamableHttpTransport implements Transport {
     res.writeHead(200, headers);
     // Headers at once, for JSON answers too: the client's fetch resolves while the call travels
     // upstream. Sending them with the answer instead saves a socket write per call but measured 15-19 %
-    // slower sequential p50 in the same run (docs/benchmarks.md, "Regression check").
+    // slower sequential p50, and sending them with it only while other exchanges were in flight 1.26-1.34x
+    // the p50 at concurrency 16, in same-run comparisons (docs/benchmarks.md, "Regression check").
     res.flushHeaders();
     this.armKeepAlive(res, sse ? SSE_KEEP_ALIVE : JSON_KEEP_ALIVE, (t) => (ex.keepAliveTimer = t));
     for (const m of messages) this.onmessage?.(m, extra);
@@ -460,7 +464,7 @@ export class StreamableHttpTransport implements Transport {
   /** Serializes one message within the response's bounds and writes it, framed for the response's form. */
   private writeMessage(ex: Exchange, message: JSONRPCMessage, end = false): void {
     const answer = isResponse(message);
-    let text = serialize(message);
+    let text = this.serialized.get(message) ?? serialize(message);
     if (text instanceof Error) {
       const what = answer ? `the answer to request ${String(message.id)}` : 'a notification';
       this.onerror?.(new Error(`${what} could not be serialized: ${text.message}`));
@@ -499,6 +503,15 @@ export class StreamableHttpTransport implements Transport {
     const done = () => this.release(ex, bytes);
     if (end) ex.res.end(chunk, done);
     else ex.res.write(chunk, done);
+  }
+
+  /**
+   * send() of an answer whose JSON text the caller already has (a cached tools/list result): written
+   * as `text`, within the same bounds. `text` must be what JSON.stringify(message) gives.
+   */
+  sendSerialized(message: JSONRPCMessage, text: string): Promise<void> {
+    this.serialized.set(message, text);
+    return this.send(message);
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {

@@ -21,6 +21,7 @@ import { ProcessStdioTransport, isSynthesizedErrorData, type TransportProcess } 
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
+import { attachDirectRequests } from './upstream-direct-request.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
 import { lazyChild } from '../log/lazy-child.js';
 
@@ -40,6 +41,8 @@ export interface UpstreamProgress {
 
 interface UpstreamCallOptions {
   signal?: AbortSignal;
+  /** `signal` serves this call alone: the SDK's listener on it goes with it, so it needs no throwaway copy. */
+  signalPerCall?: boolean | undefined;
   /** Request deadline; reset by every progress notification. */
   timeoutMs: number;
   onprogress?: (p: UpstreamProgress) => void;
@@ -268,6 +271,12 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     init.dispose();
   }
 
+  // Requests without progress go past the SDK's request() on stdio (upstream-direct-request.ts).
+  const direct =
+    transport instanceof ProcessStdioTransport
+      ? attachDirectRequests(client, transport, AnyObjectResult, (err) => client.onerror?.(err))
+      : undefined;
+
   const serverVersion = client.getServerVersion();
   const serverInfo =
     serverVersion && typeof serverVersion.name === 'string'
@@ -284,10 +293,12 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
    */
   async function request(
     req: { method: string; params?: Record<string, unknown> },
-    options: { signal?: AbortSignal; timeoutMs: number; onprogress?: (p: UpstreamProgress) => void },
+    options: { signal?: AbortSignal; signalPerCall?: boolean | undefined; timeoutMs: number; onprogress?: (p: UpstreamProgress) => void },
   ): Promise<Record<string, unknown>> {
-    const link = linkSignal(options.signal);
+    const link =
+      options.signalPerCall === true && options.signal ? { signal: options.signal, dispose: () => undefined } : linkSignal(options.signal);
     try {
+      if (direct && options.onprogress === undefined) return await direct(req, link.signal, options.timeoutMs);
       return await client.request(req as Parameters<typeof client.request>[0], AnyObjectResult, {
         signal: link.signal,
         timeout: options.timeoutMs,
@@ -380,6 +391,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
       { method: 'tools/call', params },
       {
         signal: callOpts.signal,
+        signalPerCall: callOpts.signalPerCall,
         timeoutMs: callOpts.timeoutMs,
         onprogress: callOpts.onprogress,
       },

@@ -1,0 +1,114 @@
+/**
+ * Requests to a stdio upstream past the SDK Client's `request()` (upstream-client.ts uses it for every
+ * request without progress, tools/call above all). Per request, the SDK's path classified the answer
+ * with zod several times and parsed the result with a zod schema; this one matches the answer by id
+ * in a map. It behaves as `Protocol.request` does for these requests:
+ * - ids come from the Client's own counter, so they never collide with the requests the SDK still
+ *   sends (initialize, progress-carrying calls) and the wire looks the same;
+ * - an abort of `signal` or the deadline sends `notifications/cancelled` with the id and String(reason)
+ *   and rejects with the reason as an McpError (RequestTimeout "Request timed out" for the deadline),
+ *   an answer arriving later goes to Protocol, which reports it as unknown, as before;
+ * - an error answer rejects with McpError.fromError(code, message, data) (data by reference: the stdio
+ *   transport's synthesized answers are recognized by it); a result that is not an object rejects with
+ *   the same zod error the SDK's schema gave;
+ * - the transport closing rejects what is in flight with McpError(ConnectionClosed, "Connection closed").
+ * Answers this map does not know (the SDK's own requests) and every other message go to Protocol.
+ */
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { ErrorCode, McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { z } from 'zod';
+import { isPlainObject } from '../../core/plain-object.js';
+
+type Answer = JSONRPCMessage | Error;
+
+export type DirectRequest = (
+  req: { method: string; params?: Record<string, unknown> },
+  signal: AbortSignal | undefined,
+  timeoutMs: number,
+) => Promise<Record<string, unknown>>;
+
+/** The Client's request id counter (Protocol's `_requestMessageId`), shared so ids stay unique. */
+interface IdSource {
+  _requestMessageId: number;
+}
+
+/**
+ * Wraps the connected client's transport callbacks; undefined when this SDK build does not have the id
+ * counter (every request then takes the SDK's path).
+ */
+export function attachDirectRequests(
+  client: Client,
+  transport: Transport,
+  resultSchema: z.ZodType<Record<string, unknown>>,
+  onerror: (err: Error) => void,
+): DirectRequest | undefined {
+  const ids = client as unknown as IdSource;
+  if (typeof ids._requestMessageId !== 'number') return undefined;
+  const pending = new Map<number, (a: Answer) => void>();
+  let closed = false;
+
+  const protocolOnMessage = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    if (pending.size > 0 && !('method' in message)) {
+      const id = (message as { id?: unknown }).id;
+      const done = typeof id === 'number' ? pending.get(id) : undefined;
+      if (done) return done(message);
+    }
+    protocolOnMessage?.(message, extra);
+  };
+  const protocolOnClose = transport.onclose;
+  transport.onclose = () => {
+    closed = true;
+    protocolOnClose?.();
+    const err = McpError.fromError(ErrorCode.ConnectionClosed, 'Connection closed');
+    for (const done of [...pending.values()]) done(err);
+    pending.clear();
+  };
+
+  return (req, signal, timeoutMs) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      if (closed) return reject(new Error('Not connected'));
+      if (signal?.aborted) return reject(signal.reason);
+      const id = ids._requestMessageId++;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = () => {
+        pending.delete(id);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const cancel = (reason: unknown) => {
+        finish();
+        transport
+          .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: String(reason) } })
+          .catch((err: unknown) => onerror(new Error(`Failed to send cancellation: ${String(err)}`)));
+        reject(reason instanceof McpError ? reason : new McpError(ErrorCode.RequestTimeout, String(reason)));
+      };
+      const onAbort = () => cancel(signal!.reason);
+      pending.set(id, (a) => {
+        finish();
+        if (a instanceof Error) return reject(a);
+        if ('result' in a) {
+          const result: unknown = a.result;
+          if (isPlainObject(result)) return resolve(result);
+          const parsed = resultSchema.safeParse(result);
+          return parsed.success ? resolve(parsed.data) : reject(parsed.error);
+        }
+        const e = (a as { error: { code: number; message: string; data?: unknown } }).error;
+        reject(McpError.fromError(e.code, e.message, e.data));
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      timer = setTimeout(
+        () => cancel(McpError.fromError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs })),
+        timeoutMs,
+      );
+      const message = (req.params === undefined ? { method: req.method } : { method: req.method, params: req.params }) as {
+        method: string;
+        params?: Record<string, unknown>;
+      };
+      transport.send({ ...message, jsonrpc: '2.0', id } as JSONRPCMessage).catch((err: unknown) => {
+        finish();
+        reject(err);
+      });
+    });
+}
