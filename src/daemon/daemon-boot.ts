@@ -35,11 +35,15 @@ import { LogTap } from '../adapters/log/log-tap.js';
 /** What `startDaemon` needs of the daemon's options before anything starts (a subset of DaemonOptions). */
 export interface BootOptions {
   dataDir: string;
+  /** Defaults to `<dataDir>/config.json`, which is created with the embedded default if missing. */
   configPath?: string;
   listen: { host: string; port: number };
   logLevel: string;
+  /** Human-readable log lines on stderr besides the JSON log file. */
   console: boolean;
+  /** Bind a non-loopback address; /mcp then requires the bearer token from `<dataDir>/token`. */
   allowRemote?: boolean;
+  /** Applied over the config file's settings (tests shrink timeouts). */
   settingsOverride?: Partial<Settings>;
 }
 

@@ -26,7 +26,7 @@ import { createTeardownActors } from '../actors/teardown-actors.js';
 import { SupervisorCatalog } from './supervisor-catalog.js';
 import type { InstanceIdentity } from '../core/instance-identity.js';
 import { reapOrphans } from './startup-reaper.js';
-import { bootDaemon, groupMarksDir, type DaemonBoot } from './daemon-boot.js';
+import { bootDaemon, groupMarksDir, type BootOptions, type DaemonBoot } from './daemon-boot.js';
 import type { WatchdogHandle } from '../adapters/process/watchdog.js';
 import { GroupMarks } from '../adapters/process/group-marks.js';
 import { serverViews, type ServerView } from './server-view.js';
@@ -46,18 +46,8 @@ import { OAUTH_CALLBACK_PATH, OAuthLogins } from '../adapters/remote/oauth-login
 
 export { DEFAULT_HOST, DEFAULT_PORT } from '../core/defaults.js';
 
-export interface DaemonOptions {
-  dataDir: string;
-  /** Defaults to `<dataDir>/config.json`, which is created with the embedded default if missing. */
-  configPath?: string;
-  listen: { host: string; port: number };
-  logLevel: string;
-  /** Human-readable log lines on stderr besides the JSON log file. */
-  console: boolean;
-  /** Bind a non-loopback address; /mcp then requires the bearer token from `<dataDir>/token`. */
-  allowRemote?: boolean;
-  /** Applied over the config file's settings (tests shrink timeouts). */
-  settingsOverride?: Partial<Settings>;
+/** The boot's options (data dir, config, listen address, logging, settings override) and what only the running daemon uses. */
+export interface DaemonOptions extends BootOptions {
   /**
    * Stream the actor system to a Stately inspector relay at this WebSocket URL (`serve --inspect`).
    * Observation only: an unreachable relay never affects the daemon.
