@@ -209,6 +209,11 @@ async function bootLocked(opts: BootOptions, lock: InstanceLock, relay: LockRela
   }
 
   const approvals = new ApprovalsStore(dataDir);
+  approvals.onMarksWriteError = (err) =>
+    logger.warn(
+      { err, file: approvals.marksFile },
+      'could not write the approved-once marks; the record stands and is marked on the next write or start',
+    );
   const approvalsLoad = approvals.load();
   // Fail closed (docs/quarantine.md): an unreadable approvals file cannot say which servers were
   // approved, and "nothing approved" would trust every unflagged server on first use again.

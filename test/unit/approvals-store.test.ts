@@ -3,7 +3,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApprovalsStore, type ServerApproval } from '../../src/adapters/store/approvals-store.js';
@@ -143,6 +143,33 @@ test('withheld tools are persisted with the record, and a malformed list fails t
     const file = join(dir, 'approvals.json');
     writeFileSync(file, JSON.stringify({ version: 1, servers: { s: { ...approval(1), withheld: 'a' } } }));
     assert.equal(new ApprovalsStore(dir).load().ok, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('approved-once marks: the record is written before its mark, so a lost mark write never quarantines after a crash', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'approvals-'));
+  try {
+    const store = new ApprovalsStore(dir);
+    store.load();
+    const errors: unknown[] = [];
+    store.onMarksWriteError = (err) => errors.push(err);
+    // The marks file cannot be replaced (a directory stands in its place): as if the daemon died
+    // between the two writes.
+    mkdirSync(join(dir, 'approved-once.json'));
+    await store.set('a', approval(1));
+    assert.equal(errors.length, 1, 'the failed mark write is reported');
+    const onDisk = JSON.parse(readFileSync(join(dir, 'approvals.json'), 'utf8')) as { servers: Record<string, unknown> };
+    assert.ok(onDisk.servers['a'], 'the record was written although its mark could not be');
+    // The next start (the obstacle gone) finds the record, trusts it and marks it.
+    rmSync(join(dir, 'approved-once.json'), { recursive: true });
+    const again = new ApprovalsStore(dir);
+    assert.deepEqual(again.load(), { ok: true });
+    assert.deepEqual(again.get('a'), approval(1));
+    assert.equal(again.approvedBefore('a'), approval(1).approvedAt);
+    const marks = JSON.parse(readFileSync(join(dir, 'approved-once.json'), 'utf8')) as { approvedOnce: Record<string, string> };
+    assert.deepEqual(Object.keys(marks.approvedOnce), ['a']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -63,6 +63,8 @@ export class ApprovalsStore {
   private queued: Promise<void> | undefined;
   readonly file: string;
   readonly marksFile: string;
+  /** Told when a mark could not be written after its record (the record stands; the mark follows later). */
+  onMarksWriteError?: (err: unknown) => void;
 
   constructor(dataDir: string) {
     this.file = join(dataDir, 'approvals.json');
@@ -247,28 +249,19 @@ export class ApprovalsStore {
         await fs.rename(this.marksFile, `${this.marksFile}.corrupt-${Date.now()}`).catch(() => undefined);
         this.marksCorrupt = false;
       }
-      // Marks grow before the records they cover are written, and shrink only after.
-      const before = this.marksOnDisk;
-      const grown = { ...before, ...marks };
-      if (marksText(grown) !== marksText(before)) {
-        await writeAtomic(this.marksFile, marksText(grown));
-        this.marksOnDisk = grown;
-      }
-      try {
-        await writeAtomic(this.file, snapshot);
-      } catch (err) {
-        // No record was written, so no mark either (best effort: a mark left behind only fails closed).
-        if (this.marksOnDisk !== before) {
-          await writeAtomic(this.marksFile, marksText(before)).then(
-            () => (this.marksOnDisk = before),
-            () => undefined,
-          );
-        }
-        throw err;
-      }
+      // The record first, then its mark: a daemon killed between the two writes leaves a record
+      // without a mark, which the next load marks; the other order left a mark without a record,
+      // and the server quarantined (E_APPROVAL_MISSING) after a mere crash. A failed record write
+      // leaves the marks untouched.
+      await writeAtomic(this.file, snapshot);
       if (marksText(marks) !== marksText(this.marksOnDisk)) {
-        await writeAtomic(this.marksFile, marksText(marks));
-        this.marksOnDisk = marks;
+        try {
+          await writeAtomic(this.marksFile, marksText(marks));
+          this.marksOnDisk = marks;
+        } catch (err) {
+          // The record stands; the mark is written by the next write of the store or the next load.
+          this.onMarksWriteError?.(err);
+        }
       }
     };
     const next = this.queue.then(run, run);
