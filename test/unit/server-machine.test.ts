@@ -136,7 +136,7 @@ test('starts, launches and runs with the upstream tools in context', async () =>
   const h = harness();
   await flush();
   assert.equal(h.value(), 'running');
-  assert.equal(h.ctx().pid, 42);
+  assert.equal(h.ctx().up?.pid, 42);
   assert.equal(h.ctx().tools.length, 1);
   assert.equal(h.watchers(), 1);
   h.actor.stop();
@@ -309,16 +309,16 @@ test('reaping retries with visible attempts and backoff, hands over at the limit
   await flush();
   // first forced attempt happens at once
   assert.deepEqual(h.value(), { reaping: 'backoff' });
-  assert.equal(h.ctx().reapAttempt, 1);
-  assert.equal(h.ctx().remaining, 2);
+  assert.equal(h.ctx().reap.attempt, 1);
+  assert.equal(h.ctx().reap.remaining, 2);
   assert.equal(h.ctx().lastError?.code, 'E_REAP_FAILED');
   h.clock.increment(100);
   await flush();
-  assert.equal(h.ctx().reapAttempt, 2);
+  assert.equal(h.ctx().reap.attempt, 2);
   assert.deepEqual(h.value(), { reaping: 'backoff' });
   h.clock.increment(200);
   await flush();
-  assert.equal(h.ctx().reapAttempt, 4, 'three forced attempts, then the hand-over');
+  assert.equal(h.ctx().reap.attempt, 4, 'three forced attempts, then the hand-over');
   assert.equal(h.calls.handOver, 1, 'ownership passed on at the attempt limit');
   assert.equal(h.actor.getSnapshot().status, 'done');
   assert.equal(h.calls.force, 3);
@@ -340,7 +340,7 @@ test('stopped is never reached while the audit reports resources', async () => {
   }
   assert.notEqual(h.actor.getSnapshot().status, 'done');
   assert.equal(top(h.value()), 'reaping');
-  assert.ok(h.ctx().reapAttempt > settings.reapMaxAttempts, 'keeps trying past the limit');
+  assert.ok(h.ctx().reap.attempt > settings.reapMaxAttempts, 'keeps trying past the limit');
   h.actor.stop();
 });
 
