@@ -225,9 +225,14 @@ export type ServerEvent =
   | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null; error?: unknown }
   | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & OfferedLists & ToolCheck)
   /** From the supervisor when its shutdown budget is spent. */
-  | { type: 'DEADLINE' };
+  | { type: 'DEADLINE' }
+  /** From the server's own deadline timers (`timer` actor): launch took too long / stopping ran over its budget. */
+  | { type: 'INIT_TIMEOUT' }
+  | { type: 'STOP_DEADLINE' };
 
 type OwnerInput = { name: string; owner: string };
+/** A deadline: after `ms` on the actor system's clock, the timer sends `event` to the server actor. */
+export type TimerInput = { ms: number; event: 'INIT_TIMEOUT' | 'STOP_DEADLINE' };
 export type WatchInput = OwnerInput & {
   session: UpstreamSession | null;
   /** The lists as last checked, so a refresh of one sends all of them with its check. */
@@ -266,6 +271,16 @@ function retryAfterOf(event: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
 }
 
+/** Safety net over the adapter's own escalation: stopping never waits longer than its budget. */
+function stopDeadlineMs(settings: ServerSettings): number {
+  return (
+    settings.stopEofGraceMs +
+    Math.max(settings.stopTermGraceMs, (settings.dockerStopGraceSeconds ?? 0) * 1_000) +
+    settings.stopKillGraceMs +
+    1_000
+  );
+}
+
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
 
 /** Build the machine. `now` is injected (SimulatedClock in tests) so restart times are controllable. */
@@ -296,9 +311,18 @@ export function createServerMachine(deps: { now: () => number }) {
       auditOwned: fromPromise<AuditOutput, OwnerInput>(notProvided('auditOwned')),
       forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(notProvided('forceRelease')),
       handOver: fromPromise<void, OwnerInput>(notProvided('handOver')),
+      // The deadlines of launching and stopping, as an actor on the system's clock (SimulatedClock in
+      // tests) instead of an `after` delay: xstate's scheduler keeps every pending delay of the whole
+      // system in one table and each actor stop scans all of it (cancelAll), so 500 servers each holding
+      // an init or stop deadline made every launch/release/audit completion cost O(servers). A timer
+      // actor's handle lives only in its own cleanup.
+      timer: fromCallback<ServerEvent, TimerInput>(({ input, sendBack, system }) => {
+        const clock = system._clock;
+        const handle = clock.setTimeout(() => sendBack({ type: input.event }), input.ms);
+        return () => clock.clearTimeout(handle);
+      }),
     },
     delays: {
-      initTimeout: ({ context }) => context.spec.settings.initTimeoutMs,
       restartDelay: ({ context }) =>
         Math.max(
           context.retryAfterMs ?? 0,
@@ -309,12 +333,6 @@ export function createServerMachine(deps: { now: () => number }) {
             context.spec.settings.restartBackoffFactor,
           ),
         ),
-      // Safety net over the adapter's own escalation: stopping never waits longer than its budget.
-      stopDeadline: ({ context }) =>
-        context.spec.settings.stopEofGraceMs +
-        Math.max(context.spec.settings.stopTermGraceMs, (context.spec.settings.dockerStopGraceSeconds ?? 0) * 1_000) +
-        context.spec.settings.stopKillGraceMs +
-        1_000,
       reapDelay: ({ context }) =>
         backoffDelay(Math.max(1, context.reap.attempt), context.spec.settings.reapBackoffInitialMs, context.spec.settings.reapBackoffMaxMs),
     },
@@ -490,25 +508,32 @@ export function createServerMachine(deps: { now: () => number }) {
             always: { target: 'launching' },
           },
           launching: {
-            invoke: {
-              id: 'launch',
-              src: 'launchUpstream',
-              input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
-              onDone: [
-                { guard: 'quarantinesServer', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
-                { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
-                { target: '#server.running', actions: ['markLaunched', 'setWithheld'] },
-              ],
-              onError: [
-                // Credentials needed: release what the attempt opened, then wait for a login (no retries).
-                { guard: 'needsAuth', target: '#server.stopping', actions: ['recordError', 'intendAuth'] },
-                { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
-              ],
+            invoke: [
+              {
+                id: 'initTimer',
+                src: 'timer',
+                input: ({ context }) => ({ ms: context.spec.settings.initTimeoutMs, event: 'INIT_TIMEOUT' }) satisfies TimerInput,
+              },
+              {
+                id: 'launch',
+                src: 'launchUpstream',
+                input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
+                onDone: [
+                  { guard: 'quarantinesServer', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
+                  { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
+                  { target: '#server.running', actions: ['markLaunched', 'setWithheld'] },
+                ],
+                onError: [
+                  // Credentials needed: release what the attempt opened, then wait for a login (no retries).
+                  { guard: 'needsAuth', target: '#server.stopping', actions: ['recordError', 'intendAuth'] },
+                  { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
+                ],
+              },
+            ],
+            on: {
+              INIT_TIMEOUT: { target: '#server.stopping', actions: ['recordInitTimeout', 'intendRecover'] },
+              RESTART: { target: '#server.stopping', actions: 'intendRestart' },
             },
-            after: {
-              initTimeout: { target: '#server.stopping', actions: ['recordInitTimeout', 'intendRecover'] },
-            },
-            on: { RESTART: { target: '#server.stopping', actions: 'intendRestart' } },
           },
           backoff: {
             after: { restartDelay: { target: 'launching' } },
@@ -582,16 +607,23 @@ export function createServerMachine(deps: { now: () => number }) {
       },
       stopping: {
         entry: 'clearRuntime',
-        invoke: {
-          id: 'release',
-          src: 'releaseOwned',
-          input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
-          onDone: { target: 'reaping' },
-          // A failed polite release is not the end: reaping verifies and forces, visibly.
-          onError: { target: 'reaping', actions: 'recordReleaseFailure' },
-        },
-        after: { stopDeadline: { target: 'reaping' } },
+        invoke: [
+          {
+            id: 'stopTimer',
+            src: 'timer',
+            input: ({ context }) => ({ ms: stopDeadlineMs(context.spec.settings), event: 'STOP_DEADLINE' }) satisfies TimerInput,
+          },
+          {
+            id: 'release',
+            src: 'releaseOwned',
+            input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
+            onDone: { target: 'reaping' },
+            // A failed polite release is not the end: reaping verifies and forces, visibly.
+            onError: { target: 'reaping', actions: 'recordReleaseFailure' },
+          },
+        ],
         on: {
+          STOP_DEADLINE: { target: 'reaping' },
           STOP: { actions: 'intendStop' },
           APPROVE: { actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
