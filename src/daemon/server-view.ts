@@ -56,13 +56,13 @@ export function viewOfSnapshot(snap: ServerSnapshot, resources: Partial<Record<R
       quarantined: c.quarantined,
       attempt: c.attempt,
       restartsInWindow: c.restartTimes.length,
-      reapAttempt: c.reapAttempt,
+      reapAttempt: c.reap.attempt,
       // An error may quote a spawn command or its arguments: secrets in them are redacted (logger.ts).
       lastError: c.lastError ? { ...c.lastError, message: redactSecrets(c.lastError.message) } : null,
       // A remote server has no process (-1).
-      pid: c.pid !== null && c.pid >= 0 ? c.pid : null,
+      pid: c.up !== null && c.up.pid >= 0 ? c.up.pid : null,
       toolCount: c.tools.length,
-      upSince: c.upSince,
+      upSince: c.up?.upSince ?? null,
       resources,
     };
   } catch {

@@ -110,23 +110,53 @@ export interface ServerMachineInput {
 
 type StopIntent = 'stop' | 'restart' | 'recover' | 'auth';
 
-export interface ServerContext {
-  name: string;
+/**
+ * What a server actor is given at its start and never changes (one nested object, see ServerContext).
+ */
+export interface ServerSpec {
   /** Ledger owner id and systemId. */
   owner: string;
+  /** A remote (url) entry (no process; adapters/remote/). */
   remote: boolean;
-  quarantined: boolean;
   settings: ServerSettings;
+}
+
+/** The live upstream's facts while running/quarantined (set at launch, cleared on entering `stopping`). */
+export interface UpInfo {
+  pid: number;
+  serverInfo: { name: string; version: string } | null;
+  /** Since when the server is in running/quarantined (ms). */
+  upSince: number;
+}
+
+/** The bookkeeping of one reaping (reset on entering it). */
+export interface ReapInfo {
+  /** Forced-removal attempts in the current reaping. */
+  attempt: number;
+  /** Resources still held when reaping last audited. */
+  remaining: number;
+}
+
+/**
+ * Kept to few top-level keys on purpose: xstate builds every new context with
+ * `Object.assign({}, context, update)`, and V8 turns an object built that way with ~20 keys into a
+ * slow dictionary-mode object (an assign then costs ~20x more). Fields that change together or never
+ * change are grouped into small nested objects instead (spec, up, reap).
+ */
+export interface ServerContext {
+  name: string;
+  /** Never changes after the start. */
+  spec: ServerSpec;
+  quarantined: boolean;
   /** Why we are stopping: finish, restart on request, or recover from a crash. */
   intent: StopIntent;
   /** Times of crash-recovery restarts inside the intensity window (for backoff and the limit). */
   restartTimes: number[];
   /** Restart attempt that the current backoff/launch belongs to (0 = first start). */
   attempt: number;
-  /** Forced-removal attempts in the current reaping. */
-  reapAttempt: number;
   lastError: ErrorInfo | null;
-  pid: number | null;
+  /** The launched upstream's pid, serverInfo and start time while running/quarantined; null otherwise. */
+  up: UpInfo | null;
   tools: UpstreamToolInfo[];
   /**
    * The prompts and resource templates as checked with the tools (fetched at launch and after the
@@ -134,11 +164,6 @@ export interface ServerContext {
    */
   prompts: UpstreamItem[];
   resourceTemplates: UpstreamItem[];
-  serverInfo: { name: string; version: string } | null;
-  /** Since when the server is in running/quarantined (ms). */
-  upSince: number | null;
-  /** Resources still held when reaping last audited. */
-  remaining: number;
   /**
    * Why the server was (re-)quarantined by the integrity check; in `running` (quarantineScope
    * "tool") the changed tools withheld alone; empty otherwise.
@@ -146,6 +171,7 @@ export interface ServerContext {
   toolChanges: ToolChangeInfo[];
   /** The live upstream while running/quarantined; null otherwise. */
   session: UpstreamSession | null;
+  reap: ReapInfo;
   /** The supervisor's shutdown budget is spent: hand everything to the reaper, don't wait. */
   deadline: boolean;
   /** The last failure's Retry-After (ms): the next restart delay is at least this; null when none. */
@@ -199,9 +225,14 @@ export type ServerEvent =
   | { type: 'UPSTREAM_EXITED'; code: number | null; signal: string | null; error?: unknown }
   | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & OfferedLists & ToolCheck)
   /** From the supervisor when its shutdown budget is spent. */
-  | { type: 'DEADLINE' };
+  | { type: 'DEADLINE' }
+  /** From the server's own deadline timers (`timer` actor): launch took too long / stopping ran over its budget. */
+  | { type: 'INIT_TIMEOUT' }
+  | { type: 'STOP_DEADLINE' };
 
 type OwnerInput = { name: string; owner: string };
+/** A deadline: after `ms` on the actor system's clock, the timer sends `event` to the server actor. */
+export type TimerInput = { ms: number; event: 'INIT_TIMEOUT' | 'STOP_DEADLINE' };
 export type WatchInput = OwnerInput & {
   session: UpstreamSession | null;
   /** The lists as last checked, so a refresh of one sends all of them with its check. */
@@ -240,6 +271,16 @@ function retryAfterOf(event: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
 }
 
+/** Safety net over the adapter's own escalation: stopping never waits longer than its budget. */
+function stopDeadlineMs(settings: ServerSettings): number {
+  return (
+    settings.stopEofGraceMs +
+    Math.max(settings.stopTermGraceMs, (settings.dockerStopGraceSeconds ?? 0) * 1_000) +
+    settings.stopKillGraceMs +
+    1_000
+  );
+}
+
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
 
 /** Build the machine. `now` is injected (SimulatedClock in tests) so restart times are controllable. */
@@ -253,7 +294,7 @@ export function createServerMachine(deps: { now: () => number }) {
   };
   const recentRestarts = (c: ServerContext): number[] => {
     const t = now();
-    return c.restartTimes.filter((x) => t - x < c.settings.restartIntensityWindowMs);
+    return c.restartTimes.filter((x) => t - x < c.spec.settings.restartIntensityWindowMs);
   };
 
   return setup({
@@ -270,27 +311,30 @@ export function createServerMachine(deps: { now: () => number }) {
       auditOwned: fromPromise<AuditOutput, OwnerInput>(notProvided('auditOwned')),
       forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(notProvided('forceRelease')),
       handOver: fromPromise<void, OwnerInput>(notProvided('handOver')),
+      // The deadlines of launching and stopping, as an actor on the system's clock (SimulatedClock in
+      // tests) instead of an `after` delay: xstate's scheduler keeps every pending delay of the whole
+      // system in one table and each actor stop scans all of it (cancelAll), so 500 servers each holding
+      // an init or stop deadline made every launch/release/audit completion cost O(servers). A timer
+      // actor's handle lives only in its own cleanup.
+      timer: fromCallback<ServerEvent, TimerInput>(({ input, sendBack, system }) => {
+        const clock = system._clock;
+        const handle = clock.setTimeout(() => sendBack({ type: input.event }), input.ms);
+        return () => clock.clearTimeout(handle);
+      }),
     },
     delays: {
-      initTimeout: ({ context }) => context.settings.initTimeoutMs,
       restartDelay: ({ context }) =>
         Math.max(
           context.retryAfterMs ?? 0,
           backoffDelay(
             Math.max(1, context.attempt),
-            context.settings.restartBackoffInitialMs,
-            context.settings.restartBackoffMaxMs,
-            context.settings.restartBackoffFactor,
+            context.spec.settings.restartBackoffInitialMs,
+            context.spec.settings.restartBackoffMaxMs,
+            context.spec.settings.restartBackoffFactor,
           ),
         ),
-      // Safety net over the adapter's own escalation: stopping never waits longer than its budget.
-      stopDeadline: ({ context }) =>
-        context.settings.stopEofGraceMs +
-        Math.max(context.settings.stopTermGraceMs, (context.settings.dockerStopGraceSeconds ?? 0) * 1_000) +
-        context.settings.stopKillGraceMs +
-        1_000,
       reapDelay: ({ context }) =>
-        backoffDelay(Math.max(1, context.reapAttempt), context.settings.reapBackoffInitialMs, context.settings.reapBackoffMaxMs),
+        backoffDelay(Math.max(1, context.reap.attempt), context.spec.settings.reapBackoffInitialMs, context.spec.settings.reapBackoffMaxMs),
     },
     guards: {
       needsAuth: ({ event }) => isNeedsAuth(event),
@@ -305,12 +349,12 @@ export function createServerMachine(deps: { now: () => number }) {
         return typeof out?.remaining === 'number' && out.remaining === 0;
       },
       // Exactly at the limit: hand over once; after that keep forcing on the capped backoff.
-      handOverDue: ({ context }) => context.reapAttempt === context.settings.reapMaxAttempts,
-      hasReapAttempted: ({ context }) => context.reapAttempt > 0,
+      handOverDue: ({ context }) => context.reap.attempt === context.spec.settings.reapMaxAttempts,
+      hasReapAttempted: ({ context }) => context.reap.attempt > 0,
       deadlinePassed: ({ context }) => context.deadline,
       intentStop: ({ context }) => context.intent === 'stop',
       intentRestart: ({ context }) => context.intent === 'restart',
-      crashLoop: ({ context }) => recentRestarts(context).length + 1 > context.settings.restartIntensityMax,
+      crashLoop: ({ context }) => recentRestarts(context).length + 1 > context.spec.settings.restartIntensityMax,
     },
     actions: {
       recordError: assign({
@@ -320,7 +364,7 @@ export function createServerMachine(deps: { now: () => number }) {
       recordInitTimeout: assign({
         lastError: ({ context }) => ({
           code: ErrorCodes.INIT_TIMEOUT,
-          message: `no initialize response within ${context.settings.initTimeoutMs} ms`,
+          message: `no initialize response within ${context.spec.settings.initTimeoutMs} ms`,
           at: now(),
         }),
       }),
@@ -337,7 +381,7 @@ export function createServerMachine(deps: { now: () => number }) {
       recordCrashLoop: assign({
         lastError: ({ context }) => ({
           code: ErrorCodes.CRASH_LOOP,
-          message: `more than ${context.settings.restartIntensityMax} restarts within ${context.settings.restartIntensityWindowMs} ms; waiting for an explicit restart`,
+          message: `more than ${context.spec.settings.restartIntensityMax} restarts within ${context.spec.settings.restartIntensityWindowMs} ms; waiting for an explicit restart`,
           at: now(),
         }),
       }),
@@ -355,23 +399,19 @@ export function createServerMachine(deps: { now: () => number }) {
       markLaunched: assign(({ event }) => {
         const out = (event as unknown as { output: LaunchOutput }).output;
         return {
-          pid: out.pid,
+          up: { pid: out.pid, serverInfo: out.serverInfo ?? null, upSince: now() },
           tools: Array.isArray(out.tools) ? out.tools : [],
           prompts: Array.isArray(out.prompts) ? out.prompts : [],
           resourceTemplates: Array.isArray(out.resourceTemplates) ? out.resourceTemplates : [],
-          serverInfo: out.serverInfo ?? null,
           session: out.session ?? null,
-          upSince: now(),
           retryAfterMs: null,
         };
       }),
       clearRuntime: assign({
-        pid: null,
+        up: null,
         tools: [] as UpstreamToolInfo[],
         prompts: [] as UpstreamItem[],
         resourceTemplates: [] as UpstreamItem[],
-        upSince: null,
-        serverInfo: null,
         session: null,
       }),
       // The same array when a list was not refetched: the catalog compares references (list_changed).
@@ -423,12 +463,12 @@ export function createServerMachine(deps: { now: () => number }) {
         const recent = recentRestarts(context);
         return { restartTimes: [...recent, now()], attempt: recent.length + 1 };
       }),
-      resetReap: assign({ reapAttempt: 0, remaining: 0 }),
-      incrementReap: assign({ reapAttempt: ({ context }) => context.reapAttempt + 1 }),
+      resetReap: assign({ reap: { attempt: 0, remaining: 0 } }),
+      incrementReap: assign({ reap: ({ context }) => ({ attempt: context.reap.attempt + 1, remaining: context.reap.remaining }) }),
       recordRemaining: assign({
-        remaining: ({ event }) => {
+        reap: ({ context, event }) => {
           const out = (event as { output?: AuditOutput }).output;
-          return typeof out?.remaining === 'number' ? out.remaining : 0;
+          return { attempt: context.reap.attempt, remaining: typeof out?.remaining === 'number' ? out.remaining : 0 };
         },
       }),
     },
@@ -436,24 +476,19 @@ export function createServerMachine(deps: { now: () => number }) {
     id: 'server',
     context: ({ input }) => ({
       name: input.name,
-      owner: serverActorId(input.name),
-      remote: input.remote,
+      spec: { owner: serverActorId(input.name), remote: input.remote, settings: input.settings },
       quarantined: input.quarantined,
-      settings: input.settings,
       intent: 'stop',
       restartTimes: [],
       attempt: 0,
-      reapAttempt: 0,
       lastError: null,
-      pid: null,
+      up: null,
       tools: [],
       prompts: [],
       resourceTemplates: [],
-      serverInfo: null,
-      upSince: null,
-      remaining: 0,
       toolChanges: [],
       session: null,
+      reap: { attempt: 0, remaining: 0 },
       deadline: false,
       retryAfterMs: null,
     }),
@@ -473,25 +508,32 @@ export function createServerMachine(deps: { now: () => number }) {
             always: { target: 'launching' },
           },
           launching: {
-            invoke: {
-              id: 'launch',
-              src: 'launchUpstream',
-              input: ({ context }) => ({ name: context.name, owner: context.owner }),
-              onDone: [
-                { guard: 'quarantinesServer', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
-                { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
-                { target: '#server.running', actions: ['markLaunched', 'setWithheld'] },
-              ],
-              onError: [
-                // Credentials needed: release what the attempt opened, then wait for a login (no retries).
-                { guard: 'needsAuth', target: '#server.stopping', actions: ['recordError', 'intendAuth'] },
-                { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
-              ],
+            invoke: [
+              {
+                id: 'initTimer',
+                src: 'timer',
+                input: ({ context }) => ({ ms: context.spec.settings.initTimeoutMs, event: 'INIT_TIMEOUT' }) satisfies TimerInput,
+              },
+              {
+                id: 'launch',
+                src: 'launchUpstream',
+                input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
+                onDone: [
+                  { guard: 'quarantinesServer', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
+                  { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
+                  { target: '#server.running', actions: ['markLaunched', 'setWithheld'] },
+                ],
+                onError: [
+                  // Credentials needed: release what the attempt opened, then wait for a login (no retries).
+                  { guard: 'needsAuth', target: '#server.stopping', actions: ['recordError', 'intendAuth'] },
+                  { target: '#server.stopping', actions: ['recordError', 'intendRecover'] },
+                ],
+              },
+            ],
+            on: {
+              INIT_TIMEOUT: { target: '#server.stopping', actions: ['recordInitTimeout', 'intendRecover'] },
+              RESTART: { target: '#server.stopping', actions: 'intendRestart' },
             },
-            after: {
-              initTimeout: { target: '#server.stopping', actions: ['recordInitTimeout', 'intendRecover'] },
-            },
-            on: { RESTART: { target: '#server.stopping', actions: 'intendRestart' } },
           },
           backoff: {
             after: { restartDelay: { target: 'launching' } },
@@ -512,7 +554,7 @@ export function createServerMachine(deps: { now: () => number }) {
           src: 'watchUpstream',
           input: ({ context }) => ({
             name: context.name,
-            owner: context.owner,
+            owner: context.spec.owner,
             session: context.session,
             tools: context.tools,
             prompts: context.prompts,
@@ -543,7 +585,7 @@ export function createServerMachine(deps: { now: () => number }) {
           src: 'watchUpstream',
           input: ({ context }) => ({
             name: context.name,
-            owner: context.owner,
+            owner: context.spec.owner,
             session: context.session,
             tools: context.tools,
             prompts: context.prompts,
@@ -565,16 +607,23 @@ export function createServerMachine(deps: { now: () => number }) {
       },
       stopping: {
         entry: 'clearRuntime',
-        invoke: {
-          id: 'release',
-          src: 'releaseOwned',
-          input: ({ context }) => ({ name: context.name, owner: context.owner }),
-          onDone: { target: 'reaping' },
-          // A failed polite release is not the end: reaping verifies and forces, visibly.
-          onError: { target: 'reaping', actions: 'recordReleaseFailure' },
-        },
-        after: { stopDeadline: { target: 'reaping' } },
+        invoke: [
+          {
+            id: 'stopTimer',
+            src: 'timer',
+            input: ({ context }) => ({ ms: stopDeadlineMs(context.spec.settings), event: 'STOP_DEADLINE' }) satisfies TimerInput,
+          },
+          {
+            id: 'release',
+            src: 'releaseOwned',
+            input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
+            onDone: { target: 'reaping' },
+            // A failed polite release is not the end: reaping verifies and forces, visibly.
+            onError: { target: 'reaping', actions: 'recordReleaseFailure' },
+          },
+        ],
         on: {
+          STOP_DEADLINE: { target: 'reaping' },
           STOP: { actions: 'intendStop' },
           APPROVE: { actions: 'approve' },
           QUARANTINE: { actions: 'quarantine' },
@@ -595,7 +644,7 @@ export function createServerMachine(deps: { now: () => number }) {
             invoke: {
               id: 'audit',
               src: 'auditOwned',
-              input: ({ context }) => ({ name: context.name, owner: context.owner }),
+              input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
               onDone: [
                 { guard: 'nothingRemains', target: 'settled', actions: 'recordRemaining' },
                 { guard: 'deadlinePassed', target: 'backoff', actions: 'recordRemaining' },
@@ -615,7 +664,7 @@ export function createServerMachine(deps: { now: () => number }) {
             invoke: {
               id: 'force',
               src: 'forceRelease',
-              input: ({ context }) => ({ name: context.name, owner: context.owner, attempt: context.reapAttempt }),
+              input: ({ context }) => ({ name: context.name, owner: context.spec.owner, attempt: context.reap.attempt }),
               onDone: { target: 'auditing' },
               onError: { target: 'auditing', actions: 'recordReapFailure' },
             },
@@ -631,7 +680,7 @@ export function createServerMachine(deps: { now: () => number }) {
             invoke: {
               id: 'handover',
               src: 'handOver',
-              input: ({ context }) => ({ name: context.name, owner: context.owner }),
+              input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
               onDone: { target: 'auditing' },
               onError: { target: 'backoff', actions: 'recordReapFailure' },
             },

@@ -93,7 +93,7 @@ test('generated paths cover every transition of the server machine on a real act
           s: snapshot.status,
           q: c.quarantined,
           i: c.intent,
-          r: Math.min(c.reapAttempt, settings.reapMaxAttempts + 1),
+          r: Math.min(c.reap.attempt, settings.reapMaxAttempts + 1),
           t: Math.min(c.restartTimes.length, settings.restartIntensityMax + 1),
           d: c.deadline,
         });

@@ -56,6 +56,9 @@ function fakeSession(name: string, pid: number): UpstreamSession {
   };
 }
 
+/** Timeouts still pending on the simulated clock (its private map, read for the leak check only). */
+const pendingTimers = (clock: SimulatedClock): number => (clock as unknown as { timeouts: Map<unknown, unknown> }).timeouts.size;
+
 const flush = async () => {
   for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
 };
@@ -136,7 +139,7 @@ test('starts, launches and runs with the upstream tools in context', async () =>
   const h = harness();
   await flush();
   assert.equal(h.value(), 'running');
-  assert.equal(h.ctx().pid, 42);
+  assert.equal(h.ctx().up?.pid, 42);
   assert.equal(h.ctx().tools.length, 1);
   assert.equal(h.watchers(), 1);
   h.actor.stop();
@@ -170,6 +173,37 @@ test('init timeout: a launch that never answers is stopped, reaped and retried a
   assert.equal(h.ctx().lastError?.code, 'E_INIT_TIMEOUT');
   assert.equal(h.calls.release, 1, 'whatever the launch acquired is released');
   assert.equal(h.ctx().attempt, 1);
+  h.actor.stop();
+});
+
+test('stop deadline: a polite release that never completes is abandoned for reaping after its budget', async () => {
+  const h = harness({ script: { release: () => new Promise(() => undefined) } });
+  await flush();
+  assert.equal(h.value(), 'running');
+  // The init deadline left nothing pending once the launch answered.
+  assert.equal(pendingTimers(h.clock), 0);
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  assert.equal(h.value(), 'stopping');
+  const budget =
+    settings.stopEofGraceMs +
+    Math.max(settings.stopTermGraceMs, (settings.dockerStopGraceSeconds ?? 0) * 1_000) +
+    settings.stopKillGraceMs +
+    1_000;
+  h.clock.increment(budget - 1);
+  await flush();
+  assert.equal(h.value(), 'stopping');
+  h.clock.increment(1);
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done', 'reaping found nothing left and the actor finished');
+  assert.equal(h.calls.audit, 1);
+  assert.equal(pendingTimers(h.clock), 0, 'no deadline outlives its state');
+});
+
+test('the context keeps few top-level keys (xstate copies it with Object.assign on every assign; ~20 keys go dictionary-mode)', async () => {
+  const h = harness();
+  await flush();
+  assert.ok(Object.keys(h.ctx()).length <= 16, `${Object.keys(h.ctx()).length} top-level keys`);
   h.actor.stop();
 });
 
@@ -309,16 +343,16 @@ test('reaping retries with visible attempts and backoff, hands over at the limit
   await flush();
   // first forced attempt happens at once
   assert.deepEqual(h.value(), { reaping: 'backoff' });
-  assert.equal(h.ctx().reapAttempt, 1);
-  assert.equal(h.ctx().remaining, 2);
+  assert.equal(h.ctx().reap.attempt, 1);
+  assert.equal(h.ctx().reap.remaining, 2);
   assert.equal(h.ctx().lastError?.code, 'E_REAP_FAILED');
   h.clock.increment(100);
   await flush();
-  assert.equal(h.ctx().reapAttempt, 2);
+  assert.equal(h.ctx().reap.attempt, 2);
   assert.deepEqual(h.value(), { reaping: 'backoff' });
   h.clock.increment(200);
   await flush();
-  assert.equal(h.ctx().reapAttempt, 4, 'three forced attempts, then the hand-over');
+  assert.equal(h.ctx().reap.attempt, 4, 'three forced attempts, then the hand-over');
   assert.equal(h.calls.handOver, 1, 'ownership passed on at the attempt limit');
   assert.equal(h.actor.getSnapshot().status, 'done');
   assert.equal(h.calls.force, 3);
@@ -340,7 +374,7 @@ test('stopped is never reached while the audit reports resources', async () => {
   }
   assert.notEqual(h.actor.getSnapshot().status, 'done');
   assert.equal(top(h.value()), 'reaping');
-  assert.ok(h.ctx().reapAttempt > settings.reapMaxAttempts, 'keeps trying past the limit');
+  assert.ok(h.ctx().reap.attempt > settings.reapMaxAttempts, 'keeps trying past the limit');
   h.actor.stop();
 });
 
