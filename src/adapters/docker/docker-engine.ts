@@ -62,10 +62,15 @@ export function listContainersOverSocket(socketPath: string, label: readonly str
   const path = `/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label }))}`;
   return new Promise((resolve, reject) => {
     let timedOut = false;
-    const req = request({ socketPath, path, method: 'GET', headers: { host: 'docker' } }, (res) => {
+    // agent: false: a connection of its own, closed with the answer (the global agent keeps sockets alive,
+    // which would hold the daemon's and the watchdog's event loop open past the call).
+    const req = request({ socketPath, path, method: 'GET', headers: { host: 'docker' }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', (err) => reject(wrapRaw('list', err, timeoutMs)));
+      res.on('error', (err) => {
+        clearTimeout(timer);
+        reject(wrapRaw('list', err, timeoutMs));
+      });
       res.on('end', () => {
         clearTimeout(timer);
         const text = Buffer.concat(chunks).toString('utf8');
