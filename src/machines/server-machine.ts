@@ -284,6 +284,18 @@ function stopDeadlineMs(settings: ServerSettings): number {
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
 
 /** Build the machine. `now` is injected (SimulatedClock in tests) so restart times are controllable. */
+/** What the watch of a live upstream (running or quarantined) is given. */
+function watchInput(context: ServerContext): WatchInput {
+  return {
+    name: context.name,
+    owner: context.spec.owner,
+    session: context.session,
+    tools: context.tools,
+    prompts: context.prompts,
+    resourceTemplates: context.resourceTemplates,
+  };
+}
+
 export function createServerMachine(deps: { now: () => number }) {
   const now = () => {
     try {
@@ -552,14 +564,7 @@ export function createServerMachine(deps: { now: () => number }) {
         invoke: {
           id: 'watch',
           src: 'watchUpstream',
-          input: ({ context }) => ({
-            name: context.name,
-            owner: context.spec.owner,
-            session: context.session,
-            tools: context.tools,
-            prompts: context.prompts,
-            resourceTemplates: context.resourceTemplates,
-          }),
+          input: ({ context }) => watchInput(context),
         },
         on: {
           QUARANTINE: { target: 'quarantined', actions: 'quarantine' },
@@ -583,14 +588,7 @@ export function createServerMachine(deps: { now: () => number }) {
         invoke: {
           id: 'watch',
           src: 'watchUpstream',
-          input: ({ context }) => ({
-            name: context.name,
-            owner: context.spec.owner,
-            session: context.session,
-            tools: context.tools,
-            prompts: context.prompts,
-            resourceTemplates: context.resourceTemplates,
-          }),
+          input: ({ context }) => watchInput(context),
         },
         on: {
           APPROVE: { target: 'running', actions: 'approve' },

@@ -435,13 +435,15 @@ test('APPROVE before launch completes still counts; QUARANTINE during stopping i
   h.actor.stop();
 });
 
+/** The change the integrity tests' second launch reports. */
+const change = {
+  tool: 'echo',
+  kind: 'changed' as const,
+  fields: ['description'],
+  summary: 'tool "echo" changed: description: "a" → "b"',
+};
+
 test('integrity: changed tools at launch or on list_changed send the server to quarantined with the diff', async () => {
-  const change = {
-    tool: 'echo',
-    kind: 'changed' as const,
-    fields: ['description'],
-    summary: 'tool "echo" changed: description: "a" → "b"',
-  };
   let launches = 0;
   const h = harness({
     script: {
@@ -478,12 +480,6 @@ test('integrity: changed tools at launch or on list_changed send the server to q
 });
 
 test('integrity, tool scope: changed tools are withheld while the server keeps running; a lost record quarantines it whole', async () => {
-  const change = {
-    tool: 'echo',
-    kind: 'changed' as const,
-    fields: ['description'],
-    summary: 'tool "echo" changed: description: "a" → "b"',
-  };
   let launches = 0;
   const h = harness({
     script: {
