@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const distRoot = fileURLToPath(new URL('../', import.meta.url));
-const cliMain = join(distRoot, 'src', 'cli', 'main.js');
+const cliMain = join(distRoot, 'bundle', 'cli.js');
 const fixture = join(distRoot, 'test', 'fixtures', 'big-payload-server.js');
 
 function arg(name: string, fallback: string): string {

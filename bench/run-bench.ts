@@ -9,7 +9,7 @@
  *   BENCH_UPSTREAM=everything       overhead upstream: @modelcontextprotocol/server-everything (default: the echo fixture)
  *   BENCH_REINSTALL_PEERS=1         reinstall the peers into .bench/peers
  *   BENCH_WRITE=1                   write BENCHMARKS.md even for a quick or partial run
- *   BENCH_WARDEN_BASELINE=<dist/src/cli/main.js of another checkout>[@label]
+ *   BENCH_WARDEN_BASELINE=<dist/bundle/cli.js (or dist/src/cli/main.js) of another checkout>[@label]
  *                                   overhead: also measure that build (a regression check in the same run)
  *   BENCH_SCALE_COUNTS=1,50,500     the upstream counts of the scale section (default 1,10,50,200,500)
  *

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-export const CLI_MAIN = join(DIST, 'src', 'cli', 'main.js');
+/** The bundled CLI users run (package.json `bin`; scripts/bundle.mjs). */
+export const CLI_MAIN = join(DIST, 'bundle', 'cli.js');
 export const ECHO_FIXTURE = join(DIST, 'test', 'fixtures', 'echo-server.js');
 export const IGNORE_EOF_FIXTURE = join(DIST, 'test', 'fixtures', 'ignore-eof-server.js');
 export const EVERYTHING_SERVER = join(REPO, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
@@ -13,7 +14,7 @@ export const NO_PROXY_SPAWN = join(DIST, 'bench', 'no-proxy-spawn.js');
 export const CHURN = join(DIST, 'bench', 'churn.js');
 export const SEARCH_BENCH = join(DIST, 'bench', 'search.js');
 export const LOOPBACK_PRELOAD = join(DIST, 'bench', 'peers', 'loopback-preload.js');
-export const WATCHDOG_MAIN = join(DIST, 'src', 'watchdog', 'watchdog-main.js');
+export const WATCHDOG_MAIN = join(DIST, 'bundle', 'watchdog.js');
 export const PEERS_DIR = join(REPO, '.bench', 'peers');
 export const LEAN_HTTP_SERVER = join(DIST, 'bench', 'lean-http-server.js');
 export const FILE_TOOLS_FIXTURE = join(DIST, 'test', 'fixtures', 'file-tools-server.js');

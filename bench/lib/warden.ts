@@ -1,5 +1,5 @@
 /**
- * mcp-warden as a user runs it: `node dist/src/cli/main.js serve … --quiet` in its own process group,
+ * mcp-warden as a user runs it: `node dist/bundle/cli.js serve … --quiet` in its own process group,
  * with a temp data dir and a config file written here.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,7 +36,7 @@ export async function startWarden(
   reaper: Reaper,
   servers: Record<string, WardenServerSpec>,
   settings: Record<string, unknown> = {},
-  /** Another build's dist/src/cli/main.js (a baseline revision measured in the same run). */
+  /** Another build's CLI, for a baseline revision measured in the same run (dist/bundle/cli.js, or an older build's dist/src/cli/main.js). */
   cliMain: string = CLI_MAIN,
 ): Promise<WardenProcess> {
   try {

@@ -6,13 +6,13 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { locateDaemon } from './daemon-locator.js';
 import { stripJsonComments } from './import-command.js';
 import { CLIENTS, clientConfigPath, clientSupportsHttp, connectEntry, isClientId } from '../config/client-configs.js';
 import { writeConfigAtomic } from '../adapters/store/config-file.js';
 import { defaultDataDir } from '../core/defaults.js';
+import { cliBundlePath } from '../core/package-root.js';
 import { isLoopbackHost } from '../adapters/http/request-guards.js';
 
 export const CONNECT_HELP = `Usage: mcp-warden connect CLIENT [options]
@@ -83,7 +83,7 @@ export async function runConnect(argv: string[]): Promise<number> {
   if (values.http && !httpUrl)
     return usage(`--http needs a daemon running on a loopback address for ${dataDir} (start one with mcp-warden serve)`);
   const useHttp = !values.stdio && clientSupportsHttp(client) && httpUrl !== undefined;
-  const cliMain = fileURLToPath(new URL('./main.js', import.meta.url));
+  const cliMain = cliBundlePath();
   const { listKey, entry } = connectEntry(
     client,
     useHttp

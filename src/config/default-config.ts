@@ -2,7 +2,8 @@
  * The config file written on first run: one `demo` server (the bundled demo MCP server run by the
  * current Node binary) and an empty `settings` object, so every default from src/core/settings.ts applies.
  */
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../core/package-root.js';
 
 export interface DefaultConfigFile {
   mcpServers: { demo: { command: string; args: string[] } };
@@ -19,9 +20,9 @@ export function makeDefaultConfig(opts: { nodePath: string; demoServerPath: stri
 }
 
 /**
- * Absolute path of the compiled demo server, `dist/src/demo/demo-server.js`, computed from this
- * module's own location (it compiles to `dist/src/config/default-config.js`).
+ * Absolute path of the compiled demo server, `dist/src/demo/demo-server.js`, from the package root
+ * (this module runs from dist/src/config/ or from the bundle in dist/bundle/).
  */
 export function resolveDemoServerPath(): string {
-  return fileURLToPath(new URL('../demo/demo-server.js', import.meta.url));
+  return join(packageRoot(), 'dist', 'src', 'demo', 'demo-server.js');
 }

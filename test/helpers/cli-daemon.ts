@@ -18,7 +18,8 @@ import { killProcessesWithMarker, processesWithMarker, waitFor } from './leak-ch
 import { NODE } from './process-fixtures.js';
 import { ENV_PROCESS_TABLE } from '../../src/adapters/process/process-table.js';
 
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** The bundled CLI users run (package.json `bin`; scripts/bundle.mjs). */
+export const CLI = fileURLToPath(new URL('../../bundle/cli.js', import.meta.url));
 
 /** The watchdog processes of an instance (found by their MCP_WARDEN_WATCHDOG owner marker). */
 export function watchdogsOf(instanceId: string): ProcInfo[] {

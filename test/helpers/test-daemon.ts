@@ -23,7 +23,8 @@ export const fixture = (name: string) => join(distRoot, 'test', 'fixtures', `${n
 export const demoServer = join(distRoot, 'src', 'demo', 'demo-server.js');
 export const everythingServer = join(repoRoot, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 export const memoryServer = join(repoRoot, 'node_modules', '@modelcontextprotocol', 'server-memory', 'dist', 'index.js');
-export const cliMain = join(distRoot, 'src', 'cli', 'main.js');
+/** The bundled CLI users run (package.json `bin`; scripts/bundle.mjs). */
+export const cliMain = join(distRoot, 'bundle', 'cli.js');
 
 /** Small budgets so hostile upstreams cost little test time. */
 export const FAST_SETTINGS: Partial<Settings> = {

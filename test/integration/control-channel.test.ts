@@ -180,7 +180,7 @@ function prng(seed: number): () => number {
   };
 }
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../bundle/cli.js', import.meta.url)); // what users run
 
 /** Runs the CLI asynchronously (the daemon lives in this process: a blocking spawn would deadlock). */
 function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -32,7 +32,7 @@ function toolsServer(dir: string, name: string, tools: unknown[], extra: Record<
   return { file, entry: { command: NODE, args: [fixture('file-tools-server')], env: { TOOLS_FILE: file }, ...extra } };
 }
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../bundle/cli.js', import.meta.url)); // what users run
 
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -22,13 +22,12 @@ import { createHash } from 'node:crypto';
 import { readdirSync, promises as fs } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { sendError, type HttpServerHandle } from './http-server.js';
+import { packageRoot } from '../../core/package-root.js';
 import { checkHostHeader, isLoopbackHost, loopbackAllowedHosts } from './request-guards.js';
 
-/** The package root: this module compiles to dist/src/adapters/visualizer-assets.js. */
-const PACKAGE_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+const PACKAGE_ROOT = packageRoot();
 
 const VISUALIZER_STATIC_DIR = join(PACKAGE_ROOT, 'visualizer', 'static');
 const VISUALIZER_SCRIPT_DIR = join(PACKAGE_ROOT, 'dist', 'visualizer');

@@ -13,7 +13,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, statSync, truncateSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
@@ -22,6 +21,7 @@ import { DISARM_MESSAGE, ENV_WATCHDOG, READY_MESSAGE } from '../../watchdog/watc
 import { processTable } from './current-table.js';
 import type { ProcessTableKind } from './process-table.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
+import { watchdogBundlePath } from '../../core/package-root.js';
 
 export {} from '../../watchdog/watchdog-main.js';
 
@@ -64,8 +64,9 @@ const LOG_FILE_MAX_BYTES = 1024 * 1024;
 const RESPAWN_INITIAL_MS = 500;
 const RESPAWN_MAX_MS = 30_000;
 
+/** The bundled watchdog, whichever build the daemon runs from: it is on the start-up path (no server starts before it is armed). */
 function watchdogScriptPath(): string {
-  return fileURLToPath(new URL('../../watchdog/watchdog-main.js', import.meta.url));
+  return watchdogBundlePath();
 }
 
 /** The daemon's environment minus every MCP_WARDEN_* marker and Node debugging plumbing, plus the watchdog marker. */

@@ -13,8 +13,8 @@
  * handler, which is called at most once, when the lock dir was removed or taken over by someone else.
  */
 import { promises as fs } from 'node:fs';
-import { createRequire } from 'node:module';
 import lockfile from 'proper-lockfile';
+import lockfileModule from 'proper-lockfile/lib/lockfile.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
 import { loadConfigFile } from './config-file.js';
@@ -73,8 +73,9 @@ interface LockInternals {
   updateTimeout?: NodeJS.Timeout | null;
 }
 // proper-lockfile keeps its held locks (with the mtime it last set) in this module's table; the public
-// API does not expose it. Same module instance as the one `lock` uses (one require cache).
-const lockInternals = createRequire(import.meta.url)('proper-lockfile/lib/lockfile.js') as {
+// API does not expose it. Same module instance as the one `lock` uses: one require cache, or one
+// module in the bundle (a createRequire here would load a second copy beside the bundled one).
+const lockInternals = lockfileModule as {
   getLocks(): Record<string, LockInternals | undefined>;
 };
 
