@@ -21,6 +21,72 @@ const banner = {
   js: "import { createRequire as __wardenCreateRequire } from 'node:module';\nconst require = __wardenCreateRequire(import.meta.url);",
 };
 
+/**
+ * Two substitutions of dependency modules that are loaded by every daemon but whose work no idle
+ * daemon needs (docs/building-blocks.md, "The bundle"):
+ * - zod's locales (a quarter of a MiB of error-message tables in 40+ languages) are re-exported as a
+ *   namespace, so no tree-shaking drops them; we only ever use English, which zod configures itself
+ *   (classic/schemas.js imports locales/en.js directly). The `locales` namespace keeps only `en`.
+ * - The MCP SDK's Client and Server import ajv and ajv-formats (validation/ajv-provider.js) to build
+ *   their default validator; ours pass a pass-through one (src/adapters/mcp/pass-through-schema-validator.ts),
+ *   yet ajv's modules (~100 KiB of CommonJS) still ran at import. The replacement builds the same
+ *   default instance, lazily: ajv's code runs with the first schema compiled by a default validator.
+ * A dependency update that changes either module fails the build here instead of silently
+ * changing behaviour.
+ */
+const lazyAjvProvider = `
+let modules;
+function createDefaultAjvInstance() {
+  modules ??= { Ajv: require('ajv').default, addFormats: require('ajv-formats').default };
+  const ajv = new modules.Ajv({ strict: false, validateFormats: true, validateSchema: false, allErrors: true });
+  modules.addFormats(ajv);
+  return ajv;
+}
+export class AjvJsonSchemaValidator {
+  constructor(ajv) {
+    this._given = ajv;
+  }
+  get _ajv() {
+    return (this._built ??= this._given ?? createDefaultAjvInstance());
+  }
+  getValidator(schema) {
+    const ajvValidator =
+      '$id' in schema && typeof schema.$id === 'string' ? (this._ajv.getSchema(schema.$id) ?? this._ajv.compile(schema)) : this._ajv.compile(schema);
+    return (input) =>
+      ajvValidator(input)
+        ? { valid: true, data: input, errorMessage: undefined }
+        : { valid: false, data: undefined, errorMessage: this._ajv.errorsText(ajvValidator.errors) };
+  }
+}
+`;
+
+function expectSource(file, fragments) {
+  const text = readFileSync(file, 'utf8');
+  for (const f of fragments) {
+    if (!text.includes(f)) throw new Error(`scripts/bundle.mjs: ${file} changed (no "${f}"); review the substitution`);
+  }
+}
+
+const substitutions = {
+  name: 'warden-substitutions',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => {
+      expectSource(args.path, ['export { default as en } from "./en.js";']);
+      return { contents: 'export { default as en } from "./en.js";\n', resolveDir: dirname(args.path), loader: 'js' };
+    });
+    b.onLoad({ filter: /[\\/]@modelcontextprotocol[\\/]sdk[\\/]dist[\\/]esm[\\/]validation[\\/]ajv-provider\.js$/ }, (args) => {
+      expectSource(args.path, [
+        "import Ajv from 'ajv';",
+        "import _addFormats from 'ajv-formats';",
+        'strict: false,\n        validateFormats: true,\n        validateSchema: false,\n        allErrors: true',
+        'export class AjvJsonSchemaValidator {',
+        'getValidator(schema) {',
+      ]);
+      return { contents: lazyAjvProvider, resolveDir: dirname(args.path), loader: 'js' };
+    });
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -33,6 +99,7 @@ const common = {
   logLevel: 'warning',
   // Optional native add-ons that ws looks for inside try/catch; never installed here.
   external: ['bufferutil', 'utf-8-validate'],
+  plugins: [substitutions],
 };
 
 rmSync(outdir, { recursive: true, force: true });
