@@ -168,6 +168,10 @@ async function serve(argvIn: string[]): Promise<number> {
   // afterwards. It keeps its initial size until the daemon listens, then may grow as usual
   // (docs/benchmarks.md, "Daemon memory").
   setFlagsFromString('--semi-space-growth-factor=1');
+  // Start-up code runs once: V8's optimizing compiler (TurboFan) would compile its hottest loops
+  // (schema construction, module evaluation) on a background thread for nothing and leave ~4 MiB of
+  // compiler pages resident. Interpreter and baseline code until the daemon listens, then as usual.
+  setFlagsFromString('--no-opt');
   const options = {
     dataDir,
     configPath: values.config ? resolve(values.config) : undefined,
@@ -189,6 +193,7 @@ async function serve(argvIn: string[]): Promise<number> {
   }
   const daemon = await startDaemon(options, boot);
   setFlagsFromString(`--semi-space-growth-factor=${SEMI_SPACE_GROWTH_FACTOR}`);
+  setFlagsFromString('--opt');
   process.stdout.write(`mcp-warden ${VERSION} listening on ${daemon.mcpUrl} (pid ${process.pid}, data dir ${dataDir})\n`);
 
   let signals = 0;
