@@ -13,12 +13,17 @@
  *   failure and the last `Retry-After` are remembered for the error mapping (remote-errors.ts).
  */
 import http from 'node:http';
-import https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import type { ResourceLedger } from '../../core/resource-ledger.js';
+
+/** node:https (and node:tls under it: ~1 MiB RSS) loads with the first remote upstream, not in every daemon. */
+let httpsModule: typeof import('node:https') | undefined;
+const loadHttps = (): typeof import('node:https') =>
+  (httpsModule ??= createRequire(import.meta.url)('node:https') as typeof import('node:https'));
 
 export interface RemoteFetchOptions {
   /** Server name (errors, descriptions). */
@@ -171,6 +176,7 @@ export function createRemoteFetch(opts: RemoteFetchOptions): RemoteFetch {
     };
     return agent;
   };
+  const https = loadHttps();
   const httpAgent = makeAgent(new http.Agent({ keepAlive: true, maxSockets: 16 }), false);
   const httpsAgent = makeAgent(new https.Agent({ keepAlive: true, maxSockets: 16 }), true);
 
