@@ -69,12 +69,20 @@ function watchdogScriptPath(): string {
   return watchdogBundlePath();
 }
 
-/** The daemon's environment minus every MCP_WARDEN_* marker and Node debugging plumbing, plus the watchdog marker. */
+/**
+ * The daemon's environment minus every MCP_WARDEN_* marker and Node debugging plumbing, plus the
+ * watchdog marker. Also minus NODE_EXTRA_CA_CERTS when the engine is reached over a unix socket (the
+ * watchdog then opens no TLS connection at all): Node 20 parses that file at every start, ~100 ms of
+ * CPU with a system CA bundle, and no upstream starts before the watchdog is armed.
+ */
 function watchdogEnv(identity: InstanceIdentity): Record<string, string> {
   const env: Record<string, string> = {};
+  const dockerHost = process.env['DOCKER_HOST'];
+  const tlsPossible = dockerHost !== undefined && dockerHost !== '' && !dockerHost.startsWith('unix://');
   for (const [k, v] of Object.entries(process.env)) {
     if (v === undefined || k.startsWith('MCP_WARDEN_')) continue;
     if (k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT' || k === 'NODE_CHANNEL_FD') continue;
+    if (k === 'NODE_EXTRA_CA_CERTS' && !tlsPossible) continue;
     env[k] = v;
   }
   env[ENV_WATCHDOG] = ownerMarker(identity);
