@@ -13,6 +13,7 @@
  *   failure and the last `Retry-After` are remembered for the error mapping (remote-errors.ts).
  */
 import http from 'node:http';
+import type * as Https from 'node:https';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -21,9 +22,8 @@ import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import type { ResourceLedger } from '../../core/resource-ledger.js';
 
 /** node:https (and node:tls under it: ~1 MiB RSS) loads with the first remote upstream, not in every daemon. */
-let httpsModule: typeof import('node:https') | undefined;
-const loadHttps = (): typeof import('node:https') =>
-  (httpsModule ??= createRequire(import.meta.url)('node:https') as typeof import('node:https'));
+let httpsModule: typeof Https | undefined;
+const loadHttps = (): typeof Https => (httpsModule ??= createRequire(import.meta.url)('node:https') as typeof Https);
 
 export interface RemoteFetchOptions {
   /** Server name (errors, descriptions). */
