@@ -26,6 +26,8 @@ export interface GroupMark {
 export class GroupMarks {
   /** The last queued write or removal per pgid: a removal never overtakes the write of its mark. */
   private readonly queued = new Map<number, Promise<void>>();
+  /** The directory, made once before the first write (not by each of 500 writes failing first). */
+  private made: Promise<void> | undefined;
 
   constructor(readonly dir: string) {}
 
@@ -39,13 +41,16 @@ export class GroupMarks {
     const text = JSON.stringify(mark) + '\n';
     this.enqueue(mark.pgid, async () => {
       try {
+        await (this.made ??= makeDir(this.dir).catch((err: unknown) => {
+          this.made = undefined; // tried again with the next mark
+          throw err;
+        }));
         try {
           await writeText(file, text);
         } catch (err) {
+          // The directory went away meanwhile: made again.
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-          await new Promise<void>((resolve, reject) =>
-            mkdir(this.dir, { recursive: true, mode: 0o700 }, (e) => (e ? reject(e) : resolve())),
-          );
+          await makeDir(this.dir);
           await writeText(file, text);
         }
       } catch (err) {
@@ -90,6 +95,10 @@ export class GroupMarks {
       if (this.queued.get(pgid) === next) this.queued.delete(pgid);
     });
   }
+}
+
+function makeDir(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => mkdir(dir, { recursive: true, mode: 0o700 }, (err) => (err ? reject(err) : resolve())));
 }
 
 function writeText(file: string, text: string): Promise<void> {
