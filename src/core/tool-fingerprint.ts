@@ -7,7 +7,7 @@
  * title) changes the fingerprint; the diff says which field changed. The tool-set fingerprint binds
  * an approval to the exact list a person inspected (docs/quarantine.md).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** What records made before the whole tool was covered fingerprinted (approvals.json without `v`). */
 const LEGACY_FIELDS = ['name', 'description', 'inputSchema', 'outputSchema'] as const;
@@ -52,7 +52,8 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+// One-shot (Node ≥ 20.12, the engines floor): no Hash object per tool; every server's start fingerprints its tools.
+const sha256 = (s: string) => hash('sha256', s, 'hex');
 
 export function fingerprintTool(tool: ToolLike): string {
   return sha256(canonicalJson(tool));

@@ -237,6 +237,8 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
   // No bearer token, also under --allow-remote: the browser of the person logging in brings only the `state`.
   httpHandle.route('GET', OAUTH_CALLBACK_PATH, (req, res) => oauth.handleCallback(req, res), { selfGuarded: true });
 
+  // The process groups' mark files (written off the event loop; the stop waits for the last of them).
+  const groupMarks = new GroupMarks(groupMarksDir(dataDir));
   // The actor system. Effects are provided here; the machines stay pure.
   const serverMachine = createServerMachine({ now: Date.now }).provide({
     actors: {
@@ -249,7 +251,7 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
         version: VERSION,
         checkTools,
         docker,
-        groupMarks: new GroupMarks(groupMarksDir(dataDir)),
+        groupMarks,
         configDir: dirname(resolve(configPath)),
         oauthProvider: (name, serverUrl) => oauth.providerFor(name, serverUrl),
       }),
@@ -370,6 +372,8 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
       // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
       const failures = await ledger.sweep('force');
       for (const f of failures) logger.error({ resource: f.description, err: f.message }, 'resource not released at shutdown');
+      // A group that ended right after its spawn may have its mark's write and removal still queued.
+      await groupMarks.settled();
       // Last: disarm the watchdog (it was released by the sweep once it was the last entry; this is
       // idempotent). The listener and daemon.json have nothing left to serve: they go meanwhile.
       await Promise.all([

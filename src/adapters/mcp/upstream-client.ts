@@ -295,10 +295,14 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     req: { method: string; params?: Record<string, unknown> },
     options: { signal?: AbortSignal; signalPerCall?: boolean | undefined; timeoutMs: number; onprogress?: (p: UpstreamProgress) => void },
   ): Promise<Record<string, unknown>> {
+    // The direct path removes its own abort listener when the request settles: the caller's signal as it is.
+    const viaDirect = direct !== undefined && options.onprogress === undefined;
     const link =
-      options.signalPerCall === true && options.signal ? { signal: options.signal, dispose: () => undefined } : linkSignal(options.signal);
+      viaDirect || (options.signalPerCall === true && options.signal)
+        ? { signal: options.signal, dispose: () => undefined }
+        : linkSignal(options.signal);
     try {
-      if (direct && options.onprogress === undefined) return await direct(req, link.signal, options.timeoutMs);
+      if (viaDirect) return await direct(req, link.signal, options.timeoutMs);
       return await client.request(req as Parameters<typeof client.request>[0], AnyObjectResult, {
         signal: link.signal,
         timeout: options.timeoutMs,

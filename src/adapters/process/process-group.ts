@@ -6,8 +6,9 @@
  * via `-pgid`. The ledger entry (kind 'process-group') is settled only once the group is verifiably
  * empty: the direct child has exited AND no live (non-zombie) member of the group is left, checked
  * by group-census.ts (one signal probe per group; a process-table scan shared by all groups only
- * when something still has the pgid). With `marks`, the group also gets a mark file (group-marks.ts)
- * from its spawn until that moment, the marker that survives where environments cannot be read.
+ * when something still has the pgid). With `marks`, the group also gets a mark file (group-marks.ts,
+ * written off the event loop right after the spawn) until that moment, the marker that survives where
+ * environments cannot be read.
  *
  * Stop escalation: stdin EOF → SIGTERM to the group → SIGKILL to the group, each step bounded by a
  * Settings grace period; survivors after the last step reject with E_STOP_FAILED (the entry stays in
@@ -268,12 +269,14 @@ class ProcessGroup implements ProcessGroupHandle {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'reading the group leader failed; its mark has no start time');
     }
-    const failed = marks.record({
-      pgid: this.pgid,
-      ...(leaderStartTime !== undefined ? { leaderStartTime } : {}),
-      markers: this.spec.markers,
-    });
-    if (failed) this.log.warn({ dir: marks.dir, err: failed }, 'writing the process group mark failed');
+    marks.recordLater(
+      {
+        pgid: this.pgid,
+        ...(leaderStartTime !== undefined ? { leaderStartTime } : {}),
+        markers: this.spec.markers,
+      },
+      (failed) => this.log.warn({ dir: marks.dir, err: failed }, 'writing the process group mark failed'),
+    );
   }
 
   /**
