@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LATEST_PROTOCOL_VERSION, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes, WardenError, type ErrorCode } from '../../src/core/error-codes.js';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
+import { sleep } from '../../src/core/clock.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import type { CatalogCallOptions, CatalogCallResult, CatalogTool, ToolCatalog } from '../../src/core/tool-catalog.js';
 import { startHttpServer, type HttpServerHandle } from '../../src/adapters/http/http-server.js';
@@ -840,6 +841,30 @@ describe('mcp front: Streamable HTTP wire', () => {
       await fx.close();
     }
     // The keep-alive timers went with their exchanges.
+    await pollUntil(() => withinBaseline(baseline), 5_000, 'timers and sockets back to baseline', 50);
+  });
+
+  it('sends the headers with the answer while other calls of the session are in flight (one write, a content-length)', async () => {
+    const baseline = resourceCounts();
+    const fx = await setup({ keepAliveMs: 10_000 });
+    try {
+      const sid = await rawSession(fx.url);
+      const first = timedPost(fx.url, sid, call(21, 'demo__sleep', { ms: 400 }));
+      await sleep(100); // the first exchange is in flight: its headers went at once
+      const second = await timedPost(fx.url, sid, call(22, 'demo__sleep', { ms: 150 }));
+      assert.equal(second.status, 200);
+      assert.match(String(second.headers['content-type']), /^application\/json/);
+      assert.equal(second.headers['mcp-session-id'], sid);
+      assert.ok(second.headersAfterMs >= 140, `headers of the second after ${second.headersAfterMs} ms: they wait for its answer`);
+      assert.equal(Number(second.headers['content-length']), Buffer.byteLength(second.text), 'one body with its length, not chunked');
+      assert.deepEqual((JSON.parse(second.text) as { id: number }).id, 22);
+      const one = await first;
+      assert.ok(one.headersAfterMs < 100, `headers of the first (alone) after ${one.headersAfterMs} ms`);
+      assert.equal(one.headers['transfer-encoding'], 'chunked');
+      assert.equal((JSON.parse(one.text) as { id: number; result: unknown }).id, 21);
+    } finally {
+      await fx.close();
+    }
     await pollUntil(() => withinBaseline(baseline), 5_000, 'timers and sockets back to baseline', 50);
   });
 
