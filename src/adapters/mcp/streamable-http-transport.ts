@@ -296,7 +296,9 @@ export class StreamableHttpTransport implements Transport {
 
     const ids: RequestId[] = [];
     for (const m of messages) if (isRequest(m)) ids.push((m as { id: RequestId }).id);
-    if (ids.length > 0 && (new Set(ids).size !== ids.length || ids.some((id) => this.exchanges.has(id)))) {
+    const reused =
+      ids.length === 1 ? this.exchanges.has(ids[0]!) : new Set(ids).size !== ids.length || ids.some((id) => this.exchanges.has(id));
+    if (reused) {
       return this.refuse(res, 400, -32600, 'Invalid Request: request id already in use in this session');
     }
     if (init) {
