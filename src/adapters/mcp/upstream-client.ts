@@ -291,9 +291,27 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
    * is given and never removes it, so passing a long-lived caller signal would leak one listener per
    * request. We give it a throwaway signal linked to the caller's and unlink when the request settles.
    */
-  async function request(
+  type RequestOptions = {
+    signal?: AbortSignal;
+    signalPerCall?: boolean | undefined;
+    timeoutMs: number;
+    onprogress?: (p: UpstreamProgress) => void;
+  };
+
+  function request(req: { method: string; params?: Record<string, unknown> }, options: RequestOptions): Promise<Record<string, unknown>> {
+    // The hot path (a tools/call without progress whose signal is its own): no async frame of ours
+    // between the caller and the direct request, only the error mapping below.
+    if (direct && options.onprogress === undefined && options.signalPerCall === true && options.signal) {
+      return direct(req, options.signal, options.timeoutMs).catch((err: unknown) => {
+        throw requestFailure(err, req.method, options);
+      });
+    }
+    return linkedRequest(req, options);
+  }
+
+  async function linkedRequest(
     req: { method: string; params?: Record<string, unknown> },
-    options: { signal?: AbortSignal; signalPerCall?: boolean | undefined; timeoutMs: number; onprogress?: (p: UpstreamProgress) => void },
+    options: RequestOptions,
   ): Promise<Record<string, unknown>> {
     // The direct path removes its own abort listener when the request settles: the caller's signal as it is.
     const viaDirect = direct !== undefined && options.onprogress === undefined;
@@ -317,21 +335,26 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
           : undefined,
       });
     } catch (err) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      // A connection the transport failed (oversized message, garbage): its coded reason, not "Connection closed".
-      const failed = failureOf(req.method);
-      if (failed) throw failed;
-      // An answer the transport dropped for its size: the error answer it made up in its place.
-      if (err instanceof McpError && isSynthesizedErrorData(err.data)) {
-        throw new WardenError(ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE, `${opts.name}: ${req.method}: ${upstreamRpcErrorOf(err).message}`, {
-          server: opts.name,
-          method: req.method,
-        });
-      }
-      throw opts.classifyError?.(err) ?? mapRequestError(err, opts.name, req.method, options.timeoutMs, closed);
+      throw requestFailure(err, req.method, options);
     } finally {
       link.dispose();
     }
+  }
+
+  /** What a failed request rejects with. */
+  function requestFailure(err: unknown, method: string, options: RequestOptions): unknown {
+    if (options.signal?.aborted) return options.signal.reason;
+    // A connection the transport failed (oversized message, garbage): its coded reason, not "Connection closed".
+    const failed = failureOf(method);
+    if (failed) return failed;
+    // An answer the transport dropped for its size: the error answer it made up in its place.
+    if (err instanceof McpError && isSynthesizedErrorData(err.data)) {
+      return new WardenError(ErrorCodes.UPSTREAM_MESSAGE_TOO_LARGE, `${opts.name}: ${method}: ${upstreamRpcErrorOf(err).message}`, {
+        server: opts.name,
+        method,
+      });
+    }
+    return opts.classifyError?.(err) ?? mapRequestError(err, opts.name, method, options.timeoutMs, closed);
   }
 
   async function listTools(signal?: AbortSignal): Promise<UpstreamTool[]> {
@@ -384,7 +407,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     return tools;
   }
 
-  async function callTool(
+  function callTool(
     name: string,
     args: Record<string, unknown> | undefined,
     callOpts: UpstreamCallOptions,

@@ -102,11 +102,14 @@ export function attachDirectRequests(
         () => cancel(McpError.fromError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs })),
         timeoutMs,
       );
-      const message = (req.params === undefined ? { method: req.method } : { method: req.method, params: req.params }) as {
-        method: string;
-        params?: Record<string, unknown>;
-      };
-      transport.send({ ...message, jsonrpc: '2.0', id } as JSONRPCMessage).catch((err: unknown) => {
+      // Built literally in the SDK's key order (method, params, jsonrpc, id): a spread here was a tenth of
+      // the call path's own CPU in a profile under load.
+      const message = (
+        req.params === undefined
+          ? { method: req.method, jsonrpc: '2.0', id }
+          : { method: req.method, params: req.params, jsonrpc: '2.0', id }
+      ) as JSONRPCMessage;
+      transport.send(message).catch((err: unknown) => {
         finish();
         reject(err);
       });

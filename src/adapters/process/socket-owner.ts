@@ -128,23 +128,47 @@ export interface SupervisedGroup {
   pgid?: number;
 }
 
+type PidsOf = (groups: readonly SupervisedGroup[]) => Promise<readonly number[]>;
+
+/** Scans asked for in the current event-loop turn, per scanning function. */
+const scans = new Map<PidsOf, Promise<readonly number[]>>();
+
+/**
+ * `pidsOf(groups())` shared by every lookup that asks for it in one event-loop turn: it runs in that
+ * turn's check phase, after each of them was asked (so each sees every process that existed when it
+ * asked), once for all of them. One scan per lookup read /proc/<pid>/stat of every process on the
+ * machine per new connection, on the event loop: 17-60 ms each here, so a burst of 64 connections
+ * held every session's traffic for seconds (docs/benchmarks.md, "Throughput").
+ */
+function sharedScan(pidsOf: PidsOf, groups: () => readonly SupervisedGroup[]): Promise<readonly number[]> {
+  let scan = scans.get(pidsOf);
+  if (!scan) {
+    scan = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      scans.delete(pidsOf);
+      return pidsOf(groups());
+    });
+    scans.set(pidsOf, scan);
+  }
+  return scan;
+}
+
 /**
  * The supervised process that holds the client end of the TCP connection whose client port is
  * `clientPort` and whose server port is `serverPort`; undefined when none does (or not on Linux).
  * `groups` is asked first: with no supervised process nothing is read at all. The process table is
- * read only when such a socket exists on this host.
+ * read only when such a socket exists on this host, once for all the lookups of an event-loop turn.
  */
 export async function supervisedSocketOwner(
   clientPort: number,
   serverPort: number,
   groups: () => readonly SupervisedGroup[],
   /** The live processes of those groups (tests pass their own). */
-  pidsOf: (groups: readonly SupervisedGroup[]) => Promise<readonly number[]> = supervisedPids,
+  pidsOf: PidsOf = supervisedPids,
 ): Promise<number | undefined> {
   if (process.platform !== 'linux' || groups().length === 0) return undefined;
   const inodes = new Set<string>();
   for (const text of await readNetTables()) for (const inode of inodesOfPortPair(text, clientPort, serverPort)) inodes.add(inode);
   if (inodes.size === 0) return undefined;
-  for (const pid of await pidsOf(groups())) if (holdsSocket(pid, inodes)) return pid;
+  for (const pid of await sharedScan(pidsOf, groups)) if (holdsSocket(pid, inodes)) return pid;
   return undefined;
 }
