@@ -69,15 +69,19 @@ export function createTeardownActors(deps: TeardownDeps) {
     handedEscapees.delete(name);
     return escapees(deps, census, name);
   };
+  /** What the owner still holds, escapees included (0: verifiably nothing). */
+  const audit = async (input: OwnerInput): Promise<AuditOutput> => {
+    const remaining = await deps.ledger.audit(input.owner);
+    return { remaining: remaining.length + (await ownEscapees(input.name)).length };
+  };
   return {
-    releaseOwned: fromPromise<void, OwnerInput>(async ({ input }) => {
+    // Release, then the same audit as auditOwned's: an ordinary stop needs no second actor to verify.
+    releaseOwned: fromPromise<AuditOutput | void, OwnerInput>(async ({ input }) => {
       const failures = await deps.ledger.releaseOwned(input.owner, 'polite');
       if (failures.length > 0) throw failureError(ErrorCodes.STOP_FAILED, failures);
+      return audit(input);
     }),
-    auditOwned: fromPromise<AuditOutput, OwnerInput>(async ({ input }) => {
-      const remaining = await deps.ledger.audit(input.owner);
-      return { remaining: remaining.length + (await ownEscapees(input.name)).length };
-    }),
+    auditOwned: fromPromise<AuditOutput, OwnerInput>(async ({ input }) => audit(input)),
     forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(async ({ input }) => {
       await killEscapees(deps, census, input.name);
       const failures = await deps.ledger.releaseOwned(input.owner, 'force');
