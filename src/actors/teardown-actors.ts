@@ -15,6 +15,7 @@ import type { AuditOutput } from '../machines/server-machine.js';
 import { processTable } from '../adapters/process/current-table.js';
 import { isDead, type ProcessInfo } from '../adapters/process/process-table.js';
 import { MarkerCensus } from '../adapters/process/marker-census.js';
+import { isSupervisedGroup } from '../adapters/process/process-group.js';
 import { ENV_SERVER, type InstanceIdentity } from '../core/instance-identity.js';
 
 type OwnerInput = { name: string; owner: string };
@@ -59,9 +60,18 @@ export function createTeardownActors(deps: TeardownDeps) {
   const handedEscapees = new Map<string, string>();
   // Everything carrying a server's marker descends from a process this daemon spawned, so it started
   // no earlier than the daemon: older processes (most of a busy machine) are listed without reading
-  // their environments, which was most of the cost of a stop (docs/guarantees.md).
+  // their environments, which was most of the cost of a stop (docs/guarantees.md). Members of a group
+  // still supervised are not escapees either: while servers stop one after another, most processes
+  // started since the daemon are the upstreams still running, and every audit's scan read them all.
   const started = deps.identity.startTime;
-  const census = new MarkerCensus(processTable, started > 0 ? (p) => p.startTime >= started : undefined);
+  // The leaders of those groups (pid = pgid) are not even listed: while 500 servers stop in turns,
+  // the upstreams still running were most of every scan. A leader that moved to another group leaves
+  // its own group empty, and is listed again once that group is verified empty, before its audit.
+  const census = new MarkerCensus(
+    processTable,
+    (p) => (started <= 0 || p.startTime >= started) && !isSupervisedGroup(p.pgid),
+    isSupervisedGroup,
+  );
   /** Escapees this server's actor still answers for (none while the reaper's entry for them lives). */
   const ownEscapees = async (name: string): Promise<ProcessInfo[]> => {
     const id = handedEscapees.get(name);

@@ -175,4 +175,20 @@ describe('group census', () => {
       await once(child, 'exit');
     }
   });
+
+  it('marker census with skip: a skipped pid is not listed by the /proc table; every other one is', async (t) => {
+    if (processTable().kind !== 'proc') return t.skip('the portable table may list skipped pids anyway (process-table.ts)');
+    const skipped = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const kept = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await Promise.all([once(skipped, 'spawn'), once(kept, 'spawn')]);
+      const census = new MarkerCensus(processTable, undefined, (pid) => pid === skipped.pid);
+      const pids = new Set((await census.snapshot()).map((p) => p.pid));
+      assert.equal(pids.has(skipped.pid!), false, 'the skipped pid is not listed');
+      assert.ok(pids.has(kept.pid!) && pids.has(process.pid), 'the others are');
+    } finally {
+      for (const c of [skipped, kept]) c.kill('SIGKILL');
+      await Promise.all([once(skipped, 'exit'), once(kept, 'exit')]);
+    }
+  });
 });

@@ -6,11 +6,16 @@
  * starts after it was made (so it sees every process that existed at the request), and all requests
  * made before that scan starts share it.
  *
- * Scans run one at a time, and the next one starts no sooner than the previous one took after it
- * ended (at most half of the time is spent scanning however many servers ask), which is also what
- * gathers the requests of servers stopping together into one scan.
+ * Scans run one at a time, and the next one starts no sooner than MIN_GAP_MS, or GAP_FACTOR times
+ * as long as the previous one took, after it ended: at most a fifth of the time is spent scanning
+ * however many servers ask, and the requests of servers stopping together gather into one scan. (With
+ * a gap of one scan's duration, a few ms, 500 servers stopping in turns (supervisor-machine.ts)
+ * asked often enough for a scan every few ms: half of the stop's time.)
  */
 import type { ProcessEntry, ProcessInfo, ProcessTable } from './process-table.js';
+
+const MIN_GAP_MS = 25;
+const GAP_FACTOR = 4;
 
 interface Pending {
   promise: Promise<ProcessEntry[]>;
@@ -25,10 +30,14 @@ export class MarkerCensus {
   /** How many scans were made (tests read it). */
   scans = 0;
 
-  /** `candidates`: the processes whose markers matter (the others are listed without them). */
+  /**
+   * `candidates`: the processes whose markers matter (the others are listed without them); `skip`:
+   * pids not worth listing at all (the table may list them anyway, ListOptions.skip).
+   */
   constructor(
     private readonly table: () => ProcessTable,
     private readonly candidates?: (p: ProcessInfo) => boolean,
+    private readonly skip?: (pid: number) => boolean,
   ) {}
 
   /** Every process with its markers, from a scan that started after this call. Rejects with the table's error. */
@@ -60,13 +69,13 @@ export class MarkerCensus {
     this.running = true;
     const t0 = performance.now();
     try {
-      p.resolve(await this.table().listAsync(this.candidates ? { markers: true, markersOf: this.candidates } : { markers: true }));
+      p.resolve(await this.table().listAsync({ markers: true, markersOf: this.candidates, skip: this.skip }));
     } catch (err) {
       p.reject(err);
     } finally {
       const t1 = performance.now();
       this.scans++;
-      this.readyAt = t1 + (t1 - t0);
+      this.readyAt = t1 + Math.max(MIN_GAP_MS, GAP_FACTOR * (t1 - t0));
       this.running = false;
       if (this.pending) this.schedule();
     }

@@ -92,6 +92,19 @@ export interface ProcessGroupHandle extends Upstream {
   kill(): Promise<void>;
 }
 
+/**
+ * The pgids of the groups this process supervises right now (spawned, not yet verified empty). A
+ * process in one of them is a member, not an escapee: the escapee search (src/actors/teardown-actors.ts)
+ * need not read its environment. (An escapee left its group by setsid/setpgid; it cannot join another
+ * server's group, which is in another session.)
+ */
+const liveGroups = new Set<number>();
+
+/** True while `pgid` is the group of a ProcessGroup of this process that is not yet verified empty. */
+export function isSupervisedGroup(pgid: number): boolean {
+  return liveGroups.has(pgid);
+}
+
 const POLL_MS = 20;
 /** After the group is empty, how long to wait for the pipes to deliver their last bytes. */
 const PIPE_FLUSH_MS = 100;
@@ -222,6 +235,7 @@ class ProcessGroup implements ProcessGroupHandle {
     this.stdin = child.stdin!;
     this.stdout = child.stdout!;
 
+    liveGroups.add(this.pgid);
     this.entry = deps.ledger.acquire(deps.owner, {
       kind: 'process-group',
       description: `pgid ${this.pgid}: ${spec.label}`,
@@ -437,7 +451,10 @@ class ProcessGroup implements ProcessGroupHandle {
     this.finalizing = true;
     this.entry?.settle();
     this.entry = undefined;
-    if (this.pgid > 0) this.deps.marks?.forget(this.pgid);
+    if (this.pgid > 0) {
+      liveGroups.delete(this.pgid);
+      this.deps.marks?.forget(this.pgid);
+    }
     this.exit.wakeAll();
     const child = this.child;
     const finish = () => {
