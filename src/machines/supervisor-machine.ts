@@ -135,17 +135,6 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
           if (child) enqueue.sendTo(child, { type: 'DEADLINE' });
         }
       }),
-      // Shutting down: the finished actor stays in `children` as a dead ref, and every other snapshot
-      // observer sees one `children` object throughout; reaching `stopped` stops them all in one pass.
-      childFinished: assign({
-        slots: ({ context, event }) => {
-          const slot = slotOf('actorId' in event ? event.actorId : undefined);
-          if (slot === undefined || context.slots[slot] == null) return context.slots;
-          const slots = [...context.slots];
-          slots[slot] = null;
-          return slots;
-        },
-      }),
       childDone: enqueueActions(({ context, event, enqueue }) => {
         const actorId = 'actorId' in event ? event.actorId : undefined;
         const slot = slotOf(actorId);
@@ -189,7 +178,10 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
         invoke: { id: 'stopInTurns', src: 'stopInTurns', input: ({ context }) => ({ names: activeServers(context) }) },
         always: { guard: 'noChildren', target: 'stopped' },
         on: {
-          'xstate.done.actor.*': { actions: 'childFinished' },
+          // Stopped on its done event, as while supervising: xstate copies `children` once per stopped
+          // child either way (O(N²) over 500 slots, ~40 ms), and reaching `stopped` with 500 dead refs
+          // put all of it in the stop's tail, after the last server; this way it overlaps the waits.
+          'xstate.done.actor.*': { actions: 'childDone' },
         },
         initial: 'draining',
         states: {

@@ -71,8 +71,8 @@ function make(
 }
 
 /**
- * After the root's shutdown: every child it still lists is a finished actor (a dead ref kept until
- * the root's own stop) and no server systemId is registered any more.
+ * After the root's shutdown: every child it still lists is a finished actor (each server's is stopped
+ * on its done event) and no server systemId is registered any more.
  */
 function assertChildrenFinished(root: AnyActorRef, names: string[]): void {
   for (const [id, c] of Object.entries(root.getSnapshot().children as Record<string, AnyActorRef>)) {
