@@ -419,7 +419,12 @@ class ProcessGroup implements ProcessGroupHandle {
     return this.exitInfo !== undefined && this.members().length === 0;
   }
 
-  /** Polls (every POLL_MS, woken early on exit) until the group is empty or `ms` elapsed. */
+  /**
+   * Polls until the group is empty or `ms` elapsed: every POLL_MS once the direct child has exited
+   * (members may linger); before that only the exit (which wakes the nap) can empty the group, so it
+   * sleeps until the exit or the deadline: one timer per wait, not one per 20 ms for each of 500
+   * upstreams waiting for their exits during a stop.
+   */
   private async waitEmpty(ms: number): Promise<boolean> {
     const deadline = Date.now() + Math.max(0, ms);
     for (;;) {
@@ -431,7 +436,7 @@ class ProcessGroup implements ProcessGroupHandle {
         await new Promise<void>((resolve) => setImmediate(resolve));
         return this.groupEmpty();
       }
-      await this.exit.nap(Math.min(POLL_MS, remaining));
+      await this.exit.nap(this.exitInfo ? Math.min(POLL_MS, remaining) : remaining);
     }
   }
 
