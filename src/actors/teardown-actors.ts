@@ -86,8 +86,16 @@ export function createTeardownActors(deps: TeardownDeps) {
   };
   return {
     // Release, then the same audit as auditOwned's: an ordinary stop needs no second actor to verify.
+    // The census is held meanwhile: this audit will ask for a scan soon, and so will the others
+    // releasing at the same time (marker-census.ts gathers them into few scans).
     releaseOwned: fromPromise<AuditOutput | void, OwnerInput>(async ({ input }) => {
-      const failures = await deps.ledger.releaseOwned(input.owner, 'polite');
+      const letGo = census.hold();
+      let failures: ReleaseFailure[];
+      try {
+        failures = await deps.ledger.releaseOwned(input.owner, 'polite');
+      } finally {
+        letGo();
+      }
       if (failures.length > 0) throw failureError(ErrorCodes.STOP_FAILED, failures);
       return audit(input);
     }),

@@ -176,6 +176,25 @@ describe('group census', () => {
     }
   });
 
+  it('marker census hold: a pending scan waits for the hold to be let go, and never longer than its bound', async () => {
+    const { table, reads } = countingTable();
+    const census = new MarkerCensus(() => table);
+    const letGo = census.hold();
+    const first = census.snapshot();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(reads.list, 0, 'no scan while a teardown that will ask is still releasing');
+    letGo();
+    letGo(); // a second call changes nothing
+    await first;
+    assert.equal(reads.list, 1, 'scanned once the hold was let go');
+    // A hold never let go (a release that hangs) delays a scan by its bound only (100 ms), not forever.
+    census.hold();
+    const t0 = performance.now();
+    await census.snapshot();
+    assert.equal(reads.list, 2);
+    assert.ok(performance.now() - t0 < 2_000, `waited ${performance.now() - t0} ms`);
+  });
+
   it('marker census with skip: a skipped pid is not listed by the /proc table; every other one is', async (t) => {
     if (processTable().kind !== 'proc') return t.skip('the portable table may list skipped pids anyway (process-table.ts)');
     const skipped = spawn('sleep', ['30'], { stdio: 'ignore' });

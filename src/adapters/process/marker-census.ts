@@ -11,11 +11,17 @@
  * however many servers ask, and the requests of servers stopping together gather into one scan. (With
  * a gap of one scan's duration, a few ms, 500 servers stopping in turns (supervisor-machine.ts)
  * asked often enough for a scan every few ms: half of the stop's time.)
+ *
+ * A caller that will ask soon (a teardown whose release is under way) can `hold()` the census: while
+ * any hold is out, a pending scan waits for them, up to MAX_HOLD_MS after the first request it
+ * serves, so the requests of servers stopping one after another gather into few scans; the last hold
+ * let go starts it at once.
  */
 import type { ProcessEntry, ProcessInfo, ProcessTable } from './process-table.js';
 
 const MIN_GAP_MS = 25;
 const GAP_FACTOR = 4;
+const MAX_HOLD_MS = 100;
 
 interface Pending {
   promise: Promise<ProcessEntry[]>;
@@ -27,6 +33,11 @@ export class MarkerCensus {
   private pending: Pending | undefined;
   private running = false;
   private readyAt = 0;
+  private holds = 0;
+  /** performance.now() when the pending request was made. */
+  private pendingSince = 0;
+  /** Cancels the scheduled scan, if one is. */
+  private cancel: (() => void) | undefined;
   /** How many scans were made (tests read it). */
   scans = 0;
 
@@ -50,21 +61,52 @@ export class MarkerCensus {
         reject = rej;
       });
       this.pending = { promise, resolve, reject };
+      this.pendingSince = performance.now();
       if (!this.running) this.schedule();
     }
     return this.pending.promise;
   }
 
+  /** "I will ask soon": a pending scan waits (bounded) until every hold is let go. Call the result once. */
+  hold(): () => void {
+    this.holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.holds--;
+      if (this.holds === 0 && this.pending && !this.running) this.schedule();
+    };
+  }
+
   private schedule(): void {
-    const wait = Math.max(0, this.readyAt - performance.now());
+    this.cancelTimer();
+    const now = performance.now();
+    let wait = Math.max(0, this.readyAt - now);
+    if (this.holds > 0) wait = Math.max(wait, this.pendingSince + MAX_HOLD_MS - now);
+    const go = () => {
+      this.cancel = undefined;
+      void this.run();
+    };
     // setImmediate at the least: everyone asking in this turn of the event loop joins the scan.
-    if (wait > 0) setTimeout(() => void this.run(), wait);
-    else setImmediate(() => void this.run());
+    if (wait > 0) {
+      const t = setTimeout(go, wait);
+      this.cancel = () => clearTimeout(t);
+    } else {
+      const i = setImmediate(go);
+      this.cancel = () => clearImmediate(i);
+    }
+  }
+
+  private cancelTimer(): void {
+    const cancel = this.cancel;
+    this.cancel = undefined;
+    cancel?.();
   }
 
   private async run(): Promise<void> {
     const p = this.pending;
-    if (!p) return;
+    if (!p || this.running) return;
     this.pending = undefined;
     this.running = true;
     const t0 = performance.now();
