@@ -16,6 +16,12 @@
  * any hold is out, a pending scan waits for them, up to MAX_HOLD_MS after the first request it
  * serves, so the requests of servers stopping one after another gather into few scans; the last hold
  * let go starts it at once.
+ *
+ * Markers read once are kept by pid and start time: a process's markers come with its environment at
+ * its start, and a process that does not descend from the daemon cannot come to (a process that
+ * drops them by exec descends from it all the same). So each scan reads the environments only of
+ * processes it has not seen; on a machine where others start many processes, every scan of a stop
+ * read all of theirs again.
  */
 import type { ProcessEntry, ProcessInfo, ProcessTable } from './process-table.js';
 
@@ -38,6 +44,8 @@ export class MarkerCensus {
   private pendingSince = 0;
   /** Cancels the scheduled scan, if one is. */
   private cancel: (() => void) | undefined;
+  /** Markers (or none) of the processes whose environments were read, by pid, with their start time. */
+  private known = new Map<number, { startTime: number; markers: Record<string, string> | undefined }>();
   /** How many scans were made (tests read it). */
   scans = 0;
 
@@ -111,7 +119,7 @@ export class MarkerCensus {
     this.running = true;
     const t0 = performance.now();
     try {
-      p.resolve(await this.table().listAsync({ markers: true, markersOf: this.candidates, skip: this.skip }));
+      p.resolve(await this.scan());
     } catch (err) {
       p.reject(err);
     } finally {
@@ -121,5 +129,33 @@ export class MarkerCensus {
       this.running = false;
       if (this.pending) this.schedule();
     }
+  }
+
+  private async scan(): Promise<ProcessEntry[]> {
+    const known = this.known;
+    const candidates = this.candidates;
+    const seen = (e: ProcessInfo) => known.get(e.pid)?.startTime === e.startTime;
+    // Read: candidates not seen before. (A table that reads every environment anyway may ignore this;
+    // then nothing is kept and every scan's markers are its own.)
+    const readPids = new Set<number>();
+    const read = (e: ProcessInfo) => {
+      const r = !seen(e) && (!candidates || candidates(e));
+      if (r) readPids.add(e.pid);
+      return r;
+    };
+    const list = await this.table().listAsync({ markers: true, markersOf: read, skip: this.skip });
+    const next = new Map<number, { startTime: number; markers: Record<string, string> | undefined }>();
+    for (const e of list) {
+      const k = known.get(e.pid);
+      if (k && k.startTime === e.startTime) {
+        if (k.markers) e.markers = k.markers;
+        next.set(e.pid, k);
+      } else if (readPids.has(e.pid)) {
+        next.set(e.pid, { startTime: e.startTime, markers: e.markers });
+      }
+    }
+    // Only processes still listed: the map never outgrows the table.
+    this.known = next;
+    return list;
   }
 }
