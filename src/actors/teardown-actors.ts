@@ -64,8 +64,8 @@ export function createTeardownActors(deps: TeardownDeps) {
   // still supervised are not escapees either: while servers stop one after another, most processes
   // started since the daemon are the upstreams still running, and every audit's scan read them all.
   const started = deps.identity.startTime;
-  // The leaders of those groups (pid = pgid) are not even listed: while 500 servers stop in turns,
-  // the upstreams still running were most of every scan. A leader that moved to another group leaves
+  // The leaders of those groups (pid = pgid) are not even listed: while 500 servers stop, the
+  // upstreams still running were most of every scan. A leader that moved to another group leaves
   // its own group empty, and is listed again once that group is verified empty, before its audit.
   const census = new MarkerCensus(
     processTable,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef } from 'xstate';
 import { createServerMachine, type AuditOutput, type LaunchOutput, type ServerMachineInput } from '../../src/machines/server-machine.js';
 import { activeServers, createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
-import { serverActorOf, serverActorsOf, serverNameOf } from '../../src/daemon/server-actors.js';
+import { serverActorOf, serverActorsOf } from '../../src/daemon/server-actors.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 
 const flush = async () => {
@@ -52,12 +52,11 @@ function make(
     clock,
     input: { servers: (opts.names ?? ['a', 'b']).map(entry), shutdownBudgetMs: 5_000 },
   });
-  // Every server child ever seen, and whether the root ever finished while one of them had not. (The
-  // root's other child, `stopInTurns`, owns only a setImmediate handle and ends with the root.)
+  // Every child ever seen, and whether the root ever finished while one of them had not.
   const seen = new Set<AnyActorRef>();
   const finalWithLiveChild: string[] = [];
   const observe = (snap: { status: string; children: Record<string, AnyActorRef | undefined> }) => {
-    for (const c of Object.values(snap.children)) if (c && serverNameOf(c) !== undefined) seen.add(c);
+    for (const c of Object.values(snap.children)) if (c) seen.add(c);
     if (snap.status === 'done') {
       for (const c of seen) if (c.getSnapshot().status !== 'done') finalWithLiveChild.push(c.id);
     }

@@ -9,8 +9,8 @@
  * Scans run one at a time, and the next one starts no sooner than MIN_GAP_MS, or GAP_FACTOR times
  * as long as the previous one took, after it ended: at most a fifth of the time is spent scanning
  * however many servers ask, and the requests of servers stopping together gather into one scan. (With
- * a gap of one scan's duration, a few ms, 500 servers stopping in turns (supervisor-machine.ts)
- * asked often enough for a scan every few ms: half of the stop's time.)
+ * a gap of one scan's duration, a few ms, audits of 500 servers arriving one after another got a
+ * scan every few ms: half of the stop's time.)
  *
  * A caller that will ask soon (a teardown whose release is under way) can `hold()` the census: while
  * any hold is out, a pending scan waits for them, up to MAX_HOLD_MS after the first request it
