@@ -15,6 +15,7 @@ import type { AuditOutput } from '../machines/server-machine.js';
 import { processTable } from '../adapters/process/current-table.js';
 import { isDead, type ProcessInfo } from '../adapters/process/process-table.js';
 import { MarkerCensus } from '../adapters/process/marker-census.js';
+import { isSupervisedGroup } from '../adapters/process/process-group.js';
 import { ENV_SERVER, type InstanceIdentity } from '../core/instance-identity.js';
 
 type OwnerInput = { name: string; owner: string };
@@ -59,9 +60,18 @@ export function createTeardownActors(deps: TeardownDeps) {
   const handedEscapees = new Map<string, string>();
   // Everything carrying a server's marker descends from a process this daemon spawned, so it started
   // no earlier than the daemon: older processes (most of a busy machine) are listed without reading
-  // their environments, which was most of the cost of a stop (docs/guarantees.md).
+  // their environments, which was most of the cost of a stop (docs/guarantees.md). Members of a group
+  // still supervised are not escapees either: while servers stop one after another, most processes
+  // started since the daemon are the upstreams still running, and every audit's scan read them all.
   const started = deps.identity.startTime;
-  const census = new MarkerCensus(processTable, started > 0 ? (p) => p.startTime >= started : undefined);
+  // The leaders of those groups (pid = pgid) are not even listed: while 500 servers stop, the
+  // upstreams still running were most of every scan. A leader that moved to another group leaves
+  // its own group empty, and is listed again once that group is verified empty, before its audit.
+  const census = new MarkerCensus(
+    processTable,
+    (p) => (started <= 0 || p.startTime >= started) && !isSupervisedGroup(p.pgid),
+    isSupervisedGroup,
+  );
   /** Escapees this server's actor still answers for (none while the reaper's entry for them lives). */
   const ownEscapees = async (name: string): Promise<ProcessInfo[]> => {
     const id = handedEscapees.get(name);
@@ -69,15 +79,27 @@ export function createTeardownActors(deps: TeardownDeps) {
     handedEscapees.delete(name);
     return escapees(deps, census, name);
   };
+  /** What the owner still holds, escapees included (0: verifiably nothing). */
+  const audit = async (input: OwnerInput): Promise<AuditOutput> => {
+    const remaining = await deps.ledger.audit(input.owner);
+    return { remaining: remaining.length + (await ownEscapees(input.name)).length };
+  };
   return {
-    releaseOwned: fromPromise<void, OwnerInput>(async ({ input }) => {
-      const failures = await deps.ledger.releaseOwned(input.owner, 'polite');
+    // Release, then the same audit as auditOwned's: an ordinary stop needs no second actor to verify.
+    // The census is held meanwhile: this audit will ask for a scan soon, and so will the others
+    // releasing at the same time (marker-census.ts gathers them into few scans).
+    releaseOwned: fromPromise<AuditOutput | void, OwnerInput>(async ({ input }) => {
+      const letGo = census.hold();
+      let failures: ReleaseFailure[];
+      try {
+        failures = await deps.ledger.releaseOwned(input.owner, 'polite');
+      } finally {
+        letGo();
+      }
       if (failures.length > 0) throw failureError(ErrorCodes.STOP_FAILED, failures);
+      return audit(input);
     }),
-    auditOwned: fromPromise<AuditOutput, OwnerInput>(async ({ input }) => {
-      const remaining = await deps.ledger.audit(input.owner);
-      return { remaining: remaining.length + (await ownEscapees(input.name)).length };
-    }),
+    auditOwned: fromPromise<AuditOutput, OwnerInput>(async ({ input }) => audit(input)),
     forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(async ({ input }) => {
       await killEscapees(deps, census, input.name);
       const failures = await deps.ledger.releaseOwned(input.owner, 'force');

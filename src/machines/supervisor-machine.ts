@@ -19,8 +19,12 @@
  * cut that short: past it, DEADLINE makes each child hand what it still owns to the daemon's reaper
  * (src/daemon/daemon-reaper.ts) and finish, so the tree ends shortly after the budget with every
  * resource still owned by someone (docs/guarantees.md).
+ *
+ * The STOPs go out in one pass. Sending them 25 or 100 per event-loop turn (so the first upstreams'
+ * exits overlap the later ones' STOPs) was tried and measured: 13-17% more daemon CPU for a stop of
+ * 500 (exits then handled a few per turn), and no wall time gained on a busy 2-core machine.
  */
-import { assign, enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { enqueueActions, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import { serverActorId, type ServerMachine, type ServerMachineInput } from './server-machine.js';
 
 interface SupervisorInput {
@@ -114,17 +118,6 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
           if (child) enqueue.sendTo(child, { type: 'DEADLINE' });
         }
       }),
-      // Shutting down: the finished actor stays in `children` as a dead ref, and every other snapshot
-      // observer sees one `children` object throughout; reaching `stopped` stops them all in one pass.
-      childFinished: assign({
-        slots: ({ context, event }) => {
-          const slot = slotOf('actorId' in event ? event.actorId : undefined);
-          if (slot === undefined || context.slots[slot] == null) return context.slots;
-          const slots = [...context.slots];
-          slots[slot] = null;
-          return slots;
-        },
-      }),
       childDone: enqueueActions(({ context, event, enqueue }) => {
         const actorId = 'actorId' in event ? event.actorId : undefined;
         const slot = slotOf(actorId);
@@ -167,7 +160,10 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
         entry: 'stopAll',
         always: { guard: 'noChildren', target: 'stopped' },
         on: {
-          'xstate.done.actor.*': { actions: 'childFinished' },
+          // Stopped on its done event, as while supervising: xstate copies `children` once per stopped
+          // child either way (O(N²) over 500 slots, ~40 ms), and reaching `stopped` with 500 dead refs
+          // put all of it in the stop's tail, after the last server; this way it overlaps the waits.
+          'xstate.done.actor.*': { actions: 'childDone' },
         },
         initial: 'draining',
         states: {

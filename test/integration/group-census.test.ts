@@ -175,4 +175,70 @@ describe('group census', () => {
       await once(child, 'exit');
     }
   });
+
+  it('marker census hold: a pending scan waits for the hold to be let go, and never longer than its bound', async () => {
+    const { table, reads } = countingTable();
+    const census = new MarkerCensus(() => table);
+    const letGo = census.hold();
+    const first = census.snapshot();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(reads.list, 0, 'no scan while a teardown that will ask is still releasing');
+    letGo();
+    letGo(); // a second call changes nothing
+    await first;
+    assert.equal(reads.list, 1, 'scanned once the hold was let go');
+    // A hold never let go (a release that hangs) delays a scan by its bound only (100 ms), not forever.
+    census.hold();
+    const t0 = performance.now();
+    await census.snapshot();
+    assert.equal(reads.list, 2);
+    assert.ok(performance.now() - t0 < 2_000, `waited ${performance.now() - t0} ms`);
+  });
+
+  it('marker census: markers read once are kept by pid and start time; a later scan reads only new processes and still reports them', async (t) => {
+    if (processTable().kind !== 'proc') return t.skip('the portable table reads every environment at once (process-table.ts)');
+    const instanceId = newInstanceId('known');
+    const real = processTable();
+    const readFor: number[][] = [];
+    const table: ProcessTable = {
+      ...countingTable().table,
+      listAsync: (opts?: ListOptions) => {
+        const read: number[] = [];
+        readFor.push(read);
+        const markersOf = opts?.markersOf;
+        return real.listAsync({ ...opts, markersOf: (p) => (markersOf ? markersOf(p) : true) && (read.push(p.pid), true) });
+      },
+    };
+    const census = new MarkerCensus(() => table);
+    const child = spawn('sleep', ['30'], { env: markedEnv(instanceId), stdio: 'ignore' });
+    try {
+      await once(child, 'spawn');
+      const first = await census.snapshot();
+      assert.equal(first.find((p) => p.pid === child.pid)?.markers?.MCP_WARDEN_INSTANCE, instanceId);
+      assert.ok(readFor[0]!.includes(child.pid!), 'read on the first scan');
+      const second = await census.snapshot();
+      assert.equal(second.find((p) => p.pid === child.pid)?.markers?.MCP_WARDEN_INSTANCE, instanceId, 'still reported');
+      assert.ok(!readFor[1]!.includes(child.pid!), 'not read again');
+      assert.ok(readFor[1]!.length < readFor[0]!.length, `second scan read ${readFor[1]!.length}, first ${readFor[0]!.length}`);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  });
+
+  it('marker census with skip: a skipped pid is not listed by the /proc table; every other one is', async (t) => {
+    if (processTable().kind !== 'proc') return t.skip('the portable table may list skipped pids anyway (process-table.ts)');
+    const skipped = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const kept = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await Promise.all([once(skipped, 'spawn'), once(kept, 'spawn')]);
+      const census = new MarkerCensus(processTable, undefined, (pid) => pid === skipped.pid);
+      const pids = new Set((await census.snapshot()).map((p) => p.pid));
+      assert.equal(pids.has(skipped.pid!), false, 'the skipped pid is not listed');
+      assert.ok(pids.has(kept.pid!) && pids.has(process.pid), 'the others are');
+    } finally {
+      for (const c of [skipped, kept]) c.kill('SIGKILL');
+      await Promise.all([once(skipped, 'exit'), once(kept, 'exit')]);
+    }
+  });
 });

@@ -58,6 +58,9 @@ function eventsFor(): AnyEventObject[] {
         { type, output: { pid: 7, tools: [], toolChanges: [CHANGE] } },
         { type, output: { pid: 7, tools: [], toolChanges: [CHANGE], withhold: 'tools' } },
       );
+    } else if (type === 'xstate.done.actor.release') {
+      // The release audits too (teardown-actors.ts); no output: reaping audits.
+      out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } }, { type });
     } else if (type === 'xstate.done.actor.audit') {
       out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } });
     } else if (type === 'xstate.error.actor.launch') out.push({ type, error: err }, { type, error: AUTH_ERR });

@@ -66,7 +66,7 @@ const flush = async () => {
 interface Script {
   launch: () => Promise<LaunchOutput>;
   audit: () => Promise<AuditOutput>;
-  release: () => Promise<void>;
+  release: () => Promise<AuditOutput | void>;
   force: () => Promise<void>;
   handOver: () => Promise<void>;
 }
@@ -100,7 +100,7 @@ function harness(opts: { quarantined?: boolean; remote?: boolean; script?: Parti
           emit = undefined;
         };
       }),
-      releaseOwned: fromPromise(async () => {
+      releaseOwned: fromPromise<AuditOutput | void, { name: string; owner: string }>(async () => {
         calls.release++;
         return script.release();
       }),
@@ -376,6 +376,36 @@ test('stopped is never reached while the audit reports resources', async () => {
   assert.equal(top(h.value()), 'reaping');
   assert.ok(h.ctx().reap.attempt > settings.reapMaxAttempts, 'keeps trying past the limit');
   h.actor.stop();
+});
+
+test("the release's own audit: empty finishes without a separate audit; anything left goes to reaping's audit", async () => {
+  // Verified empty by the release actor: stopped, and auditOwned never ran.
+  const h = harness({ script: { release: async () => ({ remaining: 0 }) } });
+  await flush();
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done');
+  assert.deepEqual([h.calls.release, h.calls.audit], [1, 0]);
+  // Something remains after the release: reaping audits (and forces) before anything finishes.
+  let left = 1;
+  const r = harness({
+    script: {
+      release: async () => ({ remaining: 1 }),
+      audit: async () => ({ remaining: left }),
+      force: async () => {
+        left = 0;
+      },
+    },
+  });
+  await flush();
+  r.actor.send({ type: 'STOP' });
+  for (let i = 0; i < 5 && r.actor.getSnapshot().status !== 'done'; i++) {
+    r.clock.increment(400);
+    await flush();
+  }
+  assert.equal(r.actor.getSnapshot().status, 'done');
+  // Not finished on the release's word: reaping audited (found 1), forced, and audited again (found 0).
+  assert.deepEqual([r.calls.release, r.calls.audit, r.calls.force], [1, 2, 1]);
 });
 
 test('STOP from every state ends in stopped with the watcher gone', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef } from 'xstate';
-import { createServerMachine, type LaunchOutput, type ServerMachineInput } from '../../src/machines/server-machine.js';
+import { createServerMachine, type AuditOutput, type LaunchOutput, type ServerMachineInput } from '../../src/machines/server-machine.js';
 import { activeServers, createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
 import { serverActorOf, serverActorsOf } from '../../src/daemon/server-actors.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
@@ -31,7 +31,7 @@ function make(
           watchers--;
         };
       }),
-      releaseOwned: fromPromise<void, { name: string; owner: string }>(async ({ input }) => {
+      releaseOwned: fromPromise<AuditOutput | void, { name: string; owner: string }>(async ({ input }) => {
         await opts.releaseGate;
         await t.release?.(input.owner);
       }),
@@ -70,8 +70,8 @@ function make(
 }
 
 /**
- * After the root's shutdown: every child it still lists is a finished actor (a dead ref kept until
- * the root's own stop) and no server systemId is registered any more.
+ * After the root's shutdown: every child it still lists is a finished actor (each server's is stopped
+ * on its done event) and no server systemId is registered any more.
  */
 function assertChildrenFinished(root: AnyActorRef, names: string[]): void {
   for (const [id, c] of Object.entries(root.getSnapshot().children as Record<string, AnyActorRef>)) {

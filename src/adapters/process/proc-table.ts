@@ -142,7 +142,9 @@ export class ProcProcessTable implements ProcessTable {
 
   list(opts: ListOptions = {}): ProcessEntry[] {
     const out: ProcessEntry[] = [];
+    const skip = opts.skip;
     for (const pid of listPids()) {
+      if (skip?.(pid)) continue;
       const info: ProcessEntry | undefined = readStat(pid);
       if (!info) continue;
       if (opts.command) info.command = readCmdline(pid);

@@ -59,6 +59,11 @@ export interface ListOptions {
    * reads every environment at once anyway (portable-table.ts) may ignore it.
    */
   markersOf?: (p: ProcessInfo) => boolean;
+  /**
+   * Pids the caller does not need listed: a table that reads one process at a time (proc-table.ts)
+   * skips them unread; another may list them anyway.
+   */
+  skip?: (pid: number) => boolean;
 }
 
 /** A process with a listening TCP socket. */
