@@ -264,7 +264,7 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
 
   if (!dryRun && opts.marksDir) {
     try {
-      pruneGroupMarks(opts.marksDir, table.list(), (m) => {
+      pruneGroupMarks(opts.marksDir, () => table.list(), (m) => {
         const owner = parseOwnerMarker(m.markers[ENV_OWNER] ?? '');
         return owner !== undefined && owner.instanceId !== selfInstanceId && !isOwnerAlive(owner);
       });
