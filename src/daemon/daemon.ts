@@ -312,10 +312,7 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
     subscribe: (listener) => events.subscribe(listener),
     publishCalls: (calls) => events.emit({ type: 'calls', calls, at: Date.now() }),
   });
-  // Started last, once daemon.json is written (below): the upstreams' spawns and handshakes would
-  // otherwise share the event loop with the publishing steps (control channel, lock check, daemon.json),
-  // and the listening line would wait for them. The watchdog is armed and the startup reap done already.
-  let rootStarted = false;
+  rootActor.start();
   // Hot reload: edits of the config file are applied through the registry (config-reload.ts).
   const configReload = startConfigReload({
     configPath,
@@ -362,14 +359,11 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
       await frontHandle.close().catch((err: unknown) => logger.warn({ err }, 'closing the MCP front failed'));
       // After the front: every answered call is in the call log before it closes.
       await observed.close().catch((err: unknown) => logger.warn({ err }, 'closing metrics, call log or traces failed'));
-      const serverCount = rootStarted ? activeServers(rootActor.getSnapshot().context).length : 0;
+      const serverCount = activeServers(rootActor.getSnapshot().context).length;
       const serversFrom = Date.now();
       events.quietStateLogs();
-      // A start that failed before the root actor started has launched nothing.
-      if (rootStarted) {
-        rootActor.send({ type: 'SHUTDOWN' });
-        await rootDone;
-      }
+      rootActor.send({ type: 'SHUTDOWN' });
+      await rootDone;
       logger.info({ servers: serverCount, ms: Date.now() - serversFrom }, 'every server stopped');
       rootActor.stop();
       events.stop();
@@ -479,10 +473,6 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
     version: VERSION,
     dataDir,
   });
-  // In the turn the write completes: a client that learns the address from daemon.json (or the
-  // listening line) finds the servers started.
-  rootActor.start();
-  rootStarted = true;
   logger.info(
     { url: daemon.mcpUrl, dataDir, config: configPath, servers: enabled.length, instanceId: identity.instanceId },
     'mcp-warden listening',
