@@ -264,10 +264,14 @@ export async function reapOrphans(opts: ReapOptions): Promise<ReapReport> {
 
   if (!dryRun && opts.marksDir) {
     try {
-      pruneGroupMarks(opts.marksDir, table.list(), (m) => {
-        const owner = parseOwnerMarker(m.markers[ENV_OWNER] ?? '');
-        return owner !== undefined && owner.instanceId !== selfInstanceId && !isOwnerAlive(owner);
-      });
+      pruneGroupMarks(
+        opts.marksDir,
+        () => table.list(),
+        (m) => {
+          const owner = parseOwnerMarker(m.markers[ENV_OWNER] ?? '');
+          return owner !== undefined && owner.instanceId !== selfInstanceId && !isOwnerAlive(owner);
+        },
+      );
     } catch (err) {
       errors.push(`pruning group marks failed: ${(err as Error).message}`);
     }

@@ -82,7 +82,11 @@ export const reapProcessesStep: ReapStep = async (instanceId, ctx) => {
     throw new Error(`${result.survivors.length} survivor(s)`);
   }
   try {
-    pruneGroupMarks(ctx.marksDir, processTable().list(), (m) => m.markers[ENV_INSTANCE] === instanceId);
+    pruneGroupMarks(
+      ctx.marksDir,
+      () => processTable().list(),
+      (m) => m.markers[ENV_INSTANCE] === instanceId,
+    );
   } catch {
     // marks of empty groups left: the next serve's reaper prunes them
   }

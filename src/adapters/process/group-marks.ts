@@ -160,11 +160,22 @@ export function applyGroupMarks(entries: ProcessEntry[], marks: GroupMark[], tab
   }
 }
 
-/** Removes the marks of groups with no live member whose owner `isStale` says is gone. */
-export function pruneGroupMarks(dir: string | undefined, entries: ProcessEntry[], isStale: (mark: GroupMark) => boolean): void {
+/**
+ * Removes the marks of groups with no live member whose owner `isStale` says is gone. `entries` may
+ * be a function: the process table is then read only when there is a mark to judge (a data dir
+ * after a clean stop has none, and a full /proc scan is on the daemon's start-up path).
+ */
+export function pruneGroupMarks(
+  dir: string | undefined,
+  entries: ProcessEntry[] | (() => ProcessEntry[]),
+  isStale: (mark: GroupMark) => boolean,
+): void {
   if (!dir) return;
-  const liveGroups = new Set(entries.filter((e) => !isDead(e)).map((e) => e.pgid));
-  for (const mark of readGroupMarks(dir)) {
+  const marks = readGroupMarks(dir);
+  if (marks.length === 0) return;
+  const table = typeof entries === 'function' ? entries() : entries;
+  const liveGroups = new Set(table.filter((e) => !isDead(e)).map((e) => e.pgid));
+  for (const mark of marks) {
     if (!liveGroups.has(mark.pgid) && isStale(mark)) removeMark(dir, mark.pgid);
   }
 }
