@@ -134,18 +134,23 @@ export async function runOverhead(
         },
       };
     });
-    await add('mcp-warden', 'ours', 'Streamable HTTP `/mcp` (own transport: headers at once, JSON answer), tool `up__echo`', async () => {
-      const w = await startWarden(reaper, { up: { command: up.command, args: upArgs } });
-      await w.waitAllRunning(1, 30_000);
-      const conn = await connectHttp(w.mcpUrl, 'streamable', 'mcp-warden');
-      return {
-        conn,
-        stop: async () => {
-          await conn.close();
-          await stopWarden(reaper, w, 20_000);
-        },
-      };
-    });
+    await add(
+      'mcp-warden',
+      'ours',
+      'Streamable HTTP `/mcp` (own transport, JSON answer; headers at once when alone, with the answer while other calls are open), tool `up__echo`',
+      async () => {
+        const w = await startWarden(reaper, { up: { command: up.command, args: upArgs } });
+        await w.waitAllRunning(1, 30_000);
+        const conn = await connectHttp(w.mcpUrl, 'streamable', 'mcp-warden');
+        return {
+          conn,
+          stop: async () => {
+            await conn.close();
+            await stopWarden(reaper, w, 20_000);
+          },
+        };
+      },
+    );
     const bb = cfg.baselineBuild;
     if (bb) {
       await add(`mcp-warden @ ${bb.label}`, 'ours', `the same, built from ${bb.label} (regression baseline)`, async () => {
