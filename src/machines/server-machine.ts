@@ -34,7 +34,7 @@
  * was a fifth of a 500-server shutdown's actor work.
  * Nothing in here throws: guards and assigns are total over their inputs.
  */
-import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate';
 import { backoffDelay, type Settings } from '../core/settings.js';
 import { ErrorCodes, toErrorInfo, type ErrorCode, type ErrorInfo } from '../core/error-codes.js';
 // Types only (erased at build): the statechart keeps the session, it never calls into it.
@@ -407,7 +407,11 @@ export function createServerMachine(deps: { now: () => number }) {
       recordReapFailure: assign({
         lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.REAP_FAILED, now()),
       }),
-      intendStop: assign({ intent: 'stop' as StopIntent }),
+      // Only when it changes: every assign is a new snapshot (context copy, state value), and a first
+      // stop finds the intent 'stop' already (a fifth of a stopping transition's snapshots).
+      intendStop: enqueueActions(({ context, enqueue }) => {
+        if (context.intent !== 'stop') enqueue.assign({ intent: 'stop' as StopIntent });
+      }),
       markDeadline: assign({ intent: 'stop' as StopIntent, deadline: true }),
       intendRestart: assign({ intent: 'restart' as StopIntent }),
       intendRecover: assign({ intent: 'recover' as StopIntent }),
@@ -479,7 +483,10 @@ export function createServerMachine(deps: { now: () => number }) {
         const recent = recentRestarts(context);
         return { restartTimes: [...recent, now()], attempt: recent.length + 1 };
       }),
-      resetReap: assign({ reap: { attempt: 0, remaining: 0 } }),
+      // Likewise: an ordinary stop passes through reaping (to `settled`) with nothing to reset.
+      resetReap: enqueueActions(({ context, enqueue }) => {
+        if (context.reap.attempt !== 0 || context.reap.remaining !== 0) enqueue.assign({ reap: { attempt: 0, remaining: 0 } });
+      }),
       incrementReap: assign({ reap: ({ context }) => ({ attempt: context.reap.attempt + 1, remaining: context.reap.remaining }) }),
       recordRemaining: assign({
         reap: ({ context, event }) => {
