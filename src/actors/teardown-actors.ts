@@ -11,7 +11,7 @@
 import { fromPromise } from 'xstate';
 import type { ResourceLedger, ReleaseFailure } from '../core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { AuditOutput } from '../machines/server-machine.js';
+import { releaseWithDeadline, type AuditOutput } from '../machines/server-machine.js';
 import { processTable } from '../adapters/process/current-table.js';
 import { isDead, type ProcessInfo } from '../adapters/process/process-table.js';
 import { MarkerCensus } from '../adapters/process/marker-census.js';
@@ -88,7 +88,8 @@ export function createTeardownActors(deps: TeardownDeps) {
     // Release, then the same audit as auditOwned's: an ordinary stop needs no second actor to verify.
     // The census is held meanwhile: this audit will ask for a scan soon, and so will the others
     // releasing at the same time (marker-census.ts gathers them into few scans).
-    releaseOwned: fromPromise<AuditOutput | void, OwnerInput>(async ({ input }) => {
+    // Stopping's deadline is held around it (releaseWithDeadline, server-machine.ts).
+    releaseOwned: releaseWithDeadline(async (input) => {
       const letGo = census.hold();
       let failures: ReleaseFailure[];
       try {
