@@ -11,9 +11,9 @@
 import { fromPromise } from 'xstate';
 import type { ResourceLedger, ReleaseFailure } from '../core/resource-ledger.js';
 import { ErrorCodes, WardenError } from '../core/error-codes.js';
-import type { AuditOutput } from '../machines/server-machine.js';
+import { releaseWithDeadline, type AuditOutput } from '../machines/server-machine.js';
 import { processTable } from '../adapters/process/current-table.js';
-import { isDead, type ProcessInfo } from '../adapters/process/process-table.js';
+import { isDead, type ProcessEntry, type ProcessInfo } from '../adapters/process/process-table.js';
 import { MarkerCensus } from '../adapters/process/marker-census.js';
 import { isSupervisedGroup } from '../adapters/process/process-group.js';
 import { ENV_SERVER, type InstanceIdentity } from '../core/instance-identity.js';
@@ -37,8 +37,28 @@ function failureError(code: typeof ErrorCodes.STOP_FAILED | typeof ErrorCodes.RE
  * serves every server tearing down at the same time (marker-census.ts), not one scan per server.
  */
 async function escapees(deps: TeardownDeps, census: MarkerCensus, name: string): Promise<ProcessInfo[]> {
-  const key = `${deps.identity.instanceId}/${name}`;
-  return (await census.snapshot()).filter((p) => !isDead(p) && p.markers?.[ENV_SERVER] === key);
+  return byServer(await census.snapshot()).get(`${deps.identity.instanceId}/${name}`) ?? [];
+}
+
+/**
+ * A scan's live processes by their server marker, made once per scan: the servers stopping together
+ * share a scan, and each filtering all of it (every process on the machine) made 500 audits O(N × P).
+ */
+const indexes = new WeakMap<readonly ProcessEntry[], Map<string, ProcessInfo[]>>();
+function byServer(scan: readonly ProcessEntry[]): Map<string, ProcessInfo[]> {
+  let index = indexes.get(scan);
+  if (!index) {
+    index = new Map();
+    for (const p of scan) {
+      const key = p.markers?.[ENV_SERVER];
+      if (key === undefined || isDead(p)) continue;
+      const list = index.get(key);
+      if (list) list.push(p);
+      else index.set(key, [p]);
+    }
+    indexes.set(scan, index);
+  }
+  return index;
 }
 
 /** SIGKILL what escaped; never the daemon's own group, whatever an escapee did with its pgid. */
@@ -88,7 +108,8 @@ export function createTeardownActors(deps: TeardownDeps) {
     // Release, then the same audit as auditOwned's: an ordinary stop needs no second actor to verify.
     // The census is held meanwhile: this audit will ask for a scan soon, and so will the others
     // releasing at the same time (marker-census.ts gathers them into few scans).
-    releaseOwned: fromPromise<AuditOutput | void, OwnerInput>(async ({ input }) => {
+    // Stopping's deadline is held around it (releaseWithDeadline, server-machine.ts).
+    releaseOwned: releaseWithDeadline(async (input) => {
       const letGo = census.hold();
       let failures: ReleaseFailure[];
       try {

@@ -134,9 +134,14 @@ export class ServerEvents {
     if (this.stopped) return;
     try {
       // Most root snapshots only change its context: the same `children` object has the same actors.
-      const children = root.getSnapshot().children;
+      const snap = root.getSnapshot();
+      const children = snap.children;
       if (children === this.lastChildren) return;
       this.lastChildren = children;
+      // Shutting down, the root spawns nothing and stops a child only on its done event, whose done
+      // snapshot has released it here already: nothing to look for. Each of 500 stops changed
+      // `children`, and the two passes below over every server made the stop quadratic (~0.2 ms a server).
+      if (snap.matches('shuttingDown')) return;
       // One property lookup per actor: with 500 servers stopping, each stop changes `children` once.
       for (const [name, w] of this.watched) {
         // Gone from `children`, or replaced by a new actor of the same name.

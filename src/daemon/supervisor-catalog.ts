@@ -546,6 +546,9 @@ export class SupervisorCatalog implements ToolCatalog {
    * every server.
    */
   notify(changed?: Iterable<string>): void {
+    // Closed (the daemon is shutting down): no session is told any more, and no link is made again
+    // for a server still running; each of 500 stopping servers' snapshots came here for nothing.
+    if (this.closing) return;
     this.listVersion++;
     let differs = false;
     const same = (x: Signature | undefined, y: Signature) => x !== undefined && x[0] === y[0] && x[1] === y[1] && x[2] === y[2];

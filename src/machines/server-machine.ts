@@ -34,7 +34,7 @@
  * was a fifth of a 500-server shutdown's actor work.
  * Nothing in here throws: guards and assigns are total over their inputs.
  */
-import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate';
 import { backoffDelay, type Settings } from '../core/settings.js';
 import { ErrorCodes, toErrorInfo, type ErrorCode, type ErrorInfo } from '../core/error-codes.js';
 // Types only (erased at build): the statechart keeps the session, it never calls into it.
@@ -229,11 +229,16 @@ export type ServerEvent =
   | ({ type: 'TOOLS_UPDATED'; tools: UpstreamToolInfo[] } & OfferedLists & ToolCheck)
   /** From the supervisor when its shutdown budget is spent. */
   | { type: 'DEADLINE' }
-  /** From the server's own deadline timers (`timer` actor): launch took too long / stopping ran over its budget. */
+  /** From the server's own deadline timers (`timer` actor, releaseWithDeadline): launch took too long / stopping ran over its budget. */
   | { type: 'INIT_TIMEOUT' }
-  | { type: 'STOP_DEADLINE' };
+  | { type: 'STOP_DEADLINE' }
+  /** From stopping's release (releaseWithDeadline): released, with the audit it made (`{ remaining }`) if it made one. */
+  | { type: 'RELEASED'; output?: AuditOutput }
+  | { type: 'RELEASE_FAILED'; error: unknown };
 
 type OwnerInput = { name: string; owner: string };
+/** What stopping's release is given: whose resources, and stopping's deadline (ms on the system's clock). */
+export type ReleaseInput = OwnerInput & { deadlineMs: number };
 /** A deadline: after `ms` on the actor system's clock, the timer sends `event` to the server actor. */
 export type TimerInput = { ms: number; event: 'INIT_TIMEOUT' | 'STOP_DEADLINE' };
 export type WatchInput = OwnerInput & {
@@ -286,6 +291,48 @@ function stopDeadlineMs(settings: ServerSettings): number {
 
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
 
+/**
+ * Stopping's one invoked actor: runs `release` (release, then audit: src/actors/teardown-actors.ts)
+ * and holds stopping's deadline on the system's clock (SimulatedClock in tests). It reports once:
+ * RELEASED (with the audit, if the release made one), RELEASE_FAILED, or STOP_DEADLINE; its cleanup
+ * drops the timer, and a result that comes after it is ignored (as a stopped promise actor's was).
+ * One callback actor where a promise actor and a timer actor were: per stopping server two actors
+ * fewer to create, start and stop, two snapshots fewer, and no AbortController (Node 20 makes each
+ * signal slowly), a sixth of what the actor system did for each server of a 500-server stop.
+ */
+export function releaseWithDeadline(release: (input: OwnerInput) => Promise<AuditOutput | void>) {
+  return fromCallback<ServerEvent, ReleaseInput>(({ input, sendBack, system }) => {
+    const clock = system._clock;
+    let live = true;
+    const handle = clock.setTimeout(() => {
+      if (!live) return;
+      live = false;
+      sendBack({ type: 'STOP_DEADLINE' });
+    }, input.deadlineMs);
+    const report = (event: ServerEvent) => {
+      if (!live) return;
+      live = false;
+      clock.clearTimeout(handle);
+      sendBack(event);
+    };
+    let released: Promise<AuditOutput | void>;
+    try {
+      released = release({ name: input.name, owner: input.owner });
+    } catch (error) {
+      released = Promise.reject(error);
+    }
+    released.then(
+      (output) => report(output ? { type: 'RELEASED', output } : { type: 'RELEASED' }),
+      (error: unknown) => report({ type: 'RELEASE_FAILED', error }),
+    );
+    return () => {
+      if (!live) return;
+      live = false;
+      clock.clearTimeout(handle);
+    };
+  });
+}
+
 /** Build the machine. `now` is injected (SimulatedClock in tests) so restart times are controllable. */
 /** What the watch of a live upstream (running or quarantined) is given. */
 function watchInput(context: ServerContext): WatchInput {
@@ -322,13 +369,13 @@ export function createServerMachine(deps: { now: () => number }) {
     actors: {
       launchUpstream: fromPromise<LaunchOutput, OwnerInput>(notProvided('launchUpstream')),
       watchUpstream: fromCallback<ServerEvent, WatchInput>(() => undefined),
-      /** Releases, then audits: `{ remaining }` as auditOwned's; without an output `reaping` audits. */
-      releaseOwned: fromPromise<AuditOutput | void, OwnerInput>(notProvided('releaseOwned')),
+      /** Releases, then audits: `{ remaining }` as auditOwned's; without an output `reaping` audits. Holds stopping's deadline. */
+      releaseOwned: releaseWithDeadline(notProvided('releaseOwned')),
       auditOwned: fromPromise<AuditOutput, OwnerInput>(notProvided('auditOwned')),
       forceRelease: fromPromise<void, OwnerInput & { attempt: number }>(notProvided('forceRelease')),
       handOver: fromPromise<void, OwnerInput>(notProvided('handOver')),
-      // The deadlines of launching and stopping, as an actor on the system's clock (SimulatedClock in
-      // tests) instead of an `after` delay: xstate's scheduler keeps every pending delay of the whole
+      // The deadline of launching (stopping's is held by its release, releaseWithDeadline), as an actor
+      // on the system's clock (SimulatedClock in tests) instead of an `after` delay: xstate's scheduler keeps every pending delay of the whole
       // system in one table and each actor stop scans all of it (cancelAll), so 500 servers each holding
       // an init or stop deadline made every launch/release/audit completion cost O(servers). A timer
       // actor's handle lives only in its own cleanup.
@@ -407,7 +454,11 @@ export function createServerMachine(deps: { now: () => number }) {
       recordReapFailure: assign({
         lastError: ({ event }) => toErrorInfo((event as { error?: unknown }).error, ErrorCodes.REAP_FAILED, now()),
       }),
-      intendStop: assign({ intent: 'stop' as StopIntent }),
+      // Only when it changes: every assign is a new snapshot (context copy, state value), and a first
+      // stop finds the intent 'stop' already (a fifth of a stopping transition's snapshots).
+      intendStop: enqueueActions(({ context, enqueue }) => {
+        if (context.intent !== 'stop') enqueue.assign({ intent: 'stop' as StopIntent });
+      }),
       markDeadline: assign({ intent: 'stop' as StopIntent, deadline: true }),
       intendRestart: assign({ intent: 'restart' as StopIntent }),
       intendRecover: assign({ intent: 'recover' as StopIntent }),
@@ -479,7 +530,10 @@ export function createServerMachine(deps: { now: () => number }) {
         const recent = recentRestarts(context);
         return { restartTimes: [...recent, now()], attempt: recent.length + 1 };
       }),
-      resetReap: assign({ reap: { attempt: 0, remaining: 0 } }),
+      // Likewise: an ordinary stop passes through reaping (to `settled`) with nothing to reset.
+      resetReap: enqueueActions(({ context, enqueue }) => {
+        if (context.reap.attempt !== 0 || context.reap.remaining !== 0) enqueue.assign({ reap: { attempt: 0, remaining: 0 } });
+      }),
       incrementReap: assign({ reap: ({ context }) => ({ attempt: context.reap.attempt + 1, remaining: context.reap.remaining }) }),
       recordRemaining: assign({
         reap: ({ context, event }) => {
@@ -609,23 +663,18 @@ export function createServerMachine(deps: { now: () => number }) {
       },
       stopping: {
         entry: 'clearRuntime',
-        invoke: [
-          {
-            id: 'stopTimer',
-            src: 'timer',
-            input: ({ context }) => ({ ms: stopDeadlineMs(context.spec.settings), event: 'STOP_DEADLINE' }) satisfies TimerInput,
-          },
-          {
-            id: 'release',
-            src: 'releaseOwned',
-            input: ({ context }) => ({ name: context.name, owner: context.spec.owner }),
-            // Verified empty by the release's own audit: done. Anything else is reaping's to verify and force.
-            onDone: [{ guard: 'nothingRemains', target: '#server.reaping.settled' }, { target: 'reaping' }],
-            // A failed polite release is not the end: reaping verifies and forces, visibly.
-            onError: { target: 'reaping', actions: 'recordReleaseFailure' },
-          },
-        ],
+        // The release, its audit and stopping's deadline in one actor (releaseWithDeadline).
+        invoke: {
+          id: 'release',
+          src: 'releaseOwned',
+          input: ({ context }) =>
+            ({ name: context.name, owner: context.spec.owner, deadlineMs: stopDeadlineMs(context.spec.settings) }) satisfies ReleaseInput,
+        },
         on: {
+          // Verified empty by the release's own audit: done. Anything else is reaping's to verify and force.
+          RELEASED: [{ guard: 'nothingRemains', target: '#server.reaping.settled' }, { target: 'reaping' }],
+          // A failed polite release is not the end: reaping verifies and forces, visibly.
+          RELEASE_FAILED: { target: 'reaping', actions: 'recordReleaseFailure' },
           STOP_DEADLINE: { target: 'reaping' },
           STOP: { actions: 'intendStop' },
           APPROVE: { actions: 'approve' },

@@ -25,8 +25,9 @@ test('recordLater writes the mark (making its directory), forget after a pending
     assert.equal(errors.length, 0, errors.join('; '));
     assert.deepEqual(readGroupMarks(marks.dir), [{ pgid: 4242, leaderStartTime: 7, markers }]);
     assert.equal(existsSync(join(marks.dir, '4343.json')), false);
-    // With nothing queued, forget removes at once (as before).
+    // With nothing queued, forget removes off the event loop too: gone once settled.
     marks.forget(4242);
+    await marks.settled();
     assert.equal(existsSync(join(marks.dir, '4242.json')), false);
     // A pgid reused after its removal gets its new mark.
     marks.recordLater({ pgid: 4343, leaderStartTime: 9, markers }, (m) => errors.push(m));

@@ -7,7 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
 import pino from 'pino';
-import { createServerMachine, type AuditOutput, type LaunchOutput, type ServerMachineInput } from '../../src/machines/server-machine.js';
+import {
+  createServerMachine,
+  releaseWithDeadline,
+  type AuditOutput,
+  type LaunchOutput,
+  type ServerMachineInput,
+} from '../../src/machines/server-machine.js';
 import { createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
 import { ServerEvents } from '../../src/daemon/server-events.js';
 import type { DaemonEvent } from '../../src/daemon/server-events.js';
@@ -23,7 +29,7 @@ function make(opts: { attachAfterStart?: boolean } = {}) {
     actors: {
       launchUpstream: fromPromise(async (): Promise<LaunchOutput> => ({ pid: 1, tools: [], session: null })),
       watchUpstream: fromCallback(() => () => undefined),
-      releaseOwned: fromPromise(async (): Promise<AuditOutput | void> => undefined),
+      releaseOwned: releaseWithDeadline(async (): Promise<AuditOutput | void> => undefined),
       auditOwned: fromPromise(async () => ({ remaining: 0 })),
       forceRelease: fromPromise(async (): Promise<void> => undefined),
       handOver: fromPromise(async (): Promise<void> => undefined),

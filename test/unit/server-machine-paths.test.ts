@@ -17,7 +17,7 @@ import {
   type InspectionEvent,
 } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
-import { createServerMachine, type ServerContext } from '../../src/machines/server-machine.js';
+import { createServerMachine, releaseWithDeadline, type ServerContext } from '../../src/machines/server-machine.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import { ErrorCodes, WardenError } from '../../src/core/error-codes.js';
 
@@ -27,7 +27,7 @@ const machine = createServerMachine({ now: () => 0 }).provide({
   actors: {
     launchUpstream: fromPromise(never),
     watchUpstream: fromCallback(() => () => undefined),
-    releaseOwned: fromPromise(never),
+    releaseOwned: releaseWithDeadline(never),
     auditOwned: fromPromise(never),
     forceRelease: fromPromise(never),
     handOver: fromPromise(never),
@@ -58,9 +58,11 @@ function eventsFor(): AnyEventObject[] {
         { type, output: { pid: 7, tools: [], toolChanges: [CHANGE] } },
         { type, output: { pid: 7, tools: [], toolChanges: [CHANGE], withhold: 'tools' } },
       );
-    } else if (type === 'xstate.done.actor.release') {
+    } else if (type === 'RELEASED') {
       // The release audits too (teardown-actors.ts); no output: reaping audits.
       out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } }, { type });
+    } else if (type === 'RELEASE_FAILED') {
+      out.push({ type, error: err });
     } else if (type === 'xstate.done.actor.audit') {
       out.push({ type, output: { remaining: 0 } }, { type, output: { remaining: 1 } });
     } else if (type === 'xstate.error.actor.launch') out.push({ type, error: err }, { type, error: AUTH_ERR });

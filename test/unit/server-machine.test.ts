@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type StateValue } from 'xstate';
 import {
   createServerMachine,
+  releaseWithDeadline,
   type AuditOutput,
   type LaunchOutput,
   type ServerEvent,
@@ -100,7 +101,7 @@ function harness(opts: { quarantined?: boolean; remote?: boolean; script?: Parti
           emit = undefined;
         };
       }),
-      releaseOwned: fromPromise<AuditOutput | void, { name: string; owner: string }>(async () => {
+      releaseOwned: releaseWithDeadline(async (): Promise<AuditOutput | void> => {
         calls.release++;
         return script.release();
       }),
@@ -198,6 +199,40 @@ test('stop deadline: a polite release that never completes is abandoned for reap
   assert.equal(h.actor.getSnapshot().status, 'done', 'reaping found nothing left and the actor finished');
   assert.equal(h.calls.audit, 1);
   assert.equal(pendingTimers(h.clock), 0, 'no deadline outlives its state');
+});
+
+test('stop deadline: the release holds it in the same actor; a release that answers after it is ignored, one before it leaves no timer', async () => {
+  let finishRelease!: (out: { remaining: number }) => void;
+  let finishAudit!: (out: { remaining: number }) => void;
+  const h = harness({
+    script: {
+      release: () => new Promise((r) => (finishRelease = r)),
+      audit: () => new Promise((r) => (finishAudit = r)),
+    },
+  });
+  await flush();
+  h.actor.send({ type: 'STOP' });
+  await flush();
+  assert.equal(pendingTimers(h.clock), 1, 'stopping holds one deadline');
+  h.clock.increment(600_000);
+  await flush();
+  assert.deepEqual(h.value(), { reaping: 'auditing' });
+  // The abandoned release answers now: reaping's audit still decides.
+  finishRelease({ remaining: 0 });
+  await flush();
+  assert.deepEqual(h.value(), { reaping: 'auditing' });
+  finishAudit({ remaining: 0 });
+  await flush();
+  assert.equal(h.actor.getSnapshot().status, 'done');
+  assert.equal(pendingTimers(h.clock), 0);
+
+  const quick = harness({ script: { release: async () => ({ remaining: 0 }) } });
+  await flush();
+  quick.actor.send({ type: 'STOP' });
+  await flush();
+  assert.equal(quick.actor.getSnapshot().status, 'done', 'verified empty by the release itself');
+  assert.equal(quick.calls.audit, 0);
+  assert.equal(pendingTimers(quick.clock), 0, 'the deadline went with the release');
 });
 
 test('the context keeps few top-level keys (xstate copies it with Object.assign on every assign; ~20 keys go dictionary-mode)', async () => {

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef } from 'xstate';
-import { createServerMachine, type AuditOutput, type LaunchOutput, type ServerMachineInput } from '../../src/machines/server-machine.js';
+import {
+  createServerMachine,
+  releaseWithDeadline,
+  type AuditOutput,
+  type LaunchOutput,
+  type ServerMachineInput,
+} from '../../src/machines/server-machine.js';
 import { activeServers, createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
 import { serverActorOf, serverActorsOf } from '../../src/daemon/server-actors.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
@@ -31,7 +37,7 @@ function make(
           watchers--;
         };
       }),
-      releaseOwned: fromPromise<AuditOutput | void, { name: string; owner: string }>(async ({ input }) => {
+      releaseOwned: releaseWithDeadline(async (input): Promise<AuditOutput | void> => {
         await opts.releaseGate;
         await t.release?.(input.owner);
       }),
