@@ -5,7 +5,14 @@
  */
 import { resolve } from 'node:path';
 import { DEFAULT_SETTINGS } from '../core/settings.js';
-import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
+import {
+  daemonFilePath,
+  isDaemonAlive,
+  readDaemonFile,
+  removeDaemonFile,
+  removeDaemonFileSync,
+  type DaemonInfo,
+} from '../adapters/store/daemon-file.js';
 import { locateDaemon } from './daemon-locator.js';
 import { waitForDaemonExit } from './daemon-exit-wait.js';
 import { parseCommand } from './parse-command.js';
@@ -71,9 +78,9 @@ async function stopRunning(dataDir: string, info: DaemonInfo, deadline: number, 
   return finishStopped(dataDir, info, t0);
 }
 
-async function finishStopped(dataDir: string, info: DaemonInfo, t0: number): Promise<number> {
+function finishStopped(dataDir: string, info: DaemonInfo, t0: number): number {
   // The daemon removes daemon.json itself; if it died before that, the file is ours to clean up.
-  await removeDaemonFile(dataDir, info.instanceId).catch(() => undefined);
+  removeDaemonFileSync(dataDir, info.instanceId);
   process.stdout.write(`stopped mcp-warden (pid ${info.pid}) in ${Date.now() - t0} ms\n`);
   return STOP_EXIT.stopped;
 }

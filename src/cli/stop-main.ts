@@ -4,14 +4,13 @@
  * scripts/bundle.mjs bundles it into the single file dist/bundle/stop.js.
  */
 import { runStop } from './stop-command.js';
+import { exitPromptly } from './exit-promptly.js';
 
 /** main.ts's exitCodes.internal: a bug; the stack trace follows the message. */
 const INTERNAL_EXIT = 70;
 
 runStop(process.argv.slice(3)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exitPromptly(code),
   (err: unknown) => {
     process.stderr.write(`mcp-warden: ${err instanceof Error ? err.message : String(err)}\n`);
     if (err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
