@@ -6,7 +6,7 @@
  * for a while. The wait after the exit is part of the stop's wall time: a 10 ms poll alone cost 5 ms
  * on average and more on a busy machine, where every timer wake-up waits for a core.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { lockDirPath } from '../adapters/store/lock-holder.js';
 import { isDaemonAlive, type DaemonInfo } from '../adapters/store/daemon-file.js';
 
@@ -27,16 +27,19 @@ export async function waitForDaemonExit(
   let releasedAt: number | undefined;
   let wake: (() => void) | undefined;
   let watcher: FSWatcher | undefined;
+  const lockDir = lockDirPath(dataDir);
   try {
     // The lock dir itself: its removal (IN_DELETE_SELF) is the one event, no log writes wake us.
-    watcher = watch(lockDirPath(dataDir), { persistent: false }, (event) => {
-      if (event !== 'rename') return; // 'change': the holder refreshing the lock's mtime
+    watcher = watch(lockDir, { persistent: false }, () => {
+      // Node reports the holder's mtime refresh of a directory as 'rename' too (inotify flags it
+      // IN_ISDIR): only a lock dir that is gone counts.
+      if (existsSync(lockDir)) return;
       releasedAt ??= Date.now();
       wake?.();
     });
     watcher.on('error', () => {
-      // Removed under the watch, or the watch failed: polling goes on either way.
-      releasedAt ??= Date.now();
+      // The watch failed: polling goes on either way.
+      if (!existsSync(lockDir)) releasedAt ??= Date.now();
       wake?.();
     });
   } catch {
