@@ -1,8 +1,11 @@
 /**
  * Bundles the two programs users run from the tsc output (dist/src) into dist/bundle/
  * (docs/benchmarks.md, "Start-up and the bundle"):
- *   dist/bundle/cli.js       the CLI (package.json `bin`), ESM with code splitting: each command and
- *                            the daemon half stay lazily loaded chunks, as in src/cli/main.ts
+ *   dist/bundle/cli.js       the CLI (package.json `bin`, src/cli/cli-entry.ts), ESM with code splitting:
+ *                            the dispatcher, each command and the daemon half stay lazily loaded
+ *                            chunks, as in src/cli/main.ts
+ *   dist/bundle/stop.js      `mcp-warden stop` (src/cli/stop-main.ts), one file that cli.js imports
+ *                            for that command alone: no dispatcher, no chunk graph to load
  *   dist/bundle/watchdog.js  the watchdog (src/watchdog/watchdog-main.ts), one file: it is on the
  *                            daemon's start-up path (no server starts before it is armed)
  * Loading one minified file instead of ~300 modules is what makes `serve` start fast. Output is ASCII
@@ -102,17 +105,29 @@ const common = {
   plugins: [substitutions],
 };
 
+/** cli.js imports the stop program as the separately built stop.js, not as a chunk of its own graph. */
+const stopApart = {
+  name: 'warden-stop-apart',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/stop-main\.js$/ }, (args) =>
+      args.importer.endsWith(join('cli', 'cli-entry.js')) ? { path: './stop.js', external: true } : undefined,
+    );
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
-const [cli, watchdog] = await Promise.all([
+const [cli, watchdog, stop] = await Promise.all([
   build({
     ...common,
-    entryPoints: { cli: join(root, 'dist', 'src', 'cli', 'main.js') },
+    plugins: [...common.plugins, stopApart],
+    entryPoints: { cli: join(root, 'dist', 'src', 'cli', 'cli-entry.js') },
     outdir,
     splitting: true,
     chunkNames: 'chunk-[hash]',
     metafile: true,
   }),
   build({ ...common, entryPoints: { watchdog: join(root, 'dist', 'src', 'watchdog', 'watchdog-main.js') }, outdir, metafile: true }),
+  build({ ...common, entryPoints: { stop: join(root, 'dist', 'src', 'cli', 'stop-main.js') }, outdir, metafile: true }),
 ]);
 
 // The watchdog starts itself when its module is the program run (import.meta.url is argv[1]): its
@@ -124,6 +139,7 @@ if (process.argv.includes('--report')) {
   for (const [name, result] of [
     ['cli', cli],
     ['watchdog', watchdog],
+    ['stop', stop],
   ]) {
     for (const [file, out] of Object.entries(result.metafile.outputs)) {
       if (file.endsWith('.js')) process.stdout.write(`${name}: ${file} ${out.bytes} bytes, ${Object.keys(out.inputs).length} modules\n`);

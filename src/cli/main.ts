@@ -11,6 +11,7 @@ import { VERSION } from '../core/version.js';
 import { isLogLevel, LOG_LEVELS } from '../adapters/log/log-levels.js';
 import { DEFAULT_HOST, DEFAULT_INSPECT_URL, DEFAULT_PORT, defaultDataDir } from '../core/defaults.js';
 import { parseListenAddress } from './listen-address.js';
+import { exitPromptly } from './exit-promptly.js';
 import type { startDaemon as StartDaemon } from '../daemon/daemon.js';
 // Each command's modules load only when that command runs: `status`, `stop` and a `serve` that
 // loses the data-dir lock should not pay for loading the whole daemon.
@@ -221,7 +222,11 @@ async function serve(argvIn: string[]): Promise<number> {
   // The daemon stopped itself (lost its data-dir lock): reported like a start failure, exit code 7.
   const failure = daemon.failure?.();
   if (failure && typeof process.exitCode !== 'number') throw failure;
-  return typeof process.exitCode === 'number' ? process.exitCode : exitCodes.ok;
+  const code = typeof process.exitCode === 'number' ? process.exitCode : exitCodes.ok;
+  // Every server is stopped and verified gone, the watchdog has exited, daemon.json is removed, the
+  // lock released and the log closed (daemon.stopped): nothing is left to wait for.
+  exitPromptly(code);
+  return code;
 }
 
 async function main(argv: string[]): Promise<number> {

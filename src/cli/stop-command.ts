@@ -5,8 +5,16 @@
  */
 import { resolve } from 'node:path';
 import { DEFAULT_SETTINGS } from '../core/settings.js';
-import { daemonFilePath, isDaemonAlive, readDaemonFile, removeDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
+import {
+  daemonFilePath,
+  isDaemonAlive,
+  readDaemonFile,
+  removeDaemonFile,
+  removeDaemonFileSync,
+  type DaemonInfo,
+} from '../adapters/store/daemon-file.js';
 import { locateDaemon } from './daemon-locator.js';
+import { waitForDaemonExit } from './daemon-exit-wait.js';
 import { parseCommand } from './parse-command.js';
 import { defaultDataDir } from '../core/defaults.js';
 import { sleep } from '../core/clock.js';
@@ -15,11 +23,8 @@ export const STOP_EXIT = { stopped: 0, notRunning: 1, usage: 2, stillRunning: 3 
 
 /** A bit above the default shutdown budget, so a daemon that uses all of it is still waited for. */
 export const DEFAULT_STOP_TIMEOUT_MS = DEFAULT_SETTINGS.shutdownBudgetMs + 5_000;
-/**
- * How often the daemon's exit is checked (one read of /proc/<pid>/stat). The wait after the exit is
- * part of the stop's wall time: 50 ms cost 25 ms on average, a tenth of a 500-server stop's budget.
- */
-const POLL_MS = 10;
+/** How often a daemon still starting up (lock held, no daemon.json yet) is looked at again. */
+const STARTING_POLL_MS = 10;
 
 export const STOP_HELP = `Usage: mcp-warden stop [--data-dir DIR] [--timeout-ms N]
 
@@ -63,22 +68,19 @@ async function stopRunning(dataDir: string, info: DaemonInfo, deadline: number, 
     process.stderr.write(`mcp-warden: cannot signal the daemon (pid ${info.pid}): ${code ?? (err as Error).message}\n`);
     return STOP_EXIT.stillRunning;
   }
-  while (isDaemonAlive(info)) {
-    if (Date.now() >= deadline) {
-      process.stderr.write(
-        `mcp-warden: the daemon (pid ${info.pid}) is still running ${timeoutMs} ms after SIGTERM; ` +
-          `it may still be stopping its servers (see ${dataDir}/daemon.log); try a larger --timeout-ms\n`,
-      );
-      return STOP_EXIT.stillRunning;
-    }
-    await sleep(POLL_MS);
+  if (!(await waitForDaemonExit(dataDir, info, deadline))) {
+    process.stderr.write(
+      `mcp-warden: the daemon (pid ${info.pid}) is still running ${timeoutMs} ms after SIGTERM; ` +
+        `it may still be stopping its servers (see ${dataDir}/daemon.log); try a larger --timeout-ms\n`,
+    );
+    return STOP_EXIT.stillRunning;
   }
   return finishStopped(dataDir, info, t0);
 }
 
-async function finishStopped(dataDir: string, info: DaemonInfo, t0: number): Promise<number> {
+function finishStopped(dataDir: string, info: DaemonInfo, t0: number): number {
   // The daemon removes daemon.json itself; if it died before that, the file is ours to clean up.
-  await removeDaemonFile(dataDir, info.instanceId).catch(() => undefined);
+  removeDaemonFileSync(dataDir, info.instanceId);
   process.stdout.write(`stopped mcp-warden (pid ${info.pid}) in ${Date.now() - t0} ms\n`);
   return STOP_EXIT.stopped;
 }
@@ -107,7 +109,7 @@ export async function runStop(argv: string[]): Promise<number> {
   let loc = await locateDaemon(dataDir);
   // Starting up: signalled only once it has published daemon.json (then its SIGTERM handler is in place).
   while (loc.kind === 'starting' && Date.now() < deadline) {
-    await sleep(POLL_MS);
+    await sleep(STARTING_POLL_MS);
     loc = await locateDaemon(dataDir);
   }
   switch (loc.kind) {

@@ -15,7 +15,7 @@ import { updateConfigFile } from '../adapters/store/config-file.js';
 import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
 import { guardRequest, isLoopbackHost, loopbackOrigins } from '../adapters/http/request-guards.js';
-import { writeDaemonFile, removeDaemonFile } from '../adapters/store/daemon-file.js';
+import { writeDaemonFile, removeDaemonFileSync } from '../adapters/store/daemon-file.js';
 import { ensureToken } from '../adapters/store/data-dir.js';
 import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
 import { activeServers, createSupervisorMachine } from '../machines/supervisor-machine.js';
@@ -381,12 +381,10 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
       // A group that ended right after its spawn may have its mark's write and removal still queued.
       await groupMarks.settled();
       // Last: disarm the watchdog (it was released by the sweep once it was the last entry; this is
-      // idempotent). The listener and daemon.json have nothing left to serve: they go meanwhile.
-      await Promise.all([
-        watchdog?.disarm(),
-        httpHandle.close().catch(() => undefined),
-        removeDaemonFile(dataDir, identity.instanceId).catch(() => undefined),
-      ]);
+      // idempotent). The listener has nothing left to serve: it goes meanwhile. daemon.json goes
+      // synchronously (microseconds; thread-pool round trips cost ms on the wall time of `stop`).
+      await Promise.all([watchdog?.disarm(), httpHandle.close().catch(() => undefined)]);
+      removeDaemonFileSync(dataDir, identity.instanceId);
       // The very last release: a successor may start from here on.
       await lock.release();
       logger.info({ ms: Date.now() - t0, remaining: ledger.size() }, 'stopped');

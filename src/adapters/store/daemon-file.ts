@@ -2,12 +2,12 @@
  * `<data-dir>/daemon.json`: how CLI commands find the running daemon. Written atomically after the
  * daemon is listening, removed on clean exit. It is information, not a lock (see the lock file).
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isOwnerAlive } from '../../core/instance-identity.js';
 import { processTable } from '../process/current-table.js';
 import { isDead } from '../process/process-table.js';
-import { readFileNoFollow } from './no-follow.js';
+import { readFileNoFollow, readFileNoFollowSync } from './no-follow.js';
 
 export interface DaemonInfo {
   pid: number;
@@ -40,6 +40,26 @@ export async function removeDaemonFile(dataDir: string, instanceId: string): Pro
   await fs.rm(daemonFilePath(dataDir), { force: true });
 }
 
+/**
+ * removeDaemonFile without the thread pool, for the daemon's exit tail: two async round trips cost
+ * 2-15 ms there on a busy machine (every one is on the wall time of `mcp-warden stop`), the calls
+ * themselves microseconds. Never throws.
+ */
+export function removeDaemonFileSync(dataDir: string, instanceId: string): void {
+  try {
+    const current = parseDaemonFile(readFileNoFollowSync(daemonFilePath(dataDir), 0o600));
+    if (current.kind === 'ok' && current.info.instanceId !== instanceId) return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // unreadable or a link: removed below, as removeDaemonFile does
+  }
+  try {
+    rmSync(daemonFilePath(dataDir), { force: true });
+  } catch {
+    // the data dir went away, or no permission: nothing left to do at exit
+  }
+}
+
 export type DaemonFileRead = { kind: 'ok'; info: DaemonInfo } | { kind: 'missing' } | { kind: 'corrupt'; reason: string };
 
 export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
@@ -51,6 +71,10 @@ export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
     return { kind: 'corrupt', reason: (err as Error).message };
   }
+  return parseDaemonFile(text);
+}
+
+function parseDaemonFile(text: string): DaemonFileRead {
   try {
     const v = JSON.parse(text) as Partial<DaemonInfo>;
     if (typeof v.pid !== 'number' || typeof v.url !== 'string' || typeof v.instanceId !== 'string') {

@@ -12,7 +12,7 @@
  * proper-lockfile's default `onCompromised` throws (and kills the process): the caller must pass a
  * handler, which is called at most once, when the lock dir was removed or taken over by someone else.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
 import lockfileModule from 'proper-lockfile/lib/lockfile.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
@@ -222,6 +222,19 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
     }
     return false;
   };
+  /** ownsLockDir in one synchronous look; undefined when a refresh may be mid-way (then ask ownsLockDir). */
+  const ownsLockDirNow = (): boolean | undefined => {
+    if (compromised) return false;
+    const held = lockInternals.getLocks()[realFile];
+    if (!held || held.released) return false;
+    let mtimeMs: number;
+    try {
+      mtimeMs = statSync(held.lockfilePath).mtime.getTime();
+    } catch {
+      return false;
+    }
+    return mtimeMs === held.mtime.getTime() ? true : undefined;
+  };
   /** Drop the lock from proper-lockfile's table without touching the dir (its exit hook would remove it). */
   const forget = () => {
     const locks = lockInternals.getLocks();
@@ -257,14 +270,19 @@ export async function acquireInstanceLock(dataDir: string, opts: InstanceLockOpt
       if (released) return;
       released = true;
       if (compromised) return; // not ours anymore: leave whoever holds it alone
-      if (!(await ownsLockDir())) {
+      // Synchronous when one look settles it: this is the daemon's last step before its exit, on the
+      // wall time of `mcp-warden stop`, where each thread-pool round trip (stat, then proper-lockfile's
+      // realpath and rmdir) cost more than the calls themselves on a busy machine.
+      const ownedNow = ownsLockDirNow();
+      if (!(ownedNow ?? (await ownsLockDir()))) {
         // Removed or taken over, and proper-lockfile has not noticed yet: still never remove it.
         forget();
         log?.warn({ lockDir }, 'the data-dir lock was removed or taken over by another process; left as it is');
         return;
       }
       try {
-        await releaseLock!();
+        if (ownedNow) lockfile.unlockSync(realFile, { realpath: false });
+        else await releaseLock!();
         log?.debug({ lockDir }, 'data-dir lock released');
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
