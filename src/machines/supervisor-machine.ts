@@ -2,7 +2,8 @@
  * The root of the actor system: one child server actor per enabled upstream, spawned with an
  * explicit id and the systemId `server:<name>` (xstate 5 only stops and unregisters a spawned child
  * by its id; `system.get` finds it by its systemId). A child that reaches `stopped` stays in
- * `children` as a dead ref until it is stopped, which happens on its done event. Re-adding a name
+ * `children` as a dead ref until it is stopped: on its done event while supervising, and all of them
+ * at once when the root reaches `stopped` after a shutdown (see shuttingDown). Re-adding a name
  * whose previous actor is still draining is queued until it is done (a reused systemId would throw).
  * Statechart only: no I/O.
  *
@@ -136,6 +137,14 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
           enqueue.assign({ slots });
         }
       }),
+      // Shutting down: nothing is re-added, so the slot is freed and the dead ref waits for the final pass.
+      childFinished: enqueueActions(({ context, event, enqueue }) => {
+        const slot = slotOf('actorId' in event ? event.actorId : undefined);
+        if (slot === undefined || typeof context.slots[slot] !== 'string') return;
+        const slots = [...context.slots];
+        slots[slot] = null;
+        enqueue.assign({ slots });
+      }),
     },
   }).createMachine({
     id: 'supervisor',
@@ -160,10 +169,12 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
         entry: 'stopAll',
         always: { guard: 'noChildren', target: 'stopped' },
         on: {
-          // Stopped on its done event, as while supervising: xstate copies `children` once per stopped
-          // child either way (O(N²) over 500 slots, ~40 ms), and reaching `stopped` with 500 dead refs
-          // put all of it in the stop's tail, after the last server; this way it overlaps the waits.
-          'xstate.done.actor.*': { actions: 'childDone' },
+          // Only the slot is freed: the dead refs are stopped together when the root reaches `stopped`.
+          // xstate copies `children` once per stopped child either way, but the final pass stops them
+          // in ascending slot order, where each copy is cheap (V8 copies the integer-keyed object as an
+          // array). Stopped on their done events, in the order their upstreams exited, the copies were
+          // ~150 ms of a 500-server stop's profile; the final pass measured ~8% less CPU for the stop.
+          'xstate.done.actor.*': { actions: 'childFinished' },
         },
         initial: 'draining',
         states: {
