@@ -12,7 +12,7 @@ import { ErrorCodes, WardenError } from '../core/error-codes.js';
 import { VERSION } from '../core/version.js';
 import type { ServerEntry } from '../config/config-types.js';
 import { updateConfigFile } from '../adapters/store/config-file.js';
-import { startHttpServer, sendJson, type HttpServerHandle } from '../adapters/http/http-server.js';
+import { startHttpServer, sendJsonText, type HttpServerHandle } from '../adapters/http/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
 import { guardRequest, isLoopbackHost, loopbackOrigins } from '../adapters/http/request-guards.js';
 import { writeDaemonFile, removeDaemonFileSync } from '../adapters/store/daemon-file.js';
@@ -30,6 +30,7 @@ import { bootDaemon, groupMarksDir, type BootOptions, type DaemonBoot } from './
 import type { WatchdogHandle } from '../adapters/process/watchdog.js';
 import { GroupMarks } from '../adapters/process/group-marks.js';
 import { serverViews, type ServerView } from './server-view.js';
+import { HealthzBody } from './healthz-body.js';
 import { serverActorOf, type SupervisorActorRef } from './server-actors.js';
 import { ServerEvents, type DaemonEvent } from './server-events.js';
 
@@ -325,7 +326,8 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
   });
 
   const startedAt = new Date();
-  const health = (): Record<string, unknown> => ({
+  // The ledger's counts are read once per answer, for the views and the `ledger` field.
+  const healthWith = (servers: ServerView[] | undefined, counts: ReturnType<ResourceLedger['counts']>): Record<string, unknown> => ({
     status: stopping ? 'stopping' : 'ok',
     version: VERSION,
     instanceId: identity.instanceId,
@@ -333,12 +335,21 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
     uptimeMs: Date.now() - startedAt.getTime(),
     sessions: frontHandle.sessionCount(),
     http: httpHandle.stats(),
-    servers: servers(),
+    servers,
     config: configReload.status(),
-    ledger: ledger.counts(),
+    ledger: counts,
   });
+  const health = (): Record<string, unknown> => {
+    const counts = ledger.counts();
+    return healthWith(serverViews(registry.list(), rootActor, counts), counts);
+  };
   const servers = (): ServerView[] => serverViews(registry.list(), rootActor, ledger.counts());
-  httpHandle.route('GET', '/healthz', (_req, res) => sendJson(res, 200, health()));
+  // The same answer, each server's view serialised once per change (healthz-body.ts): a start is polled on it.
+  const healthz = new HealthzBody();
+  httpHandle.route('GET', '/healthz', (_req, res) => {
+    const counts = ledger.counts();
+    sendJsonText(res, 200, healthz.render(healthWith(undefined, counts), registry.list(), rootActor, counts));
+  });
   observed.route(httpHandle);
   // The visualizer page (`mcp-warden ui`): static files only; it talks to the daemon through /ws.
   registerVisualizer(httpHandle, { logger: logger.child({ component: 'visualizer' }) });

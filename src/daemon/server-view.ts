@@ -83,26 +83,55 @@ export function serverViews(
   const configured = new Set<string>();
   for (const [name, entry] of entries) {
     configured.add(name);
-    const resources = counts[serverActorId(name)] ?? {};
     const ref = serverActorOf(root, name);
-    const v = ref ? viewOf(ref, resources) : undefined;
-    const warnings = dockerWarnings(entry.docker);
-    const view: ServerView = v ?? {
-      name,
-      state: entry.disabled ? 'disabled' : 'stopped',
-      quarantined: entry.quarantined,
-      attempt: 0,
-      restartsInWindow: 0,
-      reapAttempt: 0,
-      lastError: null,
-      pid: null,
-      toolCount: 0,
-      upSince: null,
-      resources,
-    };
-    if (warnings.length > 0) view.warnings = warnings;
-    out.push(view);
+    out.push(configuredView(name, entry, snapshotOf(ref), counts[serverActorId(name)] ?? {}));
   }
+  out.push(...drainingViews(configured, root, counts));
+  return out;
+}
+
+/** A server's snapshot, if it has an actor (never throws). */
+export function snapshotOf(ref: ServerActorRef | undefined): ServerSnapshot | undefined {
+  try {
+    return ref?.getSnapshot();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The view of a configured server from its actor's snapshot (`disabled` or `stopped` without one). */
+export function configuredView(
+  name: string,
+  entry: ServerEntry,
+  snap: ServerSnapshot | undefined,
+  resources: Partial<Record<ResourceKind, number>>,
+): ServerView {
+  const v = snap ? viewOfSnapshot(snap, resources) : undefined;
+  const warnings = dockerWarnings(entry.docker);
+  const view: ServerView = v ?? {
+    name,
+    state: entry.disabled ? 'disabled' : 'stopped',
+    quarantined: entry.quarantined,
+    attempt: 0,
+    restartsInWindow: 0,
+    reapAttempt: 0,
+    lastError: null,
+    pid: null,
+    toolCount: 0,
+    upSince: null,
+    resources,
+  };
+  if (warnings.length > 0) view.warnings = warnings;
+  return view;
+}
+
+/** Removed servers whose actor is still draining, until they reach `stopped`. */
+export function drainingViews(
+  configured: ReadonlySet<string>,
+  root: SupervisorActorRef,
+  counts: Record<string, Partial<Record<ResourceKind, number>>>,
+): ServerView[] {
+  const out: ServerView[] = [];
   for (const { name, ref } of serverActorsOf(root)) {
     if (configured.has(name)) continue;
     const v = viewOf(ref, counts[serverActorId(name)] ?? {});

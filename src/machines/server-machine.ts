@@ -346,6 +346,30 @@ function watchInput(context: ServerContext): WatchInput {
   };
 }
 
+/** What a successful launch puts in context (markLaunched). */
+function launchedFields(event: unknown, now: () => number): Partial<ServerContext> {
+  const out = (event as { output: LaunchOutput }).output;
+  return {
+    up: { pid: out.pid, serverInfo: out.serverInfo ?? null, upSince: now() },
+    tools: Array.isArray(out.tools) ? out.tools : [],
+    prompts: Array.isArray(out.prompts) ? out.prompts : [],
+    resourceTemplates: Array.isArray(out.resourceTemplates) ? out.resourceTemplates : [],
+    session: out.session ?? null,
+    retryAfterMs: null,
+  };
+}
+
+/** quarantineScope "tool": the changed tools are withheld alone (the catalog leaves them out); setWithheld. */
+function withheldFields(context: ServerContext, event: unknown, now: () => number): Partial<ServerContext> {
+  const changes = changesIn(event);
+  if (changes.length > 0) {
+    const message = `withheld until approved: ${changes.map((c) => c.summary).join('\n')}`;
+    return { toolChanges: changes, lastError: { code: ErrorCodes.TOOLS_CHANGED, message, at: now() } };
+  }
+  const none = context.toolChanges.length === 0 ? context.toolChanges : [];
+  return context.lastError?.code === ErrorCodes.TOOLS_CHANGED ? { toolChanges: none, lastError: null } : { toolChanges: none };
+}
+
 export function createServerMachine(deps: { now: () => number }) {
   const now = () => {
     try {
@@ -463,17 +487,9 @@ export function createServerMachine(deps: { now: () => number }) {
       intendRestart: assign({ intent: 'restart' as StopIntent }),
       intendRecover: assign({ intent: 'recover' as StopIntent }),
       intendAuth: assign({ intent: 'auth' as StopIntent }),
-      markLaunched: assign(({ event }) => {
-        const out = (event as unknown as { output: LaunchOutput }).output;
-        return {
-          up: { pid: out.pid, serverInfo: out.serverInfo ?? null, upSince: now() },
-          tools: Array.isArray(out.tools) ? out.tools : [],
-          prompts: Array.isArray(out.prompts) ? out.prompts : [],
-          resourceTemplates: Array.isArray(out.resourceTemplates) ? out.resourceTemplates : [],
-          session: out.session ?? null,
-          retryAfterMs: null,
-        };
-      }),
+      markLaunched: assign(({ event }) => launchedFields(event, now)),
+      // The ordinary launch (→ running): markLaunched and setWithheld in one assign, one snapshot fewer per start.
+      markRunning: assign(({ context, event }) => ({ ...launchedFields(event, now), ...withheldFields(context, event, now) })),
       clearRuntime: assign({
         up: null,
         tools: [] as UpstreamToolInfo[],
@@ -515,15 +531,7 @@ export function createServerMachine(deps: { now: () => number }) {
         } satisfies Partial<ServerContext>;
       }),
       // quarantineScope "tool": the changed tools are withheld alone (the catalog leaves them out).
-      setWithheld: assign(({ context, event }) => {
-        const changes = changesIn(event);
-        if (changes.length > 0) {
-          const message = `withheld until approved: ${changes.map((c) => c.summary).join('\n')}`;
-          return { toolChanges: changes, lastError: { code: ErrorCodes.TOOLS_CHANGED, message, at: now() } };
-        }
-        const none = context.toolChanges.length === 0 ? context.toolChanges : [];
-        return context.lastError?.code === ErrorCodes.TOOLS_CHANGED ? { toolChanges: none, lastError: null } : { toolChanges: none };
-      }),
+      setWithheld: assign(({ context, event }) => withheldFields(context, event, now)),
       quarantine: assign({ quarantined: true }),
       resetRestarts: assign({ restartTimes: [] as number[], attempt: 0, lastError: null, retryAfterMs: null }),
       countRestart: assign(({ context }) => {
@@ -566,7 +574,9 @@ export function createServerMachine(deps: { now: () => number }) {
     output: ({ context }) => ({ name: context.name }),
     states: {
       starting: {
-        initial: 'check',
+        // A first start enters `launching` directly: `check` (one eventless step to `launching`) is where
+        // restarts re-enter, and skipping it here saves a microstep and a snapshot per server at start-up.
+        initial: 'launching',
         on: {
           STOP: { target: 'stopping', actions: 'intendStop' },
           APPROVE: { actions: 'approve' },
@@ -591,7 +601,7 @@ export function createServerMachine(deps: { now: () => number }) {
                 onDone: [
                   { guard: 'quarantinesServer', target: '#server.quarantined', actions: ['markLaunched', 'recordToolChanges'] },
                   { guard: 'isQuarantined', target: '#server.quarantined', actions: 'markLaunched' },
-                  { target: '#server.running', actions: ['markLaunched', 'setWithheld'] },
+                  { target: '#server.running', actions: 'markRunning' },
                 ],
                 onError: [
                   // Credentials needed: release what the attempt opened, then wait for a login (no retries).

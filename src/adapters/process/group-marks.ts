@@ -36,11 +36,13 @@ export class GroupMarks {
    * ~0.3 ms of the event loop per server (~0.8 ms on a busy disk), most of what the daemon added to
    * each of 500 spawns. The mark lands a moment after the spawn; `forget` and `settled` wait for it.
    */
-  recordLater(mark: GroupMark, onError: (message: string) => void): void {
+  recordLater(mark: GroupMark, onError: (message: string) => void, leaderStartTime?: () => Promise<number | undefined>): void {
     const file = join(this.dir, `${mark.pgid}.json`);
-    const text = JSON.stringify(mark) + '\n';
     this.enqueue(mark.pgid, async () => {
       try {
+        // The leader's start time read here, off the event loop, when the caller can (a /proc read per spawn).
+        const startTime = leaderStartTime ? await leaderStartTime().catch(() => undefined) : undefined;
+        const text = JSON.stringify(startTime !== undefined ? { ...mark, leaderStartTime: startTime } : mark) + '\n';
         await (this.made ??= makeDir(this.dir).catch((err: unknown) => {
           this.made = undefined; // tried again with the next mark
           throw err;

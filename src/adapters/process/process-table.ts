@@ -85,6 +85,8 @@ export interface ProcessTable {
   listAsync(opts?: ListOptions): Promise<ProcessEntry[]>;
   /** One process, or undefined when it does not exist (or cannot be seen). */
   get(pid: number): ProcessInfo | undefined;
+  /** `get` read off the event loop, where the table can (the group mark's leader start time, process-group.ts). */
+  getAsync?(pid: number): Promise<ProcessInfo | undefined>;
   /** Live (non-zombie) members of process group `pgid`; reads no more than that group where the system allows. */
   groupMembers(pgid: number): ProcessInfo[];
   /** The command line of one process ([] when gone or unreadable). */
