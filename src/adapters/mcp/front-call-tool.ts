@@ -16,10 +16,12 @@ import {
   type ServerRequest,
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
-import { unrefHandle, type Clock } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import type { CatalogCallOptions, CatalogCallResult, DownstreamPeer, ProgressUpdate, ToolCatalog } from '../../core/tool-catalog.js';
+import type { DeadlineQueue, Deadline } from './deadline-queue.js';
+import { CallController, onAbort } from './call-controller.js';
 import { toMcpError } from './front-errors.js';
 
 /**
@@ -35,6 +37,8 @@ export interface CallToolDeps {
   clock: Clock;
   /** The front's own deadline: toolCallTimeoutMs plus a margin, only fires if the catalog never settles. */
   callDeadlineMs: number;
+  /** The backstop deadlines of calls in flight (length callDeadlineMs): one timer for all of them. */
+  deadlines: DeadlineQueue;
   logger: Logger;
   /** Metrics, the call log, traces (src/adapters/observability/); none: nothing is measured. */
   observer?: CallObserver;
@@ -71,7 +75,7 @@ export interface CallingSession {
 export async function callTool(deps: CallToolDeps, s: CallingSession, request: CallToolWire, extra: Extra): Promise<ServerResult> {
   const token = extra._meta?.progressToken;
   const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
-  const ctl = new AbortController();
+  const ctl = new CallController();
   const onDownstreamAbort = () => ctl.abort(extra.signal.reason);
   if (extra.signal.aborted) ctl.abort(extra.signal.reason);
   else extra.signal.addEventListener('abort', onDownstreamAbort, { once: true });
@@ -91,11 +95,11 @@ export async function runToolCall(
   deps: CallToolDeps,
   s: CallingSession,
   params: unknown,
-  ctl: AbortController,
+  ctl: CallController,
   progressToken: string | number | undefined,
   notify: (n: ServerNotification) => Promise<void>,
 ): Promise<ServerResult> {
-  const { catalog, clock, callDeadlineMs, logger, observer } = deps;
+  const { catalog, deadlines, callDeadlineMs, logger, observer } = deps;
   if (!isPlainObject(params) || typeof params['name'] !== 'string') {
     throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string');
   }
@@ -111,27 +115,28 @@ export async function runToolCall(
   try {
     const result = await new Promise<CatalogCallResult>((resolve, reject) => {
       let settled = false;
-      let timer: unknown;
+      let deadline: Deadline | undefined;
+      let stopAbort: (() => void) | undefined;
       const settle = (fn: () => void) => {
         if (settled) return;
         settled = true;
-        clock.clearTimeout(timer);
-        ctl.signal.removeEventListener('abort', onAbort);
+        deadlines.cancel(deadline);
+        stopAbort?.();
         fn();
       };
+      const expire = () => {
+        const err = new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`);
+        settle(() => reject(err));
+        ctl.abort(err);
+      };
       const arm = () => {
-        clock.clearTimeout(timer);
-        timer = clock.setTimeout(() => {
-          const err = new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`);
-          settle(() => reject(err));
-          ctl.abort(err);
-        }, callDeadlineMs);
-        unrefHandle(timer);
+        deadlines.cancel(deadline);
+        deadline = deadlines.add(expire);
       };
       // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
-      const onAbort = () => settle(() => reject(ctl.signal.reason));
-      if (ctl.signal.aborted) return onAbort();
-      ctl.signal.addEventListener('abort', onAbort, { once: true });
+      const aborted = () => settle(() => reject(ctl.signal.reason));
+      if (ctl.signal.aborted) return aborted();
+      stopAbort = onAbort(ctl.signal, aborted);
       arm();
 
       const onprogress =
