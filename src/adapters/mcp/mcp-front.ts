@@ -660,7 +660,8 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     if (post) session.openPosts++;
     session.lastActivity = clock.now();
     let counted = true;
-    res.once('close', () => {
+    // `on`, not `once`: a response closes once, and the listener is idempotent anyway (once() wraps and unwraps per request).
+    res.on('close', () => {
       if (!counted) return;
       counted = false;
       session.openExchanges--;

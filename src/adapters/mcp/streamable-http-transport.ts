@@ -337,7 +337,8 @@ export class StreamableHttpTransport implements Transport {
     };
     for (const id of ids) this.exchanges.set(id, ex);
     // Disconnection is not cancellation: the handlers run on, their answers are dropped.
-    res.once('close', () => this.retire(ex));
+    // `on`: a response closes once and retire() is idempotent; once() cost a wrapper per exchange.
+    res.on('close', () => this.retire(ex));
     const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     // Headers at once while this is the session's only exchange (and always for a stream): the client's
