@@ -107,9 +107,13 @@ export function createFastCalls(
     }
   };
 
-  const send = (message: JSONRPCMessage, related?: RequestId): void => {
-    const sent = related === undefined ? transport.send(message) : transport.send(message, { relatedRequestId: related });
-    sent.catch((err: unknown) => onerror(new Error(`Failed to send response: ${String(err)}`)));
+  // Answers go out synchronously (sendNow): no promise per call.
+  const send = (message: JSONRPCMessage): void => {
+    try {
+      transport.sendNow(message);
+    } catch (err) {
+      onerror(new Error(`Failed to send response: ${String(err)}`));
+    }
   };
 
   function start(id: RequestId, params: Record<string, unknown> | undefined): void {

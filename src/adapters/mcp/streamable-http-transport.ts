@@ -509,9 +509,10 @@ export class StreamableHttpTransport implements Transport {
     else chunk = text;
     ex.outstanding += bytes;
     this.buffered += bytes;
-    const done = () => this.release(ex, bytes);
-    if (end) ex.res.end(chunk, done);
-    else ex.res.write(chunk, done);
+    // The last write of a response needs no callback: its 'close' (retire) releases what is still
+    // outstanding, and end(chunk, cb) cost a once('finish') wrapper per call.
+    if (end) ex.res.end(chunk);
+    else ex.res.write(chunk, () => this.release(ex, bytes));
   }
 
   /**
@@ -524,6 +525,11 @@ export class StreamableHttpTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    this.sendNow(message, options);
+  }
+
+  /** send() without its promise, for the direct call path (front-fast-call.ts): it throws what send() rejects with. */
+  sendNow(message: JSONRPCMessage, options?: TransportSendOptions): void {
     if (this.closed) return;
     const response = isResponse(message);
     const rid = response ? message.id : options?.relatedRequestId;
