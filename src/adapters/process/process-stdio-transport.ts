@@ -60,8 +60,6 @@ export class ProcessStdioTransport implements Transport {
   private exitTimer: NodeJS.Timeout | undefined;
   /** Set while stdin is corked: uncorks it at the end of this event-loop turn (coalesce()). */
   private uncorkImmediate: NodeJS.Immediate | undefined;
-  /** stdin is corked until the turn's check phase (coalesce). */
-  private corked = false;
   private readonly inbox: JSONRPCMessage[] = [];
   private pumping = false;
   private closeAfterDrain = false;
@@ -219,23 +217,16 @@ export class ProcessStdioTransport implements Transport {
 
   /**
    * Requests sent in one turn of the event loop (concurrent calls arriving together) reach the pipe in
-   * few writes: a write to a pipe was a fifth of the daemon's CPU per call under load. The first
-   * request of a turn goes out at once, so the upstream works on it while the daemon reads the rest of
-   * the turn's requests; those are corked and go together in the same turn's check phase.
+   * one write: a write to a pipe was a fifth of the daemon's CPU per call under load. The pipe is
+   * uncorked in the same turn's check phase, so a lone request waits microseconds.
    */
   private coalesce(): void {
-    if (this.uncorkImmediate === undefined) {
-      this.uncorkImmediate = setImmediate(() => {
-        this.uncorkImmediate = undefined;
-        if (!this.corked) return;
-        this.corked = false;
-        this.stdin.uncork();
-      });
-      return;
-    }
-    if (this.corked) return;
-    this.corked = true;
+    if (this.uncorkImmediate !== undefined) return;
     this.stdin.cork();
+    this.uncorkImmediate = setImmediate(() => {
+      this.uncorkImmediate = undefined;
+      this.stdin.uncork();
+    });
   }
 
   async close(): Promise<void> {
@@ -244,9 +235,6 @@ export class ProcessStdioTransport implements Transport {
     if (this.uncorkImmediate !== undefined) {
       clearImmediate(this.uncorkImmediate);
       this.uncorkImmediate = undefined;
-    }
-    if (this.corked) {
-      this.corked = false;
       this.stdin.uncork(); // what is corked still goes out before the end below
     }
     if (this.exitTimer) {
