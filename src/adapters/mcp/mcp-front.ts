@@ -216,7 +216,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     catalog,
     clock,
     callDeadlineMs,
-    deadlines: new DeadlineQueue(callDeadlineMs, clock),
+    deadlines: new DeadlineQueue(callDeadlineMs, clock, clock === systemClock ? undefined : () => clock.now()),
     logger,
     observer: opts.callObserver,
   };

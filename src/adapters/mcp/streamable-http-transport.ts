@@ -198,7 +198,9 @@ export class StreamableHttpTransport implements Transport {
   constructor(opts: StreamableHttpTransportOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
-    this.keepAlives = opts.keepAliveMs > 0 ? new DeadlineQueue(opts.keepAliveMs, this.clock) : undefined;
+    // An injected clock (tests) is also the queue's time source; the system clock's is monotonic time.
+    const now = this.clock === systemClock ? undefined : () => this.clock.now();
+    this.keepAlives = opts.keepAliveMs > 0 ? new DeadlineQueue(opts.keepAliveMs, this.clock, now) : undefined;
     this.maxResponseBytes = opts.maxResponseBytes ?? Number.POSITIVE_INFINITY;
     this.maxBufferedBytes = opts.maxBufferedBytes ?? Number.POSITIVE_INFINITY;
   }
