@@ -16,10 +16,12 @@ import {
   type ServerRequest,
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
-import { unrefHandle, type Clock } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import type { CatalogCallOptions, CatalogCallResult, DownstreamPeer, ProgressUpdate, ToolCatalog } from '../../core/tool-catalog.js';
+import type { DeadlineQueue, Deadline } from './deadline-queue.js';
+import { CallController, onAbort } from './call-controller.js';
 import { toMcpError } from './front-errors.js';
 
 /**
@@ -35,6 +37,8 @@ export interface CallToolDeps {
   clock: Clock;
   /** The front's own deadline: toolCallTimeoutMs plus a margin, only fires if the catalog never settles. */
   callDeadlineMs: number;
+  /** The backstop deadlines of calls in flight (length callDeadlineMs): one timer for all of them. */
+  deadlines: DeadlineQueue;
   logger: Logger;
   /** Metrics, the call log, traces (src/adapters/observability/); none: nothing is measured. */
   observer?: CallObserver;
@@ -71,7 +75,7 @@ export interface CallingSession {
 export async function callTool(deps: CallToolDeps, s: CallingSession, request: CallToolWire, extra: Extra): Promise<ServerResult> {
   const token = extra._meta?.progressToken;
   const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
-  const ctl = new AbortController();
+  const ctl = new CallController();
   const onDownstreamAbort = () => ctl.abort(extra.signal.reason);
   if (extra.signal.aborted) ctl.abort(extra.signal.reason);
   else extra.signal.addEventListener('abort', onDownstreamAbort, { once: true });
@@ -87,92 +91,93 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
  * and the backstop deadline all abort it. `notify` sends a notification tied to the request (progress).
  * Shared by the SDK-dispatched path above and the direct one (front-fast-call.ts).
  */
-export async function runToolCall(
+export function runToolCall(
   deps: CallToolDeps,
   s: CallingSession,
   params: unknown,
-  ctl: AbortController,
+  ctl: CallController,
   progressToken: string | number | undefined,
   notify: (n: ServerNotification) => Promise<void>,
 ): Promise<ServerResult> {
-  const { catalog, clock, callDeadlineMs, logger, observer } = deps;
+  const { catalog, deadlines, callDeadlineMs, logger, observer } = deps;
   if (!isPlainObject(params) || typeof params['name'] !== 'string') {
-    throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string');
+    return Promise.reject(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string'));
   }
   const name = params['name'];
   const args = params['arguments'];
   if (args !== undefined && !isPlainObject(args)) {
-    throw new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object');
+    return Promise.reject(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object'));
   }
   const startedAt = observer === undefined ? 0 : performance.now();
   s.calls.add(ctl);
   if (s.closed) ctl.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, 'session closed'));
 
-  try {
-    const result = await new Promise<CatalogCallResult>((resolve, reject) => {
-      let settled = false;
-      let timer: unknown;
-      const settle = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        clock.clearTimeout(timer);
-        ctl.signal.removeEventListener('abort', onAbort);
-        fn();
-      };
-      const arm = () => {
-        clock.clearTimeout(timer);
-        timer = clock.setTimeout(() => {
-          const err = new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`);
-          settle(() => reject(err));
-          ctl.abort(err);
-        }, callDeadlineMs);
-        unrefHandle(timer);
-      };
-      // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
-      const onAbort = () => settle(() => reject(ctl.signal.reason));
-      if (ctl.signal.aborted) return onAbort();
-      ctl.signal.addEventListener('abort', onAbort, { once: true });
-      arm();
-
-      const onprogress =
-        progressToken === undefined
-          ? undefined
-          : (u: ProgressUpdate) => {
-              if (settled) return;
-              arm(); // progress proves liveness, as resetTimeoutOnProgress does upstream
-              const p: Record<string, unknown> = { progressToken, progress: u.progress };
-              if (u.total !== undefined) p['total'] = u.total;
-              if (u.message !== undefined) p['message'] = u.message;
-              notify({ method: 'notifications/progress', params: p } as ServerNotification).catch((err: unknown) =>
-                logger.debug({ err: String(err) }, 'progress not delivered'),
-              );
-            };
-
-      let pending: Promise<CatalogCallResult>;
-      try {
-        // One options object per call, as before: it also marks the call in flight for routing.
-        const callOpts: CatalogCallOptions = { signal: ctl.signal, signalPerCall: true, peer: s.peer, scope: s.scope };
-        if (onprogress) callOpts.onprogress = onprogress;
-        pending = Promise.resolve(catalog.callTool(name, args, callOpts));
-      } catch (err) {
-        pending = Promise.reject(err);
+  // One promise per call (no async frame around it): the outcome is observed and mapped where it settles.
+  return new Promise<ServerResult>((resolve, reject) => {
+    let settled = false;
+    let deadline: Deadline | undefined;
+    let stopAbort: (() => void) | undefined;
+    const fail = (err: unknown) => {
+      observer?.ended(s.scope, name, s.id, args, startedAt, undefined, err, ctl.signal.aborted);
+      const mapped = toMcpError(err, name);
+      if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
+        logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
       }
-      pending.then(
-        (r) => settle(() => resolve(r)),
-        (e) => settle(() => reject(e)),
-      );
-    });
-    if (!isPlainObject(result)) throw new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result');
-    observer?.ended(s.scope, name, s.id, args, startedAt, result, undefined, false);
-    return result as ServerResult;
-  } catch (err) {
-    observer?.ended(s.scope, name, s.id, args, startedAt, undefined, err, ctl.signal.aborted);
-    const mapped = toMcpError(err, name);
-    if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
-      logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
+      s.calls.delete(ctl);
+      reject(mapped);
+    };
+    const succeed = (result: CatalogCallResult) => {
+      if (!isPlainObject(result)) return fail(new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result'));
+      observer?.ended(s.scope, name, s.id, args, startedAt, result, undefined, false);
+      s.calls.delete(ctl);
+      resolve(result as ServerResult);
+    };
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      deadlines.cancel(deadline);
+      stopAbort?.();
+      fn();
+    };
+    // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
+    const aborted = () => settle(() => fail(ctl.signal.reason));
+    // The deadline aborts the call; the abort hook above settles it (with the signal aborted, as observers expect).
+    const expire = () =>
+      ctl.abort(new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`));
+    const arm = () => {
+      deadlines.cancel(deadline);
+      deadline = deadlines.add(expire);
+    };
+    if (ctl.signal.aborted) return aborted();
+    stopAbort = onAbort(ctl.signal, aborted);
+    arm();
+
+    const onprogress =
+      progressToken === undefined
+        ? undefined
+        : (u: ProgressUpdate) => {
+            if (settled) return;
+            arm(); // progress proves liveness, as resetTimeoutOnProgress does upstream
+            const p: Record<string, unknown> = { progressToken, progress: u.progress };
+            if (u.total !== undefined) p['total'] = u.total;
+            if (u.message !== undefined) p['message'] = u.message;
+            notify({ method: 'notifications/progress', params: p } as ServerNotification).catch((err: unknown) =>
+              logger.debug({ err: String(err) }, 'progress not delivered'),
+            );
+          };
+
+    let pending: Promise<CatalogCallResult>;
+    try {
+      // One options object per call, as before: it also marks the call in flight for routing.
+      const callOpts: CatalogCallOptions = { signal: ctl.signal, signalPerCall: true, peer: s.peer, scope: s.scope };
+      if (onprogress) callOpts.onprogress = onprogress;
+      pending = Promise.resolve(catalog.callTool(name, args, callOpts));
+    } catch (err) {
+      pending = Promise.reject(err);
     }
-    throw mapped;
-  } finally {
-    s.calls.delete(ctl);
-  }
+    pending.then(
+      (r) => settle(() => succeed(r)),
+      (e) => settle(() => fail(e)),
+    );
+  });
 }

@@ -28,6 +28,7 @@ import {
 import { getEventListeners } from 'node:events';
 import { isPlainObject } from '../../core/plain-object.js';
 import { isRequestId } from './json-rpc-message.js';
+import { CallController } from './call-controller.js';
 import { runToolCall, type CallingSession, type CallToolDeps } from './front-call-tool.js';
 import type { StreamableHttpTransport } from './streamable-http-transport.js';
 
@@ -36,7 +37,7 @@ const MAX_SPARE_CONTROLLERS = 64;
 
 /** A call in flight on the direct path. */
 interface FastCall {
-  readonly ctl: AbortController;
+  readonly ctl: CallController;
   cancelled: boolean;
 }
 
@@ -89,23 +90,34 @@ export function createFastCalls(
    * Controllers of calls that ended without being aborted and that nothing listens to any more, reused.
    * Node 20 builds each AbortSignal with a prototype swap (about 20 µs of a call's ~450 µs of CPU in
    * a profile under load, docs/benchmarks.md "Throughput"). A controller is reused only when its signal
-   * was never aborted and has no listener left: the direct upstream path and runToolCall remove theirs
-   * when the call settles, while a path that keeps one (the SDK's request() for progress and remote
+   * was never aborted and has no listener or hook left: the direct upstream path and runToolCall remove
+   * their abort hooks (call-controller.ts) when the call settles, while a path that keeps one (the SDK's request() for progress and remote
    * upstreams) leaves its controller out of the pool, so no old call can see a later call's abort.
    */
-  const spare: AbortController[] = [];
+  const spare: CallController[] = [];
 
-  const release = (ctl: AbortController): void => {
-    if (spare.length < MAX_SPARE_CONTROLLERS && !ctl.signal.aborted && getEventListeners(ctl.signal, 'abort').length === 0) spare.push(ctl);
+  const release = (ctl: CallController): void => {
+    if (
+      spare.length < MAX_SPARE_CONTROLLERS &&
+      !ctl.signal.aborted &&
+      ctl.hooks.size === 0 &&
+      getEventListeners(ctl.signal, 'abort').length === 0
+    ) {
+      spare.push(ctl);
+    }
   };
 
-  const send = (message: JSONRPCMessage, related?: RequestId): void => {
-    const sent = related === undefined ? transport.send(message) : transport.send(message, { relatedRequestId: related });
-    sent.catch((err: unknown) => onerror(new Error(`Failed to send response: ${String(err)}`)));
+  // Answers go out synchronously (sendNow): no promise per call.
+  const send = (message: JSONRPCMessage): void => {
+    try {
+      transport.sendNow(message);
+    } catch (err) {
+      onerror(new Error(`Failed to send response: ${String(err)}`));
+    }
   };
 
   function start(id: RequestId, params: Record<string, unknown> | undefined): void {
-    const call: FastCall = { ctl: spare.pop() ?? new AbortController(), cancelled: false };
+    const call: FastCall = { ctl: spare.pop() ?? new CallController(), cancelled: false };
     inflight.set(id, call);
     const token = isPlainObject(params?.['_meta']) ? params['_meta']['progressToken'] : undefined;
     const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;

@@ -74,6 +74,7 @@ import { jsonDepthExceeds } from './json-depth.js';
 import { CallToolWireSchema, callTool, type CallObserver, type CallToolWire, type Extra } from './front-call-tool.js';
 import { toolModeOf, type ToolMode } from './front-tool-mode.js';
 import { createFastCalls } from './front-fast-call.js';
+import { DeadlineQueue } from './deadline-queue.js';
 // Types only: the search module (and MiniSearch) is imported dynamically, by the first search-mode session.
 import type { SearchTools } from './front-search-tools.js';
 
@@ -211,7 +212,14 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
   let closePromise: Promise<void> | undefined;
   let sweepTimer: unknown;
 
-  const callDeps = { catalog, clock, callDeadlineMs, logger, observer: opts.callObserver };
+  const callDeps = {
+    catalog,
+    clock,
+    callDeadlineMs,
+    deadlines: new DeadlineQueue(callDeadlineMs, clock, clock === systemClock ? undefined : () => clock.now()),
+    logger,
+    observer: opts.callObserver,
+  };
   const clientRequestTimeoutMs = opts.settings.clientRequestTimeoutMs ?? DEFAULT_SETTINGS.clientRequestTimeoutMs;
   const pageSize = opts.settings.mcpListPageSize ?? DEFAULT_SETTINGS.mcpListPageSize;
   const maxResponseBytes = opts.settings.mcpMaxResponseBytes ?? DEFAULT_SETTINGS.mcpMaxResponseBytes;
@@ -652,7 +660,8 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     if (post) session.openPosts++;
     session.lastActivity = clock.now();
     let counted = true;
-    res.once('close', () => {
+    // `on`, not `once`: a response closes once, and the listener is idempotent anyway (once() wraps and unwraps per request).
+    res.on('close', () => {
       if (!counted) return;
       counted = false;
       session.openExchanges--;
@@ -696,6 +705,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
         if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
         sweepTimer = undefined;
         await Promise.allSettled([...sessions].map((s) => closeSession(s, 'front closing')));
+        callDeps.deadlines.close(); // empty already: every call was aborted with its session
         logger.debug('mcp front closed');
       })();
       return closePromise;

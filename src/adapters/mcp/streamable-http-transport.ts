@@ -48,7 +48,8 @@ import {
   type MessageExtraInfo,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { DeadlineQueue, type Deadline } from './deadline-queue.js';
 import { isJsonRpcMessage } from './json-rpc-message.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { headerValue } from '../http/headers.js';
@@ -96,7 +97,7 @@ interface Exchange {
   gone: boolean;
   /** res.end() was called. */
   ended: boolean;
-  keepAliveTimer: unknown;
+  keepAliveTimer: Deadline | undefined;
 }
 
 const SSE_KEEP_ALIVE = ': keepalive\n\n';
@@ -187,7 +188,9 @@ export class StreamableHttpTransport implements Transport {
   private initializeId: RequestId | undefined;
   /** The protocol version negotiated at initialize. */
   protocolVersion: string | undefined;
-  private standalone: { res: ServerResponse; keepAliveTimer: unknown } | undefined;
+  private standalone: { res: ServerResponse; keepAliveTimer: Deadline | undefined } | undefined;
+  /** The keep-alive deadlines of this session's waiting responses (one timer for all); none when keepAliveMs is 0. */
+  private readonly keepAlives: DeadlineQueue | undefined;
   private started = false;
   private initialized = false;
   private closed = false;
@@ -195,6 +198,9 @@ export class StreamableHttpTransport implements Transport {
   constructor(opts: StreamableHttpTransportOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
+    // An injected clock (tests) is also the queue's time source; the system clock's is monotonic time.
+    const now = this.clock === systemClock ? undefined : () => this.clock.now();
+    this.keepAlives = opts.keepAliveMs > 0 ? new DeadlineQueue(opts.keepAliveMs, this.clock, now) : undefined;
     this.maxResponseBytes = opts.maxResponseBytes ?? Number.POSITIVE_INFINITY;
     this.maxBufferedBytes = opts.maxBufferedBytes ?? Number.POSITIVE_INFINITY;
   }
@@ -333,7 +339,8 @@ export class StreamableHttpTransport implements Transport {
     };
     for (const id of ids) this.exchanges.set(id, ex);
     // Disconnection is not cancellation: the handlers run on, their answers are dropped.
-    res.once('close', () => this.retire(ex));
+    // `on`: a response closes once and retire() is idempotent; once() cost a wrapper per exchange.
+    res.on('close', () => this.retire(ex));
     const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
     if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     // Headers at once while this is the session's only exchange (and always for a stream): the client's
@@ -361,11 +368,11 @@ export class StreamableHttpTransport implements Transport {
     if (this.standalone) return this.refuse(res, 409, -32000, 'Conflict: Only one SSE stream is allowed per session');
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': this.sessionId! });
     res.flushHeaders();
-    const stream = { res, keepAliveTimer: undefined as unknown };
+    const stream = { res, keepAliveTimer: undefined as Deadline | undefined };
     this.standalone = stream;
     this.armKeepAlive(res, SSE_KEEP_ALIVE, (t) => (stream.keepAliveTimer = t));
     res.once('close', () => {
-      this.clock.clearTimeout(stream.keepAliveTimer);
+      this.keepAlives?.cancel(stream.keepAliveTimer);
       if (this.standalone === stream) this.standalone = undefined;
     });
   }
@@ -377,27 +384,22 @@ export class StreamableHttpTransport implements Transport {
   }
 
   /** Writes `chunk` every keepAliveMs while the response is writable. */
-  private armKeepAlive(res: ServerResponse, chunk: string, store: (t: unknown) => void): void {
-    const ms = this.opts.keepAliveMs;
-    if (ms <= 0) return;
-    const arm = () => {
-      const t = this.clock.setTimeout(tick, ms);
-      unrefHandle(t);
-      store(t);
-    };
+  private armKeepAlive(res: ServerResponse, chunk: string, store: (t: Deadline) => void): void {
+    const queue = this.keepAlives;
+    if (queue === undefined) return;
     const tick = () => {
       if (res.writableEnded || res.destroyed) return;
       res.write(chunk);
-      arm();
+      store(queue.add(tick));
     };
-    arm();
+    store(queue.add(tick));
   }
 
   /** The exchange's response is finished or lost: no more writes, no timers. Answers may still arrive. */
   private retire(ex: Exchange): void {
     if (ex.gone) return;
     ex.gone = true;
-    this.clock.clearTimeout(ex.keepAliveTimer);
+    this.keepAlives?.cancel(ex.keepAliveTimer);
     ex.keepAliveTimer = undefined;
     this.waiting.delete(ex);
     ex.answers.clear();
@@ -466,7 +468,7 @@ export class StreamableHttpTransport implements Transport {
   }
 
   private retireTimers(ex: Exchange): void {
-    this.clock.clearTimeout(ex.keepAliveTimer);
+    this.keepAlives?.cancel(ex.keepAliveTimer);
     ex.keepAliveTimer = undefined;
   }
 
@@ -509,9 +511,10 @@ export class StreamableHttpTransport implements Transport {
     else chunk = text;
     ex.outstanding += bytes;
     this.buffered += bytes;
-    const done = () => this.release(ex, bytes);
-    if (end) ex.res.end(chunk, done);
-    else ex.res.write(chunk, done);
+    // The last write of a response needs no callback: its 'close' (retire) releases what is still
+    // outstanding, and end(chunk, cb) cost a once('finish') wrapper per call.
+    if (end) ex.res.end(chunk);
+    else ex.res.write(chunk, () => this.release(ex, bytes));
   }
 
   /**
@@ -524,6 +527,11 @@ export class StreamableHttpTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    this.sendNow(message, options);
+  }
+
+  /** send() without its promise, for the direct call path (front-fast-call.ts): it throws what send() rejects with. */
+  sendNow(message: JSONRPCMessage, options?: TransportSendOptions): void {
     if (this.closed) return;
     const response = isResponse(message);
     const rid = response ? message.id : options?.relatedRequestId;
@@ -587,9 +595,10 @@ export class StreamableHttpTransport implements Transport {
     const s = this.standalone;
     this.standalone = undefined;
     if (s) {
-      this.clock.clearTimeout(s.keepAliveTimer);
+      this.keepAlives?.cancel(s.keepAliveTimer);
       s.res.end();
     }
+    this.keepAlives?.close(); // every response has ended: no keep-alive is left to write
     this.onclose?.();
   }
 }

@@ -19,6 +19,8 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
 import { isPlainObject } from '../../core/plain-object.js';
+import { DeadlineQueue, type Deadline } from './deadline-queue.js';
+import { onAbort } from './call-controller.js';
 
 type Answer = JSONRPCMessage | Error;
 
@@ -46,6 +48,13 @@ export function attachDirectRequests(
   const ids = client as unknown as IdSource;
   if (typeof ids._requestMessageId !== 'number') return undefined;
   const pending = new Map<number, (a: Answer) => void>();
+  /** Request timeouts by length (tools/call's, the other requests'): one timer per length, not per request. */
+  const timeouts = new Map<number, DeadlineQueue>();
+  const timeoutsOf = (ms: number): DeadlineQueue => {
+    let q = timeouts.get(ms);
+    if (q === undefined) timeouts.set(ms, (q = new DeadlineQueue(ms)));
+    return q;
+  };
   let closed = false;
 
   const protocolOnMessage = transport.onmessage;
@@ -64,6 +73,7 @@ export function attachDirectRequests(
     const err = McpError.fromError(ErrorCode.ConnectionClosed, 'Connection closed');
     for (const done of [...pending.values()]) done(err);
     pending.clear();
+    for (const q of timeouts.values()) q.close();
   };
 
   return (req, signal, timeoutMs) =>
@@ -71,11 +81,13 @@ export function attachDirectRequests(
       if (closed) return reject(new Error('Not connected'));
       if (signal?.aborted) return reject(signal.reason);
       const id = ids._requestMessageId++;
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadlines = timeoutsOf(timeoutMs);
+      let deadline: Deadline | undefined;
+      let stopAbort: (() => void) | undefined;
       const finish = () => {
         pending.delete(id);
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        deadlines.cancel(deadline);
+        stopAbort?.();
       };
       const cancel = (reason: unknown) => {
         finish();
@@ -84,7 +96,6 @@ export function attachDirectRequests(
           .catch((err: unknown) => onerror(new Error(`Failed to send cancellation: ${String(err)}`)));
         reject(reason instanceof McpError ? reason : new McpError(ErrorCode.RequestTimeout, String(reason)));
       };
-      const onAbort = () => cancel(signal!.reason);
       pending.set(id, (a) => {
         finish();
         if (a instanceof Error) return reject(a);
@@ -97,11 +108,8 @@ export function attachDirectRequests(
         const e = (a as { error: { code: number; message: string; data?: unknown } }).error;
         reject(McpError.fromError(e.code, e.message, e.data));
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(
-        () => cancel(McpError.fromError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs })),
-        timeoutMs,
-      );
+      if (signal) stopAbort = onAbort(signal, () => cancel(signal.reason));
+      deadline = deadlines.add(() => cancel(McpError.fromError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs })));
       // Built literally in the SDK's key order (method, params, jsonrpc, id): a spread here was a tenth of
       // the call path's own CPU in a profile under load.
       const message = (
