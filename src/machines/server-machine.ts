@@ -239,8 +239,8 @@ export type ServerEvent =
 type OwnerInput = { name: string; owner: string };
 /** What stopping's release is given: whose resources, and stopping's deadline (ms on the system's clock). */
 export type ReleaseInput = OwnerInput & { deadlineMs: number };
-/** A deadline: after `ms` on the actor system's clock, the timer sends `event` to the server actor. */
-export type TimerInput = { ms: number; event: 'INIT_TIMEOUT' | 'STOP_DEADLINE' };
+/** Launching's deadline: after `ms` on the actor system's clock, the timer sends `event` to the server actor (stopping's is releaseWithDeadline's). */
+export type TimerInput = { ms: number; event: 'INIT_TIMEOUT' };
 export type WatchInput = OwnerInput & {
   session: UpstreamSession | null;
   /** The lists as last checked, so a refresh of one sends all of them with its check. */
