@@ -303,7 +303,13 @@ describe('process groups', () => {
       const h = rig.spawn('sh', ['-c', script]);
       await h.spawned;
       assert.ok(
-        await waitFor(() => groupMembers(h.pgid).length === 2 && rig.stderrLines().some((l) => l.includes('ready')), { timeoutMs: 5_000 }),
+        // The forked child is `sh` until its exec of `sleep` lands: wait for the name, not just the count.
+        await waitFor(
+          () =>
+            groupMembers(h.pgid).some((p) => p.pid !== h.pid && p.comm === 'sleep') &&
+            rig.stderrLines().some((l) => l.includes('ready')),
+          { timeoutMs: 5_000 },
+        ),
       );
       const sleeper = groupMembers(h.pgid).find((p) => p.pid !== h.pid);
       assert.ok(sleeper);

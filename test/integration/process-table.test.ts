@@ -38,7 +38,12 @@ async function spawnGroup(id: string): Promise<{ pgid: number }> {
   child.unref();
   const pgid = child.pid!;
   const proc = new ProcProcessTable();
-  assert.ok(await waitFor(() => proc.groupMembers(pgid).length === 2, { timeoutMs: 5_000 }), 'group did not start');
+  // Two members is not enough: the forked child is `sh` until its exec of `sleep` lands.
+  const started = () => {
+    const members = proc.groupMembers(pgid);
+    return members.length === 2 && members.some((p) => p.pid !== pgid && p.comm === 'sleep');
+  };
+  assert.ok(await waitFor(started, { timeoutMs: 5_000 }), 'group did not start');
   return { pgid };
 }
 
