@@ -306,8 +306,7 @@ describe('process groups', () => {
         // The forked child is `sh` until its exec of `sleep` lands: wait for the name, not just the count.
         await waitFor(
           () =>
-            groupMembers(h.pgid).some((p) => p.pid !== h.pid && p.comm === 'sleep') &&
-            rig.stderrLines().some((l) => l.includes('ready')),
+            groupMembers(h.pgid).some((p) => p.pid !== h.pid && p.comm === 'sleep') && rig.stderrLines().some((l) => l.includes('ready')),
           { timeoutMs: 5_000 },
         ),
       );
