@@ -10,7 +10,8 @@
  * Both are measured from the parent's spawn() call, so both include Node start-up and module loading.
  * Repetitions alternate which of the two goes first.
  *
- * Stop: the wall time of `mcp-warden stop --data-dir …` (a CLI process of its own: its Node start-up,
+ * Stop: the wall time of `mcp-warden stop --data-dir …` run as the bin (bin/mcp-warden, the shell launcher
+ * package.json names; a CLI process of its own: its Node start-up,
  * the SIGTERM, the daemon stopping every upstream and verifying each group is gone, the CLI noticing
  * the exit), then a /proc sweep for anything still carrying the daemon's MCP_WARDEN_INSTANCE
  * (survivors; must be 0). The daemon's own share (SIGTERM → its `stopped` log line) is kept beside it.
@@ -20,8 +21,8 @@
  * RSS over N across all counts. A bare `node` process idling (no imports) is measured beside it.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { CLI_MAIN, NO_PROXY_SPAWN } from './lib/paths.js';
+import { delimiter, dirname, join } from 'node:path';
+import { CLI_BIN, NO_PROXY_SPAWN } from './lib/paths.js';
 import { RUN_ARG, exited, processesWithEnv, rssKiB, sleep, waitForLine, type Reaper } from './lib/proc.js';
 import { startWarden, stopWarden, type WardenProcess } from './lib/warden.js';
 import { median, slope } from './lib/stats.js';
@@ -167,7 +168,9 @@ export async function runScale(reaper: Reaper, cfg: ScaleConfig, log: (s: string
 /** `mcp-warden stop` as a user runs it, timed from its spawn to its exit; then what is left of the instance. */
 async function cliStop(reaper: Reaper, w: WardenProcess): Promise<{ ms: number; survivors: number }> {
   const t0 = performance.now();
-  const child = reaper.spawn(process.execPath, [CLI_MAIN, 'stop', '--data-dir', w.dataDir, '--timeout-ms', '60000']);
+  // The bin as a user types it; its `node` is this bench's (first on PATH), as for every other process here.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
+  const child = reaper.spawn(CLI_BIN, ['stop', '--data-dir', w.dataDir, '--timeout-ms', '60000'], { env });
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   const ms = performance.now() - t0;
   if (code !== 0) throw new Error(`mcp-warden stop exited with ${String(code)}`);

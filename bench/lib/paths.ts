@@ -6,6 +6,8 @@ const DIST = fileURLToPath(new URL('../../', import.meta.url));
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 /** The bundled CLI users run (package.json `bin`; scripts/bundle.mjs). */
 export const CLI_MAIN = join(DIST, 'bundle', 'cli.js');
+/** The `mcp-warden` command itself (package.json `bin`): a shell launcher that runs CLI_MAIN with `node` from PATH. */
+export const CLI_BIN = join(REPO, 'bin', 'mcp-warden');
 export const ECHO_FIXTURE = join(DIST, 'test', 'fixtures', 'echo-server.js');
 export const IGNORE_EOF_FIXTURE = join(DIST, 'test', 'fixtures', 'ignore-eof-server.js');
 export const EVERYTHING_SERVER = join(REPO, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');

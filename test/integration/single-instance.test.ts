@@ -7,9 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { NODE, cliMain, demoServer } from '../helpers/test-daemon.js';
 import { fixture } from '../helpers/process-fixtures.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from '../helpers/leak-check.js';
@@ -47,6 +48,9 @@ interface DaemonJson {
 }
 
 const readDaemonJson = (dataDir: string) => JSON.parse(readFileSync(join(dataDir, 'daemon.json'), 'utf8')) as DaemonJson;
+
+/** package.json's `bin`: the shell launcher in the repo (dist/test/integration → ../../../bin). */
+const launcher = fileURLToPath(new URL('../../../bin/mcp-warden', import.meta.url));
 
 const demoConfig = { mcpServers: { demo: { command: NODE, args: [demoServer] } } };
 const emptyConfig = { mcpServers: {} };
@@ -123,6 +127,25 @@ class Harness {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     clearTimeout(timer);
+    return { code, stdout, stderr };
+  }
+
+  /**
+   * The `mcp-warden` command as npm installs it: a relative symlink in a `.bin` folder to bin/mcp-warden
+   * (the shell launcher), run with this test's node first on PATH.
+   */
+  async bin(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const dotBin = mkdtempSync(join(tmpdir(), 'mcp-warden-bin-'));
+    this.dirs.push(dotBin);
+    const link = join(dotBin, 'mcp-warden');
+    symlinkSync(relative(dotBin, launcher), link);
+    const env = { ...cliEnv(), ...extraEnv, PATH: `${dirname(NODE)}${delimiter}${process.env.PATH ?? ''}` };
+    const child = spawn(link, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     return { code, stdout, stderr };
   }
 
@@ -381,6 +404,39 @@ test('stop waits for the daemon to exit and answers 0', { timeout: 120_000 }, as
     assert.equal(processesWithMarker(info.instanceId).length, 0, 'no upstream left');
   });
 });
+
+test(
+  'the bin (a shell launcher behind an npm-style symlink): stop drops NODE_EXTRA_CA_CERTS, other commands keep it',
+  { timeout: 120_000 },
+  async () => {
+    // Node warns at start-up when the file NODE_EXTRA_CA_CERTS names cannot be read: the warning shows
+    // which commands still get the variable.
+    const missingCa = { NODE_EXTRA_CA_CERTS: join(tmpdir(), 'mcp-warden-no-such-ca.pem') };
+    await withHarness(async (h) => {
+      const version = await h.bin(['--version'], missingCa);
+      assert.equal(version.code, 0, version.stderr);
+      assert.equal(
+        version.stdout.trim(),
+        (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version,
+      );
+      assert.match(version.stderr, /Ignoring extra certs/, 'other commands keep the variable');
+
+      const dataDir = h.dataDir(demoConfig);
+      const s = h.serve(dataDir);
+      const info = await h.listening(s);
+      await h.waitForServerState(dataDir, 'demo', 'running');
+      const status = await h.bin(['status', '--data-dir', dataDir], missingCa);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stderr, /Ignoring extra certs/);
+      const stop = await h.bin(['stop', '--data-dir', dataDir], missingCa);
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.doesNotMatch(stop.stderr, /extra certs/, 'stop runs without the variable');
+      assert.match(stop.stdout, new RegExp(`^stopped mcp-warden \\(pid ${s.pid}\\) in \\d+ ms$`, 'm'));
+      assert.equal((await s.exit).code, 0);
+      assert.equal(processesWithMarker(info.instanceId).length, 0, 'no upstream left');
+    });
+  },
+);
 
 test('status and stop with a stale daemon.json, a corrupt one, and none', { timeout: 60_000 }, async () => {
   await withHarness(async (h) => {
