@@ -15,7 +15,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { startTestDaemon, NODE, demoServer, everythingServer } from '../helpers/test-daemon.js';
 import { childEnv } from '../helpers/cli-daemon.js';
 import { waitFor } from '../helpers/leak-check.js';
-import { startRemoteFixture } from '../fixtures/remote-server.js';
+import { FIXTURE_RESOURCE, startRemoteFixture } from '../fixtures/remote-server.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const text = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0]?.text ?? '').trim();
 
@@ -27,7 +28,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-test('Streamable HTTP remote: tools through /mcp, headers from ${env:…}, session expiry renewed, removal closes every socket within 1 s', async () => {
+test('Streamable HTTP remote: tools through /mcp, headers from ${env:…}, session expiry renewed with its subscriptions and logging level, removal closes every socket within 1 s', async () => {
   process.env.MCP_WARDEN_TEST_REMOTE_KEY = 'k-secret-123';
   const fx = await startRemoteFixture('http', { headerKey: 'k-secret-123' });
   const t = await startTestDaemon({
@@ -45,12 +46,40 @@ test('Streamable HTTP remote: tools through /mcp, headers from ${env:…}, sessi
     assert.equal(text(await client.callTool({ name: 'r__echo', arguments: { text: 'hi' } })), 'echo: hi');
     assert.equal(fx.initializes(), 1);
 
-    // The server forgets the session: the next call is renewed transparently (one new initialize).
+    // Session state on the server: a resource subscription and a logging level.
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      updated.push(n.params.uri);
+    });
+    const federated = `mcp-warden://r/${FIXTURE_RESOURCE}`;
+    await client.subscribeResource({ uri: federated });
+    await client.setLoggingLevel('warning');
+    assert.deepEqual(fx.sessionState(), [{ subscribed: [FIXTURE_RESOURCE], loggingLevel: 'warning' }]);
+
+    // The server forgets the session: the next call is renewed transparently (one new initialize),
+    // and the new session is given the subscription and the logging level again.
     await fx.forgetSessions();
     assert.equal(text(await client.callTool({ name: 'r__add', arguments: { a: 2, b: 3 } })), '5');
     assert.equal(fx.initializes(), 2, 'one new session');
     assert.equal(t.view('r')!.state, 'running', 'never left running');
     assert.equal(t.view('r')!.attempt, 0);
+    const restored = await waitFor(
+      () => JSON.stringify(fx.sessionState()) === JSON.stringify([{ subscribed: [FIXTURE_RESOURCE], loggingLevel: 'warning' }]),
+      { timeoutMs: 5_000, intervalMs: 20 },
+    );
+    assert.ok(restored, `the new session holds ${JSON.stringify(fx.sessionState())}`);
+    assert.equal(await fx.notifyUpdated(FIXTURE_RESOURCE), 1);
+    assert.ok(
+      await waitFor(() => updated.includes(federated), { timeoutMs: 5_000, intervalMs: 20 }),
+      `resources/updated: ${updated.join(', ')}`,
+    );
+    // Unsubscribed: not asked for again by a later renewal.
+    await client.unsubscribeResource({ uri: federated });
+    await fx.forgetSessions();
+    assert.equal(text(await client.callTool({ name: 'r__echo', arguments: { text: 'again' } })), 'echo: again');
+    assert.equal(fx.initializes(), 3);
+    assert.ok(await waitFor(() => fx.sessionState()[0]?.loggingLevel === 'warning', { timeoutMs: 5_000, intervalMs: 20 }));
+    assert.deepEqual(fx.sessionState(), [{ subscribed: [], loggingLevel: 'warning' }]);
 
     assert.ok(fx.connections() >= 1);
     const t0 = Date.now();

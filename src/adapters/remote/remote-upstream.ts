@@ -8,6 +8,8 @@
  *   initialize POST (the statuses the spec names) the legacy SSE transport.
  * - Session expiry: a request answered 404 on its Streamable HTTP session (the server forgot it) is
  *   answered by initializing a new session and sending the request once more; callers never see it.
+ *   What the old session held on the server is asked for again on the new one: the resource
+ *   subscriptions in force and the logging level last set (a server keeps both per session).
  * - Liveness: a ping every remotePingIntervalMs (a ledger timer), and at once when the transport's
  *   stream breaks; a failed ping, a broken SSE stream or refused credentials is "lost" (onExit), and
  *   the server actor recovers through stopping like after a crash (or waits in needsAuth).
@@ -97,6 +99,9 @@ class RemoteSession implements RemoteUpstream {
   private readonly closeListeners = new Set<() => void>();
   private clientRequestHandler: Parameters<UpstreamConnection['setClientRequestHandler']>[0] | undefined;
   private detachInner: Array<() => void> = [];
+  // Server-side state of the session, set by callers' requests; asked for again on a renewed session.
+  private readonly subscribedUris = new Set<string>();
+  private loggingLevel: string | undefined;
 
   constructor(
     private readonly spec: RemoteSpec,
@@ -255,12 +260,46 @@ class RemoteSession implements RemoteUpstream {
         const fresh = await this.open(this.kindUsed, this.life.signal);
         // The old session is gone on the server: close it here without a DELETE.
         await expired.close().catch(() => undefined);
+        this.restoreSessionState(fresh);
         return fresh;
       } finally {
         this.reinit = undefined;
       }
     })();
     return this.reinit;
+  }
+
+  /**
+   * The new session knows nothing of the old one's subscriptions and logging level: ask again, in the
+   * background (the request that met the 404 goes on at once). A refusal is logged; the server said no.
+   */
+  private restoreSessionState(fresh: UpstreamConnection): void {
+    const opts = { timeoutMs: this.deps.requestTimeoutMs, signal: this.life.signal };
+    for (const uri of this.subscribedUris) {
+      fresh.request('resources/subscribe', { uri }, opts).catch((err: unknown) => {
+        this.log.warn(
+          { uri, err: err instanceof Error ? err.message : String(err) },
+          'renewing a resource subscription on the new session failed',
+        );
+      });
+    }
+    if (this.loggingLevel !== undefined) {
+      fresh.request('logging/setLevel', { level: this.loggingLevel }, opts).catch((err: unknown) => {
+        this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'setting the logging level on the new session failed');
+      });
+    }
+  }
+
+  /** Keeps the session state a request sets (see restoreSessionState); `ok` = the server accepted it. */
+  private noteSessionState(method: string, params: Record<string, unknown> | undefined, ok: boolean): void {
+    if (method === 'resources/subscribe' && typeof params?.['uri'] === 'string') {
+      if (ok) this.subscribedUris.add(params['uri']);
+    } else if (method === 'resources/unsubscribe' && typeof params?.['uri'] === 'string') {
+      // Whatever the answer, the caller no longer wants it: never renewed.
+      this.subscribedUris.delete(params['uri']);
+    } else if (method === 'logging/setLevel' && typeof params?.['level'] === 'string') {
+      if (ok) this.loggingLevel = params['level'];
+    }
   }
 
   private async current(): Promise<UpstreamConnection> {
@@ -383,7 +422,20 @@ class RemoteSession implements RemoteUpstream {
       },
       listTools: (signal) => self.withSession((c) => c.listTools(signal), signal),
       callTool: (name, args, opts) => self.withSession((c) => c.callTool(name, args, opts), opts.signal),
-      request: (method, params, opts) => self.withSession((c) => c.request(method, params, opts), opts.signal),
+      request: (method, params, opts) => {
+        const sent = self.withSession((c) => c.request(method, params, opts), opts.signal);
+        if (method !== 'resources/subscribe' && method !== 'resources/unsubscribe' && method !== 'logging/setLevel') return sent;
+        return sent.then(
+          (result) => {
+            self.noteSessionState(method, params, true);
+            return result;
+          },
+          (err: unknown) => {
+            self.noteSessionState(method, params, false);
+            throw err;
+          },
+        );
+      },
       notify: (method, params) => self.inner?.notify(method, params),
       onToolsChanged(listener) {
         self.toolsChanged.add(listener);
