@@ -10,67 +10,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startTestDaemon, NODE, cliMain, type TestDaemon } from '../helpers/test-daemon.js';
 import { childEnv } from '../helpers/cli-daemon.js';
 import { connectControl } from '../../src/control/control-client.js';
-
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-const EXAMPLE = join(
-  repoRoot,
-  'node_modules',
-  '@modelcontextprotocol',
-  'sdk',
-  'dist',
-  'esm',
-  'examples',
-  'server',
-  'simpleStreamableHttp.js',
-);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function startExample(mcpPort: number, authPort: number): Promise<ChildProcess> {
-  const child = spawn(NODE, [EXAMPLE, '--oauth'], {
-    env: childEnv({ MCP_PORT: String(mcpPort), MCP_AUTH_PORT: String(authPort) }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the OAuth example did not start: ${out}`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('MCP Streamable HTTP Server listening') && out.includes('Authorization Server listening')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the OAuth example exited (${code}): ${out}`));
-    });
-  });
-  child.removeAllListeners('exit');
-  return child;
-}
-
-async function stopExample(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGKILL');
-  await exited;
-}
+import { freePort, startOAuthExample, stopOAuthExample } from '../helpers/oauth-example.js';
 
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const cli = spawn(NODE, [cliMain, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -110,7 +56,7 @@ async function login(t: TestDaemon, name: string): Promise<{ code: number | null
 test('OAuth: needsAuth, auth login completed by following the printed URL, tokens 0600, refresh failure and refused tokens back to needsAuth without a storm, logout', async () => {
   const mcpPort = await freePort();
   const authPort = await freePort();
-  let example = await startExample(mcpPort, authPort);
+  let example = await startOAuthExample(mcpPort, authPort);
   let t: TestDaemon | undefined;
   try {
     t = await startTestDaemon(
@@ -173,8 +119,8 @@ test('OAuth: needsAuth, auth login completed by following the printed URL, token
     await t.waitForState('r', 'running');
 
     // The example restarts: it forgets its tokens and issues no refresh tokens → needsAuth again.
-    await stopExample(example);
-    example = await startExample(mcpPort, authPort);
+    await stopOAuthExample(example);
+    example = await startOAuthExample(mcpPort, authPort);
     const refused = await t.waitForState('r', (v) => v.state === 'starting.needsAuth', 15_000);
     assert.match(refused.lastError!.message, /refused the access token|requires an OAuth login/);
     const before = refused.attempt;
@@ -194,7 +140,7 @@ test('OAuth: needsAuth, auth login completed by following the printed URL, token
     assert.ok(!log.includes(stored.tokens.access_token), 'no token in the log');
   } finally {
     await t?.close();
-    await stopExample(example);
+    await stopOAuthExample(example);
   }
 });
 
