@@ -491,7 +491,7 @@ export function renderReport(r: BenchResults): string {
       '',
     );
     L.push(
-      'Stop: wall time of `mcp-warden stop --data-dir …` (its own Node start-up, SIGTERM, every upstream stopped and its group verified ' +
+      'Stop: wall time of `mcp-warden stop --data-dir …` run through the bin (bin/mcp-warden, as a user types it; its own Node start-up, SIGTERM, every upstream stopped and its group verified ' +
         'empty, daemon exit, the CLI noticing), then a /proc sweep for processes still carrying the instance marker (survivors). ' +
         `Idle bare \`node\` (no imports): ${s.bareNodeRssKiB.length > 0 ? kib(median(s.bareNodeRssKiB) * 1024) : 'not measured'}. ` +
         `Slope of daemon RSS over N (all samples): ${kib(rssSlopeKiB(s) * 1024)} per upstream.`,
