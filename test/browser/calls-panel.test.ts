@@ -8,9 +8,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { join } from 'node:path';
-import { browserSuiteSkip, launchChromium, requireChromium } from '../helpers/browser-available.js';
+import { browserSuiteSkip, openBrowserPage, requireChromium, type BrowserPage } from '../helpers/browser-available.js';
 import { NODE, demoServer, fixture, startTestDaemon, type TestDaemon } from '../helpers/test-daemon.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 
@@ -18,11 +18,9 @@ const UI_TIMEOUT = 20_000;
 
 describe('visualizer calls panel in a real browser', { skip: browserSuiteSkip('calls panel') }, () => {
   let td: TestDaemon | undefined;
-  let browser: Browser | undefined;
-  let context: BrowserContext | undefined;
+  let ui: BrowserPage | undefined;
   let page!: Page;
   let client!: Client;
-  const pageErrors: string[] = [];
 
   before(async () => {
     requireChromium();
@@ -36,16 +34,12 @@ describe('visualizer calls panel in a real browser', { skip: browserSuiteSkip('c
     await td.waitForState('demo', 'running');
     await td.waitForState('fx', 'running');
     client = (await td.connect()).client;
-    browser = await launchChromium();
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(UI_TIMEOUT);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    ui = await openBrowserPage(UI_TIMEOUT);
+    page = ui.page;
   });
 
   after(async () => {
-    await context?.close().catch(() => undefined);
-    await browser?.close().catch(() => undefined);
+    await ui?.close();
     await td?.close();
   });
 
@@ -94,7 +88,7 @@ describe('visualizer calls panel in a real browser', { skip: browserSuiteSkip('c
       await page.locator('#calls-outcome').selectOption('');
       await page.waitForFunction(() => document.querySelectorAll('#calls .call').length === 3);
 
-      assert.deepEqual(pageErrors, []);
+      assert.deepEqual(ui!.pageErrors, []);
     },
   );
 });

@@ -14,8 +14,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { browserSuiteSkip, launchChromium, requireChromium } from '../helpers/browser-available.js';
+import type { Page } from 'playwright-core';
+import { browserSuiteSkip, openBrowserPage, requireChromium, type BrowserPage } from '../helpers/browser-available.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/test-daemon.js';
 import { freePort, startOAuthExample, stopOAuthExample } from '../helpers/oauth-example.js';
 
@@ -24,10 +24,8 @@ const UI_TIMEOUT = 20_000;
 describe('visualizer: OAuth log in from the page', { skip: browserSuiteSkip('visualizer OAuth log in') }, () => {
   let example: ChildProcess | undefined;
   let t: TestDaemon | undefined;
-  let browser: Browser | undefined;
-  let context: BrowserContext | undefined;
+  let ui: BrowserPage | undefined;
   let page!: Page;
-  const pageErrors: string[] = [];
 
   before(async () => {
     requireChromium();
@@ -35,16 +33,12 @@ describe('visualizer: OAuth log in from the page', { skip: browserSuiteSkip('vis
     const authPort = await freePort();
     example = await startOAuthExample(mcpPort, authPort);
     t = await startTestDaemon({ r: { type: 'http', url: `http://localhost:${mcpPort}/mcp` } }, { remotePingIntervalMs: 300 });
-    browser = await launchChromium();
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(UI_TIMEOUT);
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    ui = await openBrowserPage(UI_TIMEOUT);
+    page = ui.page;
   });
 
   after(async () => {
-    await context?.close().catch(() => undefined);
-    await browser?.close().catch(() => undefined);
+    await ui?.close();
     await t?.close();
     if (example) await stopOAuthExample(example);
   });
@@ -64,7 +58,7 @@ describe('visualizer: OAuth log in from the page', { skip: browserSuiteSkip('vis
       await button.waitFor();
       assert.equal((await button.innerText()).trim(), 'Log in…');
 
-      const popup = context!.waitForEvent('page');
+      const popup = ui!.context.waitForEvent('page');
       await button.click();
       const tab = await popup;
       // about:blank first (opened inside the click, past popup blockers), then the authorization URL,
@@ -77,7 +71,7 @@ describe('visualizer: OAuth log in from the page', { skip: browserSuiteSkip('vis
       const { client } = await t!.connect();
       const tools = (await client.listTools()).tools.map((x) => x.name);
       assert.ok(tools.includes('r__greet'), tools.join(', '));
-      assert.deepEqual(pageErrors, []);
+      assert.deepEqual(ui!.pageErrors, []);
     },
   );
 });

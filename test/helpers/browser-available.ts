@@ -7,7 +7,7 @@
  * Install one with `scripts/ensure-chromium.sh`.
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.MCP_WARDEN_CHROMIUM || '/usr/bin/chromium';
 
@@ -60,4 +60,35 @@ export function requireChromium(): void {
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true, timeout: 60_000 });
+}
+
+/** One page in a fresh browser (1280×800), its uncaught page errors collected; close() ends both. */
+export interface BrowserPage {
+  context: BrowserContext;
+  page: Page;
+  pageErrors: string[];
+  close(): Promise<void>;
+}
+
+export async function openBrowserPage(defaultTimeoutMs: number): Promise<BrowserPage> {
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(defaultTimeoutMs);
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    return {
+      context,
+      page,
+      pageErrors,
+      close: async () => {
+        await context.close().catch(() => undefined);
+        await browser.close().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    await browser.close().catch(() => undefined);
+    throw err;
+  }
 }
