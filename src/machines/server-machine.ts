@@ -405,7 +405,6 @@ export function createServerMachine(deps: { now: () => number }) {
       context: {} as ServerContext,
       events: {} as ServerEvent,
       input: {} as ServerMachineInput,
-      output: {} as { name: string },
     },
     actors: {
       launchUpstream: fromPromise<LaunchOutput, OwnerInput>(notProvided('launchUpstream')),
@@ -583,7 +582,8 @@ export function createServerMachine(deps: { now: () => number }) {
       retryAfterMs: null,
     }),
     initial: 'starting',
-    output: ({ context }) => ({ name: context.name }),
+    // No output: nobody reads a finished server's (the supervisor goes by the actor id), and xstate
+    // resolves an output into every done event (one per server in a shutdown).
     states: {
       starting: {
         // A first start enters `launching` directly: `check` (one eventless step to `launching`) is where
