@@ -61,6 +61,8 @@ export class ServerEvents {
   private changed = new Set<string>();
   private lastChildren: unknown;
   private stopped = false;
+  /** Children are no longer watched (quietStateLogs with nobody listening). */
+  private detached = false;
   private stateLogLevel: 'info' | 'debug' = 'info';
   private readonly now: () => number;
 
@@ -115,6 +117,14 @@ export class ServerEvents {
    */
   quietStateLogs(): void {
     this.stateLogLevel = 'debug';
+    // Nobody to tell and nothing to log (the shutdown has closed the control channel and the metrics):
+    // the server actors' subscriptions go now, not one per server as each finishes, and the ~3
+    // snapshots each server still makes are observed by nobody. A listener that subscribes later
+    // hears no more server changes, only the root's end (see syncChildren).
+    if (this.listeners.size === 0 && !this.deps.logger.isLevelEnabled('debug')) {
+      this.detached = true;
+      this.releaseChildren();
+    }
   }
 
   /** Release every actor subscription; listeners stay registered but hear nothing more. Idempotent. */
@@ -131,7 +141,7 @@ export class ServerEvents {
   }
 
   private syncChildren(root: SupervisorActorRef): void {
-    if (this.stopped) return;
+    if (this.stopped || this.detached) return;
     try {
       // Most root snapshots only change its context: the same `children` object has the same actors.
       const snap = root.getSnapshot();

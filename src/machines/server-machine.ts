@@ -9,6 +9,7 @@
  *             │       └──────────────┬─────────────────┘ STOP / RESTART from anywhere
  *             └─ backoff ◄─┐         ▼
  *                          │     stopping ── release everything the actor owns (polite escalation), then audit
+ *                          │         │ └──── a STOP, verified empty by that audit ────► stopped (final)
  *                          │         ▼  (something remains, or the release failed or ran out of time)
  *                          │     reaping ─ auditing ⇄ forcing ⇄ backoff ─► handingOver
  *                          │         │ (ledger slice verified empty, by stopping's audit or reaping's)
@@ -26,10 +27,11 @@
  *     audit finds the slice empty and the actor reaches `stopped` the ordinary way.
  *
  * While running/quarantined the context holds the live upstream session (the launch actor's
- * output); it is cleared on entering `stopping`, so it never outlives the state that uses it.
+ * output); every transition from there into `stopping` clears it, so it never outlives the state that uses it.
  *
- * The one invariant: `stopped` is entered only through `reaping.settled`, and that only right after an
- * audit found the ledger slice empty (the release's own audit in `stopping`, or `reaping.auditing`).
+ * The one invariant: `stopped` is entered only right after an audit found the ledger slice empty: the
+ * release's own audit in `stopping` (a stop goes straight on; a restart or recovery passes through
+ * `reaping.settled` to choose its way back), or `reaping.auditing` (then through `reaping.settled`).
  * The release audits in the same actor: one invoked actor per ordinary stop instead of two, which
  * was a fifth of a 500-server shutdown's actor work.
  * Nothing in here throws: guards and assigns are total over their inputs.
@@ -124,7 +126,7 @@ export interface ServerSpec {
   settings: ServerSettings;
 }
 
-/** The live upstream's facts while running/quarantined (set at launch, cleared on entering `stopping`). */
+/** The live upstream's facts while running/quarantined (set at launch, cleared by the transition into `stopping`). */
 export interface UpInfo {
   pid: number;
   serverInfo: { name: string; version: string } | null;
@@ -279,6 +281,12 @@ function retryAfterOf(event: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
 }
 
+/** An audit's output (in a release's RELEASED or an audit's done event) says nothing remains (never throws). */
+function verifiedEmpty(event: unknown): boolean {
+  const out = (event as { output?: AuditOutput }).output;
+  return typeof out?.remaining === 'number' && out.remaining === 0;
+}
+
 /** Safety net over the adapter's own escalation: stopping never waits longer than its budget. */
 function stopDeadlineMs(settings: ServerSettings): number {
   return (
@@ -288,6 +296,15 @@ function stopDeadlineMs(settings: ServerSettings): number {
     1_000
   );
 }
+
+/** The live upstream's fields once it is gone (clearRuntime, stopLive). */
+const RUNTIME_CLEARED = {
+  up: null,
+  tools: [] as UpstreamToolInfo[],
+  prompts: [] as UpstreamItem[],
+  resourceTemplates: [] as UpstreamItem[],
+  session: null,
+} satisfies Partial<ServerContext>;
 
 const notProvided = (what: string) => () => Promise.reject(new Error(`${what} not provided`));
 
@@ -388,7 +405,6 @@ export function createServerMachine(deps: { now: () => number }) {
       context: {} as ServerContext,
       events: {} as ServerEvent,
       input: {} as ServerMachineInput,
-      output: {} as { name: string },
     },
     actors: {
       launchUpstream: fromPromise<LaunchOutput, OwnerInput>(notProvided('launchUpstream')),
@@ -431,10 +447,8 @@ export function createServerMachine(deps: { now: () => number }) {
       // a server that is quarantined anyway). In tool scope a running server keeps running.
       quarantinesServer: ({ context, event }) =>
         reasonIn(event) !== undefined || (changesIn(event).length > 0 && (checkIn(event).withhold !== 'tools' || context.quarantined)),
-      nothingRemains: ({ event }) => {
-        const out = (event as { output?: AuditOutput }).output;
-        return typeof out?.remaining === 'number' && out.remaining === 0;
-      },
+      nothingRemains: ({ event }) => verifiedEmpty(event),
+      stoppedForGood: ({ context, event }) => context.intent === 'stop' && verifiedEmpty(event),
       // Exactly at the limit: hand over once; after that keep forcing on the capped backoff.
       handOverDue: ({ context }) => context.reap.attempt === context.spec.settings.reapMaxAttempts,
       hasReapAttempted: ({ context }) => context.reap.attempt > 0,
@@ -490,13 +504,10 @@ export function createServerMachine(deps: { now: () => number }) {
       markLaunched: assign(({ event }) => launchedFields(event, now)),
       // The ordinary launch (→ running): markLaunched and setWithheld in one assign, one snapshot fewer per start.
       markRunning: assign(({ context, event }) => ({ ...launchedFields(event, now), ...withheldFields(context, event, now) })),
-      clearRuntime: assign({
-        up: null,
-        tools: [] as UpstreamToolInfo[],
-        prompts: [] as UpstreamItem[],
-        resourceTemplates: [] as UpstreamItem[],
-        session: null,
-      }),
+      // Leaving running/quarantined for `stopping`: the live upstream's fields go with the state that used
+      // them. A stop sets its intent in the same assign (one snapshot instead of an assign and a check).
+      clearRuntime: assign(RUNTIME_CLEARED),
+      stopLive: assign({ ...RUNTIME_CLEARED, intent: 'stop' as StopIntent }),
       // The same array when a list was not refetched: the catalog compares references (list_changed).
       setTools: assign(({ event, context }) => {
         const e = event as Extract<ServerEvent, { type: 'TOOLS_UPDATED' }>;
@@ -571,7 +582,8 @@ export function createServerMachine(deps: { now: () => number }) {
       retryAfterMs: null,
     }),
     initial: 'starting',
-    output: ({ context }) => ({ name: context.name }),
+    // No output: nobody reads a finished server's (the supervisor goes by the actor id), and xstate
+    // resolves an output into every done event (one per server in a shutdown).
     states: {
       starting: {
         // A first start enters `launching` directly: `check` (one eventless step to `launching`) is where
@@ -644,11 +656,11 @@ export function createServerMachine(deps: { now: () => number }) {
             { actions: ['setTools', 'setWithheld'] },
           ],
           UPSTREAM_EXITED: [
-            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth'] },
-            { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth', 'clearRuntime'] },
+            { target: 'stopping', actions: ['recordExit', 'intendRecover', 'clearRuntime'] },
           ],
-          RESTART: { target: 'stopping', actions: 'intendRestart' },
-          STOP: { target: 'stopping', actions: 'intendStop' },
+          RESTART: { target: 'stopping', actions: ['intendRestart', 'clearRuntime'] },
+          STOP: { target: 'stopping', actions: 'stopLive' },
           DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
         },
       },
@@ -663,16 +675,17 @@ export function createServerMachine(deps: { now: () => number }) {
           QUARANTINE: { actions: 'quarantine' },
           TOOLS_UPDATED: { actions: ['setTools', 'recordToolChanges'] },
           UPSTREAM_EXITED: [
-            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth'] },
-            { target: 'stopping', actions: ['recordExit', 'intendRecover'] },
+            { guard: 'needsAuth', target: 'stopping', actions: ['recordExit', 'intendAuth', 'clearRuntime'] },
+            { target: 'stopping', actions: ['recordExit', 'intendRecover', 'clearRuntime'] },
           ],
-          RESTART: { target: 'stopping', actions: 'intendRestart' },
-          STOP: { target: 'stopping', actions: 'intendStop' },
+          RESTART: { target: 'stopping', actions: ['intendRestart', 'clearRuntime'] },
+          STOP: { target: 'stopping', actions: 'stopLive' },
           DEADLINE: { target: '#server.reaping.handingOver', actions: 'markDeadline' },
         },
       },
       stopping: {
-        entry: 'clearRuntime',
+        // No entry action: the transitions from running/quarantined clear the live upstream's fields
+        // (clearRuntime, stopLive), and from `starting` there is nothing live to clear.
         // The release, its audit and stopping's deadline in one actor (releaseWithDeadline).
         invoke: {
           id: 'release',
@@ -682,7 +695,14 @@ export function createServerMachine(deps: { now: () => number }) {
         },
         on: {
           // Verified empty by the release's own audit: done. Anything else is reaping's to verify and force.
-          RELEASED: [{ guard: 'nothingRemains', target: '#server.reaping.settled' }, { target: 'reaping' }],
+          // A stop (not a restart or recovery) verified empty goes straight to `stopped`: reaping.settled's
+          // only job would be to choose `stopped`, and its two extra microsteps per server were a tenth of
+          // a 500-server shutdown's statechart work.
+          RELEASED: [
+            { guard: 'stoppedForGood', target: '#server.stopped' },
+            { guard: 'nothingRemains', target: '#server.reaping.settled' },
+            { target: 'reaping' },
+          ],
           // A failed polite release is not the end: reaping verifies and forces, visibly.
           RELEASE_FAILED: { target: 'reaping', actions: 'recordReleaseFailure' },
           STOP_DEADLINE: { target: 'reaping' },

@@ -67,6 +67,14 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
     },
     guards: {
       noChildren: ({ context }) => context.slots.every((n) => n === null),
+      // The finished child is the last live one (scanned from the end: children stop in about slot
+      // order, so a live one is found at once until the very last).
+      lastChild: ({ context, event }) => {
+        const slot = slotOf('actorId' in event ? event.actorId : undefined);
+        if (slot === undefined || typeof context.slots[slot] !== 'string') return false;
+        for (let i = context.slots.length - 1; i >= 0; i--) if (i !== slot && context.slots[i] !== null) return false;
+        return true;
+      },
     },
     actions: {
       spawnInitial: enqueueActions(({ context, enqueue }) => {
@@ -141,7 +149,8 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
       childFinished: enqueueActions(({ context, event, enqueue }) => {
         const slot = slotOf('actorId' in event ? event.actorId : undefined);
         if (slot === undefined || typeof context.slots[slot] !== 'string') return;
-        const slots = [...context.slots];
+        // slice(), not a spread: a spread of 500 slots went element by element (~20 us each, 500 times).
+        const slots = context.slots.slice();
         slots[slot] = null;
         enqueue.assign({ slots });
       }),
@@ -161,20 +170,22 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
           SERVER_ADD: { actions: 'add' },
           SERVER_REMOVE: { actions: 'remove' },
           SERVER_COMMAND: { actions: 'forward' },
-          SHUTDOWN: { target: 'shuttingDown' },
+          // With no children there is nothing to wait for; otherwise the last child's done event ends it.
+          SHUTDOWN: [{ guard: 'noChildren', target: 'stopped' }, { target: 'shuttingDown' }],
           'xstate.done.actor.*': { actions: 'childDone' },
         },
       },
       shuttingDown: {
         entry: 'stopAll',
-        always: { guard: 'noChildren', target: 'stopped' },
         on: {
           // Only the slot is freed: the dead refs are stopped together when the root reaches `stopped`.
           // xstate copies `children` once per stopped child either way, but the final pass stops them
           // in ascending slot order, where each copy is cheap (V8 copies the integer-keyed object as an
           // array). Stopped on their done events, in the order their upstreams exited, the copies were
           // ~150 ms of a 500-server stop's profile; the final pass measured ~8% less CPU for the stop.
-          'xstate.done.actor.*': { actions: 'childFinished' },
+          // No eventless check after each done event (an O(children) guard and a step selection per
+          // child): the last one's done event is the way out.
+          'xstate.done.actor.*': [{ guard: 'lastChild', target: 'stopped', actions: 'childFinished' }, { actions: 'childFinished' }],
         },
         initial: 'draining',
         states: {

@@ -320,7 +320,9 @@ class ProcessGroup implements ProcessGroupHandle {
   }
 
   isGone(): boolean {
-    if (this.finalized) return true;
+    // finalize() runs only once the group was verified empty (it may still be waiting for the pipes):
+    // no second probe for the ledger's check right after a stop.
+    if (this.finalized || this.finalizing) return true;
     if (!this.exitInfo) return false;
     if (this.members().length > 0) return false;
     // Verified empty (e.g. from the ledger audit): release our listeners too.
