@@ -86,10 +86,16 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
   }
 }
 
+/** Where startToolCall reports a call's end: exactly one of the two, once. */
+export interface ToolCallSink {
+  succeed(result: ServerResult): void;
+  fail(err: McpError): void;
+}
+
 /**
  * One tools/call under `ctl`, the call's only controller: downstream cancellation, the session's close
  * and the backstop deadline all abort it. `notify` sends a notification tied to the request (progress).
- * Shared by the SDK-dispatched path above and the direct one (front-fast-call.ts).
+ * The promise form of startToolCall, for the SDK-dispatched path above.
  */
 export function runToolCall(
   deps: CallToolDeps,
@@ -99,85 +105,103 @@ export function runToolCall(
   progressToken: string | number | undefined,
   notify: (n: ServerNotification) => Promise<void>,
 ): Promise<ServerResult> {
+  return new Promise<ServerResult>((resolve, reject) =>
+    startToolCall(deps, s, params, ctl, progressToken, notify, { succeed: resolve, fail: reject }),
+  );
+}
+
+/**
+ * runToolCall reporting to `sink` instead of a promise: the direct path (front-fast-call.ts) answers
+ * from the sink, without a promise of its own and the microtask hop its settling costs per call.
+ * The outcome is observed and mapped where the catalog's promise settles.
+ */
+export function startToolCall(
+  deps: CallToolDeps,
+  s: CallingSession,
+  params: unknown,
+  ctl: CallController,
+  progressToken: string | number | undefined,
+  notify: (n: ServerNotification) => Promise<void>,
+  sink: ToolCallSink,
+): void {
   const { catalog, deadlines, callDeadlineMs, logger, observer } = deps;
   if (!isPlainObject(params) || typeof params['name'] !== 'string') {
-    return Promise.reject(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string'));
+    return sink.fail(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string'));
   }
   const name = params['name'];
   const args = params['arguments'];
   if (args !== undefined && !isPlainObject(args)) {
-    return Promise.reject(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object'));
+    return sink.fail(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object'));
   }
   const startedAt = observer === undefined ? 0 : performance.now();
   s.calls.add(ctl);
   if (s.closed) ctl.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, 'session closed'));
 
-  // One promise per call (no async frame around it): the outcome is observed and mapped where it settles.
-  return new Promise<ServerResult>((resolve, reject) => {
-    let settled = false;
-    let deadline: Deadline | undefined;
-    let stopAbort: (() => void) | undefined;
-    const fail = (err: unknown) => {
-      observer?.ended(s.scope, name, s.id, args, startedAt, undefined, err, ctl.signal.aborted);
-      const mapped = toMcpError(err, name);
-      if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
-        logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
-      }
-      s.calls.delete(ctl);
-      reject(mapped);
-    };
-    const succeed = (result: CatalogCallResult) => {
+  let settled = false;
+  let deadline: Deadline | undefined;
+  let stopAbort: (() => void) | undefined;
+  const fail = (err: unknown) => {
+    observer?.ended(s.scope, name, s.id, args, startedAt, undefined, err, ctl.signal.aborted);
+    const mapped = toMcpError(err, name);
+    if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
+      logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
+    }
+    s.calls.delete(ctl);
+    sink.fail(mapped);
+  };
+  const settle = (): boolean => {
+    if (settled) return false;
+    settled = true;
+    deadlines.cancel(deadline);
+    stopAbort?.();
+    return true;
+  };
+  // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
+  const aborted = () => {
+    if (settle()) fail(ctl.signal.reason);
+  };
+  // The deadline aborts the call; the abort hook above settles it (with the signal aborted, as observers expect).
+  const expire = () =>
+    ctl.abort(new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`));
+  if (ctl.signal.aborted) return aborted();
+  stopAbort = onAbort(ctl.signal, aborted);
+  deadline = deadlines.add(expire);
+
+  const onprogress =
+    progressToken === undefined
+      ? undefined
+      : (u: ProgressUpdate) => {
+          if (settled) return;
+          // Progress proves liveness, as resetTimeoutOnProgress does upstream.
+          deadlines.cancel(deadline);
+          deadline = deadlines.add(expire);
+          const p: Record<string, unknown> = { progressToken, progress: u.progress };
+          if (u.total !== undefined) p['total'] = u.total;
+          if (u.message !== undefined) p['message'] = u.message;
+          notify({ method: 'notifications/progress', params: p } as ServerNotification).catch((err: unknown) =>
+            logger.debug({ err: String(err) }, 'progress not delivered'),
+          );
+        };
+
+  let pending: Promise<CatalogCallResult>;
+  try {
+    // One options object per call, as before: it also marks the call in flight for routing.
+    const callOpts: CatalogCallOptions = { signal: ctl.signal, signalPerCall: true, peer: s.peer, scope: s.scope };
+    if (onprogress) callOpts.onprogress = onprogress;
+    pending = Promise.resolve(catalog.callTool(name, args, callOpts));
+  } catch (err) {
+    pending = Promise.reject(err);
+  }
+  pending.then(
+    (result) => {
+      if (!settle()) return;
       if (!isPlainObject(result)) return fail(new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result'));
       observer?.ended(s.scope, name, s.id, args, startedAt, result, undefined, false);
       s.calls.delete(ctl);
-      resolve(result as ServerResult);
-    };
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      deadlines.cancel(deadline);
-      stopAbort?.();
-      fn();
-    };
-    // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
-    const aborted = () => settle(() => fail(ctl.signal.reason));
-    // The deadline aborts the call; the abort hook above settles it (with the signal aborted, as observers expect).
-    const expire = () =>
-      ctl.abort(new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`));
-    const arm = () => {
-      deadlines.cancel(deadline);
-      deadline = deadlines.add(expire);
-    };
-    if (ctl.signal.aborted) return aborted();
-    stopAbort = onAbort(ctl.signal, aborted);
-    arm();
-
-    const onprogress =
-      progressToken === undefined
-        ? undefined
-        : (u: ProgressUpdate) => {
-            if (settled) return;
-            arm(); // progress proves liveness, as resetTimeoutOnProgress does upstream
-            const p: Record<string, unknown> = { progressToken, progress: u.progress };
-            if (u.total !== undefined) p['total'] = u.total;
-            if (u.message !== undefined) p['message'] = u.message;
-            notify({ method: 'notifications/progress', params: p } as ServerNotification).catch((err: unknown) =>
-              logger.debug({ err: String(err) }, 'progress not delivered'),
-            );
-          };
-
-    let pending: Promise<CatalogCallResult>;
-    try {
-      // One options object per call, as before: it also marks the call in flight for routing.
-      const callOpts: CatalogCallOptions = { signal: ctl.signal, signalPerCall: true, peer: s.peer, scope: s.scope };
-      if (onprogress) callOpts.onprogress = onprogress;
-      pending = Promise.resolve(catalog.callTool(name, args, callOpts));
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    pending.then(
-      (r) => settle(() => succeed(r)),
-      (e) => settle(() => fail(e)),
-    );
-  });
+      sink.succeed(result as ServerResult);
+    },
+    (err: unknown) => {
+      if (settle()) fail(err);
+    },
+  );
 }
