@@ -302,9 +302,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     // The hot path (a tools/call without progress whose signal is its own): no async frame of ours
     // between the caller and the direct request, only the error mapping below.
     if (direct && options.onprogress === undefined && options.signalPerCall === true && options.signal) {
-      return direct(req, options.signal, options.timeoutMs).catch((err: unknown) => {
-        throw requestFailure(err, req.method, options);
-      });
+      return direct(req, options.signal, options.timeoutMs, (err) => requestFailure(err, req.method, options));
     }
     return linkedRequest(req, options);
   }

@@ -28,7 +28,18 @@ export type DirectRequest = (
   req: { method: string; params?: Record<string, unknown> },
   signal: AbortSignal | undefined,
   timeoutMs: number,
+  /** Maps what the request fails with before it is rejected (instead of a .catch() per request); none: as is. */
+  failure?: (err: unknown) => unknown,
 ) => Promise<Record<string, unknown>>;
+
+/**
+ * The stdio transport's side of a direct request (process-stdio-transport.ts): a write without a
+ * promise per request; when it reports the pipe backed up, afterDrain tells of a failure before it drains.
+ */
+export interface DirectTransport extends Transport {
+  sendNow(message: JSONRPCMessage): boolean;
+  afterDrain(settle: (err?: Error) => void): void;
+}
 
 /** The Client's request id counter (Protocol's `_requestMessageId`), shared so ids stay unique. */
 interface IdSource {
@@ -41,7 +52,7 @@ interface IdSource {
  */
 export function attachDirectRequests(
   client: Client,
-  transport: Transport,
+  transport: DirectTransport,
   resultSchema: z.ZodType<Record<string, unknown>>,
   onerror: (err: Error) => void,
 ): DirectRequest | undefined {
@@ -76,8 +87,9 @@ export function attachDirectRequests(
     for (const q of timeouts.values()) q.close();
   };
 
-  return (req, signal, timeoutMs) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
+  return (req, signal, timeoutMs, failure) =>
+    new Promise<Record<string, unknown>>((resolve, rejectAs) => {
+      const reject = failure === undefined ? rejectAs : (err: unknown) => rejectAs(failure(err));
       if (closed) return reject(new Error('Not connected'));
       if (signal?.aborted) return reject(signal.reason);
       const id = ids._requestMessageId++;
@@ -117,9 +129,20 @@ export function attachDirectRequests(
           ? { method: req.method, jsonrpc: '2.0', id }
           : { method: req.method, params: req.params, jsonrpc: '2.0', id }
       ) as JSONRPCMessage;
-      transport.send(message).catch((err: unknown) => {
+      let written: boolean;
+      try {
+        written = transport.sendNow(message);
+      } catch (err) {
         finish();
-        reject(err);
-      });
+        return reject(err);
+      }
+      // A backed-up pipe: the request fails if stdin goes away before it drains, as send() would.
+      if (!written) {
+        transport.afterDrain((err) => {
+          if (err === undefined || !pending.has(id)) return;
+          finish();
+          reject(err);
+        });
+      }
     });
 }
