@@ -70,7 +70,7 @@ import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { FrontMcpError, refuse, toMcpError, upstreamMcpError } from './front-errors.js';
 import { paged } from './front-paging.js';
-import { jsonDepthExceeds } from './json-depth.js';
+import { jsonDepthExceeds, mayNestDeeperThan } from './json-depth.js';
 import { CallToolWireSchema, callTool, type CallObserver, type CallToolWire, type Extra } from './front-call-tool.js';
 import { toolModeOf, type ToolMode } from './front-tool-mode.js';
 import { createFastCalls } from './front-fast-call.js';
@@ -641,7 +641,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       return refuse(res, ErrorCodes.BAD_JSON, 'Parse error: invalid JSON');
     }
     // Deeper bodies would overflow the stack wherever they are walked or re-serialized (json-depth.ts).
-    if (jsonDepthExceeds(parsedBody, maxJsonDepth)) {
+    if (mayNestDeeperThan(body, maxJsonDepth) && jsonDepthExceeds(parsedBody, maxJsonDepth)) {
       return refuse(
         res,
         ErrorCodes.NESTING_TOO_DEEP,
@@ -701,11 +701,13 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
 
   /** One HTTP exchange of `session`, counted while open, handed to its transport. */
   function exchange(session: Session, req: IncomingMessage, res: ServerResponse, method: string, parsedBody: unknown): void {
-    // Activity: an open exchange keeps the session alive; its end restarts the idle clock.
+    // Activity: an open exchange keeps the session alive; its end restarts the idle clock. While a POST
+    // is open neither the sweep nor eviction reads lastActivity (openExchanges, openPosts), so only
+    // its end sets it: one clock read per call less.
     const post = method === 'POST';
     session.openExchanges++;
     if (post) session.openPosts++;
-    session.lastActivity = clock.now();
+    else session.lastActivity = clock.now();
     let counted = true;
     // `on`, not `once`: a response closes once, and the listener is idempotent anyway (once() wraps and unwraps per request).
     res.on('close', () => {
