@@ -313,9 +313,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         if (closing && state.active === 0 && !socket.destroyed) socket.end();
       }
     };
-    // `on`, not `once`: each event comes once per response and done() is idempotent (once() built two
-    // wrappers per request).
-    res.on('finish', done);
+    // A response always ends with 'close' (the tick after 'finish', or when its socket goes): one
+    // listener, `on` since it comes once (once() built a wrapper per request).
     res.on('close', done);
     if (closing) res.setHeader('connection', 'close');
     dispatch(req, res);
