@@ -170,9 +170,52 @@ export class SupervisorCatalog implements ToolCatalog {
     return out;
   }
 
-  async callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
-    if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
+  /**
+   * Not an async function: on the hot path (docs/benchmarks.md, "Throughput") its frame and the await's
+   * hop cost more than the one then() that maps the result; a refusal is a rejected promise as before.
+   */
+  callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
     const scope = opts.scope;
+    let parts: { server: string; tool: string; connection: UpstreamConnection };
+    try {
+      parts = this.callable(name, scope);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const connection = parts.connection;
+    // The options object itself marks the call in flight: no allocation on the hot path.
+    const link = opts.peer ? this.link(parts.server, connection) : undefined;
+    link?.inflight.add(opts);
+    let pending: Promise<Record<string, unknown>>;
+    try {
+      pending = connection.callTool(parts.tool, args, {
+        signal: opts.signal,
+        signalPerCall: opts.signalPerCall,
+        timeoutMs: this.toolCallTimeoutMs(),
+        onprogress: opts.onprogress,
+      });
+    } catch (err) {
+      link?.inflight.delete(opts);
+      return Promise.reject(err);
+    }
+    if (link === undefined && scope !== undefined) return pending;
+    const server = parts.server;
+    return pending.then(
+      (result) => {
+        link?.inflight.delete(opts);
+        if (scope === undefined) translateContentUris(server, result);
+        return result;
+      },
+      (err: unknown) => {
+        link?.inflight.delete(opts);
+        throw err;
+      },
+    );
+  }
+
+  /** The server, upstream tool and connection a tools/call names, when it may be called now; throws the refusal otherwise. */
+  private callable(name: string, scope: string | undefined): { server: string; tool: string; connection: UpstreamConnection } {
+    if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
     const parts = scope === undefined ? splitToolName(name) : { server: scope, tool: name };
     if (!parts) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
     const s = this.server(parts.server);
@@ -180,13 +223,13 @@ export class SupervisorCatalog implements ToolCatalog {
     if (s.value === 'quarantined') {
       throw new WardenError(ErrorCodes.QUARANTINED, `server "${parts.server}" is quarantined until a person approves it`);
     }
-    const connection = this.connectionOf(parts.server);
+    const connection = s.context.session?.connection;
     if (s.value !== 'running' || !connection) {
       const state = s.status === 'done' ? 'stopped' : stateString(s.value);
       const why = s.context.lastError ? `: ${s.context.lastError.message}` : '';
       throw new WardenError(ErrorCodes.SERVER_UNAVAILABLE, `server "${parts.server}" is not running (${state})${why}`);
     }
-    if (!s.context.tools.some((t) => t.name === parts.tool)) {
+    if (!hasTool(s.context.tools, parts.tool)) {
       throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
     }
     if (!this.filterOf(parts.server).filter.exposes(parts.tool)) {
@@ -201,21 +244,7 @@ export class SupervisorCatalog implements ToolCatalog {
         `tool "${parts.tool}" of server "${parts.server}" changed since it was approved and is withheld until a person approves it`,
       );
     }
-    // The options object itself marks the call in flight: no allocation on the hot path.
-    const link = opts.peer ? this.link(parts.server, connection) : undefined;
-    link?.inflight.add(opts);
-    try {
-      const result = await connection.callTool(parts.tool, args, {
-        signal: opts.signal,
-        signalPerCall: opts.signalPerCall,
-        timeoutMs: this.toolCallTimeoutMs(),
-        onprogress: opts.onprogress,
-      });
-      if (scope === undefined) translateContentUris(parts.server, result);
-      return result;
-    } finally {
-      link?.inflight.delete(opts);
-    }
+    return { server: parts.server, tool: parts.tool, connection };
   }
 
   // ---- resources, prompts, completion, logging ---------------------------------------------------
@@ -684,6 +713,12 @@ function translateUris(server: string, items: unknown): void {
  * In place: resource_link and embedded resource items of a result's `content` → federated URIs, so a
  * client can read them through the proxy. A loop over content, no allocation unless a link is found.
  */
+/** `tools` has one named `name` (a loop: no closure per call as some() would take). */
+function hasTool(tools: readonly { name: string }[], name: string): boolean {
+  for (let i = 0; i < tools.length; i++) if (tools[i]!.name === name) return true;
+  return false;
+}
+
 function translateContentUris(server: string, result: JsonObject): void {
   const content = result['content'];
   if (!Array.isArray(content)) return;
