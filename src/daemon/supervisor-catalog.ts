@@ -20,6 +20,7 @@ import {
   TOOL_SEPARATOR,
   type CatalogCallOptions,
   type CatalogCallResult,
+  type CallSink,
   type CatalogCapabilities,
   type CatalogEvent,
   type CatalogRequestOptions,
@@ -170,47 +171,44 @@ export class SupervisorCatalog implements ToolCatalog {
     return out;
   }
 
-  /**
-   * Not an async function: on the hot path (docs/benchmarks.md, "Throughput") its frame and the await's
-   * hop cost more than the one then() that maps the result; a refusal is a rejected promise as before.
-   */
   callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
+    return new Promise((resolve, reject) => this.callToolThen(name, args, opts, { succeed: resolve, fail: reject }));
+  }
+
+  /**
+   * callTool reporting to `sink`: on a stdio upstream no promise per call at all (the hot path,
+   * docs/benchmarks.md "Throughput"); a refusal is reported at once.
+   */
+  callToolThen(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions, sink: CallSink<CatalogCallResult>): void {
     const scope = opts.scope;
     let parts: { server: string; tool: string; connection: UpstreamConnection };
     try {
       parts = this.callable(name, scope);
     } catch (err) {
-      return Promise.reject(err);
+      return sink.fail(err);
     }
     const connection = parts.connection;
-    // The options object itself marks the call in flight: no allocation on the hot path.
+    // The options object itself marks the call in flight.
     const link = opts.peer ? this.link(parts.server, connection) : undefined;
     link?.inflight.add(opts);
-    let pending: Promise<Record<string, unknown>>;
+    const call = new CatalogCall(link, opts, scope === undefined ? parts.server : undefined, sink);
+    const upstreamOpts = {
+      signal: opts.signal,
+      signalPerCall: opts.signalPerCall,
+      timeoutMs: this.toolCallTimeoutMs(),
+      onprogress: opts.onprogress,
+    };
     try {
-      pending = connection.callTool(parts.tool, args, {
-        signal: opts.signal,
-        signalPerCall: opts.signalPerCall,
-        timeoutMs: this.toolCallTimeoutMs(),
-        onprogress: opts.onprogress,
-      });
+      if (connection.callToolThen) connection.callToolThen(parts.tool, args, upstreamOpts, call);
+      else {
+        connection.callTool(parts.tool, args, upstreamOpts).then(
+          (result) => call.succeed(result),
+          (err: unknown) => call.fail(err),
+        );
+      }
     } catch (err) {
-      link?.inflight.delete(opts);
-      return Promise.reject(err);
+      call.fail(err);
     }
-    if (link === undefined && scope !== undefined) return pending;
-    const server = parts.server;
-    return pending.then(
-      (result) => {
-        link?.inflight.delete(opts);
-        if (scope === undefined) translateContentUris(server, result);
-        return result;
-      },
-      (err: unknown) => {
-        link?.inflight.delete(opts);
-        throw err;
-      },
-    );
   }
 
   /** The server, upstream tool and connection a tools/call names, when it may be called now; throws the refusal otherwise. */
@@ -713,6 +711,40 @@ function translateUris(server: string, items: unknown): void {
  * In place: resource_link and embedded resource items of a result's `content` → federated URIs, so a
  * client can read them through the proxy. A loop over content, no allocation unless a link is found.
  */
+/** One tools/call between the catalog and its upstream: the call no longer in flight, URIs translated, then the caller told. */
+class CatalogCall implements CallSink<CatalogCallResult> {
+  private settled = false;
+
+  constructor(
+    private readonly link: ServerLink | undefined,
+    private readonly opts: CatalogCallOptions,
+    /** The server whose content URIs are translated (federated /mcp); undefined on /mcp/<server>. */
+    private readonly translateFor: string | undefined,
+    private readonly sink: CallSink<CatalogCallResult>,
+  ) {}
+
+  succeed(result: CatalogCallResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.link?.inflight.delete(this.opts);
+    if (this.translateFor !== undefined) {
+      try {
+        translateContentUris(this.translateFor, result);
+      } catch (err) {
+        return this.sink.fail(err);
+      }
+    }
+    this.sink.succeed(result);
+  }
+
+  fail(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.link?.inflight.delete(this.opts);
+    this.sink.fail(err);
+  }
+}
+
 /** `tools` has one named `name` (a loop: no closure per call as some() would take). */
 function hasTool(tools: readonly { name: string }[], name: string): boolean {
   for (let i = 0; i < tools.length; i++) if (tools[i]!.name === name) return true;
