@@ -80,6 +80,12 @@ export interface ToolGroup {
   pinned: readonly string[];
 }
 
+/** Where an outcome goes when no promise is wanted: exactly one of the two, once. */
+export interface CallSink<T> {
+  succeed(value: T): void;
+  fail(err: unknown): void;
+}
+
 export interface ToolCatalog {
   /** Without a scope: every running server's tools, prefixed. With one: that server's, unprefixed (none if not running). */
   listTools(scope?: string): CatalogTool[];
@@ -90,6 +96,11 @@ export interface ToolCatalog {
    * UPSTREAM_ERROR (detail.upstream holds the upstream JSON-RPC code, message and data), SHUTTING_DOWN.
    */
   callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult>;
+  /**
+   * callTool reporting to `sink` instead of a promise (the front's tools/call hot path: no promise per
+   * call on a stdio upstream). A refusal may be reported before it returns.
+   */
+  callToolThen?(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions, sink: CallSink<CatalogCallResult>): void;
   /** Called whenever listTools() may have changed. Returns an unsubscribe function. */
   subscribe(listener: () => void): () => void;
 

@@ -20,6 +20,7 @@ import {
   TOOL_SEPARATOR,
   type CatalogCallOptions,
   type CatalogCallResult,
+  type CallSink,
   type CatalogCapabilities,
   type CatalogEvent,
   type CatalogRequestOptions,
@@ -170,9 +171,49 @@ export class SupervisorCatalog implements ToolCatalog {
     return out;
   }
 
-  async callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
-    if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
+  callTool(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions): Promise<CatalogCallResult> {
+    return new Promise((resolve, reject) => this.callToolThen(name, args, opts, { succeed: resolve, fail: reject }));
+  }
+
+  /**
+   * callTool reporting to `sink`: on a stdio upstream no promise per call at all (the hot path,
+   * docs/benchmarks.md "Throughput"); a refusal is reported at once.
+   */
+  callToolThen(name: string, args: Record<string, unknown> | undefined, opts: CatalogCallOptions, sink: CallSink<CatalogCallResult>): void {
     const scope = opts.scope;
+    let parts: { server: string; tool: string; connection: UpstreamConnection };
+    try {
+      parts = this.callable(name, scope);
+    } catch (err) {
+      return sink.fail(err);
+    }
+    const connection = parts.connection;
+    // The options object itself marks the call in flight.
+    const link = opts.peer ? this.link(parts.server, connection) : undefined;
+    link?.inflight.add(opts);
+    const call = new CatalogCall(link, opts, scope === undefined ? parts.server : undefined, sink);
+    const upstreamOpts = {
+      signal: opts.signal,
+      signalPerCall: opts.signalPerCall,
+      timeoutMs: this.toolCallTimeoutMs(),
+      onprogress: opts.onprogress,
+    };
+    try {
+      if (connection.callToolThen) connection.callToolThen(parts.tool, args, upstreamOpts, call);
+      else {
+        connection.callTool(parts.tool, args, upstreamOpts).then(
+          (result) => call.succeed(result),
+          (err: unknown) => call.fail(err),
+        );
+      }
+    } catch (err) {
+      call.fail(err);
+    }
+  }
+
+  /** The server, upstream tool and connection a tools/call names, when it may be called now; throws the refusal otherwise. */
+  private callable(name: string, scope: string | undefined): { server: string; tool: string; connection: UpstreamConnection } {
+    if (this.closing) throw new WardenError(ErrorCodes.SHUTTING_DOWN, 'mcp-warden is shutting down');
     const parts = scope === undefined ? splitToolName(name) : { server: scope, tool: name };
     if (!parts) throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
     const s = this.server(parts.server);
@@ -180,13 +221,13 @@ export class SupervisorCatalog implements ToolCatalog {
     if (s.value === 'quarantined') {
       throw new WardenError(ErrorCodes.QUARANTINED, `server "${parts.server}" is quarantined until a person approves it`);
     }
-    const connection = this.connectionOf(parts.server);
+    const connection = s.context.session?.connection;
     if (s.value !== 'running' || !connection) {
       const state = s.status === 'done' ? 'stopped' : stateString(s.value);
       const why = s.context.lastError ? `: ${s.context.lastError.message}` : '';
       throw new WardenError(ErrorCodes.SERVER_UNAVAILABLE, `server "${parts.server}" is not running (${state})${why}`);
     }
-    if (!s.context.tools.some((t) => t.name === parts.tool)) {
+    if (!hasTool(s.context.tools, parts.tool)) {
       throw new WardenError(ErrorCodes.UNKNOWN_TOOL, `Unknown tool: ${name}`);
     }
     if (!this.filterOf(parts.server).filter.exposes(parts.tool)) {
@@ -201,21 +242,7 @@ export class SupervisorCatalog implements ToolCatalog {
         `tool "${parts.tool}" of server "${parts.server}" changed since it was approved and is withheld until a person approves it`,
       );
     }
-    // The options object itself marks the call in flight: no allocation on the hot path.
-    const link = opts.peer ? this.link(parts.server, connection) : undefined;
-    link?.inflight.add(opts);
-    try {
-      const result = await connection.callTool(parts.tool, args, {
-        signal: opts.signal,
-        signalPerCall: opts.signalPerCall,
-        timeoutMs: this.toolCallTimeoutMs(),
-        onprogress: opts.onprogress,
-      });
-      if (scope === undefined) translateContentUris(parts.server, result);
-      return result;
-    } finally {
-      link?.inflight.delete(opts);
-    }
+    return { server: parts.server, tool: parts.tool, connection };
   }
 
   // ---- resources, prompts, completion, logging ---------------------------------------------------
@@ -684,6 +711,46 @@ function translateUris(server: string, items: unknown): void {
  * In place: resource_link and embedded resource items of a result's `content` → federated URIs, so a
  * client can read them through the proxy. A loop over content, no allocation unless a link is found.
  */
+/** One tools/call between the catalog and its upstream: the call no longer in flight, URIs translated, then the caller told. */
+class CatalogCall implements CallSink<CatalogCallResult> {
+  private settled = false;
+
+  constructor(
+    private readonly link: ServerLink | undefined,
+    private readonly opts: CatalogCallOptions,
+    /** The server whose content URIs are translated (federated /mcp); undefined on /mcp/<server>. */
+    private readonly translateFor: string | undefined,
+    private readonly sink: CallSink<CatalogCallResult>,
+  ) {}
+
+  succeed(result: CatalogCallResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.link?.inflight.delete(this.opts);
+    if (this.translateFor !== undefined) {
+      try {
+        translateContentUris(this.translateFor, result);
+      } catch (err) {
+        return this.sink.fail(err);
+      }
+    }
+    this.sink.succeed(result);
+  }
+
+  fail(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.link?.inflight.delete(this.opts);
+    this.sink.fail(err);
+  }
+}
+
+/** `tools` has one named `name` (a loop: no closure per call as some() would take). */
+function hasTool(tools: readonly { name: string }[], name: string): boolean {
+  for (let i = 0; i < tools.length; i++) if (tools[i]!.name === name) return true;
+  return false;
+}
+
 function translateContentUris(server: string, result: JsonObject): void {
   const content = result['content'];
   if (!Array.isArray(content)) return;

@@ -168,4 +168,40 @@ describe('call log', () => {
       errorCode: ErrorCodes.SHUTTING_DOWN,
     });
   });
+
+  it(
+    'writes each line as JSON.stringify of its entry (names that need escaping, times within a second and across seconds)',
+    withDir(async (dir) => {
+      const log = makeLog(dir, { callLogFlushMs: 60_000 });
+      const entries: unknown[] = [];
+      log.subscribe((e) => entries.push(...e));
+      const now = Date.now();
+      const names = ['srv__echo', 'a"b__c\\d', 'x__\u2028y', 'no-separator', 'üñí__çødé', `${'a'.repeat(300)}__b`];
+      const times = [now, now + 0.9999, now + 1, now + 1000.5, 0, 253402300800000];
+      let i = 0;
+      for (const at of times) {
+        for (const name of names) {
+          const failed = i % 2 === 1;
+          log.record(
+            at,
+            i % 3 === 0 ? 'scope"x' : undefined,
+            name,
+            i % 4 === 0 ? undefined : `s"${i % 2}`,
+            i * 0.12345,
+            failed ? 'error' : 'ok',
+            failed ? 'E_UPSTREAM_ERROR' : null,
+            undefined,
+            undefined,
+          );
+          i++;
+        }
+      }
+      log.flush();
+      const lines = readFileSync(join(dir, CALL_LOG_FILE), 'utf8').trim().split('\n');
+      assert.equal(lines.length, times.length * names.length);
+      lines.forEach((line, n) => assert.equal(line, JSON.stringify(entries[n])));
+      entries.forEach((e, n) => assert.equal((e as { time: string }).time, new Date(times[Math.floor(n / names.length)]!).toISOString()));
+      await log.close();
+    }),
+  );
 });

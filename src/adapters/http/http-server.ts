@@ -135,41 +135,59 @@ export type ReadBodyResult = { ok: true; body: Buffer } | { ok: false; reason: '
  * read: answer with `Connection: close` so the socket is not reused.
  */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<ReadBodyResult> {
-  return new Promise((resolve) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBytes) return resolve({ ok: false, reason: 'too-large' });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (r: ReadBodyResult) => {
-      if (done) return;
-      done = true;
-      // A body read whole leaves its listeners on the finished request (they do nothing once done):
-      // removing four listeners per request was measurable under load (docs/benchmarks.md, "Throughput").
-      if (!r.ok) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onAbort);
-        req.off('close', onClose);
-        req.pause();
-      }
-      resolve(r);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) return finish({ ok: false, reason: 'too-large' });
-      chunks.push(chunk);
-    };
-    const onEnd = () => finish({ ok: true, body: Buffer.concat(chunks, size) });
-    const onAbort = () => finish({ ok: false, reason: 'aborted' });
-    const onClose = () => {
-      if (!req.complete) onAbort();
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onAbort);
-    req.on('close', onClose);
-  });
+  return new Promise((resolve) =>
+    readBodyThen(req, maxBytes, (body, reason) => resolve(body !== undefined ? { ok: true, body } : { ok: false, reason: reason! })),
+  );
+}
+
+/**
+ * readBody with a callback, for the /mcp hot path: `done(body)` once the body is read whole, or
+ * `done(undefined, reason)`; called once, from the request's events (or at once for a declared
+ * length over `maxBytes`). A body of one chunk is that chunk, not a copy.
+ */
+export function readBodyThen(
+  req: IncomingMessage,
+  maxBytes: number,
+  done: (body: Buffer | undefined, reason?: 'too-large' | 'aborted') => void,
+): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) return done(undefined, 'too-large');
+  let first: Buffer | undefined;
+  let more: Buffer[] | undefined;
+  let size = 0;
+  let finished = false;
+  const fail = (reason: 'too-large' | 'aborted') => {
+    if (finished) return;
+    finished = true;
+    // A body read whole leaves its listeners on the finished request (they do nothing once finished):
+    // removing four listeners per request was measurable under load (docs/benchmarks.md, "Throughput").
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onAbort);
+    req.off('close', onClose);
+    req.pause();
+    done(undefined, reason);
+  };
+  const onData = (chunk: Buffer) => {
+    if (finished) return;
+    size += chunk.length;
+    if (size > maxBytes) return fail('too-large');
+    if (first === undefined) first = chunk;
+    else (more ??= [first]).push(chunk);
+  };
+  const onEnd = () => {
+    if (finished) return;
+    finished = true;
+    done(more !== undefined ? Buffer.concat(more, size) : (first ?? Buffer.alloc(0)));
+  };
+  const onAbort = () => fail('aborted');
+  const onClose = () => {
+    if (!req.complete) fail('aborted');
+  };
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onAbort);
+  req.on('close', onClose);
 }
 
 function formatUrl(host: string, port: number): string {
@@ -295,13 +313,15 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         if (closing && state.active === 0 && !socket.destroyed) socket.end();
       }
     };
-    res.once('finish', done);
-    res.once('close', done);
+    // A response always ends with 'close' (the tick after 'finish', or when its socket goes): one
+    // listener, `on` since it comes once (once() built a wrapper per request).
+    res.on('close', done);
     if (closing) res.setHeader('connection', 'close');
-    void dispatch(req, res);
+    dispatch(req, res);
   });
 
-  async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Routes one request. A handler's rejection is answered like its throw; no promise of our own per request. */
+  function dispatch(req: IncomingMessage, res: ServerResponse): void {
     const path = pathOf(req);
     const method = (req.method ?? 'GET').toUpperCase();
     const prefixed = routes.has(path) ? undefined : prefixRoutes.find((r) => path.startsWith(r.prefix));
@@ -324,12 +344,17 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     // Node would otherwise read (and discard) an unread body to reuse the socket.
     if (Number.isFinite(declared) && declared > opts.maxBodyBytes) res.setHeader('connection', 'close');
     try {
-      await handler(req, res);
+      const pending = handler(req, res);
+      if (pending !== undefined) pending.catch((err: unknown) => handlerFailed(res, err, method, path));
     } catch (err) {
-      logger.error({ err, method, path }, 'http handler failed');
-      if (!res.headersSent) sendCodedError(res, HttpErrorCodes.INTERNAL, 'Internal server error');
-      else res.destroy();
+      handlerFailed(res, err, method, path);
     }
+  }
+
+  function handlerFailed(res: ServerResponse, err: unknown, method: string, path: string): void {
+    logger.error({ err, method, path }, 'http handler failed');
+    if (!res.headersSent) sendCodedError(res, HttpErrorCodes.INTERNAL, 'Internal server error');
+    else res.destroy();
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -19,7 +19,14 @@ import {
 import type { Clock } from '../../core/clock.js';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import { isPlainObject } from '../../core/plain-object.js';
-import type { CatalogCallOptions, CatalogCallResult, DownstreamPeer, ProgressUpdate, ToolCatalog } from '../../core/tool-catalog.js';
+import type {
+  CallSink,
+  CatalogCallOptions,
+  CatalogCallResult,
+  DownstreamPeer,
+  ProgressUpdate,
+  ToolCatalog,
+} from '../../core/tool-catalog.js';
 import type { DeadlineQueue, Deadline } from './deadline-queue.js';
 import { CallController, onAbort } from './call-controller.js';
 import { toMcpError } from './front-errors.js';
@@ -86,10 +93,16 @@ export async function callTool(deps: CallToolDeps, s: CallingSession, request: C
   }
 }
 
+/** Where startToolCall reports a call's end: exactly one of the two, once. */
+export interface ToolCallSink {
+  succeed(result: ServerResult): void;
+  fail(err: McpError): void;
+}
+
 /**
  * One tools/call under `ctl`, the call's only controller: downstream cancellation, the session's close
  * and the backstop deadline all abort it. `notify` sends a notification tied to the request (progress).
- * Shared by the SDK-dispatched path above and the direct one (front-fast-call.ts).
+ * The promise form of startToolCall, for the SDK-dispatched path above.
  */
 export function runToolCall(
   deps: CallToolDeps,
@@ -99,85 +112,132 @@ export function runToolCall(
   progressToken: string | number | undefined,
   notify: (n: ServerNotification) => Promise<void>,
 ): Promise<ServerResult> {
-  const { catalog, deadlines, callDeadlineMs, logger, observer } = deps;
+  return new Promise<ServerResult>((resolve, reject) =>
+    startToolCall(deps, s, params, ctl, progressToken, notify, { succeed: resolve, fail: reject }),
+  );
+}
+
+/**
+ * runToolCall reporting to `sink` instead of a promise: the direct path (front-fast-call.ts) answers
+ * from the sink. With a catalog that has callToolThen (the daemon's) no promise is made per call at all,
+ * and the call's state is one object, not a closure per step.
+ */
+export function startToolCall(
+  deps: CallToolDeps,
+  s: CallingSession,
+  params: unknown,
+  ctl: CallController,
+  progressToken: string | number | undefined,
+  notify: (n: ServerNotification) => Promise<void>,
+  sink: ToolCallSink,
+): void {
   if (!isPlainObject(params) || typeof params['name'] !== 'string') {
-    return Promise.reject(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string'));
+    return sink.fail(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.name must be a string'));
   }
   const name = params['name'];
   const args = params['arguments'];
   if (args !== undefined && !isPlainObject(args)) {
-    return Promise.reject(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object'));
+    return sink.fail(new McpError(McpErrorCode.InvalidParams, 'Invalid tools/call request: params.arguments must be an object'));
   }
-  const startedAt = observer === undefined ? 0 : performance.now();
-  s.calls.add(ctl);
-  if (s.closed) ctl.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, 'session closed'));
+  new ToolCallRun(deps, s, name, args, ctl, sink).start(progressToken, notify);
+}
 
-  // One promise per call (no async frame around it): the outcome is observed and mapped where it settles.
-  return new Promise<ServerResult>((resolve, reject) => {
-    let settled = false;
-    let deadline: Deadline | undefined;
-    let stopAbort: (() => void) | undefined;
-    const fail = (err: unknown) => {
-      observer?.ended(s.scope, name, s.id, args, startedAt, undefined, err, ctl.signal.aborted);
-      const mapped = toMcpError(err, name);
-      if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
-        logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
-      }
-      s.calls.delete(ctl);
-      reject(mapped);
-    };
-    const succeed = (result: CatalogCallResult) => {
-      if (!isPlainObject(result)) return fail(new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result'));
-      observer?.ended(s.scope, name, s.id, args, startedAt, result, undefined, false);
-      s.calls.delete(ctl);
-      resolve(result as ServerResult);
-    };
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      deadlines.cancel(deadline);
-      stopAbort?.();
-      fn();
-    };
-    // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
-    const aborted = () => settle(() => fail(ctl.signal.reason));
-    // The deadline aborts the call; the abort hook above settles it (with the signal aborted, as observers expect).
-    const expire = () =>
-      ctl.abort(new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${name} did not complete within ${callDeadlineMs} ms`));
-    const arm = () => {
-      deadlines.cancel(deadline);
-      deadline = deadlines.add(expire);
-    };
-    if (ctl.signal.aborted) return aborted();
-    stopAbort = onAbort(ctl.signal, aborted);
-    arm();
-
-    const onprogress =
-      progressToken === undefined
-        ? undefined
-        : (u: ProgressUpdate) => {
-            if (settled) return;
-            arm(); // progress proves liveness, as resetTimeoutOnProgress does upstream
-            const p: Record<string, unknown> = { progressToken, progress: u.progress };
-            if (u.total !== undefined) p['total'] = u.total;
-            if (u.message !== undefined) p['message'] = u.message;
-            notify({ method: 'notifications/progress', params: p } as ServerNotification).catch((err: unknown) =>
-              logger.debug({ err: String(err) }, 'progress not delivered'),
-            );
-          };
-
-    let pending: Promise<CatalogCallResult>;
-    try {
-      // One options object per call, as before: it also marks the call in flight for routing.
-      const callOpts: CatalogCallOptions = { signal: ctl.signal, signalPerCall: true, peer: s.peer, scope: s.scope };
-      if (onprogress) callOpts.onprogress = onprogress;
-      pending = Promise.resolve(catalog.callTool(name, args, callOpts));
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    pending.then(
-      (r) => settle(() => succeed(r)),
-      (e) => settle(() => fail(e)),
+/** One tools/call from the front to the catalog: settled once, by the catalog, an abort or the backstop deadline. */
+class ToolCallRun implements CallSink<CatalogCallResult> {
+  private readonly startedAt: number;
+  private settled = false;
+  private deadline: Deadline | undefined = undefined;
+  private stopAbort: (() => void) | undefined = undefined;
+  private readonly expire = (): void =>
+    this.ctl.abort(
+      new WardenError(ErrorCodes.UPSTREAM_TIMEOUT, `Tool call ${this.name} did not complete within ${this.deps.callDeadlineMs} ms`),
     );
-  });
+
+  constructor(
+    private readonly deps: CallToolDeps,
+    private readonly s: CallingSession,
+    private readonly name: string,
+    private readonly args: Record<string, unknown> | undefined,
+    private readonly ctl: CallController,
+    private readonly sink: ToolCallSink,
+  ) {
+    this.startedAt = deps.observer === undefined ? 0 : performance.now();
+  }
+
+  start(progressToken: string | number | undefined, notify: (n: ServerNotification) => Promise<void>): void {
+    const { deps, s, ctl } = this;
+    s.calls.add(ctl);
+    if (s.closed) ctl.abort(new WardenError(ErrorCodes.SHUTTING_DOWN, 'session closed'));
+    // Once aborted nobody will read the answer: stop waiting even if the catalog ignores the signal.
+    if (ctl.signal.aborted) return this.aborted();
+    this.stopAbort = onAbort(ctl.signal, () => this.aborted());
+    // The deadline aborts the call; the abort hook above settles it (with the signal aborted, as observers expect).
+    this.deadline = deps.deadlines.add(this.expire);
+
+    // One options object per call, as before: it also marks the call in flight for routing.
+    const callOpts: CatalogCallOptions = { signal: ctl.signal, signalPerCall: true, peer: s.peer, scope: s.scope };
+    if (progressToken !== undefined) callOpts.onprogress = (u) => this.progress(u, progressToken, notify);
+    const catalog = deps.catalog;
+    try {
+      if (catalog.callToolThen) return catalog.callToolThen(this.name, this.args, callOpts, this);
+      Promise.resolve(catalog.callTool(this.name, this.args, callOpts)).then(
+        (result) => this.succeed(result),
+        (err: unknown) => this.fail(err),
+      );
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private progress(u: ProgressUpdate, progressToken: string | number, notify: (n: ServerNotification) => Promise<void>): void {
+    if (this.settled) return;
+    // Progress proves liveness, as resetTimeoutOnProgress does upstream.
+    const deadlines = this.deps.deadlines;
+    deadlines.cancel(this.deadline);
+    this.deadline = deadlines.add(this.expire);
+    const p: Record<string, unknown> = { progressToken, progress: u.progress };
+    if (u.total !== undefined) p['total'] = u.total;
+    if (u.message !== undefined) p['message'] = u.message;
+    notify({ method: 'notifications/progress', params: p } as ServerNotification).catch((err: unknown) =>
+      this.deps.logger.debug({ err: String(err) }, 'progress not delivered'),
+    );
+  }
+
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.deps.deadlines.cancel(this.deadline);
+    this.stopAbort?.();
+    return true;
+  }
+
+  private aborted(): void {
+    if (this.settle()) this.failed(this.ctl.signal.reason);
+  }
+
+  /** The catalog's result (CallSink). */
+  succeed(result: CatalogCallResult): void {
+    if (!this.settle()) return;
+    if (!isPlainObject(result)) return this.failed(new WardenError(ErrorCodes.INTERNAL, 'catalog returned a non-object tool result'));
+    const { s, ctl } = this;
+    this.deps.observer?.ended(s.scope, this.name, s.id, this.args, this.startedAt, result, undefined, false);
+    s.calls.delete(ctl);
+    this.sink.succeed(result as ServerResult);
+  }
+
+  /** The catalog's failure (CallSink). */
+  fail(err: unknown): void {
+    if (this.settle()) this.failed(err);
+  }
+
+  private failed(err: unknown): void {
+    const { deps, s, ctl, name } = this;
+    deps.observer?.ended(s.scope, name, s.id, this.args, this.startedAt, undefined, err, ctl.signal.aborted);
+    const mapped = toMcpError(err, name);
+    if (!(err instanceof WardenError) && !(err instanceof McpError) && !ctl.signal.aborted) {
+      deps.logger.warn({ err, tool: name }, 'tool call failed unexpectedly');
+    }
+    s.calls.delete(ctl);
+    this.sink.fail(mapped);
+  }
 }

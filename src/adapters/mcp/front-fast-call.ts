@@ -29,16 +29,49 @@ import { getEventListeners } from 'node:events';
 import { isPlainObject } from '../../core/plain-object.js';
 import { isRequestId } from './json-rpc-message.js';
 import { CallController } from './call-controller.js';
-import { runToolCall, type CallingSession, type CallToolDeps } from './front-call-tool.js';
+import { startToolCall, type CallingSession, type CallToolDeps, type ToolCallSink } from './front-call-tool.js';
 import type { StreamableHttpTransport } from './streamable-http-transport.js';
 
 /** Spare controllers kept per session (calls in flight at once beyond this allocate new ones). */
 const MAX_SPARE_CONTROLLERS = 64;
 
-/** A call in flight on the direct path. */
-interface FastCall {
-  readonly ctl: CallController;
-  cancelled: boolean;
+/** A call in flight on the direct path; its own sink (no closures per call for the outcome). */
+class FastCall implements ToolCallSink {
+  cancelled = false;
+
+  constructor(
+    readonly ctl: CallController,
+    readonly id: RequestId,
+    private readonly calls: FastCallsState,
+  ) {}
+
+  succeed(result: unknown): void {
+    const c = this.calls;
+    c.ended(this);
+    if (!this.cancelled) c.send({ result, jsonrpc: '2.0', id: this.id } as JSONRPCMessage);
+  }
+
+  fail(err: unknown): void {
+    const c = this.calls;
+    c.ended(this);
+    if (this.cancelled) return;
+    const e = (err ?? {}) as { code?: unknown; message?: unknown; data?: unknown };
+    const error: { code: number; message: string; data?: unknown } = {
+      code: Number.isSafeInteger(e.code) ? (e.code as number) : McpErrorCode.InternalError,
+      message: typeof e.message === 'string' ? e.message : 'Internal error',
+    };
+    if (e.data !== undefined) error.data = e.data;
+    c.send({ jsonrpc: '2.0', id: this.id, error } as JSONRPCMessage);
+  }
+}
+
+const notifyNothing = (): Promise<void> => Promise.resolve();
+
+/** What a FastCall needs of its session's direct path. */
+interface FastCallsState {
+  /** The call ended (before its answer is sent): no longer in flight, its controller back to the pool. */
+  ended(call: FastCall): void;
+  send(message: JSONRPCMessage): void;
 }
 
 export interface FastCalls {
@@ -116,33 +149,27 @@ export function createFastCalls(
     }
   };
 
+  const state: FastCallsState = {
+    ended(call) {
+      if (inflight.get(call.id) === call) inflight.delete(call.id);
+      release(call.ctl);
+    },
+    send,
+  };
+
   function start(id: RequestId, params: Record<string, unknown> | undefined): void {
-    const call: FastCall = { ctl: spare.pop() ?? new CallController(), cancelled: false };
+    const call = new FastCall(spare.pop() ?? new CallController(), id, state);
     inflight.set(id, call);
     const token = isPlainObject(params?.['_meta']) ? params['_meta']['progressToken'] : undefined;
     const progressToken = typeof token === 'string' || typeof token === 'number' ? token : undefined;
-    const notify = async (n: ServerNotification): Promise<void> => {
-      if (!call.cancelled) await transport.send({ ...n, jsonrpc: '2.0' } as JSONRPCMessage, { relatedRequestId: id });
-    };
-    runToolCall(deps, s, params, call.ctl, progressToken, notify).then(
-      (result) => {
-        if (inflight.get(id) === call) inflight.delete(id);
-        release(call.ctl);
-        if (!call.cancelled) send({ result, jsonrpc: '2.0', id } as JSONRPCMessage);
-      },
-      (err: unknown) => {
-        if (inflight.get(id) === call) inflight.delete(id);
-        release(call.ctl);
-        if (call.cancelled) return;
-        const e = (err ?? {}) as { code?: unknown; message?: unknown; data?: unknown };
-        const error: { code: number; message: string; data?: unknown } = {
-          code: Number.isSafeInteger(e.code) ? (e.code as number) : McpErrorCode.InternalError,
-          message: typeof e.message === 'string' ? e.message : 'Internal error',
-        };
-        if (e.data !== undefined) error.data = e.data;
-        send({ jsonrpc: '2.0', id, error } as JSONRPCMessage);
-      },
-    );
+    // Only a call with a progress token notifies.
+    const notify =
+      progressToken === undefined
+        ? notifyNothing
+        : async (n: ServerNotification): Promise<void> => {
+            if (!call.cancelled) await transport.send({ ...n, jsonrpc: '2.0' } as JSONRPCMessage, { relatedRequestId: id });
+          };
+    startToolCall(deps, s, params, call.ctl, progressToken, notify, call);
   }
 
   function list(id: RequestId): void {

@@ -16,3 +16,18 @@ export function jsonDepthExceeds(value: unknown, maxDepth: number): boolean {
   }
   return false;
 }
+
+/**
+ * False when the JSON text `buf` cannot nest more than `maxDepth` levels: it has at most `maxDepth`
+ * opening brackets (each level opens one; brackets inside strings only make this an over-count). A
+ * byte count is far cheaper than walking the parsed value, which every typical request would pass.
+ */
+export function mayNestDeeperThan(buf: Uint8Array, maxDepth: number): boolean {
+  if (buf.length <= maxDepth) return false;
+  let open = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const b = buf[i];
+    if ((b === 0x7b || b === 0x5b) && ++open > maxDepth) return true; // '{' '['
+  }
+  return false;
+}

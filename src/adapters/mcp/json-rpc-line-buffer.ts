@@ -45,8 +45,12 @@ function firstBytes(parts: Buffer[], n: number): Buffer {
 }
 
 export class JsonRpcLineBuffer {
-  /** Complete data not yet read: `head` (which may hold newlines) followed by `tail` chunks without one. */
+  /**
+   * Complete data not yet read: `head` from `start` on (which may hold newlines) followed by `tail`
+   * chunks without one. Reading a line moves `start` instead of making a view of the rest per line.
+   */
   private head: Buffer | undefined;
+  private start = 0;
   private tail: Buffer[] = [];
   private tailBytes = 0;
   private readonly maxBytes: number;
@@ -57,12 +61,13 @@ export class JsonRpcLineBuffer {
 
   append(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    const head = this.head;
     if (chunk.indexOf(10) === -1) {
       // Still inside one line: its size so far is what follows the head's last newline, plus the tail.
-      const restAt = this.head ? this.head.lastIndexOf(10) + 1 : 0;
-      const headRest = this.head ? this.head.length - restAt : 0;
+      const restAt = head ? Math.max(this.start, head.lastIndexOf(10) + 1) : 0;
+      const headRest = head ? head.length - restAt : 0;
       if (headRest + this.tailBytes + chunk.length > this.maxBytes) {
-        const pieces = this.head ? [this.head.subarray(restAt), ...this.tail, chunk] : [...this.tail, chunk];
+        const pieces = head ? [head.subarray(restAt), ...this.tail, chunk] : [...this.tail, chunk];
         const prefix = firstBytes(pieces, LINE_END_BYTES).toString('utf8');
         this.clear();
         throw new LineTooLongError(this.maxBytes, prefix);
@@ -71,33 +76,50 @@ export class JsonRpcLineBuffer {
       this.tailBytes += chunk.length;
       return;
     }
-    const parts = this.head ? [this.head, ...this.tail, chunk] : [...this.tail, chunk];
-    this.head = parts.length === 1 ? chunk : Buffer.concat(parts);
-    this.tail = [];
-    this.tailBytes = 0;
+    if (head === undefined && this.tail.length === 0) {
+      this.head = chunk;
+    } else {
+      const parts = head ? [head.subarray(this.start), ...this.tail, chunk] : [...this.tail, chunk];
+      this.head = Buffer.concat(parts);
+      this.tail = [];
+      this.tailBytes = 0;
+    }
+    this.start = 0;
   }
 
   readMessage(): JSONRPCMessage | null {
     const buf = this.head;
     if (!buf) return null;
-    const nl = buf.indexOf(10); // '\n'
+    const start = this.start;
+    const nl = buf.indexOf(10, start); // '\n'
     if (nl === -1) return null;
-    if (nl > this.maxBytes) {
-      const prefix = buf.toString('utf8', 0, LINE_END_BYTES);
-      const suffix = buf.toString('utf8', Math.max(0, nl - LINE_END_BYTES), nl);
-      this.head = nl + 1 < buf.length ? buf.subarray(nl + 1) : undefined;
+    if (nl - start > this.maxBytes) {
+      const prefix = buf.toString('utf8', start, start + LINE_END_BYTES);
+      const suffix = buf.toString('utf8', Math.max(start, nl - LINE_END_BYTES), nl);
+      this.consume(buf, nl + 1);
       throw new LineTooLongError(this.maxBytes, prefix, suffix);
     }
-    const end = nl > 0 && buf[nl - 1] === 13 ? nl - 1 : nl; // drop a '\r' before it
-    const line = buf.toString('utf8', 0, end);
-    this.head = nl + 1 < buf.length ? buf.subarray(nl + 1) : undefined;
+    const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl; // drop a '\r' before it
+    const line = buf.toString('utf8', start, end);
+    this.consume(buf, nl + 1);
     const value: unknown = JSON.parse(line);
     if (!isJsonRpcMessage(value)) throw new Error(`not a JSON-RPC 2.0 message: ${preview(line)}`);
     return value;
   }
 
+  /** The head is read up to `at`. */
+  private consume(buf: Buffer, at: number): void {
+    if (at < buf.length) {
+      this.start = at;
+    } else {
+      this.head = undefined;
+      this.start = 0;
+    }
+  }
+
   clear(): void {
     this.head = undefined;
+    this.start = 0;
     this.tail = [];
     this.tailBytes = 0;
   }

@@ -57,11 +57,11 @@ import {
   type ServerResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
-import { ErrorCodes, RpcCodes, WardenError, rpcCodeOf } from '../../core/error-codes.js';
+import { ErrorCodes, RpcCodes, WardenError, rpcCodeOf, type ErrorCode } from '../../core/error-codes.js';
 import type { LedgerHandle, ResourceLedger } from '../../core/resource-ledger.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../core/settings.js';
 import { proxyUri, resolveUri, type CatalogEvent, type DownstreamPeer, type ToolCatalog } from '../../core/tool-catalog.js';
-import { readBody } from '../http/http-server.js';
+import { readBodyThen } from '../http/http-server.js';
 import { guardRequest } from '../http/request-guards.js';
 import type { PeerCheck } from '../http/peer-guard.js';
 import { headerValue } from '../http/headers.js';
@@ -70,7 +70,7 @@ import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
 import { FrontMcpError, refuse, toMcpError, upstreamMcpError } from './front-errors.js';
 import { paged } from './front-paging.js';
-import { jsonDepthExceeds } from './json-depth.js';
+import { jsonDepthExceeds, mayNestDeeperThan } from './json-depth.js';
 import { CallToolWireSchema, callTool, type CallObserver, type CallToolWire, type Extra } from './front-call-tool.js';
 import { toolModeOf, type ToolMode } from './front-tool-mode.js';
 import { createFastCalls } from './front-fast-call.js';
@@ -123,8 +123,8 @@ export interface McpFrontOptions {
 }
 
 export interface McpFront {
-  /** Handles GET/POST/DELETE /mcp and /mcp/<server> (the path says which). Never rejects. */
-  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Handles GET/POST/DELETE /mcp and /mcp/<server> (the path says which). Never throws or rejects. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void;
   /** Open sessions, including ones whose initialize is still in flight. */
   sessionCount(): number;
   /** Stops accepting, aborts in-flight tool calls, closes every session. Idempotent. */
@@ -554,10 +554,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
         (err) => server.onerror?.(err),
         () => catalog.listTools(scope),
       );
-      const protocolOnMessage = transport.onmessage;
-      transport.onmessage = (message, extra) => {
-        if (!fast.take(message)) protocolOnMessage?.(message, extra);
-      };
+      transport.take = fast.take;
     }
     scheduleSweep();
     return s;
@@ -565,22 +562,41 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
 
   // ---- HTTP entry point ---------------------------------------------------------------------------
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * One request on /mcp. Synchronous from the guards to the transport while nothing has to be waited
+   * for (a body read whole calls back): no promise of ours per request. Only a peer check still running,
+   * a new session and an initialize the transport refused return a promise.
+   */
+  function handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
     try {
-      await handleInner(req, res);
+      const pending = handleInner(req, res);
+      if (pending !== undefined) return pending.catch((err: unknown) => failed(res, err));
     } catch (err) {
-      logger.error({ err }, 'mcp request failed');
-      if (!res.headersSent) refuse(res, ErrorCodes.INTERNAL, 'Internal error');
-      else res.destroy();
+      failed(res, err);
     }
   }
 
-  async function handleInner(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  function failed(res: ServerResponse, err: unknown): void {
+    logger.error({ err }, 'mcp request failed');
+    if (!res.headersSent) refuse(res, ErrorCodes.INTERNAL, 'Internal error');
+    else res.destroy();
+  }
+
+  function handleInner(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
     if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
     const scope = scopeOfPath(req.url);
-    // The peer's verdict is remembered per connection: awaited only while its first lookup runs.
-    let refused = guardRequest(req, guard) ?? opts.peerCheck?.(req.socket as Socket);
-    if (refused instanceof Promise) refused = await refused;
+    // The peer's verdict is remembered per connection: waited for only while its first lookup runs.
+    const refused = guardRequest(req, guard) ?? opts.peerCheck?.(req.socket as Socket);
+    if (refused instanceof Promise) return refused.then((r) => admitted(req, res, scope, r));
+    return admitted(req, res, scope, refused);
+  }
+
+  function admitted(
+    req: IncomingMessage,
+    res: ServerResponse,
+    scope: string | undefined | null,
+    refused: { code: ErrorCode; message: string } | undefined,
+  ): Promise<void> | void {
     if (refused) {
       logger.debug({ code: refused.code, host: req.headers.host, origin: req.headers.origin }, 'mcp request refused');
       return refuse(
@@ -594,31 +610,56 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     if (method !== 'GET' && method !== 'POST' && method !== 'DELETE') {
       return refuse(res, ErrorCodes.METHOD_NOT_ALLOWED, 'Method not allowed', { allow: 'GET, POST, DELETE' });
     }
-
-    let parsedBody: unknown;
-    if (method === 'POST') {
-      const body = await readBody(req, maxBodyBytes);
-      if (!body.ok) {
-        if (body.reason === 'aborted') return void res.destroy();
-        // The rest of the body is not read: the connection must not be reused.
-        return refuse(res, ErrorCodes.BODY_TOO_LARGE, `Request body exceeds ${maxBodyBytes} bytes`, { connection: 'close' });
-      }
+    if (method !== 'POST') return toSession(req, res, scope, method, undefined);
+    readBodyThen(req, maxBodyBytes, (body, reason) => {
       try {
-        parsedBody = JSON.parse(body.body.toString('utf8'));
-      } catch {
-        return refuse(res, ErrorCodes.BAD_JSON, 'Parse error: invalid JSON');
+        const pending = bodyRead(req, res, scope, body, reason);
+        if (pending !== undefined) pending.catch((err: unknown) => failed(res, err));
+      } catch (err) {
+        failed(res, err);
       }
-      // Deeper bodies would overflow the stack wherever they are walked or re-serialized (json-depth.ts).
-      if (jsonDepthExceeds(parsedBody, maxJsonDepth)) {
-        return refuse(
-          res,
-          ErrorCodes.NESTING_TOO_DEEP,
-          `Invalid Request: the body is nested more than ${maxJsonDepth} levels deep (mcpMaxJsonDepth)`,
-        );
-      }
-      if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
-    }
+    });
+  }
 
+  /** A POST's body is read (or is not: too large, aborted). */
+  function bodyRead(
+    req: IncomingMessage,
+    res: ServerResponse,
+    scope: string | undefined | null,
+    body: Buffer | undefined,
+    reason: 'too-large' | 'aborted' | undefined,
+  ): Promise<void> | void {
+    if (body === undefined) {
+      if (reason === 'aborted') return void res.destroy();
+      // The rest of the body is not read: the connection must not be reused.
+      return refuse(res, ErrorCodes.BODY_TOO_LARGE, `Request body exceeds ${maxBodyBytes} bytes`, { connection: 'close' });
+    }
+    let parsedBody: unknown;
+    try {
+      parsedBody = JSON.parse(body.toString('utf8'));
+    } catch {
+      return refuse(res, ErrorCodes.BAD_JSON, 'Parse error: invalid JSON');
+    }
+    // Deeper bodies would overflow the stack wherever they are walked or re-serialized (json-depth.ts).
+    if (mayNestDeeperThan(body, maxJsonDepth) && jsonDepthExceeds(parsedBody, maxJsonDepth)) {
+      return refuse(
+        res,
+        ErrorCodes.NESTING_TOO_DEEP,
+        `Invalid Request: the body is nested more than ${maxJsonDepth} levels deep (mcpMaxJsonDepth)`,
+      );
+    }
+    if (closed) return refuse(res, ErrorCodes.SHUTTING_DOWN, 'Server is shutting down');
+    return toSession(req, res, scope, 'POST', parsedBody);
+  }
+
+  /** Past the guards and the body: the session, then its transport. */
+  function toSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    scope: string | undefined | null,
+    method: string,
+    parsedBody: unknown,
+  ): Promise<void> | void {
     // After the guards: an unauthenticated caller learns nothing about which servers exist.
     if (scope === null || (scope !== undefined && !catalog.hasServer(scope))) {
       return refuse(res, ErrorCodes.NOT_FOUND, 'Not found: no such MCP endpoint');
@@ -627,38 +668,46 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
     const sid = headerValue(req.headers['mcp-session-id']);
     if (sid === null) return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: duplicated mcp-session-id header');
 
-    let session: Session;
-    let created = false;
     if (sid !== undefined) {
       const found = byId.get(sid);
       if (!found || found.closed || found.closing || found.scope !== scope) {
         return refuse(res, ErrorCodes.SESSION_NOT_FOUND, 'Session not found');
       }
-      session = found;
-    } else {
-      const isInit = Array.isArray(parsedBody) ? parsedBody.some((m) => isInitializeRequest(m)) : isInitializeRequest(parsedBody);
-      if (method !== 'POST' || !isInit) {
-        return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: Mcp-Session-Id header is required');
-      }
-      let mode: ToolMode;
-      try {
-        mode = toolModeOf(req.url, scope, defaultToolMode);
-      } catch (err) {
-        return refuse(res, ErrorCodes.BAD_TOOL_MODE, err instanceof Error ? err.message : String(err));
-      }
-      if (sessions.size >= maxSessions && !evictOne()) {
-        logger.warn({ maxSessions }, 'mcp session refused: too many sessions, every one with a request in flight');
-        return refuse(res, ErrorCodes.TOO_MANY_SESSIONS, `Too many MCP sessions (at most ${maxSessions}); close one and retry`);
-      }
-      session = await createSession(scope, mode);
-      created = true;
+      return exchange(found, req, res, method, parsedBody);
     }
+    const isInit = Array.isArray(parsedBody) ? parsedBody.some((m) => isInitializeRequest(m)) : isInitializeRequest(parsedBody);
+    if (method !== 'POST' || !isInit) {
+      return refuse(res, ErrorCodes.SESSION_REQUIRED, 'Bad Request: Mcp-Session-Id header is required');
+    }
+    let mode: ToolMode;
+    try {
+      mode = toolModeOf(req.url, scope, defaultToolMode);
+    } catch (err) {
+      return refuse(res, ErrorCodes.BAD_TOOL_MODE, err instanceof Error ? err.message : String(err));
+    }
+    if (sessions.size >= maxSessions && !evictOne()) {
+      logger.warn({ maxSessions }, 'mcp session refused: too many sessions, every one with a request in flight');
+      return refuse(res, ErrorCodes.TOO_MANY_SESSIONS, `Too many MCP sessions (at most ${maxSessions}); close one and retry`);
+    }
+    return createSession(scope, mode).then(async (session) => {
+      try {
+        exchange(session, req, res, method, parsedBody);
+      } finally {
+        // An initialize the transport refused (406, 415, batch, …) leaves a session nobody can reach.
+        if (session.id === undefined) await closeSession(session, 'initialize refused');
+      }
+    });
+  }
 
-    // Activity: an open exchange keeps the session alive; its end restarts the idle clock.
+  /** One HTTP exchange of `session`, counted while open, handed to its transport. */
+  function exchange(session: Session, req: IncomingMessage, res: ServerResponse, method: string, parsedBody: unknown): void {
+    // Activity: an open exchange keeps the session alive; its end restarts the idle clock. While a POST
+    // is open neither the sweep nor eviction reads lastActivity (openExchanges, openPosts), so only
+    // its end sets it: one clock read per call less.
     const post = method === 'POST';
     session.openExchanges++;
     if (post) session.openPosts++;
-    session.lastActivity = clock.now();
+    else session.lastActivity = clock.now();
     let counted = true;
     // `on`, not `once`: a response closes once, and the listener is idempotent anyway (once() wraps and unwraps per request).
     res.on('close', () => {
@@ -668,13 +717,7 @@ export function createMcpFront(opts: McpFrontOptions): McpFront {
       if (post) session.openPosts--;
       session.lastActivity = clock.now();
     });
-
-    try {
-      session.transport.handleRequest(req, res, parsedBody);
-    } finally {
-      // An initialize the transport refused (406, 415, batch, …) leaves a session nobody can reach.
-      if (created && session.id === undefined) await closeSession(session, 'initialize refused');
-    }
+    session.transport.handleRequest(req, res, parsedBody);
   }
 
   /**

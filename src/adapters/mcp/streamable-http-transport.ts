@@ -75,20 +75,27 @@ export interface StreamableHttpTransportOptions {
   clock?: Clock;
 }
 
-/** One POST that carried requests: its response object and what is still to be written to it. */
+/**
+ * One POST that carried requests: its response object and what is still to be written to it. A POST of
+ * one request answered in JSON (the common case) uses none of the collections: its answer waits in `one`.
+ */
 interface Exchange {
   readonly res: ServerResponse;
   readonly ids: RequestId[];
   /** The POST was a JSON array: its JSON answer is an array too. */
   readonly batch: boolean;
   readonly sse: boolean;
-  /** Ids answered so far (written or waiting). */
-  readonly received: Set<RequestId>;
-  /** JSON: answers received but not yet written (written in request order, from `next`). */
-  readonly answers: Map<RequestId, JSONRPCMessage>;
+  /** How many of `ids` are answered (written or waiting). */
+  answered: number;
+  /** Ids answered so far, for a POST of several requests (made with its first answer). */
+  received: Set<RequestId> | undefined;
+  /** JSON batch: answers received but not yet written (written in request order, from `next`). */
+  answers: Map<RequestId, JSONRPCMessage> | undefined;
+  /** JSON, one request: its answer, until written. */
+  one: JSONRPCMessage | undefined;
   next: number;
   /** SSE: messages (progress, answers) waiting to be written, in arrival order. */
-  readonly queue: JSONRPCMessage[];
+  readonly queue: JSONRPCMessage[] | undefined;
   /** Bytes of messages written to this response so far (against maxResponseBytes). */
   written: number;
   /** Bytes written to `res` whose write has not completed yet (against the session's maxBufferedBytes). */
@@ -103,6 +110,8 @@ interface Exchange {
 const SSE_KEEP_ALIVE = ': keepalive\n\n';
 /** Leading whitespace is valid JSON (RFC 8259 `ws`), so waiting JSON bodies can be kept alive too. */
 const JSON_KEEP_ALIVE = '\n';
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -189,6 +198,11 @@ export class StreamableHttpTransport implements Transport {
   /** The protocol version negotiated at initialize. */
   protocolVersion: string | undefined;
   private standalone: { res: ServerResponse; keepAliveTimer: Deadline | undefined } | undefined;
+  /**
+   * Takes a message before onmessage sees it (front-fast-call.ts: tools/call and tools/list past the
+   * SDK's Protocol); true: taken. Messages it takes get no `extra` built for them.
+   */
+  take?: (message: JSONRPCMessage) => boolean;
   /** The keep-alive deadlines of this session's waiting responses (one timer for all); none when keepAliveMs is 0. */
   private readonly keepAlives: DeadlineQueue | undefined;
   private started = false;
@@ -313,10 +327,8 @@ export class StreamableHttpTransport implements Transport {
       this.initialized = true;
       this.opts.onsessioninitialized?.(this.sessionId);
     }
-    const extra: MessageExtraInfo = { requestInfo: { headers: req.headers } };
-
     if (ids.length === 0) {
-      for (const m of messages) this.onmessage?.(m, extra);
+      this.deliver(req, messages);
       res.writeHead(202).end();
       return;
     }
@@ -327,10 +339,12 @@ export class StreamableHttpTransport implements Transport {
       ids,
       batch,
       sse,
-      received: new Set(),
-      answers: new Map(),
+      answered: 0,
+      received: undefined,
+      answers: undefined,
+      one: undefined,
       next: 0,
-      queue: [],
+      queue: sse ? [] : undefined,
       written: 0,
       outstanding: 0,
       gone: false,
@@ -341,23 +355,61 @@ export class StreamableHttpTransport implements Transport {
     // Disconnection is not cancellation: the handlers run on, their answers are dropped.
     // `on`: a response closes once and retire() is idempotent; once() cost a wrapper per exchange.
     res.on('close', () => this.retire(ex));
-    const headers: Record<string, string> = sse ? { ...SSE_HEADERS } : { 'content-type': 'application/json' };
-    if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
     // Headers at once while this is the session's only exchange (and always for a stream): the client's
     // fetch resolves while the call travels upstream, which measured 15-19 % faster sequential p50 than
     // sending them with the answer (docs/benchmarks.md, "Regression check"). With other exchanges in
     // flight the process is busy anyway and that extra socket write is a sixth of the CPU a call costs:
     // the headers then leave with the answer, in one write and with a content-length (or with the first
-    // keep-alive, chunked).
-    if (sse || this.exchanges.size === ids.length) {
+    // keep-alive or batch write, chunked): see head().
+    if (sse) {
+      const headers: Record<string, string> = { ...SSE_HEADERS };
+      if (this.sessionId !== undefined) headers['mcp-session-id'] = this.sessionId;
       res.writeHead(200, headers);
       res.flushHeaders();
-    } else {
-      res.statusCode = 200;
-      for (const name in headers) res.setHeader(name, headers[name]!);
+    } else if (this.exchanges.size === ids.length) {
+      this.head(res);
+      res.flushHeaders();
     }
-    this.armKeepAlive(res, sse ? SSE_KEEP_ALIVE : JSON_KEEP_ALIVE, (t) => (ex.keepAliveTimer = t));
-    for (const m of messages) this.onmessage?.(m, extra);
+    if (this.keepAlives !== undefined) ex.keepAliveTimer = this.keepAlives.add(() => this.keepAlive(ex));
+    this.deliver(req, messages);
+  }
+
+  /** The POST's messages to the session: tools/call and tools/list to `take` first, the rest to onmessage. */
+  private deliver(req: IncomingMessage, messages: JSONRPCMessage[]): void {
+    const take = this.take;
+    let extra: MessageExtraInfo | undefined;
+    for (const m of messages) {
+      if (take !== undefined && take(m)) continue;
+      this.onmessage?.(m, (extra ??= { requestInfo: { headers: req.headers } }));
+    }
+  }
+
+  /**
+   * The head of a JSON response, unless sent already: status 200 and its headers, with a content-length
+   * when `bodyBytes` is the whole body (written with it), else chunked.
+   */
+  private head(res: ServerResponse, bodyBytes?: number): void {
+    if (res.headersSent) return;
+    const sid = this.sessionId;
+    if (bodyBytes === undefined) {
+      res.writeHead(200, sid === undefined ? JSON_HEADERS : { 'content-type': 'application/json', 'mcp-session-id': sid });
+    } else if (sid === undefined) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': bodyBytes });
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': sid, 'content-length': bodyBytes });
+    }
+  }
+
+  /** An exchange's keep-alive is due: write it (a JSON response's head first) and arm the next one. */
+  private keepAlive(ex: Exchange): void {
+    const res = ex.res;
+    if (ex.gone || ex.ended || res.writableEnded || res.destroyed) return;
+    if (ex.sse) res.write(SSE_KEEP_ALIVE);
+    else {
+      this.head(res);
+      res.write(JSON_KEEP_ALIVE);
+    }
+    ex.keepAliveTimer = this.keepAlives!.add(() => this.keepAlive(ex));
   }
 
   private handleGet(req: IncomingMessage, res: ServerResponse): void {
@@ -402,8 +454,9 @@ export class StreamableHttpTransport implements Transport {
     this.keepAlives?.cancel(ex.keepAliveTimer);
     ex.keepAliveTimer = undefined;
     this.waiting.delete(ex);
-    ex.answers.clear();
-    ex.queue.length = 0;
+    ex.answers?.clear();
+    ex.one = undefined;
+    if (ex.queue) ex.queue.length = 0;
     // A lost response's unfinished writes are never taken by the client: they no longer count.
     this.release(ex, ex.outstanding);
   }
@@ -422,9 +475,15 @@ export class StreamableHttpTransport implements Transport {
 
   /** The next message of ex that may be written now, in order; undefined when none is ready. */
   private takeNext(ex: Exchange): JSONRPCMessage | undefined {
-    if (ex.sse) return ex.queue.shift();
+    if (ex.queue) return ex.queue.shift();
+    if (!ex.batch) {
+      const m = ex.one;
+      ex.one = undefined;
+      if (m !== undefined) ex.next++;
+      return m;
+    }
     const id = ex.ids[ex.next];
-    if (id === undefined || !ex.answers.has(id)) return undefined;
+    if (id === undefined || ex.answers === undefined || !ex.answers.has(id)) return undefined;
     const m = ex.answers.get(id)!;
     ex.answers.delete(id);
     ex.next++;
@@ -432,9 +491,10 @@ export class StreamableHttpTransport implements Transport {
   }
 
   private hasNext(ex: Exchange): boolean {
-    if (ex.sse) return ex.queue.length > 0;
+    if (ex.queue) return ex.queue.length > 0;
+    if (!ex.batch) return ex.one !== undefined;
     const id = ex.ids[ex.next];
-    return id !== undefined && ex.answers.has(id);
+    return id !== undefined && ex.answers !== undefined && ex.answers.has(id);
   }
 
   /**
@@ -459,12 +519,14 @@ export class StreamableHttpTransport implements Transport {
       }
       if (ex.gone) return;
     }
-    if (ex.received.size < ex.ids.length || this.hasNext(ex)) return;
+    if (ex.answered < ex.ids.length || this.hasNext(ex)) return;
     ex.ended = true;
     const res = ex.res;
     this.retireTimers(ex);
-    if (!ex.sse && ex.batch) res.end(ex.next > 0 ? ']' : '[]');
-    else res.end();
+    if (!ex.sse && ex.batch) {
+      if (ex.next === 0) this.head(res, 2);
+      res.end(ex.next > 0 ? ']' : '[]');
+    } else res.end();
   }
 
   private retireTimers(ex: Exchange): void {
@@ -513,8 +575,13 @@ export class StreamableHttpTransport implements Transport {
     this.buffered += bytes;
     // The last write of a response needs no callback: its 'close' (retire) releases what is still
     // outstanding, and end(chunk, cb) cost a once('finish') wrapper per call.
-    if (end) ex.res.end(chunk);
-    else ex.res.write(chunk, () => this.release(ex, bytes));
+    if (end) {
+      this.head(ex.res, bytes);
+      ex.res.end(chunk);
+    } else {
+      if (!ex.sse) this.head(ex.res);
+      ex.res.write(chunk, () => this.release(ex, bytes));
+    }
   }
 
   /**
@@ -565,7 +632,7 @@ export class StreamableHttpTransport implements Transport {
         );
         return;
       }
-      ex.queue.push(message);
+      ex.queue!.push(message);
       this.pump(ex);
       return;
     }
@@ -574,12 +641,19 @@ export class StreamableHttpTransport implements Transport {
 
   /** One answer of ex arrived: queue it and write what can be written. */
   private accept(ex: Exchange, id: RequestId, answer: JSONRPCMessage): void {
-    if (ex.received.has(id)) return; // answered already (e.g. by close)
-    ex.received.add(id);
-    if (ex.received.size === ex.ids.length) for (const i of ex.ids) this.exchanges.delete(i);
+    // Answered already (e.g. by close)?
+    if (ex.ids.length === 1) {
+      if (ex.answered > 0) return;
+    } else {
+      const received = (ex.received ??= new Set());
+      if (received.has(id)) return;
+      received.add(id);
+    }
+    if (++ex.answered === ex.ids.length) for (const i of ex.ids) this.exchanges.delete(i);
     if (ex.gone) return;
-    if (ex.sse) ex.queue.push(answer);
-    else ex.answers.set(id, answer);
+    if (ex.queue) ex.queue.push(answer);
+    else if (!ex.batch) ex.one = answer;
+    else (ex.answers ??= new Map()).set(id, answer);
     this.pump(ex);
   }
 

@@ -21,7 +21,7 @@ import { ProcessStdioTransport, isSynthesizedErrorData, type TransportProcess } 
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isPlainObject } from '../../core/plain-object.js';
 import { upstreamRpcErrorOf } from './upstream-rpc-error.js';
-import { attachDirectRequests } from './upstream-direct-request.js';
+import { attachDirectRequests, type RequestSink } from './upstream-direct-request.js';
 import { DEFAULT_SETTINGS } from '../../core/settings.js';
 import { lazyChild } from '../log/lazy-child.js';
 
@@ -59,6 +59,11 @@ export interface UpstreamConnection {
    * or with `signal.reason` when aborted (the SDK then sends notifications/cancelled upstream).
    */
   callTool(name: string, args: Record<string, unknown> | undefined, opts: UpstreamCallOptions): Promise<Record<string, unknown>>;
+  /**
+   * callTool reporting to `sink` instead of a promise (stdio connections: the tools/call hot path makes
+   * no promise per call); absent on connections without it (remote ones).
+   */
+  callToolThen?(name: string, args: Record<string, unknown> | undefined, opts: UpstreamCallOptions, sink: RequestSink): void;
   /** `notifications/tools/list_changed` from the upstream. Returns an unsubscribe function. */
   onToolsChanged(listener: () => void): () => void;
   /** The upstream's `capabilities` from initialize (resources, prompts, completions, logging, …). */
@@ -302,9 +307,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     // The hot path (a tools/call without progress whose signal is its own): no async frame of ours
     // between the caller and the direct request, only the error mapping below.
     if (direct && options.onprogress === undefined && options.signalPerCall === true && options.signal) {
-      return direct(req, options.signal, options.timeoutMs).catch((err: unknown) => {
-        throw requestFailure(err, req.method, options);
-      });
+      return direct.request(req, options.signal, options.timeoutMs, (err) => requestFailure(err, req.method, options));
     }
     return linkedRequest(req, options);
   }
@@ -320,7 +323,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
         ? { signal: options.signal, dispose: () => undefined }
         : linkSignal(options.signal);
     try {
-      if (viaDirect) return await direct(req, link.signal, options.timeoutMs);
+      if (viaDirect) return await direct.request(req, link.signal, options.timeoutMs);
       return await client.request(req as Parameters<typeof client.request>[0], AnyObjectResult, {
         signal: link.signal,
         timeout: options.timeoutMs,
@@ -407,6 +410,27 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     return tools;
   }
 
+  /** callTool reporting to `sink`: on the direct path no promise at all (the tools/call hot path). */
+  function callToolThen(name: string, args: Record<string, unknown> | undefined, callOpts: UpstreamCallOptions, sink: RequestSink): void {
+    if (direct && callOpts.onprogress === undefined && callOpts.signalPerCall === true && callOpts.signal) {
+      const params: Record<string, unknown> = { name };
+      if (args !== undefined) params.arguments = args;
+      const options: RequestOptions = callOpts;
+      direct.start(
+        { method: 'tools/call', params },
+        callOpts.signal,
+        callOpts.timeoutMs,
+        (err) => requestFailure(err, 'tools/call', options),
+        sink,
+      );
+      return;
+    }
+    callTool(name, args, callOpts).then(
+      (result) => sink.succeed(result),
+      (err: unknown) => sink.fail(err),
+    );
+  }
+
   function callTool(
     name: string,
     args: Record<string, unknown> | undefined,
@@ -431,6 +455,7 @@ export async function connectTransport(transport: Transport, opts: ConnectUpstre
     capabilities,
     listTools,
     callTool,
+    callToolThen,
     request(method, params, callOpts) {
       return request(params === undefined ? { method } : { method, params }, {
         signal: callOpts.signal,

@@ -193,14 +193,9 @@ export class ProcessStdioTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (this.closed || !this.started || this.stdin.destroyed || this.stdin.writableEnded) {
-        reject(new Error('Not connected'));
-        return;
-      }
       let ok: boolean;
       try {
-        this.coalesce();
-        ok = this.stdin.write(serializeMessage(message));
+        ok = this.sendNow(message);
       } catch (err) {
         reject(err instanceof Error ? err : new Error(String(err)));
         return;
@@ -209,10 +204,26 @@ export class ProcessStdioTransport implements Transport {
         resolve();
         return;
       }
-      // Backpressure: wait until the pipe drains (or the transport/stdin goes away). One shared
-      // 'drain' listener (attached in start) serves every waiting send.
-      this.pendingDrains.add((err?: Error) => (err ? reject(err) : resolve()));
+      // Backpressure: wait until the pipe drains (or the transport/stdin goes away).
+      this.afterDrain((err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  /**
+   * send() without its promise, for the direct request path (upstream-direct-request.ts): throws what
+   * send() rejects with at once; false when the pipe is backed up (send() would wait for 'drain':
+   * afterDrain() tells when it drains or fails).
+   */
+  sendNow(message: JSONRPCMessage): boolean {
+    if (this.closed || !this.started || this.stdin.destroyed || this.stdin.writableEnded) throw new Error('Not connected');
+    this.coalesce();
+    return this.stdin.write(serializeMessage(message));
+  }
+
+  /** `settle` runs once the backed-up pipe drains, or with the error when stdin or the transport goes away first. */
+  afterDrain(settle: (err?: Error) => void): void {
+    // One shared 'drain' listener (attached in start) serves every waiting send.
+    this.pendingDrains.add(settle);
   }
 
   /**
@@ -300,7 +311,7 @@ export class ProcessStdioTransport implements Transport {
       if (message === null) break;
       this.inbox.push(message);
     }
-    if (!this.pumping) void this.pump();
+    if (!this.pumping) this.pump();
   }
 
   /**
@@ -309,31 +320,28 @@ export class ProcessStdioTransport implements Transport {
    * followed by its response in the same chunk would be dispatched after the response had already
    * removed the progress handler: the last progress update was lost ("unknown token"). Before a
    * response that follows a notification we therefore yield a macrotask, letting every deferred
-   * notification handler run first.
+   * notification handler run first. Synchronous otherwise (no promise per chunk read).
    */
-  private async pump(): Promise<void> {
+  private pump(): void {
     this.pumping = true;
-    try {
-      let notificationPending = false;
-      while (this.inbox.length > 0 && !this.closed) {
-        const message = this.inbox[0]!;
-        const isResponse = 'id' in message && !('method' in message);
-        if (isResponse && notificationPending) {
-          notificationPending = false;
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          continue;
-        }
-        this.inbox.shift();
-        if ('method' in message && !('id' in message)) notificationPending = true;
-        try {
-          this.onmessage?.(message);
-        } catch (err) {
-          this.reportError(err);
-        }
+    let notificationPending = false;
+    while (this.inbox.length > 0 && !this.closed) {
+      const message = this.inbox[0]!;
+      const isResponse = 'id' in message && !('method' in message);
+      if (isResponse && notificationPending) {
+        // Still pumping: messages arriving meanwhile wait behind this one.
+        setImmediate(() => this.pump());
+        return;
       }
-    } finally {
-      this.pumping = false;
+      this.inbox.shift();
+      if ('method' in message && !('id' in message)) notificationPending = true;
+      try {
+        this.onmessage?.(message);
+      } catch (err) {
+        this.reportError(err);
+      }
     }
+    this.pumping = false;
     if (this.closeAfterDrain) void this.close();
   }
 
