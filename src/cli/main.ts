@@ -166,12 +166,12 @@ async function serve(argvIn: string[]): Promise<number> {
 
   // Start-up allocates mostly what lives as long as the daemon (module code, schemas): a young
   // generation grown for it (V8 doubles it up to 32 MiB) would stay mostly empty and resident
-  // afterwards. It keeps its initial size until every configured server has been launched once, then
-  // may grow as usual (docs/benchmarks.md, "Daemon memory").
+  // afterwards. It keeps its initial size until the daemon listens, then may grow as usual
+  // (docs/benchmarks.md, "Daemon memory").
   setFlagsFromString('--semi-space-growth-factor=1');
   // Start-up code runs once: V8's optimizing compiler (TurboFan) would compile its hottest loops
   // (schema construction, module evaluation) on a background thread for nothing and leave ~4 MiB of
-  // compiler pages resident. Interpreter and baseline code until the first launches are over, then as usual.
+  // compiler pages resident. Interpreter and baseline code until the daemon listens, then as usual.
   setFlagsFromString('--no-opt');
   const options = {
     dataDir,
@@ -193,19 +193,12 @@ async function serve(argvIn: string[]): Promise<number> {
     throw err;
   }
   const daemon = await startDaemon(options, boot);
-  // V8 as usual once every configured server has been launched once (not when the daemon listens,
-  // which can be before most of a start of hundreds of servers): a stop signal first keeps --no-opt.
-  let signalled = false;
-  void daemon.firstLaunches.then(() => {
-    if (signalled) return;
-    setFlagsFromString(`--semi-space-growth-factor=${SEMI_SPACE_GROWTH_FACTOR}`);
-    setFlagsFromString('--opt');
-  });
+  setFlagsFromString(`--semi-space-growth-factor=${SEMI_SPACE_GROWTH_FACTOR}`);
+  setFlagsFromString('--opt');
   process.stdout.write(`mcp-warden ${VERSION} listening on ${daemon.mcpUrl} (pid ${process.pid}, data dir ${dataDir})\n`);
 
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
-    signalled = true;
     signals++;
     if (signals > 1) {
       daemon.logger.warn({ signal: sig }, 'already shutting down; the shutdown budget bounds the wait');

@@ -15,7 +15,7 @@ import { updateConfigFile } from '../adapters/store/config-file.js';
 import { startHttpServer, sendJsonText, type HttpServerHandle } from '../adapters/http/http-server.js';
 import { createMcpFront, type McpFront } from '../adapters/mcp/mcp-front.js';
 import { guardRequest, isLoopbackHost, loopbackOrigins } from '../adapters/http/request-guards.js';
-import { writeDaemonFileSync, removeDaemonFileSync } from '../adapters/store/daemon-file.js';
+import { writeDaemonFile, removeDaemonFileSync } from '../adapters/store/daemon-file.js';
 import { ensureToken } from '../adapters/store/data-dir.js';
 import { createServerMachine, type ServerMachineInput } from '../machines/server-machine.js';
 import { activeServers, createSupervisorMachine } from '../machines/supervisor-machine.js';
@@ -31,8 +31,7 @@ import type { WatchdogHandle } from '../adapters/process/watchdog.js';
 import { GroupMarks } from '../adapters/process/group-marks.js';
 import { serverViews, type ServerView } from './server-view.js';
 import { HealthzBody } from './healthz-body.js';
-import { serverActorOf, serverSnapshotOf, type SupervisorActorRef } from './server-actors.js';
-import { FirstLaunches } from './first-launches.js';
+import { serverActorOf, type SupervisorActorRef } from './server-actors.js';
 import { ServerEvents, type DaemonEvent } from './server-events.js';
 
 export type { DaemonEvent } from './server-events.js';
@@ -84,11 +83,6 @@ export interface Daemon {
   stop(reason?: string): Promise<void>;
   /** Resolves when the daemon has stopped (by stop() or a fatal error). */
   readonly stopped: Promise<void>;
-  /**
-   * Resolves once every server of the config the daemon started with has finished its first launch
-   * (running, quarantined, failed or removed), or the daemon stops (src/daemon/first-launches.ts).
-   */
-  readonly firstLaunches: Promise<void>;
   /** Why the daemon stopped itself, if it did for a reason `serve` must exit non-zero (E_LOCK_COMPROMISED). */
   failure?(): WardenError | undefined;
 }
@@ -215,17 +209,8 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
   const frontHandle = front;
   const observed = observability;
 
-  // Made with the actor system below; its changes come from the server event stream.
-  let firstLaunches: FirstLaunches | undefined;
   // UIs and list_changed follow actor subscriptions (server-events.ts); `inspect` only feeds `serve --inspect`.
-  const events = new ServerEvents({
-    logger,
-    counts: (owner) => ledger.countsOf(owner),
-    onChange: (names) => {
-      catalog.notify(names);
-      firstLaunches?.changed(names);
-    },
-  });
+  const events = new ServerEvents({ logger, counts: (owner) => ledger.countsOf(owner), onChange: (names) => catalog.notify(names) });
   // Server commands and the approval policy (tool integrity, docs/quarantine.md) live in the registry.
   const registry = new ServerRegistry({
     configPath,
@@ -280,14 +265,6 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
   const supervisor = createSupervisorMachine(serverMachine);
 
   const enabled = registry.list().filter(([, e]) => !e.disabled);
-  firstLaunches = new FirstLaunches(
-    enabled.map(([n]) => n),
-    (name) => {
-      const v = serverSnapshotOf(root, name)?.value;
-      return typeof v === 'object' && v !== null && (v as { starting?: unknown }).starting === 'launching';
-    },
-  );
-  const launchesOfStart = firstLaunches;
   // `serve --inspect`: the whole actor system to a Stately inspector relay (observation only; never throws).
   // Loaded only then: @statelyai/inspect and its dependencies cost every other daemon memory and start-up time.
   const stately: StatelyInspector | undefined = opts.inspectUrl
@@ -393,7 +370,6 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
   const stop = (reason = 'requested'): Promise<void> => {
     stopping ??= (async () => {
       const t0 = Date.now();
-      launchesOfStart.end();
       logger.info({ reason }, 'shutting down');
       // No edit of the config file may start anything from here on.
       await ledger.releaseOwned(CONFIG_WATCH_OWNER);
@@ -458,7 +434,6 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
     controlUrl: `${httpHandle.url.replace(/^http/, 'ws')}${CONTROL_PATH}`,
     stop,
     stopped,
-    firstLaunches: launchesOfStart.settled,
     failure: () => lockFailure,
   };
 
@@ -513,11 +488,7 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
     throw err;
   }
 
-  // Synchronous (microseconds): written asynchronously, its file operations queued in the thread pool
-  // behind the group marks of every server spawned meanwhile and each continued only between two
-  // batches of handshakes, so a start of 500 announced itself (and was first polled) ~0.1-0.3 s after
-  // its last server was running, the daemon idle in between.
-  writeDaemonFileSync(dataDir, {
+  await writeDaemonFile(dataDir, {
     pid: process.pid,
     instanceId: identity.instanceId,
     url: httpHandle.url,

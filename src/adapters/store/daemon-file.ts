@@ -2,7 +2,7 @@
  * `<data-dir>/daemon.json`: how CLI commands find the running daemon. Written atomically after the
  * daemon is listening, removed on clean exit. It is information, not a lock (see the lock file).
  */
-import { promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isOwnerAlive } from '../../core/instance-identity.js';
 import { processTable } from '../process/current-table.js';
@@ -31,15 +31,6 @@ export async function writeDaemonFile(dataDir: string, info: DaemonInfo): Promis
   await fs.rm(tmp, { force: true }); // 'wx' below: never write through a planted file or link
   await fs.writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
   await fs.rename(tmp, target);
-}
-
-/** writeDaemonFile without the thread pool, for the daemon's start (src/daemon/daemon.ts): the same steps, synchronously. */
-export function writeDaemonFileSync(dataDir: string, info: DaemonInfo): void {
-  const target = daemonFilePath(dataDir);
-  const tmp = `${target}.${process.pid}.tmp`;
-  rmSync(tmp, { force: true }); // 'wx' below: never write through a planted file or link
-  writeFileSync(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  renameSync(tmp, target);
 }
 
 /** Remove daemon.json only if it is still ours (a successor may have written its own). */
