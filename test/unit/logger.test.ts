@@ -13,7 +13,9 @@ import {
   serverLogger,
   LOG_LEVELS,
   formatConsoleLine,
+  REDACT_PATHS,
 } from '../../src/adapters/log/logger.js';
+import pino from 'pino';
 import { RotatingFileDestination } from '../../src/adapters/log/rotating-file-destination.js';
 
 const tmpRoots: string[] = [];
@@ -182,6 +184,40 @@ describe('redaction', () => {
     assert.equal(recs[6]!.component, 'supervisor');
     assert.equal(recs[8]!.url, 'https://example.com/sse?api_key=[redacted]&x=1');
     assert.equal(consoleLines.length, 9);
+  });
+
+  test('lines and child bindings are byte-identical to pino redacting every value itself (strings, numbers, booleans skip the redactor)', () => {
+    const ours: string[] = [];
+    const { logger } = createLogger({
+      level: 'trace',
+      maxBytes: 1 << 20,
+      maxFiles: 1,
+      console: false,
+      tap: { write: (l: string) => ours.push(l) },
+    });
+    const theirs: string[] = [];
+    const plain = pino(
+      {
+        level: 'trace',
+        base: { pid: process.pid },
+        redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+        serializers: { err: pino.stdSerializers.err },
+      },
+      { write: (l: string) => theirs.push(l) },
+    );
+    const odd = 'quote " backslash \\ newline \n tab \t nul \u0000 unicode é 😀 \ud800';
+    const records: Record<string, unknown>[] = [
+      { s: odd, n: 42, f: -1.5e-7, nan: Number.NaN, inf: Number.POSITIVE_INFINITY, t: true, no: false, nil: null },
+      { nested: { env: { K: SECRET }, s: odd, n: 1 }, arr: [odd, 1, { a: odd }], token: SECRET },
+      { big: 10n, sym: Symbol('x'), fn: () => 1, undef: undefined, date: new Date(0) },
+    ];
+    for (const [i, rec] of records.entries()) {
+      for (const l of [logger, plain]) l.child({ server: odd, attempt: i, flag: true }).info(rec, `record ${i}`);
+    }
+    const strip = (l: string) => l.replace(/"time":\d+,/, '');
+    assert.equal(ours.length, records.length);
+    assert.deepEqual(ours.map(strip), theirs.map(strip));
+    assert.ok(!ours.join('').includes(SECRET));
   });
 
   test('redactEnv keeps keys and hides values', () => {

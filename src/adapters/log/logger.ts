@@ -108,6 +108,7 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
     },
     pino.multistream(streams),
   );
+  skipRedactionOfPrimitives(logger);
   let closed = false;
   return {
     logger,
@@ -119,6 +120,30 @@ export function createLogger(opts: CreateLoggerOptions): CreatedLogger {
       limit?.flush();
       file?.close();
     },
+  };
+}
+
+type Stringifier = (value: unknown, stringifySafe?: unknown) => string | undefined;
+
+/**
+ * The `*.x` paths make pino pass every value of every line, and every child binding, through the
+ * redactor of the paths under `*`, strings and numbers included: @pinojs/redact then parses each of
+ * its paths again and looks for them in the string (~80 µs per server at start: a child logger and
+ * two lines). A string, number or boolean cannot hold a path, and for one the redactor's result is
+ * exactly `JSON.stringify(value)`; objects (and anything else) still go through it. The stringifiers
+ * table is shared by the root and its children (pino copies it only for a child with its own
+ * `redact`, which we never pass). Where pino's internals are not as expected, nothing changes.
+ */
+function skipRedactionOfPrimitives(logger: Logger): void {
+  const symbols = pino.symbols as unknown as { stringifiersSym?: symbol; wildcardFirstSym?: symbol };
+  const { stringifiersSym, wildcardFirstSym } = symbols;
+  if (typeof stringifiersSym !== 'symbol' || typeof wildcardFirstSym !== 'symbol') return;
+  const table = (logger as unknown as Record<symbol, Record<symbol, Stringifier> | undefined>)[stringifiersSym];
+  const redactUnderWildcard = table?.[wildcardFirstSym];
+  if (!table || typeof redactUnderWildcard !== 'function') return;
+  table[wildcardFirstSym] = (value, stringifySafe) => {
+    const t = typeof value;
+    return t === 'string' || t === 'number' || t === 'boolean' ? JSON.stringify(value) : redactUnderWildcard(value, stringifySafe);
   };
 }
 
