@@ -4,8 +4,9 @@
  *   dist/bundle/cli.js       the CLI (package.json `bin`, src/cli/cli-entry.ts), ESM with code splitting:
  *                            the dispatcher, each command and the daemon half stay lazily loaded
  *                            chunks, as in src/cli/main.ts
- *   dist/bundle/stop.js      `mcp-warden stop` (src/cli/stop-main.ts), one file that cli.js imports
- *                            for that command alone: no dispatcher, no chunk graph to load
+ *   dist/bundle/stop.cjs     `mcp-warden stop` (src/cli/stop-main.ts), one CommonJS file: bin/mcp-warden
+ *                            runs it directly for that command (and cli.js imports it when run itself):
+ *                            no dispatcher, no chunk graph, and no ES module loader to start (~10 ms)
  *   dist/bundle/watchdog.js  the watchdog (src/watchdog/watchdog-main.ts), one file: it is on the
  *                            daemon's start-up path (no server starts before it is armed)
  * Loading one minified file instead of ~300 modules is what makes `serve` start fast. Output is ASCII
@@ -105,12 +106,12 @@ const common = {
   plugins: [substitutions],
 };
 
-/** cli.js imports the stop program as the separately built stop.js, not as a chunk of its own graph. */
+/** cli.js imports the stop program as the separately built stop.cjs, not as a chunk of its own graph. */
 const stopApart = {
   name: 'warden-stop-apart',
   setup(b) {
     b.onResolve({ filter: /^\.\/stop-main\.js$/ }, (args) =>
-      args.importer.endsWith(join('cli', 'cli-entry.js')) ? { path: './stop.js', external: true } : undefined,
+      args.importer.endsWith(join('cli', 'cli-entry.js')) ? { path: './stop.cjs', external: true } : undefined,
     );
   },
 };
@@ -127,7 +128,19 @@ const [cli, watchdog, stop] = await Promise.all([
     metafile: true,
   }),
   build({ ...common, entryPoints: { watchdog: join(root, 'dist', 'src', 'watchdog', 'watchdog-main.js') }, outdir, metafile: true }),
-  build({ ...common, entryPoints: { stop: join(root, 'dist', 'src', 'cli', 'stop-main.js') }, outdir, metafile: true }),
+  // CommonJS: Node runs a .cjs program through the CommonJS loader, which its start-up has ready, where an
+  // ES module program first starts the ES module loader. import.meta.url (createRequire of lazily loaded
+  // builtins) is this file's URL, as in the ES module bundles.
+  build({
+    ...common,
+    format: 'cjs',
+    banner: { js: "const __wardenImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+    define: { 'import.meta.url': '__wardenImportMetaUrl' },
+    entryPoints: { stop: join(root, 'dist', 'src', 'cli', 'stop-main.js') },
+    outExtension: { '.js': '.cjs' },
+    outdir,
+    metafile: true,
+  }),
 ]);
 
 // The watchdog starts itself when its module is the program run (import.meta.url is argv[1]): its

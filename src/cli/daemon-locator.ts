@@ -6,7 +6,7 @@
  * While a daemon starts up it holds `<dataDir>/daemon.lock.lock` and has written its pid into
  * `<dataDir>/daemon.lock`, but not yet daemon.json: that is reported as `starting`.
  */
-import { daemonFilePath, isDaemonAlive, readDaemonFile, type DaemonInfo } from '../adapters/store/daemon-file.js';
+import { daemonFilePath, isDaemonAlive, readDaemonFileSync, type DaemonInfo } from '../adapters/store/daemon-file.js';
 import { liveLockHolder, type LockHolder } from '../adapters/store/lock-holder.js';
 
 export type DaemonLocation =
@@ -22,7 +22,8 @@ export type DaemonLocation =
   | { kind: 'none' };
 
 export async function locateDaemon(dataDir: string): Promise<DaemonLocation> {
-  const r = await readDaemonFile(dataDir);
+  // A synchronous read: every caller is a one-shot CLI command, and `stop` signals the daemon right after.
+  const r = readDaemonFileSync(dataDir);
   if (r.kind === 'ok' && isDaemonAlive(r.info)) return { kind: 'running', info: r.info };
   const holder = await liveLockHolder(dataDir);
   if (holder) return r.kind === 'corrupt' ? { kind: 'starting', holder, corrupt: r.reason } : { kind: 'starting', holder };

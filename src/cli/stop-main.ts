@@ -1,7 +1,8 @@
 /**
  * `mcp-warden stop` as a program of its own (cli-entry.ts loads it instead of the dispatcher):
  * the command, its process exit code, and the dispatcher's report of an unexpected error.
- * scripts/bundle.mjs bundles it into the single file dist/bundle/stop.js.
+ * scripts/bundle.mjs bundles it into the single CommonJS file dist/bundle/stop.cjs, which bin/mcp-warden
+ * runs directly for `stop`.
  */
 import { runStop } from './stop-command.js';
 import { exitPromptly } from './exit-promptly.js';

@@ -17,7 +17,8 @@
  * Environments of other users' processes (and on macOS of some of one's own) are not shown by `ps`:
  * their `markers` are undefined, and docs/guarantees.md ("Without /proc") says what covers them.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
+import { createRequire } from 'node:module';
 import { ErrorCodes, WardenError } from '../../core/error-codes.js';
 import {
   MARKER_PREFIX,
@@ -28,6 +29,13 @@ import {
   type ProcessTable,
   type SocketOwner,
 } from './process-table.js';
+
+// node:child_process is loaded when a tool first runs, not with this module: `mcp-warden stop` imports the
+// process tables (current-table.ts) and, on /proc systems, never runs a tool; loading the module is ~5 ms
+// of its start-up, before the daemon is signalled (docs/benchmarks.md, "Stop").
+let childProcess: typeof ChildProcess | undefined;
+const loadChildProcess = (): typeof ChildProcess =>
+  (childProcess ??= createRequire(import.meta.url)('node:child_process') as typeof ChildProcess);
 
 export interface PortableTableOptions {
   /** Deadline of one ps/pgrep/lsof run (setting processTableTimeoutMs). */
@@ -125,7 +133,7 @@ export class PortableProcessTable implements ProcessTable {
 
   /** Runs a tool; exit status 1 with no output means "nothing matched" for ps, pgrep and lsof alike. */
   private run(cmd: string, args: string[]): string {
-    const r = spawnSync(cmd, args, {
+    const r = loadChildProcess().spawnSync(cmd, args, {
       env: this.env,
       encoding: 'utf8',
       timeout: this.opts.timeoutMs,
@@ -138,7 +146,7 @@ export class PortableProcessTable implements ProcessTable {
   /** `run` without blocking the event loop. */
   private runAsync(cmd: string, args: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
-      execFile(
+      loadChildProcess().execFile(
         cmd,
         args,
         { env: this.env, encoding: 'utf8', timeout: this.opts.timeoutMs, maxBuffer: MAX_OUTPUT_BYTES },

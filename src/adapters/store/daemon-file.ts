@@ -68,10 +68,29 @@ export async function readDaemonFile(dataDir: string): Promise<DaemonFileRead> {
     // Not through a symlink (no-follow.ts): a link reads as corrupt, and writeDaemonFile's rename replaces it.
     text = await readFileNoFollow(daemonFilePath(dataDir), 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
-    return { kind: 'corrupt', reason: (err as Error).message };
+    return unreadable(err);
   }
   return parseDaemonFile(text);
+}
+
+/**
+ * readDaemonFile without the thread pool (and without loading node:fs/promises), for the CLI's look
+ * at a daemon: `mcp-warden stop` reads daemon.json before it signals the daemon, so the read is on
+ * the stop's wall time, and a one-shot CLI has nothing else to do meanwhile.
+ */
+export function readDaemonFileSync(dataDir: string): DaemonFileRead {
+  let text: string;
+  try {
+    text = readFileNoFollowSync(daemonFilePath(dataDir), 0o600);
+  } catch (err) {
+    return unreadable(err);
+  }
+  return parseDaemonFile(text);
+}
+
+function unreadable(err: unknown): DaemonFileRead {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+  return { kind: 'corrupt', reason: (err as Error).message };
 }
 
 function parseDaemonFile(text: string): DaemonFileRead {
