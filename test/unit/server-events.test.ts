@@ -77,18 +77,18 @@ test('every server state change becomes one server event with its previous state
 test('a removed server reports stopped and its subscription is released; a re-added one is followed again', async () => {
   const s = make();
   await flush();
-  assert.equal(s.events.subscriptionCount(), 3, 'the root and two servers');
+  assert.equal(s.events.subscriptionCount(), 4, 'the root, its server group and two servers');
   s.root.send({ type: 'SERVER_REMOVE', name: 'a' });
   await flush();
   assert.equal(s.views('a').at(-1)?.state, 'stopped');
-  assert.equal(s.events.subscriptionCount(), 2, 'the stopped child is no longer subscribed');
+  assert.equal(s.events.subscriptionCount(), 3, 'the stopped child is no longer subscribed');
   s.root.send({ type: 'SERVER_ADD', server: s.entry('a') });
   await flush();
   assert.deepEqual(s.views('a').slice(-2), [
     { state: 'starting.launching', previous: null },
     { state: 'running', previous: 'starting.launching' },
   ]);
-  assert.equal(s.events.subscriptionCount(), 3);
+  assert.equal(s.events.subscriptionCount(), 4);
   s.events.stop();
   s.root.stop();
 });
@@ -97,7 +97,7 @@ test('attached after start, it reports the current states', async () => {
   const s = make({ attachAfterStart: true });
   await flush();
   assert.equal(s.views('a').at(-1)?.state, 'running');
-  assert.equal(s.events.subscriptionCount(), 3);
+  assert.equal(s.events.subscriptionCount(), 4);
   s.events.stop();
   s.root.stop();
 });
