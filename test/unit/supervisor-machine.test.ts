@@ -417,3 +417,35 @@ test('shutdown with every server removed: the root finishes at once and stops it
   assert.deepEqual(s.finalWithLiveChild, []);
   assert.equal(s.watchers(), 0);
 });
+
+test('shutdown across groups: a group finishes with its last server; DEADLINE reaches a server of a later group through it', async () => {
+  const names = Array.from({ length: SERVER_GROUP_SIZE + 8 }, (_, i) => `s${i}`);
+  const stuck = `s${SERVER_GROUP_SIZE + 3}`;
+  const ledger = fakeLedger(names.map((n) => `server:${n}`));
+  const s = make({
+    names,
+    teardown: {
+      ...ledger.teardown,
+      release: async (owner) => {
+        if (owner === `server:${stuck}`) return new Promise(() => undefined);
+        ledger.held.set(owner, 0);
+      },
+    },
+    settings: { stopEofGraceMs: 100_000 },
+  });
+  await flush();
+  s.root.send({ type: 'SHUTDOWN' });
+  await flush();
+  const [first, second] = serverGroupsOf(s.root);
+  assert.equal(first!.getSnapshot().status, 'done', 'the first group finished with its last server');
+  assert.equal(second!.getSnapshot().status, 'active', 'the second waits for its stuck server');
+  assert.deepEqual(Object.keys(childrenOf(second!)), [String(3)], 'only the stuck server is left in it');
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), names.slice(SERVER_GROUP_SIZE), "the second group's slots");
+  s.clock.increment(5_000);
+  await flush();
+  assert.equal(s.root.getSnapshot().status, 'done');
+  assert.equal(ledger.held.get('reaper'), 1, 'what the stuck server held went to the reaper');
+  assert.deepEqual(s.finalWithLiveChild, []);
+  assert.equal(s.watchers(), 0);
+  assertChildrenFinished(s.root, names);
+});
