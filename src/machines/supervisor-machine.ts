@@ -13,8 +13,9 @@
  * child, and a machine that finishes stops each remaining child with one more such copy. With all N
  * servers as the root's children, a start or a shutdown of N copied O(N²) entries (a stop of 500:
  * ~125k, tens of ms of the daemon's CPU); now no `children` object holds more than SERVER_GROUP_SIZE
- * servers, the root holds one child per group, and a shutdown sends the root one event per group
- * instead of one per server (docs/building-blocks.md).
+ * servers, the root holds one child per group (16 for 500 servers, at most 32 up to 1,024; past that
+ * the root's own copies grow again, as (N / SERVER_GROUP_SIZE)²), and a shutdown sends the root one
+ * event per group instead of one per server (docs/building-blocks.md).
  *
  *   supervising ── SHUTDOWN ──► shuttingDown.draining ── shutdownBudget ──► shuttingDown.overdue
  *                                   │   (every group: SHUTDOWN)               (every group: DEADLINE)
