@@ -2,15 +2,18 @@
  * The change stream of server views for UIs, the control channel and `list_changed`, fed by actor
  * subscriptions (not by the inspection hook, which stays for the Stately inspector only).
  *
- * It subscribes to the root actor; each root snapshot's `children` says which server actors exist,
- * and each one gets its own subscription. Every server snapshot becomes a `server` event when its
- * view changed (de-duplicated by JSON), a state change is logged, and the catalog is asked to
- * re-check the servers that changed (coalesced to one check per microtask; nothing here looks at
- * every server per event, so a change costs the same with 500 servers as with one). A child's subscription is released
- * when it reaches `stopped`, when it leaves `children`, and all of them on `stop()`.
+ * It subscribes to the root actor and to each of its server groups (src/machines/server-group-machine.ts):
+ * a root snapshot's `children` says which groups exist, a group snapshot's `children` which server
+ * actors, and each server actor gets its own subscription. Every server snapshot becomes a `server`
+ * event when its view changed (de-duplicated by JSON), a state change is logged, and the catalog is
+ * asked to re-check the servers that changed (coalesced to one check per microtask). Nothing here looks
+ * at every server per event: a group's change is checked against that group's few servers only, so a
+ * change costs the same with 500 servers as with one. A server's subscription is released when it
+ * reaches `stopped`, when it leaves its group's `children`, and all of them on `stop()`.
  * Observing never disturbs the system: nothing here throws into an actor.
  */
 import type { Logger } from 'pino';
+import type { AnyActorRef } from 'xstate';
 import type { ResourceKind } from '../core/resource-ledger.js';
 import type { CallEntry } from '../adapters/observability/call-record.js';
 import { stateString, viewOfSnapshot, type ServerView } from './server-view.js';
@@ -47,14 +50,27 @@ export interface ServerEventsDeps {
 
 interface Watched {
   ref: ServerActorRef;
-  /** Its id among the root's children (a slot number, supervisor-machine.ts). */
+  /** Its group, and its id among the group's children (server-group-machine.ts). */
+  group: WatchedGroup;
   id: string;
+  unsubscribe: () => void;
+}
+
+interface WatchedGroup {
+  ref: AnyActorRef;
+  /** Its id among the root's children. */
+  id: string;
+  /** The group's `children` as last looked at. */
+  lastChildren: unknown;
+  /** The servers watched in this group. */
+  names: Set<string>;
   unsubscribe: () => void;
 }
 
 export class ServerEvents {
   private readonly listeners = new Set<(e: DaemonEvent) => void>();
   private readonly watched = new Map<string, Watched>();
+  private readonly groups = new Map<AnyActorRef, WatchedGroup>();
   private readonly lastState = new Map<string, string>();
   private readonly lastView = new Map<string, string>();
   private rootSubscription: { unsubscribe(): void } | undefined;
@@ -73,7 +89,7 @@ export class ServerEvents {
   /** Start following `root` (and the server actors it has now). Call once, before or after root.start(). */
   attach(root: SupervisorActorRef): void {
     if (this.stopped || this.rootSubscription) return;
-    const sync = () => this.syncChildren(root);
+    const sync = () => this.syncGroups(root);
     let ended = false;
     // The root's own failure is handled by its owner (daemon.ts); here it only ends the stream.
     const end = () => {
@@ -95,9 +111,9 @@ export class ServerEvents {
     return this.listeners.size;
   }
 
-  /** Actor subscriptions held right now (the root's counts as one): 0 after `stop()`. */
+  /** Actor subscriptions held right now (the root's and each group's count as one): 0 after `stop()`. */
   subscriptionCount(): number {
-    return this.watched.size + (this.rootSubscription ? 1 : 0);
+    return this.watched.size + this.groups.size + (this.rootSubscription ? 1 : 0);
   }
 
   /** Tell every listener (also used by the daemon for `server-removed`). Never throws. */
@@ -120,7 +136,7 @@ export class ServerEvents {
     // Nobody to tell and nothing to log (the shutdown has closed the control channel and the metrics):
     // the server actors' subscriptions go now, not one per server as each finishes, and the ~3
     // snapshots each server still makes are observed by nobody. A listener that subscribes later
-    // hears no more server changes, only the root's end (see syncChildren).
+    // hears no more server changes, only the root's end (see syncGroups).
     if (this.listeners.size === 0 && !this.deps.logger.isLevelEnabled('debug')) {
       this.detached = true;
       this.releaseChildren();
@@ -140,22 +156,51 @@ export class ServerEvents {
     this.releaseChildren();
   }
 
-  private syncChildren(root: SupervisorActorRef): void {
+  /** The root's snapshot: a group appeared or went. */
+  private syncGroups(root: SupervisorActorRef): void {
     if (this.stopped || this.detached) return;
     try {
-      // Most root snapshots only change its context: the same `children` object has the same actors.
+      // Most root snapshots only change its context: the same `children` object has the same groups.
       const snap = root.getSnapshot();
-      const children = snap.children;
+      const children = snap.children as Record<string, AnyActorRef | undefined>;
       if (children === this.lastChildren) return;
       this.lastChildren = children;
-      // Shutting down, the root spawns nothing and stops a child only on its done event, whose done
-      // snapshot has released it here already: nothing to look for. Each of 500 stops changed
-      // `children`, and the two passes below over every server made the stop quadratic (~0.2 ms a server).
+      // Shutting down, the root spawns nothing; its groups go only when it completes (releaseChildren).
       if (snap.matches('shuttingDown')) return;
-      // One property lookup per actor: with 500 servers stopping, each stop changes `children` once.
-      for (const [name, w] of this.watched) {
-        // Gone from `children`, or replaced by a new actor of the same name.
-        if (children[w.id] !== w.ref) {
+      for (const g of [...this.groups.values()]) if (children[g.id] !== g.ref) this.releaseGroup(g);
+      for (const id in children) {
+        const ref = children[id];
+        if (ref && !this.groups.has(ref)) this.watchGroup(root, ref, id);
+      }
+    } catch {
+      // observing must never disturb the system
+    }
+  }
+
+  private watchGroup(root: SupervisorActorRef, ref: AnyActorRef, id: string): void {
+    if (ref.getSnapshot().status !== 'active') return;
+    const g: WatchedGroup = { ref, id, lastChildren: undefined, names: new Set(), unsubscribe: () => undefined };
+    this.groups.set(ref, g);
+    const end = () => this.releaseGroup(g);
+    const sub = ref.subscribe({ next: () => this.syncServers(root, g), error: end, complete: end });
+    g.unsubscribe = () => sub.unsubscribe();
+    this.syncServers(root, g);
+  }
+
+  /** A group's snapshot: one of its (at most SERVER_GROUP_SIZE) server actors appeared or went. */
+  private syncServers(root: SupervisorActorRef, g: WatchedGroup): void {
+    if (this.stopped || this.detached || this.groups.get(g.ref) !== g) return;
+    try {
+      const children = (g.ref.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children;
+      if (children === g.lastChildren) return;
+      g.lastChildren = children;
+      // Shutting down, a group spawns nothing and stops a server only on its done event, whose done
+      // snapshot has released it here already: nothing to look for.
+      if (root.getSnapshot().matches('shuttingDown')) return;
+      for (const name of [...g.names]) {
+        const w = this.watched.get(name);
+        // Gone from the group, or replaced by a new actor of the same name.
+        if (w && children[w.id] !== w.ref) {
           this.release(name);
           this.queueChange(name);
         }
@@ -166,14 +211,14 @@ export class ServerEvents {
         if (name === undefined || !child || this.watched.get(name)?.ref === child) continue;
         const ref = serverActorOf(root, name);
         // The registered actor is the child itself; anything else is not ours to show.
-        if (ref && ref === child && !this.watched.has(name)) this.watch(name, ref, id);
+        if (ref && ref === child && !this.watched.has(name)) this.watch(name, ref, g, id);
       }
     } catch {
       // observing must never disturb the system
     }
   }
 
-  private watch(name: string, ref: ServerActorRef, id: string): void {
+  private watch(name: string, ref: ServerActorRef, group: WatchedGroup, id: string): void {
     const snap = ref.getSnapshot();
     // A dead ref waiting for its stop has said everything already.
     if (snap.status !== 'active') return;
@@ -186,7 +231,8 @@ export class ServerEvents {
       },
       complete: () => this.release(name, ref),
     });
-    this.watched.set(name, { ref, id, unsubscribe: () => sub.unsubscribe() });
+    this.watched.set(name, { ref, group, id, unsubscribe: () => sub.unsubscribe() });
+    group.names.add(name);
     // A subscription hears only what comes next: report where it is now.
     this.onSnapshot(name, ref, snap);
   }
@@ -195,6 +241,7 @@ export class ServerEvents {
     const w = this.watched.get(name);
     if (!w || (ref && w.ref !== ref)) return;
     this.watched.delete(name);
+    w.group.names.delete(name);
     try {
       w.unsubscribe();
     } catch {
@@ -202,7 +249,19 @@ export class ServerEvents {
     }
   }
 
+  private releaseGroup(g: WatchedGroup): void {
+    if (this.groups.get(g.ref) !== g) return;
+    this.groups.delete(g.ref);
+    for (const name of [...g.names]) this.release(name);
+    try {
+      g.unsubscribe();
+    } catch {
+      // already gone
+    }
+  }
+
   private releaseChildren(): void {
+    for (const g of [...this.groups.values()]) this.releaseGroup(g);
     for (const name of [...this.watched.keys()]) this.release(name);
   }
 

@@ -15,6 +15,7 @@ import {
   type ServerMachineInput,
 } from '../../src/machines/server-machine.js';
 import { createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
+import { SERVER_GROUP_SIZE } from '../../src/machines/server-group-machine.js';
 import { ServerEvents } from '../../src/daemon/server-events.js';
 import type { DaemonEvent } from '../../src/daemon/server-events.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
@@ -23,7 +24,7 @@ const flush = async () => {
   for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
 };
 
-function make(opts: { attachAfterStart?: boolean } = {}) {
+function make(opts: { attachAfterStart?: boolean; names?: string[] } = {}) {
   const clock = new SimulatedClock();
   const server = createServerMachine({ now: () => clock.now() }).provide({
     actors: {
@@ -38,7 +39,7 @@ function make(opts: { attachAfterStart?: boolean } = {}) {
   const entry = (name: string): ServerMachineInput => ({ name, remote: false, quarantined: false, settings: DEFAULT_SETTINGS });
   const root = createActor(createSupervisorMachine(server), {
     clock,
-    input: { servers: [entry('a'), entry('b')], shutdownBudgetMs: 5_000 },
+    input: { servers: (opts.names ?? ['a', 'b']).map(entry), shutdownBudgetMs: 5_000 },
   });
   let changes = 0;
   const events = new ServerEvents({ logger: pino({ level: 'silent' }), counts: () => ({}), onChange: () => changes++, now: () => 0 });
@@ -77,18 +78,18 @@ test('every server state change becomes one server event with its previous state
 test('a removed server reports stopped and its subscription is released; a re-added one is followed again', async () => {
   const s = make();
   await flush();
-  assert.equal(s.events.subscriptionCount(), 3, 'the root and two servers');
+  assert.equal(s.events.subscriptionCount(), 4, 'the root, its server group and two servers');
   s.root.send({ type: 'SERVER_REMOVE', name: 'a' });
   await flush();
   assert.equal(s.views('a').at(-1)?.state, 'stopped');
-  assert.equal(s.events.subscriptionCount(), 2, 'the stopped child is no longer subscribed');
+  assert.equal(s.events.subscriptionCount(), 3, 'the stopped child is no longer subscribed');
   s.root.send({ type: 'SERVER_ADD', server: s.entry('a') });
   await flush();
   assert.deepEqual(s.views('a').slice(-2), [
     { state: 'starting.launching', previous: null },
     { state: 'running', previous: 'starting.launching' },
   ]);
-  assert.equal(s.events.subscriptionCount(), 3);
+  assert.equal(s.events.subscriptionCount(), 4);
   s.events.stop();
   s.root.stop();
 });
@@ -97,7 +98,7 @@ test('attached after start, it reports the current states', async () => {
   const s = make({ attachAfterStart: true });
   await flush();
   assert.equal(s.views('a').at(-1)?.state, 'running');
-  assert.equal(s.events.subscriptionCount(), 3);
+  assert.equal(s.events.subscriptionCount(), 4);
   s.events.stop();
   s.root.stop();
 });
@@ -128,4 +129,26 @@ test('a whole shutdown ends with every server stopped and nothing subscribed', a
   assert.equal(s.views('a').at(-1)?.state, 'stopped');
   assert.equal(s.views('b').at(-1)?.state, 'stopped');
   assert.equal(s.events.subscriptionCount(), 0, 'the root completed: its subscription and the children are gone');
+});
+
+test('servers in every server group are followed, also one added in a new group; a shutdown releases groups and servers', async () => {
+  const names = Array.from({ length: SERVER_GROUP_SIZE + 3 }, (_, i) => `s${i}`);
+  const s = make({ names });
+  await flush();
+  for (const n of names) assert.equal(s.views(n).at(-1)?.state, 'running', `${n} followed`);
+  assert.equal(s.events.subscriptionCount(), 1 + 2 + names.length, 'the root, two groups, every server');
+  // Fill the second group up (slots up to 2 * SERVER_GROUP_SIZE - 1), then one more: a third group appears and its server is followed.
+  const more = Array.from({ length: SERVER_GROUP_SIZE - 2 }, (_, i) => `m${i}`);
+  for (const n of more) s.root.send({ type: 'SERVER_ADD', server: s.entry(n) });
+  await flush();
+  assert.equal(s.events.subscriptionCount(), 1 + 3 + names.length + more.length, 'a third group for the last add');
+  for (const n of more) assert.equal(s.views(n).at(-1)?.state, 'running', `${n} followed`);
+  s.root.send({ type: 'SERVER_REMOVE', name: 's1' });
+  await flush();
+  assert.equal(s.views('s1').at(-1)?.state, 'stopped');
+  s.root.send({ type: 'SHUTDOWN' });
+  await flush();
+  assert.equal(s.root.getSnapshot().status, 'done');
+  for (const n of [...names, ...more]) assert.equal(s.views(n).at(-1)?.state, 'stopped', `${n} stopped`);
+  assert.equal(s.events.subscriptionCount(), 0);
 });

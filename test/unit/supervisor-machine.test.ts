@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef } from 'xstate';
+import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyActorRef, type InspectionEvent } from 'xstate';
 import {
   createServerMachine,
   releaseWithDeadline,
@@ -9,7 +9,8 @@ import {
   type ServerMachineInput,
 } from '../../src/machines/server-machine.js';
 import { activeServers, createSupervisorMachine } from '../../src/machines/supervisor-machine.js';
-import { serverActorOf, serverActorsOf } from '../../src/daemon/server-actors.js';
+import { SERVER_GROUP_SIZE } from '../../src/machines/server-group-machine.js';
+import { serverActorOf, serverActorsOf, serverGroupsOf } from '../../src/daemon/server-actors.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 
 const flush = async () => {
@@ -54,42 +55,62 @@ function make(
     quarantined: false,
     settings: { ...DEFAULT_SETTINGS, ...opts.settings },
   });
-  const root = createActor(createSupervisorMachine(server), {
-    clock,
-    input: { servers: (opts.names ?? ['a', 'b']).map(entry), shutdownBudgetMs: 5_000 },
-  });
-  // Every child ever seen, and whether the root ever finished while one of them had not.
+  // Every actor of the system as it is created (the inspection hook sees the whole tree), and every
+  // time the root or a group finished while a server actor below it had not.
   const seen = new Set<AnyActorRef>();
   const finalWithLiveChild: string[] = [];
-  const observe = (snap: { status: string; children: Record<string, AnyActorRef | undefined> }) => {
-    for (const c of Object.values(snap.children)) if (c) seen.add(c);
-    if (snap.status === 'done') {
-      for (const c of seen) if (c.getSnapshot().status !== 'done') finalWithLiveChild.push(c.id);
+  const parentOf = (a: AnyActorRef) => (a as { _parent?: AnyActorRef })._parent;
+  const isServer = (a: AnyActorRef) => String((a as { systemId?: string }).systemId).startsWith('server:');
+  const inspect = (ev: InspectionEvent) => {
+    const ref = ev.actorRef as AnyActorRef;
+    if (ev.type === '@xstate.actor') seen.add(ref);
+    if (ev.type !== '@xstate.snapshot' || (ev.snapshot as { status?: string }).status !== 'done' || isServer(ref)) return;
+    // The root or a group is done: every server actor of that group (of the whole tree, for the root) is too.
+    const isRoot = parentOf(ref) === undefined;
+    for (const c of seen) {
+      const below = isServer(c) && (isRoot || parentOf(c) === ref);
+      if (below && c.getSnapshot().status !== 'done') finalWithLiveChild.push(`${c.id} (${isRoot ? 'root' : `group ${ref.id}`})`);
     }
   };
-  root.subscribe({ next: observe, error: () => undefined });
+  const root = createActor(createSupervisorMachine(server), {
+    clock,
+    inspect,
+    input: { servers: (opts.names ?? ['a', 'b']).map(entry), shutdownBudgetMs: 5_000 },
+  });
   root.start();
-  observe(root.getSnapshot());
-  // The live (or finished, not yet stopped) actor of `name` among the root's children.
+  // The live (or finished, not yet stopped) actor of `name` in the root's groups.
   const child = (name: string) => serverActorsOf(root).find((c) => c.name === name)?.ref as AnyActorRef | undefined;
   return { root, clock, entry, child, watchers: () => watchers, finalWithLiveChild };
 }
 
+/** The `children` of an actor of the tree (a group or the root). */
+const childrenOf = (a: AnyActorRef) => (a.getSnapshot() as { children: Record<string, AnyActorRef> }).children;
+
 /**
- * After the root's shutdown: every child it still lists is a finished actor (each server's is stopped
- * on its done event) and no server systemId is registered any more.
+ * After the root's shutdown: every group finished (each server of it is stopped on its done event),
+ * and no server systemId is registered any more.
  */
 function assertChildrenFinished(root: AnyActorRef, names: string[]): void {
-  for (const [id, c] of Object.entries(root.getSnapshot().children as Record<string, AnyActorRef>)) {
-    assert.equal(c.getSnapshot().status, 'done', `child ${id} finished`);
+  for (const [id, g] of Object.entries(childrenOf(root))) {
+    assert.equal(g.getSnapshot().status, 'done', `group ${id} finished`);
+    assert.deepEqual(Object.keys(childrenOf(g)), [], `group ${id} holds no server any more`);
   }
   for (const n of names) assert.equal(root.system.get(`server:${n}`), undefined, `systemId of ${n} released`);
 }
 
-test('spawns one child per server with explicit id and systemId', async () => {
+/** The slot of a server's live actor: its group's number and its id in the group. */
+function slotOfServer(root: AnyActorRef, ref: AnyActorRef | undefined): number | undefined {
+  for (const [g, group] of Object.entries(childrenOf(root))) {
+    for (const [id, c] of Object.entries(childrenOf(group))) if (c === ref) return Number(g) * SERVER_GROUP_SIZE + Number(id);
+  }
+  return undefined;
+}
+
+test('spawns one server actor per server in a group, with explicit id and systemId', async () => {
   const s = make();
   await flush();
-  assert.deepEqual(Object.keys(s.root.getSnapshot().children).sort(), ['0', '1'], 'ids are slot numbers');
+  assert.deepEqual(Object.keys(s.root.getSnapshot().children), ['0'], 'one group');
+  assert.deepEqual(Object.keys(childrenOf(serverGroupsOf(s.root)[0]!)), ['0', '1'], 'ids are slot numbers in the group');
   assert.deepEqual(s.root.getSnapshot().context.slots, ['a', 'b']);
   assert.equal(s.root.system.get('server:a'), s.child('a'), 'found by systemId');
   assert.equal(s.child('a')!.getSnapshot().value, 'running');
@@ -182,7 +203,9 @@ test('shutdown budget: a child whose release never completes hands over to the r
   s.root.send({ type: 'SHUTDOWN' });
   await flush();
   assert.deepEqual(s.root.getSnapshot().value, { shuttingDown: 'draining' });
-  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['b'], 'a finished on its own');
+  assert.equal(s.child('a'), undefined, 'a finished on its own and left its group');
+  assert.equal(s.root.system.get('server:a'), undefined);
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['a', 'b'], "a group's slots are freed when the whole group is done");
   assert.equal(s.child('b')!.getSnapshot().value, 'stopping');
   s.clock.increment(5_000 - 1);
   await flush();
@@ -217,7 +240,7 @@ test('shutdown budget: something that turns up after the hand-over costs at most
   s.clock.increment(5_000);
   await flush();
   assert.deepEqual(s.root.getSnapshot().value, { shuttingDown: 'overdue' });
-  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['a']);
+  assert.equal(s.child('b'), undefined, 'b is done');
   assert.deepEqual(s.child('a')!.getSnapshot().value, { reaping: 'backoff' });
   s.clock.increment(DEFAULT_SETTINGS.reapBackoffMaxMs);
   await flush();
@@ -246,8 +269,9 @@ test('the supervisor never reaches final while a child is not final, however lon
     await flush();
   }
   assert.deepEqual(s.root.getSnapshot().value, { shuttingDown: 'overdue' });
-  assert.deepEqual(activeServers(s.root.getSnapshot().context), ['b']);
+  assert.equal(s.child('a'), undefined, 'a is done');
   assert.notEqual(s.child('b')!.getSnapshot().status, 'done');
+  assert.equal(serverGroupsOf(s.root)[0]!.getSnapshot().status, 'active', 'so is not its group');
   assert.deepEqual(s.finalWithLiveChild, []);
   s.root.stop();
 });
@@ -270,10 +294,24 @@ test('shutdown of many children: the root reaches final only after the last one,
   const gates = new Map(names.map((n) => [`server:${n}`, new Promise<void>((r) => opened.set(`server:${n}`, r))]));
   const s = make({ names, teardown: { release: (owner) => gates.get(owner)! } });
   await flush();
+  const groups = Math.ceil(names.length / SERVER_GROUP_SIZE);
   assert.deepEqual(
     Object.keys(s.root.getSnapshot().children),
-    names.map((_, i) => String(i)),
-    'one dense slot per server',
+    Array.from({ length: groups }, (_, g) => String(g)),
+    'one group per SERVER_GROUP_SIZE slots',
+  );
+  for (const [g, group] of serverGroupsOf(s.root).entries()) {
+    const size = Math.min(SERVER_GROUP_SIZE, names.length - g * SERVER_GROUP_SIZE);
+    assert.deepEqual(
+      Object.keys(childrenOf(group)),
+      Array.from({ length: size }, (_, i) => String(i)),
+      `group ${g}: one dense id per slot`,
+    );
+  }
+  assert.deepEqual(
+    names.map((n) => slotOfServer(s.root, s.child(n))),
+    names.map((_, i) => i),
+    'server i in slot i',
   );
   s.root.send({ type: 'SHUTDOWN' });
   await flush();
@@ -311,7 +349,7 @@ test('slots: a removed server frees its slot for the next add; a replaced one ke
   s.root.send({ type: 'SERVER_ADD', server: s.entry('d') });
   await flush();
   assert.deepEqual(s.root.getSnapshot().context.slots, ['d', 'b', 'c'], 'the lowest free slot is reused');
-  assert.equal(s.root.getSnapshot().children['0'], s.child('d'));
+  assert.equal(slotOfServer(s.root, s.child('d')), 0);
   // Replace b while its old actor drains: the new one takes the same slot once the old one is done.
   const oldB = s.child('b');
   s.root.send({ type: 'SERVER_ADD', server: s.entry('b') });
@@ -322,7 +360,7 @@ test('slots: a removed server frees its slot for the next add; a replaced one ke
   await flush();
   const newB = s.child('b');
   assert.ok(newB && newB !== oldB, 'a new actor of b');
-  assert.equal(s.root.getSnapshot().children['1'], newB);
+  assert.equal(slotOfServer(s.root, newB), 1);
   assert.equal(newB.getSnapshot().value, 'running');
   assert.deepEqual(s.root.getSnapshot().context.slots, ['d', 'b', 'c']);
   s.root.send({ type: 'SERVER_ADD', server: s.entry('e') });
@@ -334,4 +372,80 @@ test('slots: a removed server frees its slot for the next add; a replaced one ke
   assert.deepEqual(s.finalWithLiveChild, []);
   assert.equal(s.watchers(), 0);
   assertChildrenFinished(s.root, ['a', 'b', 'c', 'd', 'e']);
+});
+
+test('groups: an add past the last group starts a new one, later adds reuse it; an emptied group finishes at once on shutdown', async () => {
+  const names = Array.from({ length: SERVER_GROUP_SIZE }, (_, i) => `s${i}`);
+  const s = make({ names });
+  await flush();
+  assert.equal(serverGroupsOf(s.root).length, 1);
+  s.root.send({ type: 'SERVER_ADD', server: s.entry('x') });
+  await flush();
+  assert.equal(serverGroupsOf(s.root).length, 2, 'a second group for slot SERVER_GROUP_SIZE');
+  assert.equal(slotOfServer(s.root, s.child('x')), SERVER_GROUP_SIZE);
+  assert.equal(s.child('x')!.getSnapshot().value, 'running');
+  s.root.send({ type: 'SERVER_REMOVE', name: 'x' });
+  await flush();
+  assert.equal(s.child('x'), undefined);
+  s.root.send({ type: 'SERVER_ADD', server: s.entry('y') });
+  await flush();
+  assert.equal(serverGroupsOf(s.root).length, 2, 'the freed slot is reused in the same group');
+  assert.equal(slotOfServer(s.root, s.child('y')), SERVER_GROUP_SIZE);
+  s.root.send({ type: 'SERVER_REMOVE', name: 'y' });
+  await flush();
+  assert.deepEqual(Object.keys(childrenOf(serverGroupsOf(s.root)[1]!)), [], 'the second group is empty');
+  for (const g of serverGroupsOf(s.root)) assert.ok(Object.keys(childrenOf(g)).length <= SERVER_GROUP_SIZE);
+  s.root.send({ type: 'SHUTDOWN' });
+  await flush();
+  assert.equal(s.root.getSnapshot().status, 'done');
+  assert.deepEqual(s.finalWithLiveChild, []);
+  assert.equal(s.watchers(), 0);
+  assertChildrenFinished(s.root, [...names, 'x', 'y']);
+});
+
+test('shutdown with every server removed: the root finishes at once and stops its empty groups', async () => {
+  const s = make();
+  await flush();
+  s.root.send({ type: 'SERVER_REMOVE', name: 'a' });
+  s.root.send({ type: 'SERVER_REMOVE', name: 'b' });
+  await flush();
+  const [group] = serverGroupsOf(s.root);
+  s.root.send({ type: 'SHUTDOWN' });
+  await flush();
+  assert.equal(s.root.getSnapshot().status, 'done');
+  assert.equal(group!.getSnapshot().status, 'stopped', 'the empty group was stopped with the root');
+  assert.deepEqual(s.finalWithLiveChild, []);
+  assert.equal(s.watchers(), 0);
+});
+
+test('shutdown across groups: a group finishes with its last server; DEADLINE reaches a server of a later group through it', async () => {
+  const names = Array.from({ length: SERVER_GROUP_SIZE + 8 }, (_, i) => `s${i}`);
+  const stuck = `s${SERVER_GROUP_SIZE + 3}`;
+  const ledger = fakeLedger(names.map((n) => `server:${n}`));
+  const s = make({
+    names,
+    teardown: {
+      ...ledger.teardown,
+      release: async (owner) => {
+        if (owner === `server:${stuck}`) return new Promise(() => undefined);
+        ledger.held.set(owner, 0);
+      },
+    },
+    settings: { stopEofGraceMs: 100_000 },
+  });
+  await flush();
+  s.root.send({ type: 'SHUTDOWN' });
+  await flush();
+  const [first, second] = serverGroupsOf(s.root);
+  assert.equal(first!.getSnapshot().status, 'done', 'the first group finished with its last server');
+  assert.equal(second!.getSnapshot().status, 'active', 'the second waits for its stuck server');
+  assert.deepEqual(Object.keys(childrenOf(second!)), [String(3)], 'only the stuck server is left in it');
+  assert.deepEqual(activeServers(s.root.getSnapshot().context), names.slice(SERVER_GROUP_SIZE), "the second group's slots");
+  s.clock.increment(5_000);
+  await flush();
+  assert.equal(s.root.getSnapshot().status, 'done');
+  assert.equal(ledger.held.get('reaper'), 1, 'what the stuck server held went to the reaper');
+  assert.deepEqual(s.finalWithLiveChild, []);
+  assert.equal(s.watchers(), 0);
+  assertChildrenFinished(s.root, names);
 });
