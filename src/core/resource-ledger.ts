@@ -198,8 +198,13 @@ export class ResourceLedger {
           if (g) this.settle(e.id);
           settleOne(i, g ? undefined : new Error('still present after release'), !g);
         };
-        if (typeof gone === 'boolean') judge(gone);
-        else gone.then(judge, (err: unknown) => settleOne(i, err, true));
+        // A thenable is awaited; anything else is taken for its truth, as `await` would.
+        if (typeof (gone as Partial<Promise<boolean>> | null)?.then === 'function') {
+          (gone as Promise<boolean>).then(
+            (g) => judge(Boolean(g)),
+            (err: unknown) => settleOne(i, err, true),
+          );
+        } else judge(Boolean(gone));
       };
       entries.forEach((e, i) => {
         const fn = mode === 'force' && e.forceRelease ? e.forceRelease : e.release;
