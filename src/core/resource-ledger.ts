@@ -160,28 +160,66 @@ export class ResourceLedger {
     return () => this.listeners.delete(listener);
   }
 
-  private async releaseEntries(entries: ResourceEntry[], mode: 'polite' | 'force'): Promise<ReleaseFailure[]> {
-    const results = await Promise.allSettled(
-      entries.map(async (e) => {
-        const fn = mode === 'force' && e.forceRelease ? e.forceRelease : e.release;
-        await fn.call(e);
-        if (!e.isGone || (await e.isGone())) this.settle(e.id);
-        else throw new Error('still present after release');
-      }),
-    );
-    const failures: ReleaseFailure[] = [];
-    results.forEach((r, i) => {
-      if (r.status === 'rejected') {
+  /**
+   * Every release at once; settles once each has succeeded (and is verified gone) or failed. Without an
+   * async function per entry, Promise.allSettled and an await of a synchronous isGone(): a stop of 500
+   * released 1,000 entries in one burst, and those promises and microtask hops were ~10 ms of it.
+   */
+  private releaseEntries(entries: ResourceEntry[], mode: 'polite' | 'force'): Promise<ReleaseFailure[]> {
+    if (entries.length === 0) return Promise.resolve([]);
+    return new Promise<ReleaseFailure[]>((resolve) => {
+      const failed: Array<ReleaseFailure | undefined> = [];
+      let left = entries.length;
+      const settleOne = (i: number, failure: unknown, isFailure: boolean) => {
+        if (isFailure) {
+          const e = entries[i]!;
+          failed[i] = {
+            id: e.id,
+            kind: e.kind,
+            description: e.description,
+            message: failure instanceof Error ? failure.message : String(failure),
+          };
+        }
+        if (--left === 0) resolve(failed.filter((f): f is ReleaseFailure => f !== undefined));
+      };
+      const verify = (i: number) => {
         const e = entries[i]!;
-        failures.push({
-          id: e.id,
-          kind: e.kind,
-          description: e.description,
-          message: r.reason instanceof Error ? r.reason.message : String(r.reason),
-        });
-      }
+        if (!e.isGone) {
+          this.settle(e.id);
+          return settleOne(i, undefined, false);
+        }
+        let gone: Promise<boolean> | boolean;
+        try {
+          gone = e.isGone();
+        } catch (err) {
+          return settleOne(i, err, true);
+        }
+        const judge = (g: boolean) => {
+          if (g) this.settle(e.id);
+          settleOne(i, g ? undefined : new Error('still present after release'), !g);
+        };
+        // A thenable is awaited; anything else is taken for its truth, as `await` would.
+        if (typeof (gone as Partial<Promise<boolean>> | null)?.then === 'function') {
+          (gone as Promise<boolean>).then(
+            (g) => judge(Boolean(g)),
+            (err: unknown) => settleOne(i, err, true),
+          );
+        } else judge(Boolean(gone));
+      };
+      entries.forEach((e, i) => {
+        const fn = mode === 'force' && e.forceRelease ? e.forceRelease : e.release;
+        let released: Promise<void>;
+        try {
+          released = fn.call(e);
+        } catch (err) {
+          return settleOne(i, err, true);
+        }
+        Promise.resolve(released).then(
+          () => verify(i),
+          (err: unknown) => settleOne(i, err, true),
+        );
+      });
     });
-    return failures;
   }
 
   private index(e: ResourceEntry): void {

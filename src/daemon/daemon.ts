@@ -385,6 +385,8 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
       const serversFrom = Date.now();
       const cpuFrom = process.cpuUsage();
       events.quietStateLogs();
+      // Marks of emptied groups go in one batch while the watchdog exits (group-marks.ts).
+      groupMarks.deferRemovals();
       rootActor.send({ type: 'SHUTDOWN' });
       await rootDone;
       // Its CPU time too: on a busy machine the wall time says little about the daemon's own cost.
@@ -397,6 +399,7 @@ async function startDaemonBooted(opts: DaemonOptions, boot: DaemonBoot): Promise
       events.stop();
       await stately?.close();
       reaper.close();
+      if (watchdog) watchdog.whileExiting(() => groupMarks.removeDeferred());
       // Whatever is still held (shutdown budget exceeded, root error) is force-released now.
       const failures = await ledger.sweep('force');
       for (const f of failures) logger.error({ resource: f.description, err: f.message }, 'resource not released at shutdown');

@@ -54,3 +54,41 @@ test('a mark that cannot be written is reported, and settled still resolves', as
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('during a shutdown (deferRemovals) forget keeps the mark until removeDeferred or settled; afterwards at once again', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'mcp-warden-marks-'));
+  try {
+    const marks = new GroupMarks(join(root, 'process-groups'));
+    const errors: string[] = [];
+    for (const pgid of [5001, 5002, 5003]) marks.recordLater({ pgid, markers }, (m) => errors.push(m));
+    await marks.settled();
+    marks.deferRemovals();
+    marks.forget(5001);
+    marks.forget(5002);
+    assert.deepEqual(
+      readGroupMarks(marks.dir)
+        .map((m) => m.pgid)
+        .sort(),
+      [5001, 5002, 5003],
+      'nothing removed yet',
+    );
+    marks.removeDeferred();
+    assert.deepEqual(
+      readGroupMarks(marks.dir).map((m) => m.pgid),
+      [5003],
+      'the batch is gone when removeDeferred returns',
+    );
+    // Still deferring until settled, which removes the rest of the batch and ends the deferral.
+    marks.forget(5003);
+    assert.equal(existsSync(join(marks.dir, '5003.json')), true);
+    await marks.settled();
+    assert.equal(existsSync(join(marks.dir, '5003.json')), false);
+    marks.recordLater({ pgid: 5004, markers }, (m) => errors.push(m));
+    await marks.settled();
+    marks.forget(5004);
+    assert.equal(existsSync(join(marks.dir, '5004.json')), false, 'removed at once after settled');
+    assert.equal(errors.length, 0, errors.join('; '));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -69,3 +69,48 @@ test('500 owners: a change costs what that owner holds', () => {
   assert.equal(ledger.owned('server:s499').length, 2);
   assert.deepEqual(ledger.counts(), walked(ledger));
 });
+
+test('releaseOwned: every outcome of a release (resolved, rejected, thrown, still present, isGone sync or async) in entry order', async () => {
+  const ledger = new ResourceLedger();
+  const o = 'server:mixed';
+  let calls = 0;
+  ledger.acquire(o, { kind: 'process-group', description: 'ok-sync-gone', release: async () => void calls++, isGone: () => true });
+  ledger.acquire(o, { kind: 'socket', description: 'rejects', release: () => Promise.reject(new Error('no')) });
+  ledger.acquire(o, {
+    kind: 'timer',
+    description: 'throws',
+    release: () => {
+      throw new Error('sync throw');
+    },
+  });
+  ledger.acquire(o, { kind: 'container', description: 'still there', release: async () => undefined, isGone: () => false });
+  ledger.acquire(o, { kind: 'file', description: 'async gone', release: async () => undefined, isGone: async () => true });
+  ledger.acquire(o, {
+    kind: 'listener',
+    description: 'isGone throws',
+    release: async () => undefined,
+    isGone: () => {
+      throw new Error('cannot tell');
+    },
+  });
+  ledger.acquire(o, { kind: 'subscription', description: 'no isGone', release: async () => undefined });
+  const failures = await ledger.releaseOwned(o);
+  assert.equal(calls, 1);
+  assert.deepEqual(
+    failures.map((f) => [f.description, f.message]),
+    [
+      ['rejects', 'no'],
+      ['throws', 'sync throw'],
+      ['still there', 'still present after release'],
+      ['isGone throws', 'cannot tell'],
+    ],
+  );
+  assert.deepEqual(
+    ledger
+      .owned(o)
+      .map((e) => e.description)
+      .sort(),
+    ['isGone throws', 'rejects', 'still there', 'throws'],
+  );
+  assert.deepEqual(await ledger.releaseOwned('nobody'), []);
+});

@@ -8,8 +8,8 @@
  *
  * Time is read from a monotonic source (performance.now() unless given), so a step of the wall clock
  * neither fires deadlines early nor holds them back. The timer is unref'd (as the timers it replaces
- * were) and exists only while a deadline is live: once the last one is cancelled or fired, nothing of
- * the queue is left running.
+ * were; unless asked otherwise) and exists only while a deadline is live: once the last one is
+ * cancelled or fired, nothing of the queue is left running.
  */
 import { systemClock, unrefHandle, type Clock } from '../../core/clock.js';
 
@@ -35,6 +35,8 @@ export class DeadlineQueue {
     readonly ms: number,
     private readonly clock: Clock = systemClock,
     private readonly now: () => number = () => performance.now(),
+    /** false: the timer keeps the process alive, as a plain setTimeout does (a wait nothing else may hold up). */
+    private readonly unref = true,
   ) {}
 
   /** `fn` runs `ms` from now unless cancelled first. */
@@ -89,7 +91,7 @@ export class DeadlineQueue {
   private arm(delayMs: number): void {
     // Node's timers take at most 2^31-1 ms; a longer deadline re-arms when the timer fires early.
     const t = this.clock.setTimeout(() => this.fire(), Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(delayMs))));
-    unrefHandle(t);
+    if (this.unref) unrefHandle(t);
     this.timer = t;
   }
 

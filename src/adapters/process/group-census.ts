@@ -16,6 +16,7 @@
  * (`since`): after that moment the group can only lose members (a new member needs a live one to
  * fork it), so an empty answer from such a scan stays true, and a non-empty one merely delays.
  */
+import { constants as osConstants } from 'node:os';
 import { errnoOf } from '../../core/errno.js';
 import { isDead, type ProcessTable } from './process-table.js';
 
@@ -23,12 +24,25 @@ import { isDead, type ProcessTable } from './process-table.js';
 const MIN_REUSE_MS = 20;
 const REUSE_FACTOR = 4;
 
+/**
+ * Node's binding under `process.kill`: it returns the error as a negative errno instead of throwing
+ * (process.kill throws what it returns). Undocumented but present in every Node this runs on; when it
+ * is missing, process.kill is used.
+ */
+type RawKill = (pid: number, signal: number) => number;
+const rawKill: RawKill | undefined =
+  typeof (process as { _kill?: unknown })._kill === 'function'
+    ? ((process as unknown as { _kill: RawKill })._kill.bind(process) as RawKill)
+    : undefined;
+const ESRCH = osConstants.errno.ESRCH;
+
 /** Does any process (zombies included) still have process group `pgid`? true also when we may not signal it. */
 export function groupHasProcesses(pgid: number): boolean {
   // Never kill(0, …) or kill(-1, …) (our own group, every process): a bogus pgid is "not ours to judge".
   if (!(Number.isInteger(pgid) && pgid > 1)) return true;
-  // ESRCH, the usual answer once a group is gone, arrives as an exception: without a stack trace it
-  // costs half as much, which counts when 500 groups are checked during one stop.
+  // ESRCH, the usual answer once a group is gone: the raw call gives it as a number. process.kill makes
+  // an exception of it (an ErrnoException with its system error name), ~10 us each in a stop of 500.
+  if (rawKill) return rawKill(-pgid, 0) !== -ESRCH;
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {

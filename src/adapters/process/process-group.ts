@@ -437,6 +437,8 @@ class ProcessGroup implements ProcessGroupHandle {
    */
   private async waitEmpty(ms: number): Promise<boolean> {
     const deadline = Date.now() + Math.max(0, ms);
+    // The usual first wait, for the exit, on the timer shared by every group waiting as long (exit-notice.ts).
+    if (!this.exitInfo && ms > 0) await this.exit.napShared(ms);
     for (;;) {
       if (this.groupEmpty()) return true;
       const remaining = deadline - Date.now();

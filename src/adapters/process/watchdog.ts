@@ -58,6 +58,12 @@ export interface WatchdogHandle {
    * reaps what is left. Idempotent; never rejects.
    */
   disarm(): Promise<void>;
+  /**
+   * Runs `task` once, right after the watchdog was told to go (disarm, or the pipe closed for a
+   * hand-over), while the daemon waits ~10 ms for that process to exit: the daemon's own last work can
+   * overlap the wait. At once when that moment has passed or there is no watchdog to wait for.
+   */
+  whileExiting(task: () => void): void;
 }
 
 const LOG_FILE_MAX_BYTES = 1024 * 1024;
@@ -265,6 +271,20 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
 
   const others = () => ledger.all().filter((e) => e.id !== entry?.id);
 
+  /** Tasks for the wait for the watchdog's exit (whileExiting); undefined once they ran. */
+  let exitTasks: Array<() => void> | undefined = [];
+  const runExitTasks = () => {
+    const tasks = exitTasks ?? [];
+    exitTasks = undefined;
+    for (const task of tasks) {
+      try {
+        task();
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, 'a task during the watchdog exit failed');
+      }
+    }
+  };
+
   let shutdownRun: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     closing = true;
@@ -279,6 +299,7 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
         }
         facts.pid = -1;
         entry?.settle();
+        runExitTasks();
         return;
       }
       // Keep the event loop alive until the watchdog has exited (it was unref'ed while armed).
@@ -299,6 +320,7 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
       } catch (err) {
         log.debug({ err: (err as Error).message }, 'writing to the watchdog failed');
       }
+      runExitTasks();
       const waitMs = handOver ? deadlineMs + 2_000 : 3_000;
       let waitTimer: NodeJS.Timeout | undefined;
       const timer = new Promise<'timeout'>((res) => (waitTimer = setTimeout(() => res('timeout'), waitMs)));
@@ -364,5 +386,9 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
       return current && !current.hasExited() ? current.child.pid! : -1;
     },
     disarm: () => shutdown().catch(() => undefined),
+    whileExiting: (task) => {
+      if (exitTasks) exitTasks.push(task);
+      else task();
+    },
   };
 }
