@@ -56,17 +56,31 @@ function parseTimeout(text: string | undefined): number | undefined {
   return n >= 1 && n <= 2_147_483_647 ? n : undefined;
 }
 
-/** SIGTERM the verified daemon and wait until it is gone. */
-async function stopRunning(dataDir: string, info: DaemonInfo, deadline: number, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
+/**
+ * The daemon bin/mcp-warden has already sent SIGTERM to, from MCP_WARDEN_STOP_SIGNALLED=<pid>:<start
+ * time> (the launcher verifies daemon.json's process as locateDaemon does, then signals it while Node
+ * starts). Read once and removed, so nothing this program starts inherits it.
+ */
+function signalledByLauncher(): { pid: number; processStartTime: number } | undefined {
+  const text = process.env.MCP_WARDEN_STOP_SIGNALLED;
+  delete process.env.MCP_WARDEN_STOP_SIGNALLED;
+  const m = text === undefined ? null : /^([1-9]\d*):([1-9]\d*)$/.exec(text);
+  return m ? { pid: Number(m[1]), processStartTime: Number(m[2]) } : undefined;
+}
+
+/** SIGTERM the verified daemon (unless the launcher did: `signalled`) and wait until it is gone. */
+async function stopRunning(dataDir: string, info: DaemonInfo, deadline: number, timeoutMs: number, signalled: boolean): Promise<number> {
+  const t0 = signalled ? Math.round(performance.timeOrigin) : Date.now();
   if (!isDaemonAlive(info)) return finishStopped(dataDir, info, t0);
-  try {
-    process.kill(info.pid, 'SIGTERM');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ESRCH') return finishStopped(dataDir, info, t0);
-    process.stderr.write(`mcp-warden: cannot signal the daemon (pid ${info.pid}): ${code ?? (err as Error).message}\n`);
-    return STOP_EXIT.stillRunning;
+  if (!signalled) {
+    try {
+      process.kill(info.pid, 'SIGTERM');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ESRCH') return finishStopped(dataDir, info, t0);
+      process.stderr.write(`mcp-warden: cannot signal the daemon (pid ${info.pid}): ${code ?? (err as Error).message}\n`);
+      return STOP_EXIT.stillRunning;
+    }
   }
   // The stdout stream is made while the daemon stops (a pipe's costs ~3 ms), not after its exit, when
   // the line below is written and every millisecond is on the stop's wall time.
@@ -79,6 +93,10 @@ async function stopRunning(dataDir: string, info: DaemonInfo, deadline: number, 
     return STOP_EXIT.stillRunning;
   }
   return finishStopped(dataDir, info, t0);
+}
+
+function sameProcess(a: Pick<DaemonInfo, 'pid' | 'processStartTime'>, b: Pick<DaemonInfo, 'pid' | 'processStartTime'>): boolean {
+  return a.pid === b.pid && a.processStartTime === b.processStartTime;
 }
 
 function finishStopped(dataDir: string, info: DaemonInfo, t0: number): number {
@@ -109,7 +127,21 @@ export async function runStop(argv: string[]): Promise<number> {
   const dataDir = resolve(values['data-dir'] ?? defaultDataDir());
   const deadline = Date.now() + timeoutMs;
 
+  const early = signalledByLauncher();
   let loc = await locateDaemon(dataDir);
+  if (early && loc.kind !== 'running') {
+    // The launcher's SIGTERM came first, and the daemon is past removing daemon.json (its exit tail)
+    // or gone: wait for that process, whatever the files say now.
+    const info = loc.kind === 'stale' && sameProcess(loc.info, early) ? loc.info : undefined;
+    void process.stdout;
+    if (isDaemonAlive(early) && !(await waitForDaemonExit(dataDir, early, deadline))) {
+      process.stderr.write(`mcp-warden: the daemon (pid ${early.pid}) is still running ${timeoutMs} ms after SIGTERM\n`);
+      return STOP_EXIT.stillRunning;
+    }
+    if (info) removeDaemonFileSync(dataDir, info.instanceId);
+    process.stdout.write(`stopped mcp-warden (pid ${early.pid}) in ${Math.round(Date.now() - performance.timeOrigin)} ms\n`);
+    return STOP_EXIT.stopped;
+  }
   // Starting up: signalled only once it has published daemon.json (then its SIGTERM handler is in place).
   while (loc.kind === 'starting' && Date.now() < deadline) {
     await sleep(STARTING_POLL_MS);
@@ -117,7 +149,7 @@ export async function runStop(argv: string[]): Promise<number> {
   }
   switch (loc.kind) {
     case 'running':
-      return stopRunning(dataDir, loc.info, deadline, timeoutMs);
+      return stopRunning(dataDir, loc.info, deadline, timeoutMs, early !== undefined && sameProcess(loc.info, early));
     case 'starting':
       process.stderr.write(
         `mcp-warden: the daemon (pid ${loc.holder.pid}) is still starting up after ${timeoutMs} ms (no daemon.json yet); not signalled\n`,

@@ -15,6 +15,7 @@ import { NODE, cliMain, demoServer } from '../helpers/test-daemon.js';
 import { fixture } from '../helpers/process-fixtures.js';
 import { killProcessesWithMarker, processesWithMarker, waitFor } from '../helpers/leak-check.js';
 import { findByEnv, processStartTime, readProc } from '../helpers/process-table.js';
+import { parseStat } from '../../src/adapters/process/proc-table.js';
 import { collectStatus } from '../../src/cli/status-command.js';
 import { sleep } from '../../src/core/clock.js';
 
@@ -134,12 +135,16 @@ class Harness {
    * The `mcp-warden` command as npm installs it: a relative symlink in a `.bin` folder to bin/mcp-warden
    * (the shell launcher), run with this test's node first on PATH.
    */
-  async bin(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  async bin(
+    args: string[],
+    extraEnv: Record<string, string> = {},
+    pathFirst = dirname(NODE),
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const dotBin = mkdtempSync(join(tmpdir(), 'mcp-warden-bin-'));
     this.dirs.push(dotBin);
     const link = join(dotBin, 'mcp-warden');
     symlinkSync(relative(dotBin, launcher), link);
-    const env = { ...cliEnv(), ...extraEnv, PATH: `${dirname(NODE)}${delimiter}${process.env.PATH ?? ''}` };
+    const env = { ...cliEnv(), ...extraEnv, PATH: `${pathFirst}${delimiter}${process.env.PATH ?? ''}` };
     const child = spawn(link, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -434,6 +439,98 @@ test(
       assert.match(stop.stdout, new RegExp(`^stopped mcp-warden \\(pid ${s.pid}\\) in \\d+ ms$`, 'm'));
       assert.equal((await s.exit).code, 0);
       assert.equal(processesWithMarker(info.instanceId).length, 0, 'no upstream left');
+      // Signalled once, whether the launcher did it (/proc) or the stop program: no second SIGTERM.
+      const log = readFileSync(join(dataDir, 'daemon.log'), 'utf8');
+      assert.equal(log.split('\n').filter((l) => l.includes('"shutting down"')).length, 1, log);
+      assert.doesNotMatch(log, /already shutting down/);
+    });
+  },
+);
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks), as the launcher reads it; undefined without /proc. */
+function procStartTicks(pid: number): number | undefined {
+  try {
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.startTime;
+  } catch {
+    return undefined;
+  }
+}
+
+test(
+  'the bin signals the daemon itself only when daemon.json names a live process with its /proc start time',
+  { timeout: 60_000, skip: existsSync('/proc/self/stat') ? false : 'SKIPPED: no /proc (the launcher leaves stop to Node there)' },
+  async () => {
+    await withHarness(async (h) => {
+      // A `node` first on PATH that only records what the launcher handed it (the variable, and the
+      // arguments after the program's path): whatever happens to the named process is the launcher's doing.
+      const fake = mkdtempSync(join(tmpdir(), 'mcp-warden-fake-node-'));
+      h.dirs.push(fake);
+      const record = join(fake, 'record');
+      writeFileSync(join(fake, 'node'), `#!/bin/sh\nshift\nprintf '%s|%s\\n' "\${MCP_WARDEN_STOP_SIGNALLED-}" "$*" >> '${record}'\n`, {
+        mode: 0o755,
+      });
+      const victims: ChildProcess[] = [];
+      const victim = async () => {
+        const c = spawn('sleep', ['60'], { stdio: 'ignore' });
+        victims.push(c);
+        const exit = new Promise<NodeJS.Signals | null>((resolve) => c.on('exit', (_code, sig) => resolve(sig)));
+        assert.ok(await waitFor(() => procStartTicks(c.pid!) !== undefined, { timeoutMs: 5_000, intervalMs: 10 }));
+        return { pid: c.pid!, start: procStartTicks(c.pid!)!, exit, alive: () => c.exitCode === null && c.signalCode === null };
+      };
+      const daemonJson = (dir: string, pid: number, start: number) =>
+        JSON.stringify(
+          {
+            pid,
+            instanceId: 'test',
+            url: 'http://127.0.0.1:9',
+            host: '127.0.0.1',
+            port: 9,
+            processStartTime: start,
+            startedAt: '',
+            version: '0',
+            dataDir: dir,
+          },
+          null,
+          2,
+        ) + '\n';
+      const lastRecord = () => readFileSync(record, 'utf8').trim().split('\n').at(-1)!;
+      try {
+        const dir = h.dataDir(emptyConfig);
+        const v = await victim();
+
+        // A start time one tick off (a reused pid): not signalled, nothing handed on.
+        writeFileSync(join(dir, 'daemon.json'), daemonJson(dir, v.pid, v.start + 1));
+        assert.equal((await h.bin(['stop', '--data-dir', dir], {}, fake)).code, 0);
+        assert.equal(lastRecord(), `|stop --data-dir ${dir}`);
+        // An option the launcher does not know (the stop program answers it): not signalled.
+        writeFileSync(join(dir, 'daemon.json'), daemonJson(dir, v.pid, v.start));
+        await h.bin(['stop', '--data-dir', dir, '--help'], {}, fake);
+        assert.equal(lastRecord(), `|stop --data-dir ${dir} --help`);
+        // daemon.json a symbolic link (the stop program refuses to follow it): not signalled.
+        writeFileSync(join(dir, 'elsewhere.json'), daemonJson(dir, v.pid, v.start));
+        rmSync(join(dir, 'daemon.json'));
+        symlinkSync(join(dir, 'elsewhere.json'), join(dir, 'daemon.json'));
+        await h.bin(['stop', '--data-dir', dir], {}, fake);
+        assert.equal(lastRecord(), `|stop --data-dir ${dir}`);
+        await sleep(200);
+        assert.ok(v.alive(), 'no signal reached the process in any of these cases');
+
+        // The real thing: SIGTERM from the launcher, the pid and start time handed to the stop program.
+        rmSync(join(dir, 'daemon.json'));
+        writeFileSync(join(dir, 'daemon.json'), daemonJson(dir, v.pid, v.start));
+        await h.bin(['stop', `--data-dir=${dir}`, '--timeout-ms', '5000'], {}, fake);
+        assert.equal(lastRecord(), `${v.pid}:${v.start}|stop --data-dir=${dir} --timeout-ms 5000`);
+        assert.equal(await v.exit, 'SIGTERM');
+
+        // The default data dir ($MCP_WARDEN_HOME) is the stop program's.
+        const w = await victim();
+        writeFileSync(join(dir, 'daemon.json'), daemonJson(dir, w.pid, w.start));
+        await h.bin(['stop'], { MCP_WARDEN_HOME: dir }, fake);
+        assert.equal(lastRecord(), `${w.pid}:${w.start}|stop`);
+        assert.equal(await w.exit, 'SIGTERM');
+      } finally {
+        for (const c of victims) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      }
     });
   },
 );
