@@ -82,27 +82,38 @@ async function stopRunning(dataDir: string, info: DaemonInfo, deadline: number, 
       return STOP_EXIT.stillRunning;
     }
   }
+  return awaitExit(dataDir, info, deadline, timeoutMs, t0);
+}
+
+/** Wait until the signalled daemon `proc` has exited, then report it (exit code 0), or time out (3). */
+async function awaitExit(
+  dataDir: string,
+  proc: Pick<DaemonInfo, 'pid' | 'processStartTime'> & { instanceId?: string },
+  deadline: number,
+  timeoutMs: number,
+  t0: number,
+): Promise<number> {
   // The stdout stream is made while the daemon stops (a pipe's costs ~3 ms), not after its exit, when
-  // the line below is written and every millisecond is on the stop's wall time.
+  // the report is written and every millisecond is on the stop's wall time.
   void process.stdout;
-  if (!(await waitForDaemonExit(dataDir, info, deadline))) {
+  if (!(await waitForDaemonExit(dataDir, proc, deadline))) {
     process.stderr.write(
-      `mcp-warden: the daemon (pid ${info.pid}) is still running ${timeoutMs} ms after SIGTERM; ` +
+      `mcp-warden: the daemon (pid ${proc.pid}) is still running ${timeoutMs} ms after SIGTERM; ` +
         `it may still be stopping its servers (see ${dataDir}/daemon.log); try a larger --timeout-ms\n`,
     );
     return STOP_EXIT.stillRunning;
   }
-  return finishStopped(dataDir, info, t0);
+  return finishStopped(dataDir, proc, t0);
 }
 
 function sameProcess(a: Pick<DaemonInfo, 'pid' | 'processStartTime'>, b: Pick<DaemonInfo, 'pid' | 'processStartTime'>): boolean {
   return a.pid === b.pid && a.processStartTime === b.processStartTime;
 }
 
-function finishStopped(dataDir: string, info: DaemonInfo, t0: number): number {
+function finishStopped(dataDir: string, proc: Pick<DaemonInfo, 'pid'> & { instanceId?: string }, t0: number): number {
   // The daemon removes daemon.json itself; if it died before that, the file is ours to clean up.
-  removeDaemonFileSync(dataDir, info.instanceId);
-  process.stdout.write(`stopped mcp-warden (pid ${info.pid}) in ${Date.now() - t0} ms\n`);
+  if (proc.instanceId !== undefined) removeDaemonFileSync(dataDir, proc.instanceId);
+  process.stdout.write(`stopped mcp-warden (pid ${proc.pid}) in ${Date.now() - t0} ms\n`);
   return STOP_EXIT.stopped;
 }
 
@@ -131,16 +142,9 @@ export async function runStop(argv: string[]): Promise<number> {
   let loc = await locateDaemon(dataDir);
   if (early && loc.kind !== 'running') {
     // The launcher's SIGTERM came first, and the daemon is past removing daemon.json (its exit tail)
-    // or gone: wait for that process, whatever the files say now.
-    const info = loc.kind === 'stale' && sameProcess(loc.info, early) ? loc.info : undefined;
-    void process.stdout;
-    if (isDaemonAlive(early) && !(await waitForDaemonExit(dataDir, early, deadline))) {
-      process.stderr.write(`mcp-warden: the daemon (pid ${early.pid}) is still running ${timeoutMs} ms after SIGTERM\n`);
-      return STOP_EXIT.stillRunning;
-    }
-    if (info) removeDaemonFileSync(dataDir, info.instanceId);
-    process.stdout.write(`stopped mcp-warden (pid ${early.pid}) in ${Math.round(Date.now() - performance.timeOrigin)} ms\n`);
-    return STOP_EXIT.stopped;
+    // or gone: wait for that process, whatever the files say now (a daemon.json it left is removed).
+    const proc = loc.kind === 'stale' && sameProcess(loc.info, early) ? loc.info : early;
+    return awaitExit(dataDir, proc, deadline, timeoutMs, Math.round(performance.timeOrigin));
   }
   // Starting up: signalled only once it has published daemon.json (then its SIGTERM handler is in place).
   while (loc.kind === 'starting' && Date.now() < deadline) {

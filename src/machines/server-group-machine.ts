@@ -141,11 +141,16 @@ export function createServerGroupMachine(serverMachine: ServerMachine) {
   });
 }
 
+/** The number of a child's actor id ("0", "1", ...: groups under the supervisor, servers in a group); undefined for anything else. */
+export function indexOfId(actorId: unknown): number | undefined {
+  if (typeof actorId !== 'string' || !/^(0|[1-9]\d*)$/.test(actorId)) return undefined;
+  return Number(actorId);
+}
+
 /** The position of a server actor's id inside its group ("0" .. String(SERVER_GROUP_SIZE - 1)); undefined for anything else. */
 function localOf(actorId: unknown): number | undefined {
-  if (typeof actorId !== 'string' || !/^(0|[1-9]\d*)$/.test(actorId)) return undefined;
-  const n = Number(actorId);
-  return n < SERVER_GROUP_SIZE ? n : undefined;
+  const n = indexOfId(actorId);
+  return n !== undefined && n < SERVER_GROUP_SIZE ? n : undefined;
 }
 
 export type ServerGroupMachine = ReturnType<typeof createServerGroupMachine>;

@@ -37,6 +37,7 @@ import { serverActorId, type ServerMachine, type ServerMachineInput } from './se
 import {
   createServerGroupMachine,
   groupOfSlot,
+  indexOfId,
   SERVER_GROUP_SIZE,
   type ServerDoneEvent,
   type ServerGroupInput,
@@ -90,7 +91,7 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
     guards: {
       noServers: ({ context }) => context.live === 0,
       // The finished group is the last one not finished.
-      lastGroup: ({ context, event }) => context.draining === 1 && groupOf('actorId' in event ? event.actorId : undefined) !== undefined,
+      lastGroup: ({ context, event }) => context.draining === 1 && indexOfId('actorId' in event ? event.actorId : undefined) !== undefined,
     },
     actions: {
       spawnInitial: enqueueActions(({ context, enqueue }) => {
@@ -159,7 +160,7 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
       // A group finished: so did every server of its slots. It stays a dead ref until the root
       // finishes (one copy of the root's few children each, then).
       groupDone: enqueueActions(({ context, event, enqueue }) => {
-        const g = groupOf('actorId' in event ? event.actorId : undefined);
+        const g = indexOfId('actorId' in event ? event.actorId : undefined);
         if (g === undefined) return;
         const slots = context.slots.slice();
         let live = context.live;
@@ -232,12 +233,6 @@ export function createSupervisorMachine(serverMachine: ServerMachine) {
       stopped: { type: 'final' },
     },
   });
-}
-
-/** The group number of a child's actor id ("0", "1", ...); undefined for anything else. */
-function groupOf(actorId: unknown): number | undefined {
-  if (typeof actorId !== 'string' || !/^(0|[1-9]\d*)$/.test(actorId)) return undefined;
-  return Number(actorId);
 }
 
 /**
